@@ -1,0 +1,84 @@
+import type { DatabaseSync } from "node:sqlite";
+
+/**
+ * The SQLite schema, as an append-only list of versioned steps. A step, once released, is never
+ * edited: change the schema by adding one. Times are milliseconds since the Unix epoch.
+ */
+const migrations: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "users, activities and refresh tokens",
+    sql: `
+      CREATE TABLE users (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        username      TEXT    NOT NULL,
+        username_key  TEXT    NOT NULL UNIQUE,
+        email         TEXT    NOT NULL,
+        email_key     TEXT    NOT NULL UNIQUE,
+        status        INTEGER NOT NULL,
+        tags          TEXT    NOT NULL DEFAULT '[]',
+        metadata      TEXT    NOT NULL DEFAULT '{}',
+        password_hash TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      );
+      CREATE INDEX users_by_status ON users (status, id);
+
+      CREATE TABLE activities (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id    INTEGER NOT NULL REFERENCES users (id),
+        action     TEXT    NOT NULL,
+        details    TEXT    NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX activities_by_user ON activities (user_id, id);
+      CREATE INDEX activities_by_user_time ON activities (user_id, created_at);
+
+      CREATE TABLE refresh_tokens (
+        jti         TEXT    PRIMARY KEY,
+        family_id   TEXT    NOT NULL,
+        user_id     INTEGER NOT NULL REFERENCES users (id),
+        expires_at  INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER,
+        replaced_by TEXT
+      );
+      CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+    `,
+  },
+];
+
+/**
+ * Brings the schema up to date. The check and the steps run under one write lock
+ * (BEGIN IMMEDIATE), so several processes opening the same file at once migrate it once.
+ */
+export function migrate(db: DatabaseSync): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT    NOT NULL,
+      applied_at INTEGER NOT NULL
+    )`);
+    const row = db.prepare("SELECT MAX(version) AS version FROM schema_migrations").get();
+    const current = Number(row?.version ?? 0);
+    const latest = migrations.at(-1)?.version ?? 0;
+    if (current > latest) {
+      throw new Error(
+        `the database schema is at version ${current}, newer than this build knows (${latest}); run a newer build`,
+      );
+    }
+    const record = db.prepare(
+      "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+    );
+    for (const step of migrations) {
+      if (step.version <= current) continue;
+      db.exec(step.sql);
+      record.run(step.version, step.name, Date.now());
+    }
+    db.exec("COMMIT");
+  } catch (err) {
+    db.exec("ROLLBACK");
+    throw err;
+  }
+}

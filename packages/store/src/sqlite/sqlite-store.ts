@@ -1,0 +1,354 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { UserStatus } from "@keel/gen/user/v1/user_pb";
+import { LocalEventBus } from "../local-event-bus.ts";
+import { StoreError } from "../store-error.ts";
+import type {
+  ActivityRecord,
+  ActivityRepository,
+  ListActivitiesQuery,
+  ListUsersQuery,
+  NewUser,
+  RefreshTokenRecord,
+  RefreshTokenRepository,
+  RotateOutcome,
+  StatusEvent,
+  Store,
+  UserPatch,
+  UserRecord,
+  UserRepository,
+} from "../types.ts";
+import { describeUserChange } from "../user-change.ts";
+import { migrate } from "./migrations.ts";
+
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created when missing. `:memory:` only for throwaway use. */
+  path: string;
+  /** How long a write waits for another process's lock before failing as unavailable; default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Opens (creating and migrating when needed) the embedded SQLite store. Writes are durable once
+ * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed.
+ */
+export function openSqliteStore(options: SqliteStoreOptions): Store {
+  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  const db = new DatabaseSync(options.path, {
+    enableForeignKeyConstraints: true,
+    timeout: options.busyTimeoutMs ?? 5000,
+  });
+  try {
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    migrate(db);
+  } catch (err) {
+    db.close();
+    throw translate(err);
+  }
+  return new SqliteStore(db);
+}
+
+type Row = Record<string, SQLInputValue>;
+
+class SqliteStore implements Store {
+  readonly users: UserRepository;
+  readonly activities: ActivityRepository;
+  readonly refreshTokens: RefreshTokenRepository;
+  readonly events = new LocalEventBus();
+  private readonly db: DatabaseSync;
+  private readonly sql: ReturnType<typeof prepareStatements>;
+  private open = true;
+
+  constructor(db: DatabaseSync) {
+    this.db = db;
+    this.sql = prepareStatements(db);
+    this.users = {
+      create: (user) => this.run(() => this.createUser(user)),
+      get: (id) => this.run(() => this.getUser(id)),
+      findCredentials: (username) => this.run(() => this.findCredentials(username)),
+      list: (query) => this.run(() => this.listUsers(query)),
+      update: (id, patch, origin) => this.run(() => this.updateUser(id, patch, origin)),
+    };
+    this.activities = {
+      record: (userId, action, details) =>
+        this.run(() => {
+          const activity = this.transaction(() =>
+            this.insertActivity(userId, action, details, Date.now()),
+          );
+          this.events.publishActivity(activity);
+          return activity;
+        }),
+      list: (userId, query) => this.run(() => this.listActivities(userId, query)),
+    };
+    this.refreshTokens = {
+      create: (token) => this.run(() => this.insertRefreshToken(token, Date.now())),
+      rotate: (jti, next, now) => this.run(() => this.rotateRefreshToken(jti, next, now)),
+      revokeFamily: (familyId) =>
+        this.run(() => {
+          this.sql.revokeFamily.run(Date.now(), familyId);
+        }),
+    };
+  }
+
+  ping(): Promise<void> {
+    return this.run(() => {
+      this.sql.ping.get();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    this.events.closeAll();
+    this.db.close();
+  }
+
+  /** Runs a synchronous database step as the async call the Store contract promises. */
+  private run<T>(step: () => T): Promise<T> {
+    if (!this.open) return Promise.reject(new StoreError("unavailable", "the store is closed"));
+    try {
+      return Promise.resolve(step());
+    } catch (err) {
+      return Promise.reject(translate(err));
+    }
+  }
+
+  private transaction<T>(body: () => T): T {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = body();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.db.isTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  private createUser(user: NewUser): UserRecord {
+    const now = Date.now();
+    const { record, activity } = this.transaction(() => {
+      const result = this.sql.insertUser.run({
+        username: user.username,
+        username_key: foldKey(user.username),
+        email: user.email,
+        email_key: foldKey(user.email),
+        status: user.status,
+        tags: JSON.stringify(user.tags),
+        metadata: "{}",
+        password_hash: user.passwordHash,
+        now,
+      });
+      const id = BigInt(result.lastInsertRowid);
+      const activity = this.insertActivity(id, "user.created", { username: user.username }, now);
+      return { record: this.mustGetUser(id), activity };
+    });
+    this.events.publishActivity(activity);
+    return record;
+  }
+
+  private getUser(id: bigint): UserRecord | undefined {
+    const row = this.sql.getUser.get(id);
+    return row === undefined ? undefined : toUser(row);
+  }
+
+  private mustGetUser(id: bigint): UserRecord {
+    const user = this.getUser(id);
+    if (user === undefined) throw new StoreError("not_found", `user ${id} not found`);
+    return user;
+  }
+
+  private findCredentials(username: string) {
+    const row = this.sql.findCredentials.get(foldKey(username));
+    if (row === undefined) return undefined;
+    return { user: toUser(row), passwordHash: String(row.password_hash) };
+  }
+
+  private listUsers(query: ListUsersQuery): UserRecord[] {
+    const afterId = query.afterId ?? 0n;
+    const rows =
+      query.status === undefined
+        ? this.sql.listUsers.all(afterId, query.limit)
+        : this.sql.listUsersByStatus.all(query.status, afterId, query.limit);
+    return rows.map(toUser);
+  }
+
+  private updateUser(id: bigint, patch: UserPatch, origin: string | undefined): UserRecord {
+    const now = Date.now();
+    const outcome = this.transaction(() => {
+      const before = this.mustGetUser(id);
+      const change = describeUserChange(before, patch);
+      if (change === undefined) return { user: before, activities: [], status: undefined };
+      const after = change.after;
+      this.sql.updateUser.run({
+        id,
+        username: after.username,
+        username_key: foldKey(after.username),
+        email: after.email,
+        email_key: foldKey(after.email),
+        status: after.status,
+        tags: JSON.stringify(after.tags),
+        metadata: JSON.stringify(after.metadata),
+        now,
+      });
+      const activities = change.activities.map((a) =>
+        this.insertActivity(id, a.action, a.details, now),
+      );
+      const status: StatusEvent | undefined = change.statusChanged
+        ? { userId: id, status: after.status, at: new Date(now), origin }
+        : undefined;
+      return { user: this.mustGetUser(id), activities, status };
+    });
+    for (const activity of outcome.activities) this.events.publishActivity(activity);
+    if (outcome.status !== undefined) this.events.publishStatus(outcome.status);
+    return outcome.user;
+  }
+
+  private insertActivity(
+    userId: bigint,
+    action: string,
+    details: Record<string, string>,
+    now: number,
+  ): ActivityRecord {
+    const result = this.sql.insertActivity.run(userId, action, JSON.stringify(details), now);
+    return {
+      id: BigInt(result.lastInsertRowid),
+      userId,
+      action,
+      details,
+      createdAt: new Date(now),
+    };
+  }
+
+  private listActivities(userId: bigint, query: ListActivitiesQuery): ActivityRecord[] {
+    return this.sql.listActivities
+      .all(userId, query.afterId ?? 0n, query.since?.getTime() ?? 0, query.limit)
+      .map(toActivity);
+  }
+
+  private insertRefreshToken(token: RefreshTokenRecord, now: number): void {
+    this.sql.insertRefreshToken.run(
+      token.jti,
+      token.familyId,
+      token.userId,
+      token.expiresAt.getTime(),
+      now,
+    );
+  }
+
+  private rotateRefreshToken(jti: string, next: RefreshTokenRecord, now: Date): RotateOutcome {
+    return this.transaction((): RotateOutcome => {
+      const row = this.sql.getRefreshToken.get(jti);
+      if (row === undefined) return { kind: "invalid" };
+      const userId = BigInt(row.user_id as number | bigint);
+      if (row.revoked_at !== null) {
+        this.sql.revokeFamily.run(now.getTime(), row.family_id as string);
+        return { kind: "reused", userId };
+      }
+      if (Number(row.expires_at) <= now.getTime()) return { kind: "invalid" };
+      this.sql.revokeToken.run(now.getTime(), next.jti, jti);
+      this.insertRefreshToken(next, now.getTime());
+      return { kind: "rotated", userId };
+    });
+  }
+}
+
+function prepareStatements(db: DatabaseSync) {
+  const statements = {
+    ping: db.prepare("SELECT 1"),
+    insertUser: db.prepare(`
+      INSERT INTO users (username, username_key, email, email_key, status, tags, metadata,
+                         password_hash, created_at, updated_at)
+      VALUES ($username, $username_key, $email, $email_key, $status, $tags, $metadata,
+              $password_hash, $now, $now)`),
+    getUser: db.prepare("SELECT * FROM users WHERE id = ?"),
+    findCredentials: db.prepare("SELECT * FROM users WHERE username_key = ?"),
+    listUsers: db.prepare("SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?"),
+    listUsersByStatus: db.prepare(
+      "SELECT * FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?",
+    ),
+    updateUser: db.prepare(`
+      UPDATE users SET username = $username, username_key = $username_key, email = $email,
+                       email_key = $email_key, status = $status, tags = $tags,
+                       metadata = $metadata, updated_at = $now
+      WHERE id = $id`),
+    insertActivity: db.prepare(
+      "INSERT INTO activities (user_id, action, details, created_at) VALUES (?, ?, ?, ?)",
+    ),
+    listActivities: db.prepare(`
+      SELECT * FROM activities
+      WHERE user_id = ? AND id > ? AND created_at >= ?
+      ORDER BY id LIMIT ?`),
+    insertRefreshToken: db.prepare(`
+      INSERT INTO refresh_tokens (jti, family_id, user_id, expires_at, created_at)
+      VALUES (?, ?, ?, ?, ?)`),
+    getRefreshToken: db.prepare("SELECT * FROM refresh_tokens WHERE jti = ?"),
+    revokeToken: db.prepare(
+      "UPDATE refresh_tokens SET revoked_at = ?, replaced_by = ? WHERE jti = ? AND revoked_at IS NULL",
+    ),
+    revokeFamily: db.prepare(
+      "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    ),
+  } satisfies Record<string, StatementSync>;
+  // Ids are int64 in the API: read every integer as a bigint, never a rounded number.
+  for (const statement of Object.values(statements)) statement.setReadBigInts(true);
+  return statements;
+}
+
+/** The key that makes usernames and emails unique regardless of case. */
+function foldKey(value: string): string {
+  return value.normalize("NFKC").toLowerCase();
+}
+
+function toUser(row: Row): UserRecord {
+  return {
+    id: row.id as bigint,
+    username: row.username as string,
+    email: row.email as string,
+    status: Number(row.status) as UserStatus,
+    tags: JSON.parse(row.tags as string) as string[],
+    metadata: JSON.parse(row.metadata as string) as Record<string, string>,
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function toActivity(row: Row): ActivityRecord {
+  return {
+    id: row.id as bigint,
+    userId: row.user_id as bigint,
+    action: row.action as string,
+    details: JSON.parse(row.details as string) as Record<string, string>,
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+const uniqueColumns: Record<string, string> = {
+  "users.username_key": "username",
+  "users.email_key": "email",
+};
+
+/** Maps SQLite failures to StoreErrors; anything else is passed on unchanged. */
+function translate(err: unknown): unknown {
+  if (err instanceof StoreError || !(err instanceof Error)) return err;
+  const code = (err as { errcode?: number }).errcode;
+  if (code === undefined) return err;
+  // Extended result codes: SQLITE_CONSTRAINT_UNIQUE (2067), SQLITE_CONSTRAINT_PRIMARYKEY (1555).
+  if (code === 2067 || code === 1555) {
+    const column = /constraint failed: ([\w.]+)/.exec(err.message)?.[1] ?? "";
+    const field = uniqueColumns[column];
+    return new StoreError("already_exists", `${field ?? column} is already taken`, {
+      cause: err,
+      ...(field === undefined ? {} : { field }),
+    });
+  }
+  // The primary result code is the low byte: BUSY, LOCKED, IOERR, FULL, CANTOPEN, READONLY.
+  if ([5, 6, 10, 13, 14, 8].includes(code & 0xff)) {
+    return new StoreError("unavailable", `the database is unavailable: ${err.message}`, {
+      cause: err,
+    });
+  }
+  return err;
+}

@@ -1,0 +1,144 @@
+import type { UserStatus } from "@keel/gen/user/v1/user_pb";
+import type { Subscription } from "./subscription.ts";
+
+/** A stored user, without credentials. */
+export interface UserRecord {
+  id: bigint;
+  username: string;
+  email: string;
+  status: UserStatus;
+  tags: string[];
+  metadata: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What it takes to create a user. Uniqueness of username and email is case-insensitive. */
+export interface NewUser {
+  username: string;
+  email: string;
+  status: UserStatus;
+  tags: string[];
+  passwordHash: string;
+}
+
+/** The fields of a user that can change; an absent field is left as it is. */
+export interface UserPatch {
+  username?: string;
+  email?: string;
+  status?: UserStatus;
+  tags?: string[];
+  metadata?: Record<string, string>;
+}
+
+/** Something a user did or that happened to a user. */
+export interface ActivityRecord {
+  id: bigint;
+  userId: bigint;
+  action: string;
+  details: Record<string, string>;
+  createdAt: Date;
+}
+
+/** A user's status as it changed, sent to the followers of that user. */
+export interface StatusEvent {
+  userId: bigint;
+  status: UserStatus;
+  at: Date;
+  /** Who made the change (for example one SyncUserStatus stream), so that it gets no echo. */
+  origin: string | undefined;
+}
+
+/** A refresh token as the store keeps it: its id, never the token itself. */
+export interface RefreshTokenRecord {
+  jti: string;
+  familyId: string;
+  userId: bigint;
+  expiresAt: Date;
+}
+
+/** The outcome of presenting a refresh token for rotation. */
+export type RotateOutcome =
+  | { kind: "rotated"; userId: bigint }
+  /** Unknown to the store, or already expired. */
+  | { kind: "invalid" }
+  /** Presented after it was already rotated or revoked: its whole family is now revoked. */
+  | { kind: "reused"; userId: bigint };
+
+export interface ListUsersQuery {
+  limit: number;
+  /** Only users with an id greater than this (keyset pagination). */
+  afterId?: bigint;
+  status?: UserStatus;
+}
+
+export interface ListActivitiesQuery {
+  /** Only activities recorded at or after this time. */
+  since?: Date;
+  /** Only activities with an id greater than this. */
+  afterId?: bigint;
+  limit: number;
+}
+
+export interface UserRepository {
+  /** Creates a user and records `user.created`. Throws `already_exists` naming the field. */
+  create(user: NewUser): Promise<UserRecord>;
+  get(id: bigint): Promise<UserRecord | undefined>;
+  /** Looks a user up by username (case-insensitive), with the password hash. */
+  findCredentials(
+    username: string,
+  ): Promise<{ user: UserRecord; passwordHash: string } | undefined>;
+  list(query: ListUsersQuery): Promise<UserRecord[]>;
+  /**
+   * Applies a patch in one transaction, records `user.updated` for changed fields and
+   * `user.status_changed` for a changed status, and announces a status change to followers.
+   * Throws `not_found`, or `already_exists` naming the field.
+   */
+  update(id: bigint, patch: UserPatch, origin?: string): Promise<UserRecord>;
+}
+
+export interface ActivityRepository {
+  record(userId: bigint, action: string, details: Record<string, string>): Promise<ActivityRecord>;
+  list(userId: bigint, query: ListActivitiesQuery): Promise<ActivityRecord[]>;
+}
+
+export interface RefreshTokenRepository {
+  create(token: RefreshTokenRecord): Promise<void>;
+  /**
+   * Revokes `jti` and stores `next` in its place, atomically: of two concurrent rotations of one
+   * token, exactly one succeeds. A token presented again after rotation revokes its family.
+   */
+  rotate(jti: string, next: RefreshTokenRecord, now: Date): Promise<RotateOutcome>;
+  /** Revokes every token of a family (one login and its rotations). */
+  revokeFamily(familyId: string): Promise<void>;
+}
+
+/** A live feed of store events for one subscriber. */
+export interface EventBus {
+  /** Activities of `userId` recorded from now on. */
+  activities(userId: bigint, options: SubscribeOptions): Subscription<ActivityRecord>;
+  /** Status changes of the users followed through `follow` on the returned subscription. */
+  statuses(options: SubscribeOptions & { origin?: string }): StatusSubscription;
+}
+
+export interface SubscribeOptions {
+  /** Ends the subscription when aborted. */
+  signal?: AbortSignal;
+  /** Events kept for a subscriber that reads slower than they arrive; default 1024. */
+  bufferSize?: number;
+}
+
+export interface StatusSubscription extends Subscription<StatusEvent> {
+  follow(userId: bigint): void;
+}
+
+/** The persistence of keel. Implementations: SQLite (embedded), PostgreSQL (many instances). */
+export interface Store {
+  readonly users: UserRepository;
+  readonly activities: ActivityRepository;
+  readonly refreshTokens: RefreshTokenRepository;
+  readonly events: EventBus;
+  /** Resolves when the database answers; rejects with `unavailable` when it does not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
