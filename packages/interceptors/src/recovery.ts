@@ -1,0 +1,68 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+
+/** The part of a logger the recovery interceptor needs; a pino logger fits. */
+export interface ErrorLogger {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface RecoveryOptions {
+  /**
+   * Translates errors that are not ConnectErrors but have a known meaning (for example a database
+   * conflict) into a ConnectError with the right code. Return undefined for anything unknown.
+   * Default: nothing is translated.
+   */
+  mapError?: (err: unknown) => ConnectError | undefined;
+  /** Receives the details (stack included) of every unexpected error. Default: `console`. */
+  logger?: ErrorLogger;
+  /** The message clients see for an unexpected error. Default: "internal error". */
+  message?: string;
+}
+
+/**
+ * Keeps handler failures from reaching clients as `Unknown` with a leaked message: a ConnectError
+ * passes through unchanged, a known infrastructure error is translated by `mapError`, and anything
+ * else, thrown, rejected or raised in the middle of a stream, becomes INTERNAL with a generic
+ * message while the log keeps the original and its stack. The original stays the error's cause.
+ */
+export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interceptor {
+  const mapError = options.mapError ?? (() => undefined);
+  const logger = options.logger ?? consoleLogger;
+  const message = options.message ?? "internal error";
+
+  const recover = (err: unknown, procedure: string): ConnectError => {
+    if (err instanceof ConnectError) return err;
+    const mapped = mapError(err);
+    if (mapped !== undefined) return mapped;
+    if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) {
+      return ConnectError.from(err);
+    }
+    logger.error({ err, procedure }, "unexpected error in handler");
+    return new ConnectError(message, Code.Internal, undefined, undefined, err);
+  };
+
+  return (next) => async (req) => {
+    const procedure = req.method.parent.typeName + "/" + req.method.name;
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return { ...res, message: recoverStream(res.message, (err) => recover(err, procedure)) };
+    } catch (err) {
+      throw recover(err, procedure);
+    }
+  };
+}
+
+async function* recoverStream<T>(
+  stream: AsyncIterable<T>,
+  recover: (err: unknown) => ConnectError,
+): AsyncIterable<T> {
+  try {
+    yield* stream;
+  } catch (err) {
+    throw recover(err);
+  }
+}
+
+const consoleLogger: ErrorLogger = {
+  error: (fields, message) => console.error(message, fields),
+};

@@ -1,0 +1,82 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { type UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
+import type { Store } from "@keel/store";
+import type { PasswordHasher } from "./passwords.ts";
+import type { IssuedTokens, TokenIssuer } from "./tokens.ts";
+import { Violations } from "./violations.ts";
+
+type Handlers = Pick<ServiceImpl<typeof UserService>, "login" | "refreshToken">;
+
+/** Login and RefreshToken. */
+export function createAuthHandlers(
+  store: Store,
+  passwords: PasswordHasher,
+  tokens: TokenIssuer,
+): Handlers {
+  return {
+    async login(req) {
+      const v = new Violations();
+      if (req.username === "") v.add("username", "required");
+      if (req.password === "") v.add("password", "required");
+      v.throwIfAny();
+      const found = await store.users.findCredentials(req.username);
+      if (found === undefined) {
+        await passwords.waste(req.password);
+        throw badCredentials();
+      }
+      if (!(await passwords.verify(req.password, found.passwordHash))) throw badCredentials();
+      if (found.user.status === UserStatus.SUSPENDED) throw suspended();
+      const issued = await tokens.issue(found.user.id);
+      await store.refreshTokens.create(issued.refresh);
+      await store.activities.record(found.user.id, "user.login", { method: "password" });
+      return tokenResponse(issued);
+    },
+
+    async refreshToken(req) {
+      if (req.refreshToken === "") {
+        throw new ConnectError("invalid request: refresh_token: required", Code.InvalidArgument);
+      }
+      const claims = await tokens.verifyRefresh(req.refreshToken);
+      const user = await store.users.get(claims.userId);
+      if (user === undefined || user.status === UserStatus.SUSPENDED) {
+        await store.refreshTokens.revokeFamily(claims.familyId);
+        throw user === undefined ? invalidRefresh() : suspended();
+      }
+      const issued = await tokens.issue(claims.userId, claims.familyId);
+      const outcome = await store.refreshTokens.rotate(claims.jti, issued.refresh, new Date());
+      if (outcome.kind === "reused") {
+        throw new ConnectError(
+          "refresh token was already used; every session of that login is revoked, log in again",
+          Code.Unauthenticated,
+        );
+      }
+      if (outcome.kind !== "rotated") throw invalidRefresh();
+      return tokenResponse(issued);
+    },
+  };
+}
+
+/** The fields LoginResponse and RefreshTokenResponse share (all of them). */
+function tokenResponse(issued: IssuedTokens) {
+  return {
+    accessToken: issued.accessToken,
+    refreshToken: issued.refreshToken,
+    accessTokenExpiresAt: timestampFromDate(issued.accessExpiresAt),
+    refreshTokenExpiresAt: timestampFromDate(issued.refreshExpiresAt),
+    tokenType: "Bearer",
+    userId: issued.refresh.userId,
+  };
+}
+
+function badCredentials(): ConnectError {
+  return new ConnectError("invalid username or password", Code.Unauthenticated);
+}
+
+function invalidRefresh(): ConnectError {
+  return new ConnectError("invalid refresh token; log in again", Code.Unauthenticated);
+}
+
+function suspended(): ConnectError {
+  return new ConnectError("this account is suspended; contact an administrator", Code.PermissionDenied);
+}

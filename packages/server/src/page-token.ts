@@ -1,0 +1,29 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * Opaque page tokens for keyset pagination: the last id of the page and the filter it was issued
+ * for, so that a token cannot silently be reused with another filter.
+ */
+export function encodePageToken(afterId: bigint, filter: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, a: afterId.toString(), f: filter })).toString("base64url");
+}
+
+export function decodePageToken(token: string, filter: string): bigint | undefined {
+  if (token === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw invalid("is not a token this service issued; pass next_page_token unchanged");
+  }
+  const { v, a, f } = (parsed ?? {}) as { v?: unknown; a?: unknown; f?: unknown };
+  if (v !== 1 || typeof a !== "string" || !/^[0-9]{1,19}$/.test(a) || typeof f !== "string") {
+    throw invalid("is not a token this service issued; pass next_page_token unchanged");
+  }
+  if (f !== filter) throw invalid("was issued for another filter; keep the filter while paging");
+  return BigInt(a);
+}
+
+function invalid(problem: string): ConnectError {
+  return new ConnectError(`invalid request: page_token: ${problem}`, Code.InvalidArgument);
+}

@@ -1,0 +1,99 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { RefreshTokenRecord } from "@keel/store";
+import { jwtVerify, SignJWT } from "jose";
+
+export interface TokenIssuerOptions {
+  /** The HS256 key, at least 32 bytes. */
+  secret: Uint8Array;
+  /** The `iss` claim; default "keel". */
+  issuer?: string;
+  /** The `aud` claim; default "keel". */
+  audience?: string;
+  /** Lifetime of access tokens in seconds; default 900 (15 minutes). */
+  accessTtlSeconds?: number;
+  /** Lifetime of refresh tokens in seconds; default 2592000 (30 days). */
+  refreshTtlSeconds?: number;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  accessExpiresAt: Date;
+  refreshToken: string;
+  refreshExpiresAt: Date;
+  /** What the store keeps of the refresh token. */
+  refresh: RefreshTokenRecord;
+}
+
+export interface TokenIssuer {
+  /** A new access and refresh token pair; a new family unless `familyId` continues one. */
+  issue(userId: bigint, familyId?: string): Promise<IssuedTokens>;
+  /** Checks a refresh token's signature, issuer, audience, expiry and type. */
+  verifyRefresh(token: string): Promise<{ jti: string; familyId: string; userId: bigint }>;
+}
+
+/** JWTs signed with HS256. Access tokens carry `typ: "access"`, refresh tokens `typ: "refresh"`. */
+export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
+  if (options.secret.byteLength < 32) throw new Error("the JWT secret must be at least 32 bytes");
+  const issuer = options.issuer ?? "keel";
+  const audience = options.audience ?? "keel";
+  const accessTtl = options.accessTtlSeconds ?? 900;
+  const refreshTtl = options.refreshTtlSeconds ?? 30 * 24 * 3600;
+  const sign = (claims: Record<string, unknown>, subject: string, jti: string, exp: number) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(subject)
+      .setJti(jti)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(options.secret);
+  const invalid = (cause?: unknown) =>
+    new ConnectError(
+      "invalid refresh token; log in again",
+      Code.Unauthenticated,
+      undefined,
+      undefined,
+      cause,
+    );
+
+  return {
+    async issue(userId, familyId = randomUUID()) {
+      const now = Math.floor(Date.now() / 1000);
+      const subject = userId.toString();
+      const jti = randomUUID();
+      const accessExp = now + accessTtl;
+      const refreshExp = now + refreshTtl;
+      const [accessToken, refreshToken] = await Promise.all([
+        sign({ typ: "access" }, subject, randomUUID(), accessExp),
+        sign({ typ: "refresh", fam: familyId }, subject, jti, refreshExp),
+      ]);
+      const refreshExpiresAt = new Date(refreshExp * 1000);
+      return {
+        accessToken,
+        accessExpiresAt: new Date(accessExp * 1000),
+        refreshToken,
+        refreshExpiresAt,
+        refresh: { jti, familyId, userId, expiresAt: refreshExpiresAt },
+      };
+    },
+    async verifyRefresh(token) {
+      let payload: Record<string, unknown>;
+      try {
+        ({ payload } = await jwtVerify(token, options.secret, {
+          algorithms: ["HS256"],
+          issuer,
+          audience,
+          clockTolerance: 5,
+        }));
+      } catch (err) {
+        throw invalid(err);
+      }
+      const { typ, fam, jti, sub } = payload;
+      if (typ !== "refresh" || typeof fam !== "string" || typeof jti !== "string") throw invalid();
+      if (typeof sub !== "string" || !/^[1-9][0-9]{0,18}$/.test(sub)) throw invalid();
+      return { jti, familyId: fam, userId: BigInt(sub) };
+    },
+  };
+}

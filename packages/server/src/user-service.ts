@@ -1,0 +1,23 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { UserService } from "@keel/gen/user/v1/user_pb";
+import type { Store } from "@keel/store";
+import { createAuthHandlers } from "./auth-handlers.ts";
+import type { PasswordHasher } from "./passwords.ts";
+import type { TokenIssuer } from "./tokens.ts";
+import { createUserHandlers } from "./user-handlers.ts";
+import { createUserStreamHandlers } from "./user-streams.ts";
+
+export interface UserServiceDeps {
+  store: Store;
+  passwords: PasswordHasher;
+  tokens: TokenIssuer;
+}
+
+/** The implementation of user.v1.UserService. */
+export function createUserService(deps: UserServiceDeps): ServiceImpl<typeof UserService> {
+  return {
+    ...createUserHandlers(deps.store, deps.passwords),
+    ...createUserStreamHandlers(deps.store),
+    ...createAuthHandlers(deps.store, deps.passwords, deps.tokens),
+  };
+}

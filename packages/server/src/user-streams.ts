@@ -1,0 +1,221 @@
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import {
+  type UpdateUserRequest,
+  UserSchema,
+  type UserService,
+  UserStatus,
+  type UserStatusUpdate,
+  UserStatusUpdateSchema,
+} from "@keel/gen/user/v1/user_pb";
+import type { StatusEvent, Store, UserPatch } from "@keel/store";
+import { storeErrorToConnect } from "./store-errors.ts";
+import { isKnownStatus, userNotFound } from "./user-handlers.ts";
+import { toActivity } from "./user-mapping.ts";
+import {
+  checkEmail,
+  checkMetadata,
+  checkTags,
+  checkUserId,
+  checkUsername,
+} from "./user-rules.ts";
+import { Violations } from "./violations.ts";
+
+type Handlers = Pick<
+  ServiceImpl<typeof UserService>,
+  "streamUserActivities" | "batchUpdateUsers" | "syncUserStatus"
+>;
+
+const historyPageSize = 500;
+const maxReportedErrors = 1000;
+const maxFollowedUsers = 10_000;
+
+/** StreamUserActivities, BatchUpdateUsers and SyncUserStatus. */
+export function createUserStreamHandlers(store: Store): Handlers {
+  return {
+    async *streamUserActivities(req, ctx) {
+      const v = new Violations();
+      checkUserId(v, "user_id", req.userId);
+      v.throwIfAny();
+      if ((await store.users.get(req.userId)) === undefined) throw userNotFound(req.userId);
+      // Subscribe before reading the history, so nothing recorded in between is missed; what
+      // arrives twice is skipped by id.
+      const live = store.events.activities(req.userId, { signal: ctx.signal });
+      try {
+        const since = req.since === undefined ? undefined : timestampDate(req.since);
+        let lastId = 0n;
+        for (;;) {
+          const page = await store.activities.list(req.userId, {
+            limit: historyPageSize,
+            afterId: lastId,
+            ...(since === undefined ? {} : { since }),
+          });
+          for (const activity of page) {
+            yield toActivity(activity);
+            lastId = activity.id;
+          }
+          if (page.length < historyPageSize) break;
+        }
+        for await (const activity of live) {
+          if (activity.id <= lastId) continue;
+          lastId = activity.id;
+          yield toActivity(activity);
+        }
+        // The feed never ends by itself: the call was cancelled, timed out or the server stops.
+        ctx.signal.throwIfAborted();
+        throw shuttingDown();
+      } finally {
+        live.close();
+      }
+    },
+
+    async batchUpdateUsers(requests) {
+      let n = 0;
+      let updatedCount = 0;
+      let unreported = 0;
+      const errors: string[] = [];
+      for await (const req of requests) {
+        n++;
+        try {
+          await store.users.update(req.userId, toPatch(req));
+          updatedCount++;
+        } catch (err) {
+          const known = err instanceof ConnectError ? err : storeErrorToConnect(err);
+          if (known === undefined) throw err;
+          if (errors.length < maxReportedErrors) {
+            errors.push(`update #${n} (user_id=${req.userId}): ${known.rawMessage}`);
+          } else {
+            unreported++;
+          }
+        }
+      }
+      if (unreported > 0) errors.push(`... and ${unreported} more updates failed`);
+      return { updatedCount, errors };
+    },
+
+    async *syncUserStatus(requests, ctx) {
+      const origin = randomUUID();
+      const feed = store.events.statuses({ origin, signal: ctx.signal });
+      let followed = 0;
+      let clientDone = false;
+      // Requests are read concurrently with the responses being written: follows and updates go
+      // in, status changes of followed users come out. A bad request ends the stream with its error.
+      const reader = async () => {
+        for await (const req of requests) {
+          const v = new Violations();
+          checkUserId(v, "user_id", req.userId);
+          if (req.status !== UserStatus.UNSPECIFIED && !isKnownStatus(req.status)) {
+            v.add("status", "unknown status");
+          }
+          v.throwIfAny();
+          if (req.status === UserStatus.UNSPECIFIED) {
+            if (++followed > maxFollowedUsers) {
+              throw new ConnectError(
+                `a stream follows at most ${maxFollowedUsers} users; open another stream`,
+                Code.ResourceExhausted,
+              );
+            }
+            feed.follow(req.userId);
+            const user = await store.users.get(req.userId);
+            if (user === undefined) throw userNotFound(req.userId);
+            feed.push({ userId: user.id, status: user.status, at: user.updatedAt, origin: undefined });
+          } else {
+            await store.users.update(req.userId, { status: req.status }, origin);
+          }
+        }
+        // The client closed its side: what is buffered is still sent, then the stream ends.
+        clientDone = true;
+        feed.close();
+      };
+      reader().catch((err: unknown) => feed.fail(err));
+      try {
+        for await (const event of feed) yield toStatusUpdate(event);
+        if (!clientDone) {
+          // Not the client's doing: the call was cancelled, timed out or the server stops.
+          ctx.signal.throwIfAborted();
+          throw shuttingDown();
+        }
+      } finally {
+        feed.close();
+      }
+    },
+  };
+}
+
+// Field mask paths are proto field names (the JSON form is converted to them on parsing).
+const maskable = new Set(["username", "email", "status", "tags", "metadata"]);
+const immutable = new Set(["user_id", "created_at", "updated_at"]);
+
+/** Validates one update and turns it into a store patch; throws INVALID_ARGUMENT naming fields. */
+function toPatch(req: UpdateUserRequest): UserPatch {
+  const v = new Violations();
+  checkUserId(v, "user_id", req.userId);
+  if (req.user === undefined) v.add("user", "required");
+  const user = req.user ?? create(UserSchema);
+  if (user.userId !== 0n && user.userId !== req.userId) {
+    v.add("user.user_id", "must be unset or equal to user_id");
+  }
+  let fields: string[];
+  if (req.updateMask !== undefined && req.updateMask.paths.length > 0) {
+    fields = [];
+    for (const path of req.updateMask.paths) {
+      if (maskable.has(path)) fields.push(path);
+      else if (immutable.has(path)) {
+        v.add("update_mask", `${path} cannot be changed`);
+      } else {
+        v.add("update_mask", `unknown field ${JSON.stringify(path)}; use ${[...maskable].join(", ")}`);
+      }
+    }
+  } else {
+    fields = [];
+    if (user.username !== "") fields.push("username");
+    if (user.email !== "") fields.push("email");
+    if (user.status !== UserStatus.UNSPECIFIED) fields.push("status");
+    if (user.tags.length > 0) fields.push("tags");
+    if (Object.keys(user.metadata).length > 0) fields.push("metadata");
+  }
+  const patch: UserPatch = {};
+  for (const field of fields) {
+    switch (field) {
+      case "username":
+        checkUsername(v, "user.username", user.username);
+        patch.username = user.username;
+        break;
+      case "email":
+        checkEmail(v, "user.email", user.email);
+        patch.email = user.email;
+        break;
+      case "status":
+        if (!isKnownStatus(user.status)) v.add("user.status", "must be ACTIVE, INACTIVE or SUSPENDED");
+        patch.status = user.status;
+        break;
+      case "tags":
+        checkTags(v, "user.tags", user.tags);
+        patch.tags = user.tags;
+        break;
+      case "metadata":
+        checkMetadata(v, "user.metadata", user.metadata);
+        patch.metadata = user.metadata;
+        break;
+    }
+  }
+  if (fields.length === 0 && v.empty) {
+    v.add("user", "nothing to update; set fields of user or list them in update_mask");
+  }
+  v.throwIfAny();
+  return patch;
+}
+
+function toStatusUpdate(event: StatusEvent): UserStatusUpdate {
+  return create(UserStatusUpdateSchema, {
+    userId: event.userId,
+    status: event.status,
+    timestamp: timestampFromDate(event.at),
+  });
+}
+
+function shuttingDown(): ConnectError {
+  return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
+}
