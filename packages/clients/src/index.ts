@@ -1,6 +1,6 @@
-export { createBearerTokenInterceptor } from "./bearer-token.ts";
 export type { TokenSource } from "./bearer-token.ts";
-export { createTransport } from "./transport.ts";
+export { createBearerTokenInterceptor } from "./bearer-token.ts";
 export type { Protocol, TransportOptions } from "./transport.ts";
-export { createUserClient } from "./user-client.ts";
+export { createTransport } from "./transport.ts";
 export type { UserClient, UserClientOptions } from "./user-client.ts";
+export { createUserClient } from "./user-client.ts";

@@ -1,2 +1,2 @@
-export { createRecoveryInterceptor } from "./recovery.ts";
 export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
+export { createRecoveryInterceptor } from "./recovery.ts";

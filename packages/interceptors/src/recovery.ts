@@ -29,25 +29,27 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
   const logger = options.logger ?? consoleLogger;
   const message = options.message ?? "internal error";
 
-  const recover = (err: unknown, procedure: string): ConnectError => {
+  const recover = (err: unknown, method: { name: string; parent: { typeName: string } }) => {
     if (err instanceof ConnectError) return err;
     const mapped = mapError(err);
     if (mapped !== undefined) return mapped;
     if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) {
       return ConnectError.from(err);
     }
-    logger.error({ err, procedure }, "unexpected error in handler");
+    logger.error(
+      { err, procedure: `${method.parent.typeName}/${method.name}` },
+      "unexpected error in handler",
+    );
     return new ConnectError(message, Code.Internal, undefined, undefined, err);
   };
 
   return (next) => async (req) => {
-    const procedure = req.method.parent.typeName + "/" + req.method.name;
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: recoverStream(res.message, (err) => recover(err, procedure)) };
+      return { ...res, message: recoverStream(res.message, (err) => recover(err, req.method)) };
     } catch (err) {
-      throw recover(err, procedure);
+      throw recover(err, req.method);
     }
   };
 }

@@ -78,5 +78,8 @@ function invalidRefresh(): ConnectError {
 }
 
 function suspended(): ConnectError {
-  return new ConnectError("this account is suspended; contact an administrator", Code.PermissionDenied);
+  return new ConnectError(
+    "this account is suspended; contact an administrator",
+    Code.PermissionDenied,
+  );
 }

@@ -71,7 +71,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const c = parsed.data;
   const dataDir = resolve(c.KEEL_DATA_DIR);
   if (c.KEEL_JWT_SECRET === undefined && env.NODE_ENV === "production") {
-    throw new ConfigError("invalid configuration: KEEL_JWT_SECRET: required when NODE_ENV=production");
+    throw new ConfigError(
+      "invalid configuration: KEEL_JWT_SECRET: required when NODE_ENV=production",
+    );
   }
   const secret =
     c.KEEL_JWT_SECRET === undefined

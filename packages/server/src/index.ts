@@ -1,4 +1,4 @@
-export { loadConfig } from "./config.ts";
 export type { ServerConfig } from "./config.ts";
-export { startServer } from "./server.ts";
+export { loadConfig } from "./config.ts";
 export type { RunningServer, ServerOptions } from "./server.ts";
+export { startServer } from "./server.ts";

@@ -5,7 +5,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * for, so that a token cannot silently be reused with another filter.
  */
 export function encodePageToken(afterId: bigint, filter: string): string {
-  return Buffer.from(JSON.stringify({ v: 1, a: afterId.toString(), f: filter })).toString("base64url");
+  return Buffer.from(JSON.stringify({ v: 1, a: afterId.toString(), f: filter })).toString(
+    "base64url",
+  );
 }
 
 export function decodePageToken(token: string, filter: string): bigint | undefined {

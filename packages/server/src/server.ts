@@ -66,7 +66,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close(graceMs = 10_000) {
       closing ??= (async () => {
         const closed = listener.close(graceMs);
-        shutdown.abort(new ConnectError("the server is shutting down; reconnect", Code.Unavailable));
+        shutdown.abort(
+          new ConnectError("the server is shutting down; reconnect", Code.Unavailable),
+        );
         await closed;
         await store.close();
         logger.info("stopped");

@@ -44,7 +44,8 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
 
     async listUsers(req) {
       const v = new Violations();
-      if (req.pageSize < 0) v.add("page_size", `must be 0 (meaning ${defaultPageSize}) to ${maxPageSize}`);
+      if (req.pageSize < 0)
+        v.add("page_size", `must be 0 (meaning ${defaultPageSize}) to ${maxPageSize}`);
       if (req.status !== UserStatus.UNSPECIFIED && !isKnownStatus(req.status)) {
         v.add("status", "unknown status");
       }
@@ -74,6 +75,8 @@ export function userNotFound(userId: bigint): ConnectError {
 
 export function isKnownStatus(status: number): status is UserStatus {
   return (
-    status === UserStatus.ACTIVE || status === UserStatus.INACTIVE || status === UserStatus.SUSPENDED
+    status === UserStatus.ACTIVE ||
+    status === UserStatus.INACTIVE ||
+    status === UserStatus.SUSPENDED
   );
 }

@@ -46,7 +46,10 @@ export function resolveUserFields(v: Violations, names: readonly string[]): (key
   names.forEach((name, i) => {
     const local = userFieldsByName.get(name);
     if (local === undefined) {
-      v.add(`fields[${i}]`, `unknown user field ${JSON.stringify(name)}; use one of ${[...new Set(UserSchema.fields.map((f) => f.name))].join(", ")}`);
+      v.add(
+        `fields[${i}]`,
+        `unknown user field ${JSON.stringify(name)}; use one of ${[...new Set(UserSchema.fields.map((f) => f.name))].join(", ")}`,
+      );
     } else {
       fields.push(local as keyof User);
     }

@@ -41,14 +41,24 @@ export function checkTags(v: Violations, field: string, tags: readonly string[])
   });
 }
 
-export function checkMetadata(v: Violations, field: string, metadata: Record<string, string>): void {
+export function checkMetadata(
+  v: Violations,
+  field: string,
+  metadata: Record<string, string>,
+): void {
   const entries = Object.entries(metadata);
   if (entries.length > maxMetadataEntries) v.add(field, `at most ${maxMetadataEntries} entries`);
   for (const [key, value] of entries) {
     if (key.length === 0 || key.length > maxMetadataKeyLength) {
-      v.add(`${field}[${JSON.stringify(key)}]`, `keys must be 1 to ${maxMetadataKeyLength} characters`);
+      v.add(
+        `${field}[${JSON.stringify(key)}]`,
+        `keys must be 1 to ${maxMetadataKeyLength} characters`,
+      );
     } else if (value.length > maxMetadataValueLength) {
-      v.add(`${field}[${JSON.stringify(key)}]`, `values must be at most ${maxMetadataValueLength} characters`);
+      v.add(
+        `${field}[${JSON.stringify(key)}]`,
+        `values must be at most ${maxMetadataValueLength} characters`,
+      );
     }
   }
 }

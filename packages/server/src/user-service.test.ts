@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createUserClient, type Protocol, type UserClient } from "@keel/clients";
 import {
-  type UpdateUserRequest,
+  type UpdateUserRequestSchema,
   type UserActivity,
   UserStatus,
-  type UserStatusUpdate,
+  type UserStatusUpdateSchema,
 } from "@keel/gen/user/v1/user_pb";
+
+type StatusUpdateInit = MessageInitShape<typeof UserStatusUpdateSchema>;
+
 import { startTestServer } from "./testing/test-server.ts";
 
 const protocols: Protocol[] = ["grpc", "grpc-web", "connect"];
@@ -118,8 +122,16 @@ for (const protocol of protocols) {
     });
 
     it("answers NOT_FOUND for an unknown user and INVALID_ARGUMENT for a bad id", async () => {
-      await rejectsWith(client.getUser({ userId: 987654321n }), Code.NotFound, /user 987654321 not found/);
-      await rejectsWith(client.getUser({ userId: 0n }), Code.InvalidArgument, /user_id: must be a positive/);
+      await rejectsWith(
+        client.getUser({ userId: 987654321n }),
+        Code.NotFound,
+        /user 987654321 not found/,
+      );
+      await rejectsWith(
+        client.getUser({ userId: 0n }),
+        Code.InvalidArgument,
+        /user_id: must be a positive/,
+      );
       await rejectsWith(client.getUser({ userId: -5n }), Code.InvalidArgument, /user_id/);
     });
 
@@ -167,7 +179,11 @@ for (const protocol of protocols) {
         pageToken = page.nextPageToken;
         pages++;
       } while (pageToken !== "" && pages < 1000);
-      assert.deepEqual([...seen].sort((a, b) => (a < b ? -1 : 1)), seen, "pages are in id order");
+      assert.deepEqual(
+        [...seen].sort((a, b) => (a < b ? -1 : 1)),
+        seen,
+        "pages are in id order",
+      );
       assert.equal(new Set(seen).size, seen.length, "no user appears twice");
       for (const id of mine) assert.ok(seen.includes(id));
 
@@ -182,11 +198,19 @@ for (const protocol of protocols) {
 
       const first = await client.listUsers({ pageSize: 1 });
       await rejectsWith(
-        client.listUsers({ pageSize: 1, pageToken: first.nextPageToken, status: UserStatus.ACTIVE }),
+        client.listUsers({
+          pageSize: 1,
+          pageToken: first.nextPageToken,
+          status: UserStatus.ACTIVE,
+        }),
         Code.InvalidArgument,
         /page_token: was issued for another filter/,
       );
-      await rejectsWith(client.listUsers({ pageToken: "garbage!" }), Code.InvalidArgument, /page_token/);
+      await rejectsWith(
+        client.listUsers({ pageToken: "garbage!" }),
+        Code.InvalidArgument,
+        /page_token/,
+      );
       await rejectsWith(client.listUsers({ pageSize: -1 }), Code.InvalidArgument, /page_size/);
     });
 
@@ -214,7 +238,11 @@ for (const protocol of protocols) {
         Code.Unauthenticated,
       );
       assert.equal(wrongPassword, unknownUser);
-      await rejectsWith(client.login({ username: "", password: "" }), Code.InvalidArgument, /username: required; password: required/);
+      await rejectsWith(
+        client.login({ username: "", password: "" }),
+        Code.InvalidArgument,
+        /username: required; password: required/,
+      );
     });
 
     it("rotates refresh tokens and refuses a reused one, revoking its descendants", async () => {
@@ -229,10 +257,20 @@ for (const protocol of protocols) {
         /already used/,
       );
       // The reuse revoked the whole family, including the token the legitimate holder has now.
-      await rejectsWith(client.refreshToken({ refreshToken: second.refreshToken }), Code.Unauthenticated);
-      await rejectsWith(client.refreshToken({ refreshToken: first.accessToken }), Code.Unauthenticated);
+      await rejectsWith(
+        client.refreshToken({ refreshToken: second.refreshToken }),
+        Code.Unauthenticated,
+      );
+      await rejectsWith(
+        client.refreshToken({ refreshToken: first.accessToken }),
+        Code.Unauthenticated,
+      );
       await rejectsWith(client.refreshToken({ refreshToken: "a.b.c" }), Code.Unauthenticated);
-      await rejectsWith(client.refreshToken({ refreshToken: "" }), Code.InvalidArgument, /refresh_token/);
+      await rejectsWith(
+        client.refreshToken({ refreshToken: "" }),
+        Code.InvalidArgument,
+        /refresh_token/,
+      );
     });
 
     it("streams recorded activities, then live ones, until the client cancels", async () => {
@@ -281,22 +319,32 @@ for (const protocol of protocols) {
     it("applies the valid updates of a batch and names each failure", async () => {
       const a = await createUser("batch");
       const b = await createUser("batch");
-      const updates: Partial<UpdateUserRequest>[] = [
+      const updates: MessageInitShape<typeof UpdateUserRequestSchema>[] = [
         { userId: a.userId, user: { tags: ["x"], metadata: { team: "core" } } },
         { userId: 99999999n, user: { email: "ghost@example.com" } },
         { userId: b.userId, user: { email: "not-an-email" } },
         { userId: b.userId, user: { email: a.email } },
-        { userId: b.userId, user: { username: `${b.username}_renamed` }, updateMask: { paths: ["username"] } },
+        {
+          userId: b.userId,
+          user: { username: `${b.username}_renamed` },
+          updateMask: { paths: ["username"] },
+        },
         { userId: b.userId, user: { tags: [] }, updateMask: { paths: ["created_at"] } },
         { userId: a.userId, user: {} },
       ];
       const result = await client.batchUpdateUsers(iterate(updates));
       assert.equal(result.updatedCount, 2);
       assert.equal(result.errors.length, 5);
-      assert.match(result.errors[0] ?? "", /^update #2 \(user_id=99999999\): user 99999999 not found/);
+      assert.match(
+        result.errors[0] ?? "",
+        /^update #2 \(user_id=99999999\): user 99999999 not found/,
+      );
       assert.match(result.errors[1] ?? "", /^update #3 .*user\.email: must be a valid email/);
       assert.match(result.errors[2] ?? "", /^update #4 .*email: already taken/);
-      assert.match(result.errors[3] ?? "", /^update #6 .*update_mask: created_at cannot be changed/);
+      assert.match(
+        result.errors[3] ?? "",
+        /^update #6 .*update_mask: created_at cannot be changed/,
+      );
       assert.match(result.errors[4] ?? "", /^update #7 .*nothing to update/);
       const { user: updatedA } = await client.getUser({ userId: a.userId });
       assert.deepEqual(updatedA?.tags, ["x"]);
@@ -310,7 +358,7 @@ for (const protocol of protocols) {
       const user = await createUser("sync");
       const follower = createUserClient({ baseUrl: server.url, protocol });
       const updater = createUserClient({ baseUrl: server.url, protocol });
-      const followerOut = pushable<Partial<UserStatusUpdate>>();
+      const followerOut = pushable<StatusUpdateInit>();
       const controller = new AbortController();
       const followerIn = follower
         .syncUserStatus(followerOut, { signal: controller.signal, timeoutMs: 0 })
@@ -320,19 +368,24 @@ for (const protocol of protocols) {
       assert.equal(snapshot?.userId, user.userId);
       assert.equal(snapshot?.status, UserStatus.ACTIVE);
 
-      const updaterOut = pushable<Partial<UserStatusUpdate>>();
-      const updaterIn = updater.syncUserStatus(updaterOut, { timeoutMs: 0 })[Symbol.asyncIterator]();
+      const updaterOut = pushable<StatusUpdateInit>();
+      const updaterIn = updater
+        .syncUserStatus(updaterOut, { timeoutMs: 0 })
+        [Symbol.asyncIterator]();
       updaterOut.push({ userId: user.userId, status: UserStatus.INACTIVE });
       const [update] = await take(followerIn, 1);
       assert.equal(update?.userId, user.userId);
       assert.equal(update?.status, UserStatus.INACTIVE);
       assert.ok(update?.timestamp);
       // The update was stored, and the updater got no echo: its stream ends cleanly when it closes.
-      assert.equal((await client.getUser({ userId: user.userId })).user?.status, UserStatus.INACTIVE);
+      assert.equal(
+        (await client.getUser({ userId: user.userId })).user?.status,
+        UserStatus.INACTIVE,
+      );
       updaterOut.end();
       assert.deepEqual(await updaterIn.next(), { done: true, value: undefined });
       // An update about an unknown user ends that stream with NOT_FOUND.
-      const badOut = pushable<Partial<UserStatusUpdate>>();
+      const badOut = pushable<StatusUpdateInit>();
       const badIn = updater.syncUserStatus(badOut)[Symbol.asyncIterator]();
       badOut.push({ userId: 77777777n, status: UserStatus.ACTIVE });
       await rejectsWith(badIn.next(), Code.NotFound);

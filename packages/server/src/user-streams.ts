@@ -14,13 +14,7 @@ import type { StatusEvent, Store, UserPatch } from "@keel/store";
 import { storeErrorToConnect } from "./store-errors.ts";
 import { isKnownStatus, userNotFound } from "./user-handlers.ts";
 import { toActivity } from "./user-mapping.ts";
-import {
-  checkEmail,
-  checkMetadata,
-  checkTags,
-  checkUserId,
-  checkUsername,
-} from "./user-rules.ts";
+import { checkEmail, checkMetadata, checkTags, checkUserId, checkUsername } from "./user-rules.ts";
 import { Violations } from "./violations.ts";
 
 type Handlers = Pick<
@@ -120,7 +114,12 @@ export function createUserStreamHandlers(store: Store): Handlers {
             feed.follow(req.userId);
             const user = await store.users.get(req.userId);
             if (user === undefined) throw userNotFound(req.userId);
-            feed.push({ userId: user.id, status: user.status, at: user.updatedAt, origin: undefined });
+            feed.push({
+              userId: user.id,
+              status: user.status,
+              at: user.updatedAt,
+              origin: undefined,
+            });
           } else {
             await store.users.update(req.userId, { status: req.status }, origin);
           }
@@ -165,7 +164,10 @@ function toPatch(req: UpdateUserRequest): UserPatch {
       else if (immutable.has(path)) {
         v.add("update_mask", `${path} cannot be changed`);
       } else {
-        v.add("update_mask", `unknown field ${JSON.stringify(path)}; use ${[...maskable].join(", ")}`);
+        v.add(
+          "update_mask",
+          `unknown field ${JSON.stringify(path)}; use ${[...maskable].join(", ")}`,
+        );
       }
     }
   } else {
@@ -188,7 +190,8 @@ function toPatch(req: UpdateUserRequest): UserPatch {
         patch.email = user.email;
         break;
       case "status":
-        if (!isKnownStatus(user.status)) v.add("user.status", "must be ACTIVE, INACTIVE or SUSPENDED");
+        if (!isKnownStatus(user.status))
+          v.add("user.status", "must be ACTIVE, INACTIVE or SUSPENDED");
         patch.status = user.status;
         break;
       case "tags":
