@@ -2,55 +2,104 @@ import { Subscription } from "./subscription.ts";
 import type {
   ActivityRecord,
   EventBus,
+  OrderEventRecord,
   StatusEvent,
   StatusSubscription,
   SubscribeOptions,
 } from "./types.ts";
 
 /**
- * The event bus of a single process: events published by this process's store reach this
- * process's subscribers. Dispatch is by user id, so an event costs only its own subscribers.
+ * The event bus of a single process: what is published here reaches this process's subscribers.
+ * Dispatch is by key (user id, order id), so an event costs only its own subscribers. The
+ * PostgreSQL bus feeds one of these from LISTEN/NOTIFY.
  */
 export class LocalEventBus implements EventBus {
-  private readonly activityTopics = new Map<bigint, Set<Subscription<ActivityRecord>>>();
+  private readonly activityTopics = new Topics<ActivityRecord>();
+  private readonly orderTopics = new Topics<OrderEventRecord>();
   /** @internal used by LocalStatusSubscription */
-  readonly statusTopics = new Map<bigint, Set<LocalStatusSubscription>>();
+  readonly statusTopics = new Topics<StatusEvent, LocalStatusSubscription>();
 
   activities(userId: bigint, options: SubscribeOptions): Subscription<ActivityRecord> {
-    const subscription: Subscription<ActivityRecord> = new Subscription({
-      ...options,
-      onClose: () => removeFrom(this.activityTopics, userId, subscription),
-    });
-    if (!subscription.isClosed) addTo(this.activityTopics, userId, subscription);
-    return subscription;
+    return this.activityTopics.subscribe(userId, options);
+  }
+
+  orderEvents(orderId: bigint, options: SubscribeOptions): Subscription<OrderEventRecord> {
+    return this.orderTopics.subscribe(orderId, options);
   }
 
   statuses(options: SubscribeOptions & { origin?: string }): StatusSubscription {
     return new LocalStatusSubscription(this, options);
   }
 
-  /** Delivers a recorded activity to the subscribers of its user. */
   publishActivity(activity: ActivityRecord): void {
-    const subscribers = this.activityTopics.get(activity.userId);
-    if (subscribers === undefined) return;
-    for (const subscription of subscribers) subscription.push(activity);
+    this.activityTopics.publish(activity.userId, activity);
+  }
+
+  publishOrderEvent(event: OrderEventRecord): void {
+    this.orderTopics.publish(event.orderId, event);
   }
 
   /** Delivers a status change to every follower of the user but the one that made it. */
   publishStatus(event: StatusEvent): void {
-    const subscribers = this.statusTopics.get(event.userId);
+    this.statusTopics.publish(
+      event.userId,
+      event,
+      (s) => event.origin === undefined || s.origin !== event.origin,
+    );
+  }
+
+  /** Ends every subscription with `reason`, or cleanly without one (for shutdown). */
+  closeAll(reason?: unknown): void {
+    this.activityTopics.closeAll(reason);
+    this.orderTopics.closeAll(reason);
+    this.statusTopics.closeAll(reason);
+  }
+}
+
+/** Subscriptions grouped by key. */
+class Topics<T, S extends Subscription<T> = Subscription<T>> {
+  private readonly byKey = new Map<bigint, Set<S>>();
+
+  subscribe(key: bigint, options: SubscribeOptions): Subscription<T> {
+    const subscription: Subscription<T> = new Subscription<T>({
+      ...options,
+      onClose: () => this.remove(key, subscription as S),
+    });
+    if (!subscription.isClosed) this.add(key, subscription as S);
+    return subscription;
+  }
+
+  publish(key: bigint, value: T, filter?: (subscription: S) => boolean): void {
+    const subscribers = this.byKey.get(key);
     if (subscribers === undefined) return;
     for (const subscription of subscribers) {
-      if (event.origin === undefined || subscription.origin !== event.origin) {
-        subscription.push(event);
-      }
+      if (filter === undefined || filter(subscription)) subscription.push(value);
     }
   }
 
-  /** Ends every subscription, for shutdown. */
-  closeAll(): void {
-    for (const set of [...this.activityTopics.values()]) for (const s of [...set]) s.close();
-    for (const set of [...this.statusTopics.values()]) for (const s of [...set]) s.close();
+  add(key: bigint, subscription: S): void {
+    let set = this.byKey.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.byKey.set(key, set);
+    }
+    set.add(subscription);
+  }
+
+  remove(key: bigint, subscription: S): void {
+    const set = this.byKey.get(key);
+    if (set === undefined) return;
+    set.delete(subscription);
+    if (set.size === 0) this.byKey.delete(key);
+  }
+
+  closeAll(reason?: unknown): void {
+    for (const set of [...this.byKey.values()]) {
+      for (const subscription of [...set]) {
+        if (reason === undefined) subscription.close();
+        else subscription.fail(reason);
+      }
+    }
   }
 }
 
@@ -68,27 +117,11 @@ class LocalStatusSubscription extends Subscription<StatusEvent> implements Statu
   follow(userId: bigint): void {
     if (this.isClosed || this.followed.has(userId)) return;
     this.followed.add(userId);
-    addTo(this.bus.statusTopics, userId, this);
+    this.bus.statusTopics.add(userId, this);
   }
 
   protected override closed(): void {
-    for (const userId of this.followed) removeFrom(this.bus.statusTopics, userId, this);
+    for (const userId of this.followed) this.bus.statusTopics.remove(userId, this);
     this.followed.clear();
   }
-}
-
-function addTo<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  let set = map.get(key);
-  if (set === undefined) {
-    set = new Set();
-    map.set(key, set);
-  }
-  set.add(value);
-}
-
-function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
-  const set = map.get(key);
-  if (set === undefined) return;
-  set.delete(value);
-  if (set.size === 0) map.delete(key);
 }

@@ -1,3 +1,4 @@
+import type { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
 import type { UserStatus } from "@keel/gen/user/v1/user_pb";
 import type { Subscription } from "./subscription.ts";
 
@@ -113,10 +114,112 @@ export interface RefreshTokenRepository {
   revokeFamily(familyId: string): Promise<void>;
 }
 
+/** A line of an order. Money is in minor units of the order's currency. */
+export interface OrderItemRecord {
+  sku: string;
+  name: string;
+  quantity: number;
+  unitPriceMinor: bigint;
+}
+
+export interface PaymentRecord {
+  id: bigint;
+  amountMinor: bigint;
+  currency: string;
+  idempotencyKey: string;
+  paidAt: Date;
+}
+
+export interface CheckpointRecord {
+  location: string;
+  status: CheckpointStatus;
+  time: Date;
+  note: string;
+}
+
+export interface ShipmentRecord {
+  carrier: string;
+  trackingNumber: string;
+  shippedAt: Date;
+  deliveredAt: Date | undefined;
+  checkpoints: CheckpointRecord[];
+}
+
+export interface OrderRecord {
+  id: bigint;
+  userId: bigint;
+  status: OrderStatus;
+  currency: string;
+  items: OrderItemRecord[];
+  totalMinor: bigint;
+  createdAt: Date;
+  updatedAt: Date;
+  payment: PaymentRecord | undefined;
+  shipment: ShipmentRecord | undefined;
+  cancelReason: string;
+}
+
+/** Something that happened to an order, in the order it happened. */
+export interface OrderEventRecord {
+  id: bigint;
+  orderId: bigint;
+  type: OrderEventType;
+  /** The order's status after the event. */
+  status: OrderStatus;
+  at: Date;
+  checkpoint: CheckpointRecord | undefined;
+  reason: string;
+}
+
+export interface NewOrder {
+  userId: bigint;
+  currency: string;
+  items: OrderItemRecord[];
+  /** A key the client retries with; unique per user. */
+  idempotencyKey?: string;
+  /** What the request said, so that a key reused for another request is recognised. */
+  fingerprint?: string;
+}
+
+export interface ListOrdersQuery {
+  userId: bigint;
+  status?: OrderStatus;
+  afterId?: bigint;
+  limit: number;
+}
+
+export interface OrderRepository {
+  /**
+   * Creates an order with its items and a CREATED event in one transaction. With an idempotency
+   * key already used by the user, returns that order (`created: false`) when the fingerprint
+   * matches and throws `already_exists` (field `idempotency_key`) when it does not.
+   */
+  create(order: NewOrder): Promise<{ order: OrderRecord; created: boolean }>;
+  get(id: bigint): Promise<OrderRecord | undefined>;
+  list(query: ListOrdersQuery): Promise<OrderRecord[]>;
+  /** The transitions below throw `not_found`, or `failed_precondition` naming the current status. */
+  cancel(id: bigint, reason: string): Promise<OrderRecord>;
+  /**
+   * Records the payment and moves the order to PAID, in one transaction. A key this order was
+   * already paid with returns that payment (`created: false`) whatever the order's status now.
+   */
+  pay(
+    id: bigint,
+    payment: { amountMinor: bigint; currency: string; idempotencyKey: string },
+  ): Promise<{ order: OrderRecord; payment: PaymentRecord; created: boolean }>;
+  ship(id: bigint, shipment: { carrier: string; trackingNumber: string }): Promise<OrderRecord>;
+  /** Adds a checkpoint to a SHIPPED order; a DELIVERED checkpoint delivers it. */
+  addCheckpoint(id: bigint, checkpoint: CheckpointRecord): Promise<OrderRecord>;
+  /** The order's events after `afterId`, oldest first. */
+  events(orderId: bigint, query: { afterId?: bigint; limit: number }): Promise<OrderEventRecord[]>;
+}
+
 /** A live feed of store events for one subscriber. */
 export interface EventBus {
   /** Activities of `userId` recorded from now on. */
   activities(userId: bigint, options: SubscribeOptions): Subscription<ActivityRecord>;
+  /** Events of one order from now on. */
+  orderEvents(orderId: bigint, options: SubscribeOptions): Subscription<OrderEventRecord>;
   /** Status changes of the users followed through `follow` on the returned subscription. */
   statuses(options: SubscribeOptions & { origin?: string }): StatusSubscription;
 }
@@ -137,6 +240,7 @@ export interface Store {
   readonly users: UserRepository;
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
+  readonly orders: OrderRepository;
   readonly events: EventBus;
   /** Resolves when the database answers; rejects with `unavailable` when it does not. */
   ping(): Promise<void>;

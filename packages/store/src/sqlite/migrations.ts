@@ -46,6 +46,61 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
       CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
     `,
   },
+  {
+    version: 2,
+    name: "orders, items, payments and order events",
+    sql: `
+      CREATE TABLE orders (
+        id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id             INTEGER NOT NULL REFERENCES users (id),
+        status              INTEGER NOT NULL,
+        currency            TEXT    NOT NULL,
+        total_minor         INTEGER NOT NULL,
+        idempotency_key     TEXT,
+        request_fingerprint TEXT,
+        cancel_reason       TEXT    NOT NULL DEFAULT '',
+        carrier             TEXT,
+        tracking_number     TEXT,
+        shipped_at          INTEGER,
+        delivered_at        INTEGER,
+        created_at          INTEGER NOT NULL,
+        updated_at          INTEGER NOT NULL,
+        UNIQUE (user_id, idempotency_key)
+      );
+      CREATE INDEX orders_by_user ON orders (user_id, id);
+      CREATE INDEX orders_by_user_status ON orders (user_id, status, id);
+
+      CREATE TABLE order_items (
+        order_id         INTEGER NOT NULL REFERENCES orders (id),
+        position         INTEGER NOT NULL,
+        sku              TEXT    NOT NULL,
+        name             TEXT    NOT NULL,
+        quantity         INTEGER NOT NULL,
+        unit_price_minor INTEGER NOT NULL,
+        PRIMARY KEY (order_id, position)
+      );
+
+      CREATE TABLE payments (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id        INTEGER NOT NULL REFERENCES orders (id),
+        idempotency_key TEXT    NOT NULL,
+        amount_minor    INTEGER NOT NULL,
+        currency        TEXT    NOT NULL,
+        paid_at         INTEGER NOT NULL,
+        UNIQUE (order_id, idempotency_key)
+      );
+
+      CREATE TABLE order_events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id   INTEGER NOT NULL REFERENCES orders (id),
+        type       INTEGER NOT NULL,
+        status     INTEGER NOT NULL,
+        data       TEXT    NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX order_events_by_order ON order_events (order_id, id);
+    `,
+  },
 ];
 
 /**

@@ -10,6 +10,7 @@ import type {
   ListActivitiesQuery,
   ListUsersQuery,
   NewUser,
+  OrderRepository,
   RefreshTokenRecord,
   RefreshTokenRepository,
   RotateOutcome,
@@ -21,6 +22,7 @@ import type {
 } from "../types.ts";
 import { describeUserChange } from "../user-change.ts";
 import { migrate } from "./migrations.ts";
+import { SqliteOrders } from "./sqlite-orders.ts";
 
 export interface SqliteStoreOptions {
   /** The database file; its directory is created when missing. `:memory:` only for throwaway use. */
@@ -56,6 +58,7 @@ class SqliteStore implements Store {
   readonly users: UserRepository;
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
+  readonly orders: OrderRepository;
   readonly events = new LocalEventBus();
   private readonly db: DatabaseSync;
   private readonly sql: ReturnType<typeof prepareStatements>;
@@ -89,6 +92,17 @@ class SqliteStore implements Store {
         this.run(() => {
           this.sql.revokeFamily.run(Date.now(), familyId);
         }),
+    };
+    const orders = new SqliteOrders(db, (body) => this.transaction(body), this.events);
+    this.orders = {
+      create: (order) => this.run(() => orders.create(order)),
+      get: (id) => this.run(() => orders.get(id)),
+      list: (query) => this.run(() => orders.list(query)),
+      cancel: (id, reason) => this.run(() => orders.cancel(id, reason)),
+      pay: (id, payment) => this.run(() => orders.pay(id, payment)),
+      ship: (id, shipment) => this.run(() => orders.ship(id, shipment)),
+      addCheckpoint: (id, checkpoint) => this.run(() => orders.addCheckpoint(id, checkpoint)),
+      events: (orderId, query) => this.run(() => orders.events(orderId, query)),
     };
   }
 

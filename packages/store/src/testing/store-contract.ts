@@ -4,12 +4,14 @@ import { describe, it } from "node:test";
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
+import { orderContract } from "./order-contract.ts";
 
 /**
  * The behaviour every Store must have. Each implementation's test calls this with a factory that
  * opens a fresh, empty store.
  */
 export function storeContract(name: string, open: () => Promise<Store>): void {
+  orderContract(name, open);
   describe(`${name} store contract`, () => {
     let n = 0;
     const newUser = (overrides: Partial<NewUser> = {}): NewUser => {

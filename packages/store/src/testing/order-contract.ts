@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
+import { UserStatus } from "@keel/gen/user/v1/user_pb";
+import { StoreError } from "../store-error.ts";
+import type { NewOrder, Store } from "../types.ts";
+
+/** The order behaviour every Store must have; see storeContract. */
+export function orderContract(name: string, open: () => Promise<Store>): void {
+  describe(`${name} store contract: orders`, () => {
+    const withStore = async (body: (store: Store, userId: bigint) => Promise<void>) => {
+      const store = await open();
+      try {
+        const user = await store.users.create({
+          username: "buyer",
+          email: "buyer@example.com",
+          status: UserStatus.ACTIVE,
+          tags: [],
+          passwordHash: "h",
+        });
+        await body(store, user.id);
+      } finally {
+        await store.close();
+      }
+    };
+    const order = (userId: bigint, extra: Partial<NewOrder> = {}): NewOrder => ({
+      userId,
+      currency: "USD",
+      items: [
+        { sku: "A-1", name: "Apple", quantity: 3, unitPriceMinor: 125n },
+        { sku: "B-2", name: "Bread", quantity: 1, unitPriceMinor: 450n },
+      ],
+      ...extra,
+    });
+    const precondition = (pattern: RegExp) => (err: unknown) =>
+      err instanceof StoreError && err.kind === "failed_precondition" && pattern.test(err.message);
+
+    it("creates an order with its items, total and a CREATED event", () =>
+      withStore(async (store, userId) => {
+        const { order: created, created: isNew } = await store.orders.create(order(userId));
+        assert.equal(isNew, true);
+        assert.equal(created.status, OrderStatus.PENDING_PAYMENT);
+        assert.equal(created.totalMinor, 825n);
+        assert.deepEqual(
+          created.items.map((i) => i.sku),
+          ["A-1", "B-2"],
+        );
+        assert.equal(created.payment, undefined);
+        assert.equal(created.shipment, undefined);
+        assert.deepEqual(await store.orders.get(created.id), created);
+        const events = await store.orders.events(created.id, { limit: 10 });
+        assert.deepEqual(
+          events.map((e) => e.type),
+          [OrderEventType.CREATED],
+        );
+      }));
+
+    it("returns the first order for a retried idempotency key and refuses it for another request", () =>
+      withStore(async (store, userId) => {
+        const first = await store.orders.create(
+          order(userId, { idempotencyKey: "k1", fingerprint: "f1" }),
+        );
+        const retry = await store.orders.create(
+          order(userId, { idempotencyKey: "k1", fingerprint: "f1" }),
+        );
+        assert.equal(retry.created, false);
+        assert.deepEqual(retry.order, first.order);
+        assert.equal((await store.orders.list({ userId, limit: 10 })).length, 1);
+        await assert.rejects(
+          store.orders.create(order(userId, { idempotencyKey: "k1", fingerprint: "other" })),
+          (err: unknown) =>
+            err instanceof StoreError &&
+            err.kind === "already_exists" &&
+            err.field === "idempotency_key",
+        );
+      }));
+
+    it("walks the state machine: pay, ship, checkpoints, delivered", () =>
+      withStore(async (store, userId) => {
+        const { order: created } = await store.orders.create(order(userId));
+        const events = store.orders;
+        const live = store.events.orderEvents(created.id, {});
+        const paid = await store.orders.pay(created.id, {
+          amountMinor: 825n,
+          currency: "USD",
+          idempotencyKey: "pay-1",
+        });
+        assert.equal(paid.created, true);
+        assert.equal(paid.order.status, OrderStatus.PAID);
+        assert.equal(paid.payment.amountMinor, 825n);
+        // The same key again returns the same payment and records nothing new.
+        const again = await store.orders.pay(created.id, {
+          amountMinor: 825n,
+          currency: "USD",
+          idempotencyKey: "pay-1",
+        });
+        assert.equal(again.created, false);
+        assert.deepEqual(again.payment, paid.payment);
+        await assert.rejects(
+          store.orders.pay(created.id, {
+            amountMinor: 825n,
+            currency: "USD",
+            idempotencyKey: "pay-2",
+          }),
+          precondition(/is PAID; pay needs PENDING_PAYMENT/),
+        );
+        const shipped = await store.orders.ship(created.id, {
+          carrier: "DHL",
+          trackingNumber: "T1",
+        });
+        assert.equal(shipped.status, OrderStatus.SHIPPED);
+        assert.equal(shipped.shipment?.carrier, "DHL");
+        const time = new Date(Date.now() - 1000);
+        const moving = await store.orders.addCheckpoint(created.id, {
+          location: "Leipzig",
+          status: CheckpointStatus.IN_TRANSIT,
+          time,
+          note: "",
+        });
+        assert.equal(moving.status, OrderStatus.SHIPPED);
+        assert.deepEqual(
+          moving.shipment?.checkpoints.map((c) => c.location),
+          ["Leipzig"],
+        );
+        assert.equal(moving.shipment?.checkpoints[0]?.time.getTime(), time.getTime());
+        const delivered = await store.orders.addCheckpoint(created.id, {
+          location: "Berlin",
+          status: CheckpointStatus.DELIVERED,
+          time: new Date(),
+          note: "left at the door",
+        });
+        assert.equal(delivered.status, OrderStatus.DELIVERED);
+        assert.ok(delivered.shipment?.deliveredAt);
+        await assert.rejects(
+          store.orders.addCheckpoint(created.id, {
+            location: "Berlin",
+            status: CheckpointStatus.IN_TRANSIT,
+            time: new Date(),
+            note: "",
+          }),
+          precondition(/is DELIVERED; checkpoint needs SHIPPED/),
+        );
+        const types = (await events.events(created.id, { limit: 10 })).map((e) => e.type);
+        assert.deepEqual(types, [
+          OrderEventType.CREATED,
+          OrderEventType.PAID,
+          OrderEventType.SHIPPED,
+          OrderEventType.CHECKPOINT,
+          OrderEventType.DELIVERED,
+        ]);
+        const seen = [];
+        for (let i = 0; i < 4; i++) seen.push((await live.next()).value?.type);
+        assert.deepEqual(seen, types.slice(1));
+        live.close();
+      }));
+
+    it("refuses every illegal transition, naming the current status", () =>
+      withStore(async (store, userId) => {
+        const { order: pending } = await store.orders.create(order(userId));
+        await assert.rejects(
+          store.orders.ship(pending.id, { carrier: "DHL", trackingNumber: "T" }),
+          precondition(/is PENDING_PAYMENT; ship needs PAID/),
+        );
+        const checkpoint = {
+          location: "X",
+          status: CheckpointStatus.IN_TRANSIT,
+          time: new Date(),
+          note: "",
+        };
+        await assert.rejects(
+          store.orders.addCheckpoint(pending.id, checkpoint),
+          precondition(/checkpoint needs SHIPPED/),
+        );
+        const cancelled = await store.orders.cancel(pending.id, "changed my mind");
+        assert.equal(cancelled.status, OrderStatus.CANCELLED);
+        assert.equal(cancelled.cancelReason, "changed my mind");
+        await assert.rejects(store.orders.cancel(pending.id, ""), precondition(/is CANCELLED/));
+        await assert.rejects(
+          store.orders.pay(pending.id, { amountMinor: 825n, currency: "USD", idempotencyKey: "p" }),
+          precondition(/is CANCELLED; pay needs PENDING_PAYMENT/),
+        );
+        const { order: other } = await store.orders.create(order(userId));
+        await store.orders.pay(other.id, {
+          amountMinor: 825n,
+          currency: "USD",
+          idempotencyKey: "p",
+        });
+        await store.orders.ship(other.id, { carrier: "UPS", trackingNumber: "1Z" });
+        await assert.rejects(
+          store.orders.cancel(other.id, ""),
+          precondition(/is SHIPPED; cancel needs PENDING_PAYMENT or PAID/),
+        );
+        await assert.rejects(
+          store.orders.ship(987654n, { carrier: "UPS", trackingNumber: "1Z" }),
+          (err: unknown) => err instanceof StoreError && err.kind === "not_found",
+        );
+      }));
+
+    it("lists a user's orders by keyset and status", () =>
+      withStore(async (store, userId) => {
+        const ids: bigint[] = [];
+        for (let i = 0; i < 4; i++) ids.push((await store.orders.create(order(userId))).order.id);
+        await store.orders.cancel(ids[1] as bigint, "");
+        assert.deepEqual(
+          (await store.orders.list({ userId, limit: 2 })).map((o) => o.id),
+          ids.slice(0, 2),
+        );
+        assert.deepEqual(
+          (await store.orders.list({ userId, limit: 10, afterId: ids[1] as bigint })).map(
+            (o) => o.id,
+          ),
+          ids.slice(2),
+        );
+        assert.deepEqual(
+          (await store.orders.list({ userId, limit: 10, status: OrderStatus.CANCELLED })).map(
+            (o) => o.id,
+          ),
+          [ids[1]],
+        );
+        assert.deepEqual(await store.orders.list({ userId: userId + 100n, limit: 10 }), []);
+      }));
+  });
+}
