@@ -1,4 +1,7 @@
 export { LocalEventBus } from "./local-event-bus.ts";
+export { orderStatusName } from "./order-rules.ts";
+export type { PostgresStoreOptions } from "./pg/pg-store.ts";
+export { openPostgresStore } from "./pg/pg-store.ts";
 export type { SqliteStoreOptions } from "./sqlite/sqlite-store.ts";
 export { openSqliteStore } from "./sqlite/sqlite-store.ts";
 export type { StoreErrorKind } from "./store-error.ts";
@@ -7,13 +10,22 @@ export { Subscription } from "./subscription.ts";
 export type {
   ActivityRecord,
   ActivityRepository,
+  CheckpointRecord,
   EventBus,
   ListActivitiesQuery,
+  ListOrdersQuery,
   ListUsersQuery,
+  NewOrder,
   NewUser,
+  OrderEventRecord,
+  OrderItemRecord,
+  OrderRecord,
+  OrderRepository,
+  PaymentRecord,
   RefreshTokenRecord,
   RefreshTokenRepository,
   RotateOutcome,
+  ShipmentRecord,
   StatusEvent,
   StatusSubscription,
   Store,

@@ -52,7 +52,8 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
     sql: `
       CREATE TABLE orders (
         id                  INTEGER PRIMARY KEY AUTOINCREMENT,
-        user_id             INTEGER NOT NULL REFERENCES users (id),
+        -- No foreign key: the user belongs to UserService, which may keep another database.
+        user_id             INTEGER NOT NULL,
         status              INTEGER NOT NULL,
         currency            TEXT    NOT NULL,
         total_minor         INTEGER NOT NULL,

@@ -6,8 +6,12 @@ import { StoreError } from "../store-error.ts";
 import type { NewOrder, Store } from "../types.ts";
 
 /** The order behaviour every Store must have; see storeContract. */
-export function orderContract(name: string, open: () => Promise<Store>): void {
-  describe(`${name} store contract: orders`, () => {
+export function orderContract(
+  name: string,
+  open: () => Promise<Store>,
+  options: { skip?: string } = {},
+): void {
+  describe(`${name} store contract: orders`, { skip: options.skip ?? false }, () => {
     const withStore = async (body: (store: Store, userId: bigint) => Promise<void>) => {
       const store = await open();
       try {
@@ -148,8 +152,12 @@ export function orderContract(name: string, open: () => Promise<Store>): void {
           OrderEventType.CHECKPOINT,
           OrderEventType.DELIVERED,
         ]);
-        const seen = [];
-        for (let i = 0; i < 4; i++) seen.push((await live.next()).value?.type);
+        // Live events arrive in order; the CREATED event may precede them (see storeContract).
+        const seen: (OrderEventType | undefined)[] = [];
+        while (seen.length < types.length - 1) {
+          const type = (await live.next()).value?.type;
+          if (type !== OrderEventType.CREATED) seen.push(type);
+        }
         assert.deepEqual(seen, types.slice(1));
         live.close();
       }));

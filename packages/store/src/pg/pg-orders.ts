@@ -1,0 +1,338 @@
+import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
+import type pg from "pg";
+import type { BusEvent } from "../event-codec.ts";
+import { decodeEventData, encodeEventData, orderTotal } from "../order-codec.ts";
+import { checkTransition } from "../order-rules.ts";
+import { StoreError } from "../store-error.ts";
+import type {
+  CheckpointRecord,
+  ListOrdersQuery,
+  NewOrder,
+  OrderEventRecord,
+  OrderRecord,
+  PaymentRecord,
+} from "../types.ts";
+import type { Queryable } from "./pg-store.ts";
+
+type Transaction = <T>(body: (client: pg.PoolClient) => Promise<T>) => Promise<T>;
+type Notify = (client: Queryable, event: BusEvent) => Promise<void>;
+
+// biome-ignore lint/suspicious/noExplicitAny: rows of pg queries are untyped
+type PgRow = any;
+
+/** Orders in PostgreSQL. Every change locks its order row, so order events are in commit order. */
+export class PgOrders {
+  private readonly pool: pg.Pool;
+  private readonly transaction: Transaction;
+  private readonly notify: Notify;
+
+  constructor(pool: pg.Pool, transaction: Transaction, notify: Notify) {
+    this.pool = pool;
+    this.transaction = transaction;
+    this.notify = notify;
+  }
+
+  async create(input: NewOrder): Promise<{ order: OrderRecord; created: boolean }> {
+    try {
+      return await this.transaction(async (c) => {
+        const existing = await this.byKey(c, input);
+        if (existing !== undefined) return { order: existing, created: false };
+        const now = new Date();
+        const { rows } = await c.query(
+          `INSERT INTO orders (user_id, status, currency, total_minor, idempotency_key,
+                               request_fingerprint, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+          [
+            input.userId,
+            OrderStatus.PENDING_PAYMENT,
+            input.currency,
+            orderTotal(input.items),
+            input.idempotencyKey ?? null,
+            input.fingerprint ?? null,
+            now,
+          ],
+        );
+        const id = BigInt(rows[0].id);
+        for (const [position, item] of input.items.entries()) {
+          await c.query(
+            `INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
+             VALUES ($1, $2, $3, $4, $5, $6)`,
+            [id, position, item.sku, item.name, item.quantity, item.unitPriceMinor],
+          );
+        }
+        await this.insertEvent(c, id, OrderEventType.CREATED, OrderStatus.PENDING_PAYMENT, now, {});
+        return { order: await this.mustGet(c, id), created: true };
+      });
+    } catch (err) {
+      // Two first attempts with one key raced; the loser answers like a retry.
+      if ((err as { constraint?: string }).constraint === "orders_idempotency_unique") {
+        const existing = await this.byKey(this.pool, input);
+        if (existing !== undefined) return { order: existing, created: false };
+      }
+      throw err;
+    }
+  }
+
+  async get(c: Queryable, id: bigint): Promise<OrderRecord | undefined> {
+    const { rows } = await c.query("SELECT * FROM orders WHERE id = $1", [id]);
+    return rows[0] === undefined ? undefined : this.toOrder(c, rows[0]);
+  }
+
+  async list(query: ListOrdersQuery): Promise<OrderRecord[]> {
+    const { rows } =
+      query.status === undefined
+        ? await this.pool.query(
+            "SELECT * FROM orders WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            [query.userId, query.afterId ?? 0n, query.limit],
+          )
+        : await this.pool.query(
+            "SELECT * FROM orders WHERE user_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
+            [query.userId, query.status, query.afterId ?? 0n, query.limit],
+          );
+    return Promise.all(rows.map((row: PgRow) => this.toOrder(this.pool, row)));
+  }
+
+  cancel(id: bigint, reason: string): Promise<OrderRecord> {
+    return this.transition(
+      id,
+      "cancel",
+      OrderStatus.CANCELLED,
+      OrderEventType.CANCELLED,
+      async (c, now) => {
+        await c.query("UPDATE orders SET cancel_reason = $1, updated_at = $2 WHERE id = $3", [
+          reason,
+          now,
+          id,
+        ]);
+        return { reason };
+      },
+    );
+  }
+
+  async pay(
+    id: bigint,
+    payment: { amountMinor: bigint; currency: string; idempotencyKey: string },
+  ): Promise<{ order: OrderRecord; payment: PaymentRecord; created: boolean }> {
+    return this.transaction(async (c) => {
+      const locked = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      if (locked.rows[0] === undefined) throw orderNotFound(id);
+      const previous = await c.query(
+        "SELECT * FROM payments WHERE order_id = $1 AND idempotency_key = $2",
+        [id, payment.idempotencyKey],
+      );
+      if (previous.rows[0] !== undefined) {
+        return {
+          order: await this.mustGet(c, id),
+          payment: toPayment(previous.rows[0]),
+          created: false,
+        };
+      }
+      checkTransition(id, locked.rows[0].status as OrderStatus, "pay");
+      const now = new Date();
+      await c.query(
+        `INSERT INTO payments (order_id, idempotency_key, amount_minor, currency, paid_at)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [id, payment.idempotencyKey, payment.amountMinor, payment.currency, now],
+      );
+      await c.query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3", [
+        OrderStatus.PAID,
+        now,
+        id,
+      ]);
+      await this.insertEvent(c, id, OrderEventType.PAID, OrderStatus.PAID, now, {});
+      const order = await this.mustGet(c, id);
+      return { order, payment: order.payment as PaymentRecord, created: true };
+    });
+  }
+
+  ship(id: bigint, shipment: { carrier: string; trackingNumber: string }): Promise<OrderRecord> {
+    return this.transition(
+      id,
+      "ship",
+      OrderStatus.SHIPPED,
+      OrderEventType.SHIPPED,
+      async (c, now) => {
+        await c.query(
+          "UPDATE orders SET carrier = $1, tracking_number = $2, shipped_at = $3, updated_at = $3 WHERE id = $4",
+          [shipment.carrier, shipment.trackingNumber, now, id],
+        );
+        return {};
+      },
+    );
+  }
+
+  addCheckpoint(id: bigint, checkpoint: CheckpointRecord): Promise<OrderRecord> {
+    const delivered = checkpoint.status === CheckpointStatus.DELIVERED;
+    return this.transition(
+      id,
+      "checkpoint",
+      delivered ? OrderStatus.DELIVERED : OrderStatus.SHIPPED,
+      delivered ? OrderEventType.DELIVERED : OrderEventType.CHECKPOINT,
+      async (c, now) => {
+        await c.query(
+          "UPDATE orders SET delivered_at = COALESCE($1, delivered_at), updated_at = $2 WHERE id = $3",
+          [delivered ? checkpoint.time : null, now, id],
+        );
+        return { checkpoint };
+      },
+    );
+  }
+
+  async events(
+    orderId: bigint,
+    query: { afterId?: bigint; limit: number },
+  ): Promise<OrderEventRecord[]> {
+    const { rows } = await this.pool.query(
+      "SELECT * FROM order_events WHERE order_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+      [orderId, query.afterId ?? 0n, query.limit],
+    );
+    return rows.map(toEvent);
+  }
+
+  private async byKey(c: Queryable, input: NewOrder): Promise<OrderRecord | undefined> {
+    if (input.idempotencyKey === undefined) return undefined;
+    const { rows } = await c.query(
+      "SELECT * FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+      [input.userId, input.idempotencyKey],
+    );
+    if (rows[0] === undefined) return undefined;
+    if (rows[0].request_fingerprint !== (input.fingerprint ?? null)) {
+      throw new StoreError(
+        "already_exists",
+        "idempotency_key was already used for a different order; use a new key",
+        { field: "idempotency_key" },
+      );
+    }
+    return this.toOrder(c, rows[0]);
+  }
+
+  private transition(
+    id: bigint,
+    action: Parameters<typeof checkTransition>[2],
+    status: OrderStatus,
+    type: OrderEventType,
+    change: (
+      c: pg.PoolClient,
+      now: Date,
+    ) => Promise<{ checkpoint?: CheckpointRecord; reason?: string }>,
+  ): Promise<OrderRecord> {
+    return this.transaction(async (c) => {
+      const { rows } = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      if (rows[0] === undefined) throw orderNotFound(id);
+      const current = rows[0].status as OrderStatus;
+      checkTransition(id, current, action);
+      const now = new Date();
+      const data = await change(c, now);
+      if (status !== current) {
+        await c.query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3", [
+          status,
+          now,
+          id,
+        ]);
+      }
+      await this.insertEvent(c, id, type, status, now, data);
+      return this.mustGet(c, id);
+    });
+  }
+
+  private async insertEvent(
+    c: Queryable,
+    orderId: bigint,
+    type: OrderEventType,
+    status: OrderStatus,
+    now: Date,
+    data: { checkpoint?: CheckpointRecord; reason?: string },
+  ): Promise<void> {
+    const { rows } = await c.query(
+      `INSERT INTO order_events (order_id, type, status, data, created_at)
+       VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+      [orderId, type, status, encodeEventData(data), now],
+    );
+    const event: OrderEventRecord = {
+      id: BigInt(rows[0].id),
+      orderId,
+      type,
+      status,
+      at: now,
+      checkpoint: data.checkpoint,
+      reason: data.reason ?? "",
+    };
+    await this.notify(c, { kind: "order", event });
+  }
+
+  private async mustGet(c: Queryable, id: bigint): Promise<OrderRecord> {
+    const order = await this.get(c, id);
+    if (order === undefined) throw orderNotFound(id);
+    return order;
+  }
+
+  private async toOrder(c: Queryable, row: PgRow): Promise<OrderRecord> {
+    const id = BigInt(row.id);
+    const [items, payments, checkpoints] = await Promise.all([
+      c.query("SELECT * FROM order_items WHERE order_id = $1 ORDER BY position", [id]),
+      c.query("SELECT * FROM payments WHERE order_id = $1 ORDER BY id LIMIT 1", [id]),
+      row.shipped_at === null
+        ? Promise.resolve({ rows: [] })
+        : c.query(
+            "SELECT * FROM order_events WHERE order_id = $1 AND type IN ($2, $3) ORDER BY id",
+            [id, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
+          ),
+    ]);
+    return {
+      id,
+      userId: BigInt(row.user_id),
+      status: row.status as OrderStatus,
+      currency: row.currency,
+      items: items.rows.map((item: PgRow) => ({
+        sku: item.sku,
+        name: item.name,
+        quantity: item.quantity,
+        unitPriceMinor: BigInt(item.unit_price_minor),
+      })),
+      totalMinor: BigInt(row.total_minor),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      payment: payments.rows[0] === undefined ? undefined : toPayment(payments.rows[0]),
+      shipment:
+        row.shipped_at === null
+          ? undefined
+          : {
+              carrier: row.carrier,
+              trackingNumber: row.tracking_number,
+              shippedAt: row.shipped_at,
+              deliveredAt: row.delivered_at ?? undefined,
+              checkpoints: checkpoints.rows.map(
+                (e: PgRow) => toEvent(e).checkpoint as CheckpointRecord,
+              ),
+            },
+      cancelReason: row.cancel_reason,
+    };
+  }
+}
+
+function orderNotFound(id: bigint): StoreError {
+  return new StoreError("not_found", `order ${id} not found`);
+}
+
+function toPayment(row: PgRow): PaymentRecord {
+  return {
+    id: BigInt(row.id),
+    amountMinor: BigInt(row.amount_minor),
+    currency: row.currency,
+    idempotencyKey: row.idempotency_key,
+    paidAt: row.paid_at,
+  };
+}
+
+function toEvent(row: PgRow): OrderEventRecord {
+  const data = decodeEventData(row.data);
+  return {
+    id: BigInt(row.id),
+    orderId: BigInt(row.order_id),
+    type: row.type as OrderEventType,
+    status: row.status as OrderStatus,
+    at: row.created_at,
+    checkpoint: data.checkpoint,
+    reason: data.reason ?? "",
+  };
+}

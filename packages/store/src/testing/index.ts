@@ -1,0 +1,8 @@
+export {
+  dropSchema,
+  freshSchema,
+  openTestPostgresStore,
+  postgresSkipReason,
+  postgresUrl,
+} from "./postgres.ts";
+export { storeContract } from "./store-contract.ts";
