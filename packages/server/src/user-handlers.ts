@@ -1,16 +1,13 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
-import { decodePageToken, encodePageToken } from "./page-token.ts";
+import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import { pickUserFields, resolveUserFields, toUser } from "./user-mapping.ts";
 import { checkEmail, checkPassword, checkTags, checkUserId, checkUsername } from "./user-rules.ts";
 import { Violations } from "./violations.ts";
 
 type Handlers = Pick<ServiceImpl<typeof UserService>, "getUser" | "createUser" | "listUsers">;
-
-const defaultPageSize = 50;
-const maxPageSize = 1000;
 
 /** GetUser, CreateUser and ListUsers. */
 export function createUserHandlers(store: Store, passwords: PasswordHasher): Handlers {
@@ -44,15 +41,13 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
 
     async listUsers(req) {
       const v = new Violations();
-      if (req.pageSize < 0)
-        v.add("page_size", `must be 0 (meaning ${defaultPageSize}) to ${maxPageSize}`);
+      const limit = resolvePageSize(v, req.pageSize);
       if (req.status !== UserStatus.UNSPECIFIED && !isKnownStatus(req.status)) {
         v.add("status", "unknown status");
       }
       v.throwIfAny();
       const filter = `status=${req.status}`;
       const afterId = decodePageToken(req.pageToken, filter);
-      const limit = Math.min(req.pageSize === 0 ? defaultPageSize : req.pageSize, maxPageSize);
       const records = await store.users.list({
         limit: limit + 1,
         ...(afterId === undefined ? {} : { afterId }),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { createUserClient, type Protocol, type UserClient } from "@keel/clients";
 import {
   type UpdateUserRequestSchema,
@@ -13,59 +13,11 @@ import {
 
 type StatusUpdateInit = MessageInitShape<typeof UserStatusUpdateSchema>;
 
+import { iterate, pushable, rejectsWith, take } from "./testing/rpc.ts";
 import { startTestServer } from "./testing/test-server.ts";
 
 const protocols: Protocol[] = ["grpc", "grpc-web", "connect"];
 const password = "correct horse battery";
-
-/** Asserts that `call` fails with `code` and a message matching `message`. */
-async function rejectsWith(call: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
-  await assert.rejects(call, (err: unknown) => {
-    assert.ok(err instanceof ConnectError, `expected a ConnectError, got ${String(err)}`);
-    assert.equal(Code[err.code], Code[code], err.message);
-    if (message !== undefined) assert.match(err.rawMessage, message);
-    return true;
-  });
-}
-
-async function* iterate<T>(items: T[]): AsyncIterable<T> {
-  yield* items;
-}
-
-/** Reads from a live stream until `count` messages arrived. */
-async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
-  const out: T[] = [];
-  while (out.length < count) {
-    const next = await iterator.next();
-    if (next.done) throw new Error(`stream ended after ${out.length} of ${count} messages`);
-    out.push(next.value);
-  }
-  return out;
-}
-
-/** A client-to-server message stream the test can write to while the call is open. */
-function pushable<T>() {
-  const queue: T[] = [];
-  let wake: (() => void) | undefined;
-  let done = false;
-  return {
-    push(value: T) {
-      queue.push(value);
-      wake?.();
-    },
-    end() {
-      done = true;
-      wake?.();
-    },
-    async *[Symbol.asyncIterator]() {
-      for (;;) {
-        if (queue.length > 0) yield queue.shift() as T;
-        else if (done) return;
-        else await new Promise<void>((resolve) => (wake = resolve));
-      }
-    },
-  };
-}
 
 let server: Awaited<ReturnType<typeof startTestServer>>;
 before(async () => {

@@ -11,7 +11,8 @@ import {
   UserStatusUpdateSchema,
 } from "@keel/gen/user/v1/user_pb";
 import type { StatusEvent, Store, UserPatch } from "@keel/store";
-import { storeErrorToConnect } from "./store-errors.ts";
+import { shuttingDown } from "./errors.ts";
+import { applyEach } from "./partial-apply.ts";
 import { isKnownStatus, userNotFound } from "./user-handlers.ts";
 import { toActivity } from "./user-mapping.ts";
 import { checkEmail, checkMetadata, checkTags, checkUserId, checkUsername } from "./user-rules.ts";
@@ -23,7 +24,6 @@ type Handlers = Pick<
 >;
 
 const historyPageSize = 500;
-const maxReportedErrors = 1000;
 const maxFollowedUsers = 10_000;
 
 /** StreamUserActivities, BatchUpdateUsers and SyncUserStatus. */
@@ -66,27 +66,14 @@ export function createUserStreamHandlers(store: Store): Handlers {
     },
 
     async batchUpdateUsers(requests) {
-      let n = 0;
-      let updatedCount = 0;
-      let unreported = 0;
-      const errors: string[] = [];
-      for await (const req of requests) {
-        n++;
-        try {
+      const { applied, errors } = await applyEach(
+        requests,
+        (req, n) => `update #${n} (user_id=${req.userId})`,
+        async (req) => {
           await store.users.update(req.userId, toPatch(req));
-          updatedCount++;
-        } catch (err) {
-          const known = err instanceof ConnectError ? err : storeErrorToConnect(err);
-          if (known === undefined) throw err;
-          if (errors.length < maxReportedErrors) {
-            errors.push(`update #${n} (user_id=${req.userId}): ${known.rawMessage}`);
-          } else {
-            unreported++;
-          }
-        }
-      }
-      if (unreported > 0) errors.push(`... and ${unreported} more updates failed`);
-      return { updatedCount, errors };
+        },
+      );
+      return { updatedCount: applied, errors };
     },
 
     async *syncUserStatus(requests, ctx) {
@@ -217,8 +204,4 @@ function toStatusUpdate(event: StatusEvent): UserStatusUpdate {
     status: event.status,
     timestamp: timestampFromDate(event.at),
   });
-}
-
-function shuttingDown(): ConnectError {
-  return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
 }

@@ -18,6 +18,8 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
       );
     case "not_found":
       return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);
+    case "failed_precondition":
+      return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
     case "unavailable":
       return new ConnectError(
         "the database is unavailable; retry later",
@@ -35,4 +37,9 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
         err,
       );
   }
+}
+
+/** How live streams end when the server stops under them. */
+export function shuttingDown(): ConnectError {
+  return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);
 }
