@@ -51,9 +51,7 @@ for (const protocol of protocols) {
       userId = user?.userId ?? 0n;
     });
 
-    const create = async (
-      extra: Partial<MessageInitShape<typeof CreateOrderRequestSchema>> = {},
-    ) => {
+    const create = async (extra: { idempotencyKey?: string } = {}) => {
       const { order } = await orders.createOrder({ userId, items, ...extra });
       assert.ok(order);
       return order;
