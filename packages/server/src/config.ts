@@ -9,7 +9,12 @@ export interface ServerConfig {
   port: number;
   /** Where the embedded database and generated development secrets live. */
   dataDir: string;
-  sqlitePath: string;
+  /** Where state lives: the embedded SQLite file, or PostgreSQL when a URL is configured. */
+  database:
+    | { kind: "sqlite"; path: string }
+    | { kind: "postgres"; url: string; schema: string; poolSize: number };
+  /** Where OrderService finds UserService; undefined means this process. */
+  userServiceUrl: string | undefined;
   jwt: {
     secret: Uint8Array;
     /** True when no secret was configured and a development one was generated into dataDir. */
@@ -32,6 +37,16 @@ const schema = z
     KEEL_PORT: port.default(9090),
     KEEL_DATA_DIR: z.string().min(1).default("data"),
     KEEL_SQLITE_PATH: z.string().min(1).optional(),
+    KEEL_DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+      .optional(),
+    KEEL_DATABASE_SCHEMA: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be lower-case letters, digits and _")
+      .default("public"),
+    KEEL_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+    KEEL_USER_SERVICE_URL: z.url({ protocol: /^https?$/ }).optional(),
     KEEL_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
     KEEL_JWT_ISSUER: z.string().min(1).default("keel"),
     KEEL_JWT_AUDIENCE: z.string().min(1).default("keel"),
@@ -83,7 +98,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     host: c.KEEL_HOST,
     port: c.KEEL_PORT,
     dataDir,
-    sqlitePath: resolve(c.KEEL_SQLITE_PATH ?? join(dataDir, "keel.db")),
+    database:
+      c.KEEL_DATABASE_URL === undefined
+        ? { kind: "sqlite", path: resolve(c.KEEL_SQLITE_PATH ?? join(dataDir, "keel.db")) }
+        : {
+            kind: "postgres",
+            url: c.KEEL_DATABASE_URL,
+            schema: c.KEEL_DATABASE_SCHEMA,
+            poolSize: c.KEEL_DATABASE_POOL_SIZE,
+          },
+    userServiceUrl: c.KEEL_USER_SERVICE_URL,
     jwt: {
       secret,
       generated: c.KEEL_JWT_SECRET === undefined,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { openSqliteStore } from "@keel/store";
-import { pino } from "pino";
-import { ConfigError, loadConfig } from "./config.ts";
+import { openPostgresStore, openSqliteStore, type Store } from "@keel/store";
+import { type Logger, pino } from "pino";
+import { ConfigError, loadConfig, type ServerConfig } from "./config.ts";
 import { startServer } from "./server.ts";
 
 /** The server process: configuration from the environment, SQLite store, clean stop on signals. */
@@ -21,8 +21,7 @@ async function main(): Promise<void> {
       "KEEL_JWT_SECRET is not set: signing tokens with a development secret kept in the data directory",
     );
   }
-  const store = openSqliteStore({ path: config.sqlitePath });
-  logger.info({ path: config.sqlitePath }, "opened the SQLite store");
+  const store = await openStore(config, logger);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -35,6 +34,7 @@ async function main(): Promise<void> {
       refreshTtlSeconds: config.jwt.refreshTtlSeconds,
     },
     passwordCost: config.passwordCost,
+    ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     logger,
   });
 
@@ -56,6 +56,28 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+}
+
+async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
+  const db = config.database;
+  if (db.kind === "sqlite") {
+    const store = openSqliteStore({ path: db.path });
+    logger.info({ path: db.path }, "opened the SQLite store");
+    return store;
+  }
+  const store = await openPostgresStore({
+    connectionString: db.url,
+    schema: db.schema,
+    poolSize: db.poolSize,
+    onError: (err) => logger.warn({ err }, "database connection problem"),
+  });
+  // The URL may hold a password: log where, never how.
+  const { hostname, port, pathname } = new URL(db.url);
+  logger.info(
+    { host: hostname, port, database: pathname.slice(1), schema: db.schema },
+    "opened the PostgreSQL store",
+  );
+  return store;
 }
 
 main().catch((err: unknown) => {

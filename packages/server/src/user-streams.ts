@@ -81,6 +81,7 @@ export function createUserStreamHandlers(store: Store): Handlers {
       const feed = store.events.statuses({ origin, signal: ctx.signal });
       let followed = 0;
       let clientDone = false;
+      const lastSent = new Map<bigint, Date>();
       // Requests are read concurrently with the responses being written: follows and updates go
       // in, status changes of followed users come out. A bad request ends the stream with its error.
       const reader = async () => {
@@ -117,7 +118,14 @@ export function createUserStreamHandlers(store: Store): Handlers {
       };
       reader().catch((err: unknown) => feed.fail(err));
       try {
-        for await (const event of feed) yield toStatusUpdate(event);
+        for await (const event of feed) {
+          // With several instances, a change committed just before the follow may arrive after the
+          // snapshot that already includes it: never send a status older than what was sent.
+          const sent = lastSent.get(event.userId);
+          if (sent !== undefined && event.at < sent) continue;
+          lastSent.set(event.userId, event.at);
+          yield toStatusUpdate(event);
+        }
         if (!clientDone) {
           // Not the client's doing: the call was cancelled, timed out or the server stops.
           ctx.signal.throwIfAborted();

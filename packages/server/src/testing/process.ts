@@ -1,0 +1,48 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { after } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const main = fileURLToPath(new URL("../main.ts", import.meta.url));
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) if (child.pid) process.kill(-child.pid, "SIGKILL");
+});
+
+export interface ServerProcess {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; stderr: string }>;
+}
+
+/**
+ * Runs the server process as `node src/main.ts` with the real Node binary, in its own process
+ * group (killed when the test file ends), listening on a free port of 127.0.0.1.
+ */
+export function runServer(env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ["--conditions=source", main], {
+    env: { PATH: process.env.PATH ?? "", KEEL_PORT: "0", KEEL_HOST: "127.0.0.1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = once(child, "exit").then(([code]) => ({ code: code as number | null, stderr }));
+  return { child, exited };
+}
+
+/** Waits for the server's "serving" log line and returns its base URL. */
+export async function servingUrl(server: ServerProcess): Promise<string> {
+  const lines = createInterface({ input: server.child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const entry = JSON.parse(line) as { msg?: string; port?: number };
+    if (entry.msg === "serving gRPC, gRPC-Web and Connect" && entry.port) {
+      return `http://127.0.0.1:${entry.port}`;
+    }
+  }
+  throw new Error(`the server exited before serving: ${(await server.exited).stderr}`);
+}
