@@ -1,0 +1,45 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+
+/** Who is calling, as established by the authentication interceptor. */
+export interface Principal {
+  /** The token's subject. */
+  subject: string;
+  /** The subject as a user id, when it is one. */
+  userId: bigint | undefined;
+  roles: readonly string[];
+  /** The token's `jti`, when it has one. */
+  tokenId: string | undefined;
+}
+
+/** The request id of the call: the caller's `x-request-id` if valid, otherwise a new one. */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+
+/** The authenticated caller; undefined for anonymous calls (public methods). */
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: "principal",
+});
+
+/** The remote address of the connection, set by the server from its socket. */
+export const peerKey = createContextKey<string>("", { description: "peer address" });
+
+/**
+ * The absolute deadline (milliseconds since the epoch) the deadline interceptor imposed when the
+ * client set none. connect's own `timeoutMs()` does not know it; use `remainingTimeMs`.
+ */
+export const deadlineKey = createContextKey<number | undefined>(undefined, {
+  description: "default deadline",
+});
+
+/**
+ * The time left before the call's deadline, whether the client set it or the server's default
+ * applies; undefined when there is none. Pass it on to outgoing calls.
+ */
+export function remainingTimeMs(
+  ctx: Pick<HandlerContext, "timeoutMs" | "values">,
+): number | undefined {
+  const own = ctx.timeoutMs();
+  const deadline = ctx.values.get(deadlineKey);
+  if (deadline === undefined) return own;
+  const fromDefault = Math.max(0, deadline - Date.now());
+  return own === undefined ? fromDefault : Math.min(own, fromDefault);
+}
