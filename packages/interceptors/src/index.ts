@@ -1,2 +1,36 @@
+export type { AuditOptions } from "./audit.ts";
+export { createAuditInterceptor } from "./audit.ts";
+export type {
+  AuditEntry,
+  AuditLog,
+  AuditLogOptions,
+  AuditLogStats,
+  AuditTargets,
+} from "./audit-log.ts";
+export { createAuditLog } from "./audit-log.ts";
+export type { AuthenticationOptions } from "./authentication.ts";
+export { createAuthenticationInterceptor } from "./authentication.ts";
+export type { AuthorizationOptions } from "./authorization.ts";
+export { createAuthorizationInterceptor } from "./authorization.ts";
+export type { Principal } from "./context.ts";
+export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
+export type { DeadlineOptions } from "./deadline.ts";
+export { createDeadlineInterceptor } from "./deadline.ts";
+export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
+export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
+export type { AccessPolicy, ExtraPolicies } from "./policy.ts";
+export { createPolicyResolver } from "./policy.ts";
+export type {
+  Limit,
+  RateLimiter,
+  RateLimitKey,
+  RateLimitOptions,
+  RateLimits,
+} from "./rate-limit.ts";
+export { createRateLimiter, createRateLimitInterceptor } from "./rate-limit.ts";
 export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
 export { createRecoveryInterceptor } from "./recovery.ts";
+export type { RequestIdOptions } from "./request-id.ts";
+export { createRequestIdInterceptor } from "./request-id.ts";
+export type { ValidationOptions } from "./validation.ts";
+export { createValidationInterceptor, validateMessage } from "./validation.ts";

@@ -1,4 +1,5 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { requestIdKey } from "./context.ts";
 
 /** The part of a logger the recovery interceptor needs; a pino logger fits. */
 export interface ErrorLogger {
@@ -22,14 +23,19 @@ export interface RecoveryOptions {
  * Keeps handler failures from reaching clients as `Unknown` with a leaked message: a ConnectError
  * passes through unchanged, a known infrastructure error is translated by `mapError`, and anything
  * else, thrown, rejected or raised in the middle of a stream, becomes INTERNAL with a generic
- * message while the log keeps the original and its stack. The original stays the error's cause.
+ * message while the log keeps the original, its stack and the request id (put the request-id
+ * interceptor outside this one). The original stays the error's cause.
  */
 export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interceptor {
   const mapError = options.mapError ?? (() => undefined);
   const logger = options.logger ?? consoleLogger;
   const message = options.message ?? "internal error";
 
-  const recover = (err: unknown, method: { name: string; parent: { typeName: string } }) => {
+  const recover = (
+    err: unknown,
+    method: { name: string; parent: { typeName: string } },
+    values: ContextValues,
+  ) => {
     if (err instanceof ConnectError) return err;
     const mapped = mapError(err);
     if (mapped !== undefined) return mapped;
@@ -37,7 +43,11 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
       return ConnectError.from(err);
     }
     logger.error(
-      { err, procedure: `${method.parent.typeName}/${method.name}` },
+      {
+        err,
+        procedure: `${method.parent.typeName}/${method.name}`,
+        request_id: values.get(requestIdKey) || undefined,
+      },
       "unexpected error in handler",
     );
     return new ConnectError(message, Code.Internal, undefined, undefined, err);
@@ -47,9 +57,12 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
     try {
       const res = await next(req);
       if (!res.stream) return res;
-      return { ...res, message: recoverStream(res.message, (err) => recover(err, req.method)) };
+      return {
+        ...res,
+        message: recoverStream(res.message, (err) => recover(err, req.method, req.contextValues)),
+      };
     } catch (err) {
-      throw recover(err, req.method);
+      throw recover(err, req.method, req.contextValues);
     }
   };
 }

@@ -4,7 +4,6 @@ import { type UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
 import type { PasswordHasher } from "./passwords.ts";
 import type { IssuedTokens, TokenIssuer } from "./tokens.ts";
-import { Violations } from "./violations.ts";
 
 type Handlers = Pick<ServiceImpl<typeof UserService>, "login" | "refreshToken">;
 
@@ -16,10 +15,6 @@ export function createAuthHandlers(
 ): Handlers {
   return {
     async login(req) {
-      const v = new Violations();
-      if (req.username === "") v.add("username", "required");
-      if (req.password === "") v.add("password", "required");
-      v.throwIfAny();
       const found = await store.users.findCredentials(req.username);
       if (found === undefined) {
         await passwords.waste(req.password);
@@ -27,23 +22,21 @@ export function createAuthHandlers(
       }
       if (!(await passwords.verify(req.password, found.passwordHash))) throw badCredentials();
       if (found.user.status === UserStatus.SUSPENDED) throw suspended();
-      const issued = await tokens.issue(found.user.id);
+      const issued = await tokens.issue(found.user.id, found.user.roles);
       await store.refreshTokens.create(issued.refresh);
       await store.activities.record(found.user.id, "user.login", { method: "password" });
       return tokenResponse(issued);
     },
 
     async refreshToken(req) {
-      if (req.refreshToken === "") {
-        throw new ConnectError("invalid request: refresh_token: required", Code.InvalidArgument);
-      }
       const claims = await tokens.verifyRefresh(req.refreshToken);
       const user = await store.users.get(claims.userId);
       if (user === undefined || user.status === UserStatus.SUSPENDED) {
         await store.refreshTokens.revokeFamily(claims.familyId);
         throw user === undefined ? invalidRefresh() : suspended();
       }
-      const issued = await tokens.issue(claims.userId, claims.familyId);
+      // Roles are read again, so that a refresh picks up granted or withdrawn ones.
+      const issued = await tokens.issue(claims.userId, user.roles, claims.familyId);
       const outcome = await store.refreshTokens.rotate(claims.jti, issued.refresh, new Date());
       if (outcome.kind === "reused") {
         throw new ConnectError(

@@ -24,6 +24,17 @@ export interface ServerConfig {
     accessTtlSeconds: number;
     refreshTtlSeconds: number;
   };
+  /** Extra public keys for RS256/ES256 access tokens: a JWKS file's path or a URL. */
+  jwks: { file: string } | { url: URL } | undefined;
+  rateLimits: {
+    ratePerSecond: number;
+    burst: number;
+    loginPerMinute: number;
+    loginBurst: number;
+  };
+  defaultTimeoutMs: number;
+  /** Where the audit log goes: a file, or standard output ("-"). */
+  auditLog: { path: string } | "stdout";
   passwordCost: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   shutdownGraceMs: number;
@@ -52,6 +63,14 @@ const schema = z
     KEEL_JWT_AUDIENCE: z.string().min(1).default("keel"),
     KEEL_ACCESS_TOKEN_TTL_SECONDS: seconds.default(900),
     KEEL_REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
+    KEEL_JWKS_FILE: z.string().min(1).optional(),
+    KEEL_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+    KEEL_RATE_LIMIT_RPS: z.coerce.number().positive().default(100),
+    KEEL_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(200),
+    KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().positive().default(10),
+    KEEL_LOGIN_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(5),
+    KEEL_DEFAULT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    KEEL_AUDIT_LOG: z.string().min(1).optional(),
     KEEL_PASSWORD_COST: z.coerce.number().int().min(10).max(20).default(15),
     KEEL_LOG_LEVEL: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -116,6 +135,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       accessTtlSeconds: c.KEEL_ACCESS_TOKEN_TTL_SECONDS,
       refreshTtlSeconds: c.KEEL_REFRESH_TOKEN_TTL_SECONDS,
     },
+    jwks:
+      c.KEEL_JWKS_FILE !== undefined
+        ? { file: resolve(c.KEEL_JWKS_FILE) }
+        : c.KEEL_JWKS_URL !== undefined
+          ? { url: new URL(c.KEEL_JWKS_URL) }
+          : undefined,
+    rateLimits: {
+      ratePerSecond: c.KEEL_RATE_LIMIT_RPS,
+      burst: c.KEEL_RATE_LIMIT_BURST,
+      loginPerMinute: c.KEEL_LOGIN_RATE_LIMIT_PER_MINUTE,
+      loginBurst: c.KEEL_LOGIN_RATE_LIMIT_BURST,
+    },
+    defaultTimeoutMs: c.KEEL_DEFAULT_TIMEOUT_MS,
+    auditLog:
+      c.KEEL_AUDIT_LOG === "-"
+        ? "stdout"
+        : { path: resolve(c.KEEL_AUDIT_LOG ?? join(dataDir, "audit.log")) },
     passwordCost: c.KEEL_PASSWORD_COST,
     logLevel: c.KEEL_LOG_LEVEL,
     shutdownGraceMs: c.KEEL_SHUTDOWN_GRACE_MS,

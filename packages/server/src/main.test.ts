@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -20,18 +20,78 @@ describe("the server process", () => {
       password: "long enough password",
     });
     assert.ok(user);
+    const { accessToken } = await client.login({
+      username: "persistent",
+      password: "long enough password",
+    });
     process.kill(first.child.pid as number, "SIGTERM");
     assert.equal((await first.exited).code, 0);
 
     const second = runServer(env);
-    const again = createUserClient({ baseUrl: await servingUrl(second) });
+    // The token issued before the restart still verifies: the development secret was kept.
+    const again = createUserClient({ baseUrl: await servingUrl(second), token: accessToken });
     const { user: found } = await again.getUser({ userId: user.userId });
     assert.deepEqual(found, user);
-    // Tokens signed before the restart still verify: the development secret was kept.
-    const login = await again.login({ username: "persistent", password: "long enough password" });
-    assert.ok(login.accessToken);
     process.kill(second.child.pid as number, "SIGINT");
     assert.equal((await second.exited).code, 0);
+  });
+
+  it("mints development tokens, grants roles, and audits what changes state", async () => {
+    const env = { KEEL_DATA_DIR: dataDir, KEEL_PASSWORD_COST: "10" };
+    const server = runServer(env);
+    const url = await servingUrl(server);
+    const anonymous = createUserClient({ baseUrl: url });
+    await anonymous.createUser({
+      username: "boss",
+      email: "boss@example.com",
+      password: "long enough password",
+    });
+    const minted = await runServer(env, ["token", "--user-id", "1", "--roles", "admin"]).exited;
+    assert.equal(minted.code, 0, minted.stderr);
+    const admin = createUserClient({ baseUrl: url, token: minted.stdout.trim() });
+    assert.ok((await admin.listUsers({})).users.length >= 1);
+
+    const granted = await runServer(env, [
+      "grant",
+      "--username",
+      "boss",
+      "--roles",
+      "admin,fulfillment",
+    ]).exited;
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.match(granted.stdout, /now has roles: admin, fulfillment/);
+    const { accessToken } = await anonymous.login({
+      username: "boss",
+      password: "long enough password",
+    });
+    await createUserClient({ baseUrl: url, token: accessToken }).listUsers({});
+    await assert.rejects(anonymous.login({ username: "boss", password: "wrong password!" }));
+
+    process.kill(server.child.pid as number, "SIGTERM");
+    assert.equal((await server.exited).code, 0);
+    // The audit log was flushed on the way out: one line per audited call, no secrets.
+    const audit = readFileSync(join(dataDir, "audit.log"), "utf8");
+    const lines = audit
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { method: string; outcome: string });
+    const boss = lines.filter((l) => /CreateUser|Login/.test(l.method)).slice(-3);
+    assert.deepEqual(
+      boss.map((l) => [l.method, l.outcome]),
+      [
+        ["user.v1.UserService/CreateUser", "OK"],
+        ["user.v1.UserService/Login", "OK"],
+        ["user.v1.UserService/Login", "Unauthenticated"],
+      ],
+    );
+    assert.doesNotMatch(audit, /long enough password|wrong password|eyJ/);
+
+    const bad = await runServer(env, ["token", "--user", "1"]).exited;
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Unknown option '--user'[\s\S]*usage: keel-server/);
+    const unknown = await runServer(env, ["frobnicate"]).exited;
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
   });
 
   it("exits with code 2 and names the setting when the configuration is bad", async () => {

@@ -7,6 +7,7 @@ import { UserStatus, type UserStatusUpdateSchema } from "@keel/gen/user/v1/user_
 import { dropSchema, freshSchema, postgresSkipReason, postgresUrl } from "@keel/store/testing";
 import { runServer, servingUrl } from "./testing/process.ts";
 import { iterate, pushable, take } from "./testing/rpc.ts";
+import { mintToken } from "./testing/test-server.ts";
 
 // Two server processes share one PostgreSQL database; clients talk to different instances.
 // Skipped only outside CI when no PostgreSQL is reachable; in CI that is a failure.
@@ -14,24 +15,27 @@ const skip = await postgresSkipReason();
 
 describe("two instances on one PostgreSQL database", { skip: skip ?? false }, () => {
   const schema = freshSchema();
+  const secret = "a shared secret of at least 32 characters";
   let urlA: string;
   let urlB: string;
+  let admin: string;
 
   before(async () => {
     const env = {
       KEEL_DATABASE_URL: postgresUrl,
       KEEL_DATABASE_SCHEMA: schema,
       KEEL_PASSWORD_COST: "10",
-      KEEL_JWT_SECRET: "a shared secret of at least 32 characters",
+      KEEL_JWT_SECRET: secret,
     };
+    admin = await mintToken("admin", ["admin"], 600, new TextEncoder().encode(secret));
     // Both start at once: the migration must run exactly once.
     [urlA, urlB] = await Promise.all([servingUrl(runServer(env)), servingUrl(runServer(env))]);
   });
   after(() => dropSchema(schema));
 
   it("delivers a status update sent to instance A to a SyncUserStatus client on instance B", async () => {
-    const usersA = createUserClient({ baseUrl: urlA });
-    const usersB = createUserClient({ baseUrl: urlB });
+    const usersA = createUserClient({ baseUrl: urlA, token: admin });
+    const usersB = createUserClient({ baseUrl: urlB, token: admin });
     const { user } = await usersA.createUser({
       username: "roaming",
       email: "roaming@example.com",
@@ -64,9 +68,9 @@ describe("two instances on one PostgreSQL database", { skip: skip ?? false }, ()
   });
 
   it("delivers a checkpoint streamed to instance A to a TrackOrder client on instance B", async () => {
-    const usersA = createUserClient({ baseUrl: urlA });
-    const ordersA = createOrderClient({ baseUrl: urlA });
-    const ordersB = createOrderClient({ baseUrl: urlB });
+    const usersA = createUserClient({ baseUrl: urlA, token: admin });
+    const ordersA = createOrderClient({ baseUrl: urlA, token: admin });
+    const ordersB = createOrderClient({ baseUrl: urlB, token: admin });
     const { user } = await usersA.createUser({
       username: "shopper",
       email: "shopper@example.com",

@@ -1,5 +1,7 @@
+import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { LineItem } from "@keel/gen/order/v1/order_pb";
 import {
   type Checkpoint,
   CheckpointSchema,
@@ -10,7 +12,7 @@ import {
   OrderEventSchema,
   OrderSchema,
 } from "@keel/gen/order/v1/order_pb";
-import type { CheckpointRecord, OrderEventRecord, OrderRecord } from "@keel/store";
+import type { CheckpointRecord, OrderEventRecord, OrderItemRecord, OrderRecord } from "@keel/store";
 
 export function money(currencyCode: string, amountMinor: bigint): Money {
   return create(MoneySchema, { currencyCode, amountMinor });
@@ -78,4 +80,39 @@ export function toOrderEvent(record: OrderEventRecord): OrderEvent {
     reason: record.reason,
     ...(record.checkpoint === undefined ? {} : { checkpoint: toCheckpoint(record.checkpoint) }),
   });
+}
+
+/** The items of a validated CreateOrder request, with their common currency. */
+export function toOrderItems(items: readonly LineItem[]): {
+  currency: string;
+  items: OrderItemRecord[];
+} {
+  return {
+    currency: items[0]?.unitPrice?.currencyCode ?? "",
+    items: items.map((item) => ({
+      sku: item.sku,
+      name: item.name,
+      quantity: item.quantity,
+      unitPriceMinor: item.unitPrice?.amountMinor ?? 0n,
+    })),
+  };
+}
+
+/** What a CreateOrder request asks for, so that a reused idempotency key can be recognised. */
+export function orderFingerprint(currency: string, items: readonly OrderItemRecord[]): string {
+  const canonical = JSON.stringify([
+    currency,
+    items.map((i) => [i.sku, i.name, i.quantity, i.unitPriceMinor.toString()]),
+  ]);
+  return createHash("sha256").update(canonical).digest("base64url");
+}
+
+/** A validated checkpoint as the store keeps it; an unset time means now. */
+export function toCheckpointRecord(checkpoint: Checkpoint): CheckpointRecord {
+  return {
+    location: checkpoint.location,
+    status: checkpoint.status,
+    time: checkpoint.time === undefined ? new Date() : timestampDate(checkpoint.time),
+    note: checkpoint.note,
+  };
 }

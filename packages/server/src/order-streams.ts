@@ -1,12 +1,18 @@
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { type OrderService, OrderStatus } from "@keel/gen/order/v1/order_pb";
+import {
+  CheckpointSchema,
+  type OrderService,
+  OrderStatus,
+  UpdateShipmentRequestSchema,
+} from "@keel/gen/order/v1/order_pb";
+import { validateMessage } from "@keel/interceptors";
 import type { Store } from "@keel/store";
 import { shuttingDown } from "./errors.ts";
 import { orderNotFound } from "./order-handlers.ts";
-import { toOrderEvent } from "./order-mapping.ts";
-import { checkCheckpoint, checkOrderId } from "./order-rules.ts";
+import { toCheckpointRecord, toOrderEvent } from "./order-mapping.ts";
+import { orderRequestSchemas } from "./order-schemas.ts";
 import { applyEach } from "./partial-apply.ts";
-import { Violations } from "./violations.ts";
 
 type Handlers = Pick<ServiceImpl<typeof OrderService>, "updateShipment" | "trackOrder">;
 
@@ -25,11 +31,16 @@ export function createOrderStreamHandlers(store: Store): Handlers {
         requests,
         (req, n) => `checkpoint #${n} (order_id=${req.orderId})`,
         async (req) => {
-          const v = new Violations();
-          checkOrderId(v, "order_id", req.orderId);
-          const checkpoint = checkCheckpoint(v, "checkpoint", req.checkpoint);
-          v.throwIfAny();
-          const order = await store.orders.addCheckpoint(req.orderId, checkpoint);
+          // Validated here, checkpoint by checkpoint, so that one bad one does not end the stream.
+          validateMessage(
+            UpdateShipmentRequestSchema,
+            orderRequestSchemas["order.v1.UpdateShipmentRequest"],
+            req,
+          );
+          const order = await store.orders.addCheckpoint(
+            req.orderId,
+            toCheckpointRecord(req.checkpoint ?? create(CheckpointSchema)),
+          );
           if (order.status === OrderStatus.DELIVERED) delivered.push(order.id);
         },
       );
@@ -37,9 +48,6 @@ export function createOrderStreamHandlers(store: Store): Handlers {
     },
 
     async *trackOrder(req, ctx) {
-      const v = new Violations();
-      checkOrderId(v, "order_id", req.orderId);
-      v.throwIfAny();
       if ((await store.orders.get(req.orderId)) === undefined) throw orderNotFound(req.orderId);
       // Subscribe before reading the history so that nothing falls between the two; what comes
       // twice is skipped by id (an order's events are numbered in commit order).

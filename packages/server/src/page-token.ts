@@ -1,12 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Violations } from "./violations.ts";
 
 const defaultPageSize = 50;
 const maxPageSize = 1000;
 
 /** The number of rows a page holds: 0 means 50, more than 1000 is capped (AIP-158). */
-export function resolvePageSize(v: Violations, pageSize: number): number {
-  if (pageSize < 0) v.add("page_size", `must be 0 (meaning ${defaultPageSize}) to ${maxPageSize}`);
+export function resolvePageSize(pageSize: number): number {
   return Math.min(pageSize <= 0 ? defaultPageSize : pageSize, maxPageSize);
 }
 

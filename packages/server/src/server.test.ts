@@ -10,7 +10,7 @@ import { startTestServer } from "./testing/test-server.ts";
 describe("shutdown", () => {
   it("ends open streams with UNAVAILABLE and lets calls finish", async () => {
     const server = await startTestServer();
-    const client = createUserClient({ baseUrl: server.url });
+    const client = createUserClient({ baseUrl: server.url, token: server.adminToken });
     const { user } = await client.createUser({
       username: "shutdown",
       email: "shutdown@example.com",

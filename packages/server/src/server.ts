@@ -1,16 +1,34 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
-import { createRecoveryInterceptor } from "@keel/interceptors";
+import {
+  type AuditLog,
+  createAuditInterceptor,
+  createAuthenticationInterceptor,
+  createAuthorizationInterceptor,
+  createDeadlineInterceptor,
+  createLoggingInterceptor,
+  createRateLimiter,
+  createRecoveryInterceptor,
+  createRequestIdInterceptor,
+  createValidationInterceptor,
+  peerKey,
+  type RateLimiter,
+  type RateLimits,
+} from "@keel/interceptors";
 import type { Store } from "@keel/store";
+import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { storeErrorToConnect } from "./errors.ts";
 import { type Listener, listen } from "./listener.ts";
+import { createOrderOwners } from "./order-owners.ts";
+import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
 import { createPasswordHasher } from "./passwords.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
 import { createRemoteUserDirectory } from "./user-directory.ts";
+import { userRequestSchemas } from "./user-schemas.ts";
 import { createUserService } from "./user-service.ts";
 
 export interface ServerOptions {
@@ -18,10 +36,17 @@ export interface ServerOptions {
   host?: string;
   /** The port for gRPC, gRPC-Web and Connect; 0 picks a free one. Default 9090. */
   port?: number;
-  /** Where users, credentials and activities live. Closed by `close()`. */
+  /** Where users, credentials, activities and orders live. Closed by `close()`. */
   store: Store;
-  /** How access and refresh tokens are signed. */
-  tokens: TokenIssuerOptions;
+  /**
+   * How tokens are issued (Login, RefreshToken) and verified: the HS256 secret, issuer, audience
+   * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
+   */
+  tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
+  /** Token buckets per caller and method. Default: 100/s with bursts of 200; Login 10/min per peer. */
+  rateLimits?: RateLimits;
+  /** The deadline of unary and client-streaming calls that set none, in ms. Default 30000. */
+  defaultTimeoutMs?: number;
   /** log2 of the scrypt cost for password hashes; default 15. */
   passwordCost?: number;
   /**
@@ -31,6 +56,8 @@ export interface ServerOptions {
   userServiceUrl?: string;
   /** Largest message accepted or sent, in bytes; default 4 MiB. */
   maxMessageBytes?: number;
+  /** Where calls that change state are recorded (see `(policy.v1.method).audit`). Default: nowhere. */
+  auditLog?: Pick<AuditLog, "write">;
   logger: Logger;
 }
 
@@ -38,6 +65,8 @@ export interface RunningServer {
   readonly port: number;
   /** The base URL clients use, for example `http://127.0.0.1:9090`. */
   readonly url: string;
+  /** Applies new rate limits to calls from now on. */
+  readonly rateLimiter: RateLimiter;
   /**
    * Stops the server: no new connections, open streams end with UNAVAILABLE, calls in flight get
    * `graceMs` (default 10 s) to finish, then the store is closed.
@@ -45,11 +74,19 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** Default limits: generous for one caller, strict for password guessing. */
+export const defaultRateLimits: RateLimits = {
+  default: { ratePerSecond: 100, burst: 200 },
+  methods: { "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 } },
+};
+
 /** Starts serving UserService and OrderService over gRPC, gRPC-Web and Connect on one port. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { store, logger } = options;
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+  const issuer = options.tokens.issuer ?? "keel";
+  const audience = options.tokens.audience ?? "keel";
   const userService = createUserService({
     store,
     passwords: createPasswordHasher({ cost: options.passwordCost ?? 15 }),
@@ -60,12 +97,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     createRemoteUserDirectory({ baseUrl: options.userServiceUrl ?? (() => selfUrl) }),
   );
+  const rateLimiter = createRateLimiter({
+    limits: options.rateLimits ?? defaultRateLimits,
+    // Login is open to anyone: limit guesses per address, whoever they claim to be.
+    keyBy: { "user.v1.UserService/Login": "peer" },
+  });
+  // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
+  // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
+  // are recorded too, and errors reach it already turned into what the client saw.
+  const interceptors: Interceptor[] = [
+    createRequestIdInterceptor(),
+    ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
+    createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
+    createLoggingInterceptor({ logger }),
+    createDeadlineInterceptor({ defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 }),
+    createAuthenticationInterceptor({
+      secret: options.tokens.secret,
+      ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
+      issuer,
+      audience,
+    }),
+    rateLimiter.interceptor,
+    createAuthorizationInterceptor({ orderOwner: createOrderOwners(store) }),
+    createValidationInterceptor({
+      schemas: { ...userRequestSchemas, ...orderRequestSchemas },
+      itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
+    }),
+  ];
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(UserService, userService);
       router.service(OrderService, orderService);
     },
-    interceptors: [createRecoveryInterceptor({ logger, mapError: storeErrorToConnect })],
+    interceptors,
+    contextValues: (req) => createContextValues().set(peerKey, req.socket.remoteAddress ?? ""),
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
@@ -80,6 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return {
     port: listener.port,
     url: selfUrl,
+    rateLimiter,
     close(graceMs = 10_000) {
       closing ??= (async () => {
         const closed = listener.close(graceMs);

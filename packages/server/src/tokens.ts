@@ -26,8 +26,11 @@ export interface IssuedTokens {
 }
 
 export interface TokenIssuer {
-  /** A new access and refresh token pair; a new family unless `familyId` continues one. */
-  issue(userId: bigint, familyId?: string): Promise<IssuedTokens>;
+  /**
+   * A new access and refresh token pair for a user with `roles`; a new family unless `familyId`
+   * continues one.
+   */
+  issue(userId: bigint, roles: readonly string[], familyId?: string): Promise<IssuedTokens>;
   /** Checks a refresh token's signature, issuer, audience, expiry and type. */
   verifyRefresh(token: string): Promise<{ jti: string; familyId: string; userId: bigint }>;
 }
@@ -59,14 +62,14 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
     );
 
   return {
-    async issue(userId, familyId = randomUUID()) {
+    async issue(userId, roles, familyId = randomUUID()) {
       const now = Math.floor(Date.now() / 1000);
       const subject = userId.toString();
       const jti = randomUUID();
       const accessExp = now + accessTtl;
       const refreshExp = now + refreshTtl;
       const [accessToken, refreshToken] = await Promise.all([
-        sign({ typ: "access" }, subject, randomUUID(), accessExp),
+        sign({ typ: "access", roles }, subject, randomUUID(), accessExp),
         sign({ typ: "refresh", fam: familyId }, subject, jti, refreshExp),
       ]);
       const refreshExpiresAt = new Date(refreshExp * 1000);

@@ -8,7 +8,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createOrderClient } from "@keel/clients";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import { rejectsWith } from "./testing/rpc.ts";
-import { startTestServer } from "./testing/test-server.ts";
+import { mintToken, startTestServer } from "./testing/test-server.ts";
 
 // A stand-in UserService that records what OrderService sends it and answers per user id.
 const seen: { authorization: string | null; timeoutMs: number | undefined }[] = [];
@@ -50,15 +50,12 @@ const items = [
 
 describe("OrderService asking UserService", () => {
   it("passes on the caller's credentials and its remaining deadline", async () => {
-    const orders = createOrderClient({
-      baseUrl: server.url,
-      token: "caller-token",
-      timeoutMs: 5000,
-    });
+    const token = await mintToken(1n);
+    const orders = createOrderClient({ baseUrl: server.url, token, timeoutMs: 5000 });
     const { order } = await orders.createOrder({ userId: 1n, items });
     assert.equal(order?.userId, 1n);
     const call = seen.at(-1);
-    assert.equal(call?.authorization, "Bearer caller-token");
+    assert.equal(call?.authorization, `Bearer ${token}`);
     assert.ok(
       call?.timeoutMs !== undefined && call.timeoutMs > 0 && call.timeoutMs <= 5000,
       `${call?.timeoutMs}`,
@@ -66,7 +63,7 @@ describe("OrderService asking UserService", () => {
   });
 
   it("maps the answers: unknown user, unavailable, deadline exceeded", async () => {
-    const orders = createOrderClient({ baseUrl: server.url });
+    const orders = createOrderClient({ baseUrl: server.url, token: server.adminToken });
     await rejectsWith(
       orders.createOrder({ userId: 2n, items }),
       Code.FailedPrecondition,

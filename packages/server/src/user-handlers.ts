@@ -4,8 +4,6 @@ import type { Store } from "@keel/store";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import { pickUserFields, resolveUserFields, toUser } from "./user-mapping.ts";
-import { checkEmail, checkPassword, checkTags, checkUserId, checkUsername } from "./user-rules.ts";
-import { Violations } from "./violations.ts";
 
 type Handlers = Pick<ServiceImpl<typeof UserService>, "getUser" | "createUser" | "listUsers">;
 
@@ -13,22 +11,13 @@ type Handlers = Pick<ServiceImpl<typeof UserService>, "getUser" | "createUser" |
 export function createUserHandlers(store: Store, passwords: PasswordHasher): Handlers {
   return {
     async getUser(req) {
-      const v = new Violations();
-      checkUserId(v, "user_id", req.userId);
-      const fields = resolveUserFields(v, req.fields);
-      v.throwIfAny();
+      const fields = resolveUserFields(req.fields);
       const record = await store.users.get(req.userId);
       if (record === undefined) throw userNotFound(req.userId);
       return { user: pickUserFields(toUser(record), fields) };
     },
 
     async createUser(req) {
-      const v = new Violations();
-      checkUsername(v, "username", req.username);
-      checkEmail(v, "email", req.email);
-      checkPassword(v, "password", req.password);
-      checkTags(v, "tags", req.tags);
-      v.throwIfAny();
       const record = await store.users.create({
         username: req.username,
         email: req.email,
@@ -40,12 +29,7 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
     },
 
     async listUsers(req) {
-      const v = new Violations();
-      const limit = resolvePageSize(v, req.pageSize);
-      if (req.status !== UserStatus.UNSPECIFIED && !isKnownStatus(req.status)) {
-        v.add("status", "unknown status");
-      }
-      v.throwIfAny();
+      const limit = resolvePageSize(req.pageSize);
       const filter = `status=${req.status}`;
       const afterId = decodePageToken(req.pageToken, filter);
       const records = await store.users.list({
@@ -66,12 +50,4 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
 
 export function userNotFound(userId: bigint): ConnectError {
   return new ConnectError(`user ${userId} not found`, Code.NotFound);
-}
-
-export function isKnownStatus(status: number): status is UserStatus {
-  return (
-    status === UserStatus.ACTIVE ||
-    status === UserStatus.INACTIVE ||
-    status === UserStatus.SUSPENDED
-  );
 }

@@ -7,7 +7,6 @@ import {
   UserSchema,
 } from "@keel/gen/user/v1/user_pb";
 import type { ActivityRecord, UserRecord } from "@keel/store";
-import type { Violations } from "./violations.ts";
 
 export function toUser(record: UserRecord): User {
   return create(UserSchema, {
@@ -40,21 +39,12 @@ const userFieldsByName = new Map(
   ]),
 );
 
-/** The local names of the requested User fields; unknown names are reported to `v`. */
-export function resolveUserFields(v: Violations, names: readonly string[]): (keyof User)[] {
-  const fields: (keyof User)[] = [];
-  names.forEach((name, i) => {
+/** The local names of the requested User fields (names are validated by the request schema). */
+export function resolveUserFields(names: readonly string[]): (keyof User)[] {
+  return names.flatMap((name) => {
     const local = userFieldsByName.get(name);
-    if (local === undefined) {
-      v.add(
-        `fields[${i}]`,
-        `unknown user field ${JSON.stringify(name)}; use one of ${[...new Set(UserSchema.fields.map((f) => f.name))].join(", ")}`,
-      );
-    } else {
-      fields.push(local as keyof User);
-    }
+    return local === undefined ? [] : [local as keyof User];
   });
-  return fields;
 }
 
 /** A copy of `user` with only `fields` set; all of it when `fields` is empty. */

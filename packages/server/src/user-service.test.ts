@@ -43,7 +43,7 @@ for (const protocol of protocols) {
     };
 
     before(() => {
-      client = createUserClient({ baseUrl: server.url, protocol });
+      client = createUserClient({ baseUrl: server.url, protocol, token: server.adminToken });
     });
 
     it("creates a user and gets it back", async () => {
@@ -308,8 +308,12 @@ for (const protocol of protocols) {
 
     it("syncs a status update from one client to a follower on another", async () => {
       const user = await createUser("sync");
-      const follower = createUserClient({ baseUrl: server.url, protocol });
-      const updater = createUserClient({ baseUrl: server.url, protocol });
+      const follower = createUserClient({
+        baseUrl: server.url,
+        protocol,
+        token: server.adminToken,
+      });
+      const updater = createUserClient({ baseUrl: server.url, protocol, token: server.adminToken });
       const followerOut = pushable<StatusUpdateInit>();
       const controller = new AbortController();
       const followerIn = follower
@@ -350,7 +354,12 @@ for (const protocol of protocols) {
 describe("HTTP/1.1 on the same port", () => {
   for (const protocol of ["connect", "grpc-web"] as const) {
     it(`serves ${protocol} unary and server-streaming calls`, async () => {
-      const client = createUserClient({ baseUrl: server.url, protocol, httpVersion: "1.1" });
+      const client = createUserClient({
+        baseUrl: server.url,
+        protocol,
+        httpVersion: "1.1",
+        token: server.adminToken,
+      });
       const username = `h1_${protocol.replace("-", "")}`;
       const { user } = await client.createUser({
         username,
@@ -367,7 +376,7 @@ describe("HTTP/1.1 on the same port", () => {
   it("answers a plain HTTP/1.1 Connect JSON request", async () => {
     const res = await fetch(`${server.url}/user.v1.UserService/GetUser`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${server.adminToken}` },
       body: JSON.stringify({ userId: "0" }),
     });
     assert.equal(res.status, 400);

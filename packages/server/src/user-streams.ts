@@ -4,19 +4,20 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   type UpdateUserRequest,
+  UpdateUserRequestSchema,
   UserSchema,
   type UserService,
   UserStatus,
   type UserStatusUpdate,
   UserStatusUpdateSchema,
 } from "@keel/gen/user/v1/user_pb";
+import { validateMessage } from "@keel/interceptors";
 import type { StatusEvent, Store, UserPatch } from "@keel/store";
 import { shuttingDown } from "./errors.ts";
 import { applyEach } from "./partial-apply.ts";
-import { isKnownStatus, userNotFound } from "./user-handlers.ts";
+import { userNotFound } from "./user-handlers.ts";
 import { toActivity } from "./user-mapping.ts";
-import { checkEmail, checkMetadata, checkTags, checkUserId, checkUsername } from "./user-rules.ts";
-import { Violations } from "./violations.ts";
+import { updatedFields, userRequestSchemas } from "./user-schemas.ts";
 
 type Handlers = Pick<
   ServiceImpl<typeof UserService>,
@@ -30,9 +31,6 @@ const maxFollowedUsers = 10_000;
 export function createUserStreamHandlers(store: Store): Handlers {
   return {
     async *streamUserActivities(req, ctx) {
-      const v = new Violations();
-      checkUserId(v, "user_id", req.userId);
-      v.throwIfAny();
       if ((await store.users.get(req.userId)) === undefined) throw userNotFound(req.userId);
       // Subscribe before reading the history, so nothing recorded in between is missed; what
       // arrives twice is skipped by id.
@@ -70,6 +68,12 @@ export function createUserStreamHandlers(store: Store): Handlers {
         requests,
         (req, n) => `update #${n} (user_id=${req.userId})`,
         async (req) => {
+          // Validated here, update by update, so that one bad update does not end the batch.
+          validateMessage(
+            UpdateUserRequestSchema,
+            userRequestSchemas["user.v1.UpdateUserRequest"],
+            req,
+          );
           await store.users.update(req.userId, toPatch(req));
         },
       );
@@ -86,12 +90,6 @@ export function createUserStreamHandlers(store: Store): Handlers {
       // in, status changes of followed users come out. A bad request ends the stream with its error.
       const reader = async () => {
         for await (const req of requests) {
-          const v = new Violations();
-          checkUserId(v, "user_id", req.userId);
-          if (req.status !== UserStatus.UNSPECIFIED && !isKnownStatus(req.status)) {
-            v.add("status", "unknown status");
-          }
-          v.throwIfAny();
           if (req.status === UserStatus.UNSPECIFIED) {
             if (++followed > maxFollowedUsers) {
               throw new ConnectError(
@@ -138,71 +136,29 @@ export function createUserStreamHandlers(store: Store): Handlers {
   };
 }
 
-// Field mask paths are proto field names (the JSON form is converted to them on parsing).
-const maskable = new Set(["username", "email", "status", "tags", "metadata"]);
-const immutable = new Set(["user_id", "created_at", "updated_at"]);
-
-/** Validates one update and turns it into a store patch; throws INVALID_ARGUMENT naming fields. */
+/** The store patch of a validated update: the fields its mask lists, or else those it sets. */
 function toPatch(req: UpdateUserRequest): UserPatch {
-  const v = new Violations();
-  checkUserId(v, "user_id", req.userId);
-  if (req.user === undefined) v.add("user", "required");
   const user = req.user ?? create(UserSchema);
-  if (user.userId !== 0n && user.userId !== req.userId) {
-    v.add("user.user_id", "must be unset or equal to user_id");
-  }
-  let fields: string[];
-  if (req.updateMask !== undefined && req.updateMask.paths.length > 0) {
-    fields = [];
-    for (const path of req.updateMask.paths) {
-      if (maskable.has(path)) fields.push(path);
-      else if (immutable.has(path)) {
-        v.add("update_mask", `${path} cannot be changed`);
-      } else {
-        v.add(
-          "update_mask",
-          `unknown field ${JSON.stringify(path)}; use ${[...maskable].join(", ")}`,
-        );
-      }
-    }
-  } else {
-    fields = [];
-    if (user.username !== "") fields.push("username");
-    if (user.email !== "") fields.push("email");
-    if (user.status !== UserStatus.UNSPECIFIED) fields.push("status");
-    if (user.tags.length > 0) fields.push("tags");
-    if (Object.keys(user.metadata).length > 0) fields.push("metadata");
-  }
   const patch: UserPatch = {};
-  for (const field of fields) {
+  for (const field of updatedFields(req)) {
     switch (field) {
       case "username":
-        checkUsername(v, "user.username", user.username);
         patch.username = user.username;
         break;
       case "email":
-        checkEmail(v, "user.email", user.email);
         patch.email = user.email;
         break;
       case "status":
-        if (!isKnownStatus(user.status))
-          v.add("user.status", "must be ACTIVE, INACTIVE or SUSPENDED");
         patch.status = user.status;
         break;
       case "tags":
-        checkTags(v, "user.tags", user.tags);
         patch.tags = user.tags;
         break;
       case "metadata":
-        checkMetadata(v, "user.metadata", user.metadata);
         patch.metadata = user.metadata;
         break;
     }
   }
-  if (fields.length === 0 && v.empty) {
-    v.add("user", "nothing to update; set fields of user or list them in update_mask");
-  }
-  v.throwIfAny();
   return patch;
 }
 

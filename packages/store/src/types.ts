@@ -10,6 +10,8 @@ export interface UserRecord {
   status: UserStatus;
   tags: string[];
   metadata: Record<string, string>;
+  /** What the user may do beyond their own resources, for example "admin"; not part of the API's User. */
+  roles: string[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -96,6 +98,8 @@ export interface UserRepository {
    * Throws `not_found`, or `already_exists` naming the field.
    */
   update(id: bigint, patch: UserPatch, origin?: string): Promise<UserRecord>;
+  /** Replaces a user's roles (an administrative act: no activity is recorded). */
+  setRoles(id: bigint, roles: readonly string[]): Promise<UserRecord>;
 }
 
 export interface ActivityRepository {

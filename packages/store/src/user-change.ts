@@ -3,7 +3,7 @@ import type { UserPatch, UserRecord } from "./types.ts";
 
 /** What applying a patch changes, and the activities that record it. Shared by every store. */
 export interface UserChange {
-  after: Omit<UserRecord, "createdAt" | "updatedAt" | "id">;
+  after: Omit<UserRecord, "createdAt" | "updatedAt" | "id" | "roles">;
   activities: { action: string; details: Record<string, string> }[];
   statusChanged: boolean;
 }

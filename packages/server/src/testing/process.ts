@@ -12,15 +12,15 @@ after(() => {
 
 export interface ServerProcess {
   child: ChildProcess;
-  exited: Promise<{ code: number | null; stderr: string }>;
+  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
 /**
  * Runs the server process as `node src/main.ts` with the real Node binary, in its own process
  * group (killed when the test file ends), listening on a free port of 127.0.0.1.
  */
-export function runServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ["--conditions=source", main], {
+export function runServer(env: Record<string, string>, args: string[] = []): ServerProcess {
+  const child = spawn(process.execPath, ["--conditions=source", main, ...args], {
     env: { PATH: process.env.PATH ?? "", KEEL_PORT: "0", KEEL_HOST: "127.0.0.1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -28,10 +28,21 @@ export function runServer(env: Record<string, string>): ServerProcess {
   children.add(child);
   child.once("exit", () => children.delete(child));
   let stderr = "";
+  let stdout = "";
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
-  const exited = once(child, "exit").then(([code]) => ({ code: code as number | null, stderr }));
+  // Commands print their result; a serving process's stdout is read by servingUrl instead.
+  if (args.length > 0) {
+    child.stdout?.on("data", (chunk) => {
+      stdout += chunk;
+    });
+  }
+  const exited = once(child, "exit").then(([code]) => ({
+    code: code as number | null,
+    stdout,
+    stderr,
+  }));
   return { child, exited };
 }
 

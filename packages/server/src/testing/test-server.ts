@@ -1,16 +1,47 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AuditLog, RateLimits } from "@keel/interceptors";
 import { openSqliteStore } from "@keel/store";
+import { SignJWT } from "jose";
 import { pino } from "pino";
 import { type RunningServer, startServer } from "../server.ts";
 
 export const testSecret = new TextEncoder().encode("test-secret-test-secret-test-secret!");
 
+/** An access token signed like the server's own, for any subject and roles. */
+export function mintToken(
+  subject: string | bigint,
+  roles: string[] = [],
+  ttlSeconds = 600,
+  secret: Uint8Array = testSecret,
+): Promise<string> {
+  return new SignJWT({ typ: "access", roles })
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuer("keel")
+    .setAudience("keel")
+    .setSubject(String(subject))
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+    .sign(secret);
+}
+
+// Tests make many quick calls as one caller; only the rate-limit tests ask for real limits.
+const roomyLimits: RateLimits = { default: { ratePerSecond: 100_000, burst: 100_000 } };
+
+export interface TestServer extends RunningServer {
+  /** A token with the admin role. */
+  adminToken: string;
+  stop(): Promise<void>;
+}
+
 /** A real server on a free port with a fresh SQLite file; `stop()` removes everything. */
 export async function startTestServer(
-  options: { userServiceUrl?: string } = {},
-): Promise<RunningServer & { stop(): Promise<void> }> {
+  options: {
+    userServiceUrl?: string;
+    rateLimits?: RateLimits;
+    auditLog?: Pick<AuditLog, "write">;
+  } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "keel-server-"));
   const server = await startServer({
     host: "127.0.0.1",
@@ -19,10 +50,12 @@ export async function startTestServer(
     tokens: { secret: testSecret },
     // The lowest cost the configuration allows: tests hash many passwords.
     passwordCost: 10,
-    ...options,
+    rateLimits: roomyLimits,
     logger: pino({ level: process.env.KEEL_TEST_LOG_LEVEL ?? "silent" }),
+    ...options,
   });
   return Object.assign(server, {
+    adminToken: await mintToken("admin", ["admin"], 3600),
     async stop() {
       await server.close(1000);
       rmSync(dir, { recursive: true, force: true });

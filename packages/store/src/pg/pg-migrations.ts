@@ -102,6 +102,11 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
       CREATE INDEX order_events_by_order ON order_events (order_id, id);
     `,
   },
+  {
+    version: 3,
+    name: "user roles",
+    sql: `ALTER TABLE users ADD COLUMN roles JSONB NOT NULL DEFAULT '[]';`,
+  },
 ];
 
 /**

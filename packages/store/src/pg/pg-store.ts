@@ -175,6 +175,14 @@ class PgStore implements Store {
           return toUser(updated.rows[0]);
         }),
       ),
+      setRoles: run(async (id, roles) => {
+        const { rows } = await this.pool.query(
+          "UPDATE users SET roles = $1, updated_at = now() WHERE id = $2 RETURNING *",
+          [JSON.stringify(roles), id],
+        );
+        if (rows[0] === undefined) throw new StoreError("not_found", `user ${id} not found`);
+        return toUser(rows[0]);
+      }),
     };
     this.activities = {
       record: run((userId, action, details) =>
@@ -333,6 +341,7 @@ function toUser(row: PgRow): UserRecord {
     status: row.status as UserStatus,
     tags: row.tags,
     metadata: row.metadata,
+    roles: row.roles,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -73,6 +73,12 @@ class SqliteStore implements Store {
       findCredentials: (username) => this.run(() => this.findCredentials(username)),
       list: (query) => this.run(() => this.listUsers(query)),
       update: (id, patch, origin) => this.run(() => this.updateUser(id, patch, origin)),
+      setRoles: (id, roles) =>
+        this.run(() => {
+          const { changes } = this.sql.setRoles.run(JSON.stringify(roles), Date.now(), id);
+          if (Number(changes) === 0) throw new StoreError("not_found", `user ${id} not found`);
+          return this.mustGetUser(id);
+        }),
     };
     this.activities = {
       record: (userId, action, details) =>
@@ -288,6 +294,7 @@ function prepareStatements(db: DatabaseSync) {
                        email_key = $email_key, status = $status, tags = $tags,
                        metadata = $metadata, updated_at = $now
       WHERE id = $id`),
+    setRoles: db.prepare("UPDATE users SET roles = ?, updated_at = ? WHERE id = ?"),
     insertActivity: db.prepare(
       "INSERT INTO activities (user_id, action, details, created_at) VALUES (?, ?, ?, ?)",
     ),
@@ -324,6 +331,7 @@ function toUser(row: Row): UserRecord {
     status: Number(row.status) as UserStatus,
     tags: JSON.parse(row.tags as string) as string[],
     metadata: JSON.parse(row.metadata as string) as Record<string, string>,
+    roles: JSON.parse(row.roles as string) as string[],
     createdAt: new Date(Number(row.created_at)),
     updatedAt: new Date(Number(row.updated_at)),
   };

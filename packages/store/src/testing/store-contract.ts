@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
@@ -51,6 +52,22 @@ export function storeContract(
         const creds = await store.users.findCredentials(a.username.toUpperCase());
         assert.equal(creds?.user.id, a.id);
         assert.equal(creds?.passwordHash, "hash");
+      }));
+
+    it("keeps a user's roles", () =>
+      withStore(async (store) => {
+        const user = await store.users.create(newUser());
+        assert.deepEqual(user.roles, []);
+        const admin = await store.users.setRoles(user.id, ["admin", "fulfillment"]);
+        assert.deepEqual(admin.roles, ["admin", "fulfillment"]);
+        assert.deepEqual((await store.users.findCredentials(user.username))?.user.roles, [
+          "admin",
+          "fulfillment",
+        ]);
+        await assert.rejects(
+          store.users.setRoles(user.id + 999n, ["admin"]),
+          (err: unknown) => err instanceof StoreError && err.kind === "not_found",
+        );
       }));
 
     it("refuses a username or email taken in any letter case, naming the field", () =>
@@ -209,6 +226,8 @@ export function storeContract(
         const user = await store.users.create(newUser());
         const slow = store.events.activities(user.id, { bufferSize: 2 });
         for (let i = 0; i < 3; i++) await store.activities.record(user.id, "user.login", {});
+        // Events may still be on their way (PostgreSQL delivers them asynchronously).
+        for (let waited = 0; !slow.isClosed && waited < 5000; waited += 10) await sleep(10);
         await assert.rejects(
           slow.next(),
           (err: unknown) => err instanceof StoreError && err.kind === "overflow",

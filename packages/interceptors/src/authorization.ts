@@ -1,0 +1,93 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type Principal, principalKey } from "./context.ts";
+import { type AccessPolicy, createPolicyResolver, type ExtraPolicies } from "./policy.ts";
+
+export interface AuthorizationOptions {
+  /**
+   * Finds who owns an order, for rules with `order_id_field`; undefined when the order does not
+   * exist (the call then goes on, and the handler answers NOT_FOUND). Required when a rule uses it.
+   */
+  orderOwner?: (orderId: bigint, ctx: { signal: AbortSignal }) => Promise<bigint | undefined>;
+  /**
+   * Rules for services that carry no `(policy.v1.method)` option, by service type name or
+   * procedure, for example `{ "grpc.health.v1.Health": { public: true } }`. Give the
+   * authentication interceptor the same. Default none.
+   */
+  policies?: ExtraPolicies;
+}
+
+/**
+ * Enforces each method's access rule, declared with the API as `(policy.v1.method).access`:
+ * public, any authenticated caller, callers with a role, or callers acting on their own user or
+ * order. Every request message is checked, so a stream cannot switch to another user's data after
+ * its first message. A method without a rule is denied to everyone. Violations → PERMISSION_DENIED.
+ */
+export function createAuthorizationInterceptor(options: AuthorizationOptions = {}): Interceptor {
+  const policyOf = createPolicyResolver(options.policies);
+
+  const check = async (
+    policy: AccessPolicy,
+    principal: Principal | undefined,
+    message: Record<string, unknown>,
+    signal: AbortSignal,
+  ): Promise<void> => {
+    if (policy.public) return;
+    if (principal === undefined) {
+      throw new ConnectError(`${policy.procedure} needs an access token`, Code.Unauthenticated);
+    }
+    if (!policy.declared) throw denied(`${policy.procedure} declares no access rule`);
+    for (const role of principal.roles) if (policy.roles.has(role)) return;
+    const owner = policy.owner;
+    if (owner !== undefined) {
+      if (owner.onlyWhenSet !== undefined && isZero(message[owner.onlyWhenSet])) return;
+      let ownerId: bigint | undefined;
+      if (owner.userIdField !== undefined) {
+        ownerId = message[owner.userIdField] as bigint;
+      } else if (owner.orderIdField !== undefined) {
+        if (options.orderOwner === undefined)
+          throw new Error(`${policy.procedure} needs orderOwner`);
+        ownerId = await options.orderOwner(message[owner.orderIdField] as bigint, { signal });
+        if (ownerId === undefined) return;
+      }
+      if (ownerId !== undefined && principal.userId === ownerId) return;
+      throw denied(
+        `${policy.procedure} acts on ${owner.userIdField !== undefined ? `user ${ownerId}` : "an order"} ` +
+          `that is not yours${needs(policy)}`,
+      );
+    }
+    if (policy.authenticated) return;
+    throw denied(`${policy.procedure} is not open to you${needs(policy)}`);
+  };
+
+  return (next) => async (req) => {
+    const policy = policyOf(req.method);
+    if (policy.public) return next(req);
+    const principal = req.contextValues.get(principalKey);
+    if (!req.stream) {
+      await check(policy, principal, req.message as unknown as Record<string, unknown>, req.signal);
+      return next(req);
+    }
+    const messages = req.message;
+    return next({
+      ...req,
+      message: (async function* () {
+        for await (const message of messages) {
+          await check(policy, principal, message as unknown as Record<string, unknown>, req.signal);
+          yield message;
+        }
+      })(),
+    });
+  };
+}
+
+function needs(policy: AccessPolicy): string {
+  return policy.roles.size === 0 ? "" : `; role ${[...policy.roles].join(" or ")} can`;
+}
+
+function isZero(value: unknown): boolean {
+  return value === undefined || value === 0 || value === 0n || value === "" || value === false;
+}
+
+function denied(message: string): ConnectError {
+  return new ConnectError(`permission denied: ${message}`, Code.PermissionDenied);
+}

@@ -1,0 +1,205 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import { peerKey, principalKey } from "./context.ts";
+
+/** A token bucket: it holds up to `burst` tokens and refills at `ratePerSecond`. */
+export interface Limit {
+  /** Sustained rate: tokens added per second. Must be greater than 0. */
+  ratePerSecond: number;
+  /** Bucket size: how many calls may arrive at once after a quiet period. At least 1. */
+  burst: number;
+}
+
+/** The limits of every method: its own entry if it has one, otherwise `default`. */
+export interface RateLimits {
+  /** The limit of every method without an entry in `methods`. */
+  default: Limit;
+  /**
+   * Limits by method, keyed as "package.Service/Method", e.g. "user.v1.UserService/Login".
+   * Default: none.
+   */
+  methods?: Record<string, Limit>;
+}
+
+/**
+ * What a bucket belongs to besides the method. "principal": the authenticated caller's subject,
+ * or the peer address for anonymous calls. "peer": always the peer address.
+ */
+export type RateLimitKey = "peer" | "principal";
+
+export interface RateLimitOptions {
+  /** The limits; `RateLimiter.update` replaces them later. */
+  limits: RateLimits;
+  /**
+   * How callers are told apart, by method ("package.Service/Method"). Default: "principal" for
+   * every method. The server sets `{ "user.v1.UserService/Login": "peer" }`, together with a
+   * stricter `limits.methods` entry for Login, so that login attempts are limited per address:
+   * they are anonymous, and a caller holding a token must not get a fresh budget by sending it.
+   */
+  keyBy?: Record<string, RateLimitKey>;
+  /**
+   * The most buckets kept. When full, buckets that have refilled completely (idle) are dropped
+   * first, then the oldest, down to 90% so that the sweep is amortized. Default: 100000.
+   */
+  maxKeys?: number;
+  /** Monotonic clock in milliseconds, for tests. Default: `performance.now`. */
+  now?: () => number;
+}
+
+/** A rate limit interceptor whose limits can be replaced while it serves. */
+export interface RateLimiter {
+  interceptor: Interceptor;
+  /**
+   * Applies new limits to the next call of every method (a configuration reload). Buckets keep
+   * their tokens, capped at the new burst, and refill at the new rate from now on.
+   */
+  update(limits: RateLimits): void;
+  /** How many buckets are held, for monitoring; never more than `maxKeys`. */
+  readonly size: number;
+}
+
+interface Rule {
+  method: string;
+  ratePerSecond: number;
+  perMs: number;
+  burst: number;
+  byPeer: boolean;
+}
+
+interface Bucket {
+  tokens: number;
+  last: number;
+  /** When the bucket will be full again, which makes it idle and the first to evict. */
+  fullAt: number;
+}
+
+/**
+ * Limits calls with a token bucket per caller and method (see `RateLimitOptions.keyBy`). A call
+ * over the limit fails with RESOURCE_EXHAUSTED, a `RetryInfo` detail with the delay and a
+ * `retry-after` header in whole seconds. A streaming call of any kind costs one token when it
+ * starts; its messages are not limited. Place it after the authentication interceptor, which
+ * sets the principal.
+ */
+export function createRateLimiter(options: RateLimitOptions): RateLimiter {
+  const keyBy = options.keyBy ?? {};
+  const maxKeys = options.maxKeys ?? 100_000;
+  const now = options.now ?? (() => performance.now());
+  if (!Number.isInteger(maxKeys) || maxKeys < 1) {
+    throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
+  }
+  let limits = validate(options.limits);
+  let rules = new WeakMap<DescMethod, Rule>();
+  const buckets = new Map<string, Bucket>();
+
+  const ruleFor = (desc: DescMethod): Rule => {
+    let rule = rules.get(desc);
+    if (rule === undefined) {
+      const method = `${desc.parent.typeName}/${desc.name}`;
+      const limit = limits.methods?.[method] ?? limits.default;
+      rule = {
+        method,
+        ...limit,
+        perMs: limit.ratePerSecond / 1000,
+        byPeer: keyBy[method] === "peer",
+      };
+      rules.set(desc, rule);
+    }
+    return rule;
+  };
+
+  // Buckets are never re-inserted, so the Map's order is creation order: "oldest" is cheap.
+  const sweep = (t: number) => {
+    for (const [key, bucket] of buckets) if (bucket.fullAt <= t) buckets.delete(key);
+    const keep = Math.floor(maxKeys * 0.9);
+    for (const key of buckets.keys()) {
+      if (buckets.size <= keep) break;
+      buckets.delete(key);
+    }
+  };
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const rule = ruleFor(req.method);
+    const principal = rule.byPeer ? undefined : req.contextValues.get(principalKey);
+    const caller = principal
+      ? `user:${principal.subject}`
+      : `peer:${req.contextValues.get(peerKey)}`;
+    const key = `${rule.method} ${caller}`;
+    const t = now();
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      if (buckets.size >= maxKeys) sweep(t);
+      bucket = { tokens: rule.burst, last: t, fullAt: t };
+      buckets.set(key, bucket);
+    }
+    const waitMs = take(bucket, rule, t);
+    if (waitMs > 0) throw exhausted(rule, waitMs);
+    return next(req);
+  };
+
+  return {
+    interceptor,
+    update(next) {
+      limits = validate(next);
+      rules = new WeakMap();
+    },
+    get size() {
+      return buckets.size;
+    },
+  };
+}
+
+/** `createRateLimiter` for limits that never change: just the interceptor. */
+export function createRateLimitInterceptor(options: RateLimitOptions): Interceptor {
+  return createRateLimiter(options).interceptor;
+}
+
+/** Refills the bucket up to `t` and takes a token; returns 0, or how long until one is there. */
+function take(bucket: Bucket, rule: Rule, t: number): number {
+  const tokens = Math.min(rule.burst, bucket.tokens + (t - bucket.last) * rule.perMs);
+  bucket.last = t;
+  // The tolerance absorbs floating-point error for a caller who waited exactly as told.
+  if (tokens >= 1 - 1e-9) {
+    bucket.tokens = Math.max(0, tokens - 1);
+    bucket.fullAt = t + (rule.burst - bucket.tokens) / rule.perMs;
+    return 0;
+  }
+  bucket.tokens = tokens;
+  return (1 - tokens) / rule.perMs;
+}
+
+function exhausted(rule: Rule, waitMs: number): ConnectError {
+  const ms = Math.ceil(waitMs);
+  const seconds = (Math.ceil(waitMs / 100) / 10).toFixed(1);
+  return new ConnectError(
+    `rate limit of ${rule.ratePerSecond} requests per second for ${rule.method} exceeded; retry in ${seconds}s`,
+    Code.ResourceExhausted,
+    { "retry-after": String(Math.ceil(waitMs / 1000)) },
+    [
+      {
+        desc: RetryInfoSchema,
+        value: {
+          retryDelay: { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 },
+        },
+      },
+    ],
+  );
+}
+
+function validate(limits: RateLimits): RateLimits {
+  const check = (name: string, limit: Limit) => {
+    const { ratePerSecond, burst } = limit;
+    if (!(ratePerSecond > 0 && burst >= 1 && Number.isFinite(ratePerSecond + burst))) {
+      throw new RangeError(`rate limit for ${name} needs ratePerSecond > 0 and burst >= 1`);
+    }
+  };
+  check("default", limits.default);
+  for (const [method, limit] of Object.entries(limits.methods ?? {})) {
+    if (!/^[\w.]+\/\w+$/.test(method)) {
+      throw new RangeError(`rate limit method "${method}" is not of the form "pkg.Service/Method"`);
+    }
+    check(method, limit);
+  }
+  // A copy, so that only `update` changes the limits in force.
+  return structuredClone(limits);
+}

@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  createOrderClient,
+  createUserClient,
+  type OrderClient,
+  type UserClient,
+} from "@keel/clients";
+import { CheckpointStatus, type Order, OrderService } from "@keel/gen/order/v1/order_pb";
+import { UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
+import { iterate } from "./testing/rpc.ts";
+import { mintToken, startTestServer, type TestServer } from "./testing/test-server.ts";
+
+type Who = "anonymous" | "owner" | "other" | "admin" | "fulfillment";
+const everyone: Who[] = ["anonymous", "owner", "other", "admin", "fulfillment"];
+/** Allowed: the call got past authentication and authorization (whatever the handler said). */
+const ok = "allowed";
+type Outcome = typeof ok | "Unauthenticated" | "PermissionDenied";
+
+const password = "correct horse battery";
+let server: TestServer;
+let owner: bigint;
+let users: Record<Who, UserClient>;
+let orders: Record<Who, OrderClient>;
+let adminOrders: OrderClient;
+
+/** A fresh order of the owner's, paid and shipped as a test needs it. */
+async function ownersOrder(state: "pending" | "shipped" = "pending"): Promise<Order> {
+  const { order } = await adminOrders.createOrder({
+    userId: owner,
+    items: [
+      {
+        sku: "S",
+        name: "Sock",
+        quantity: 1,
+        unitPrice: { currencyCode: "EUR", amountMinor: 100n },
+      },
+    ],
+  });
+  assert.ok(order);
+  if (state === "shipped") {
+    await adminOrders.payOrder({
+      orderId: order.orderId,
+      amount: order.total,
+      idempotencyKey: `k${order.orderId}`,
+    });
+    await adminOrders.shipOrder({ orderId: order.orderId, carrier: "DHL", trackingNumber: "T1" });
+  }
+  return order;
+}
+
+async function first<T>(stream: AsyncIterable<T>): Promise<void> {
+  for await (const _ of stream) return;
+}
+
+/** Each method's call as `who`, acting on the owner's user and orders. */
+const calls: Record<string, (who: Who) => Promise<unknown>> = {
+  "UserService/GetUser": (who) => users[who].getUser({ userId: owner }),
+  "UserService/CreateUser": (who) =>
+    users[who].createUser({
+      username: `new_${who}_${Date.now()}`,
+      email: `${who}${Date.now()}@example.com`,
+      password,
+    }),
+  "UserService/ListUsers": (who) => users[who].listUsers({}),
+  "UserService/StreamUserActivities": (who) =>
+    first(users[who].streamUserActivities({ userId: owner })),
+  "UserService/BatchUpdateUsers": (who) =>
+    users[who].batchUpdateUsers(iterate([{ userId: owner, user: { tags: [who] } }])),
+  "UserService/SyncUserStatus": (who) =>
+    first(
+      users[who].syncUserStatus(
+        iterate([{ userId: owner, status: UserStatus.ACTIVE }, { userId: owner }]),
+      ),
+    ),
+  "UserService/Login": (who) => users[who].login({ username: "owner", password }),
+  "UserService/RefreshToken": async (who) => {
+    const { refreshToken } = await users[who].login({ username: "owner", password });
+    return users[who].refreshToken({ refreshToken });
+  },
+  "OrderService/CreateOrder": (who) =>
+    orders[who].createOrder({
+      userId: owner,
+      items: [
+        {
+          sku: "S",
+          name: "Sock",
+          quantity: 1,
+          unitPrice: { currencyCode: "EUR", amountMinor: 100n },
+        },
+      ],
+    }),
+  "OrderService/GetOrder": async (who) =>
+    orders[who].getOrder({ orderId: (await ownersOrder()).orderId }),
+  "OrderService/ListOrders": (who) => orders[who].listOrders({ userId: owner }),
+  "OrderService/CancelOrder": async (who) =>
+    orders[who].cancelOrder({ orderId: (await ownersOrder()).orderId }),
+  "OrderService/PayOrder": async (who) => {
+    const order = await ownersOrder();
+    return orders[who].payOrder({
+      orderId: order.orderId,
+      amount: order.total,
+      idempotencyKey: "pay",
+    });
+  },
+  "OrderService/ShipOrder": async (who) =>
+    orders[who].shipOrder({
+      orderId: (await ownersOrder()).orderId,
+      carrier: "DHL",
+      trackingNumber: "T",
+    }),
+  "OrderService/UpdateShipment": async (who) => {
+    const { orderId } = await ownersOrder("shipped");
+    return orders[who].updateShipment(
+      iterate([{ orderId, checkpoint: { location: "Hub", status: CheckpointStatus.IN_TRANSIT } }]),
+    );
+  },
+  "OrderService/TrackOrder": async (who) =>
+    first(orders[who].trackOrder({ orderId: (await ownersOrder()).orderId })),
+};
+
+const U: Outcome = "Unauthenticated";
+const D: Outcome = "PermissionDenied";
+// anonymous, owner, another user, admin, fulfillment
+const expected: Record<string, Outcome[]> = {
+  "UserService/GetUser": [U, ok, D, ok, D],
+  "UserService/CreateUser": [ok, ok, ok, ok, ok],
+  "UserService/ListUsers": [U, D, D, ok, D],
+  "UserService/StreamUserActivities": [U, ok, D, ok, D],
+  "UserService/BatchUpdateUsers": [U, ok, D, ok, D],
+  "UserService/SyncUserStatus": [U, ok, D, ok, D],
+  "UserService/Login": [ok, ok, ok, ok, ok],
+  "UserService/RefreshToken": [ok, ok, ok, ok, ok],
+  "OrderService/CreateOrder": [U, ok, D, ok, D],
+  "OrderService/GetOrder": [U, ok, D, ok, ok],
+  "OrderService/ListOrders": [U, ok, D, ok, D],
+  "OrderService/CancelOrder": [U, ok, D, ok, D],
+  "OrderService/PayOrder": [U, ok, D, ok, D],
+  "OrderService/ShipOrder": [U, D, D, ok, ok],
+  "OrderService/UpdateShipment": [U, D, D, ok, ok],
+  "OrderService/TrackOrder": [U, ok, D, ok, ok],
+};
+
+async function outcome(call: Promise<unknown>): Promise<Outcome> {
+  try {
+    await call;
+    return ok;
+  } catch (err) {
+    const code = ConnectError.from(err).code;
+    if (code === Code.Unauthenticated || code === Code.PermissionDenied)
+      return Code[code] as Outcome;
+    return ok;
+  }
+}
+
+before(async () => {
+  server = await startTestServer();
+  const anonymous = createUserClient({ baseUrl: server.url });
+  const make = async (username: string) => {
+    await anonymous.createUser({ username, email: `${username}@example.com`, password });
+    return anonymous.login({ username, password });
+  };
+  const ownerLogin = await make("owner");
+  const otherLogin = await make("other");
+  owner = ownerLogin.userId;
+  const tokens: Record<Who, string | undefined> = {
+    anonymous: undefined,
+    owner: ownerLogin.accessToken,
+    other: otherLogin.accessToken,
+    admin: await mintToken("9001", ["admin"]),
+    fulfillment: await mintToken("9002", ["fulfillment"]),
+  };
+  const clients = <T>(make: (token: string | undefined) => T) =>
+    Object.fromEntries(everyone.map((who) => [who, make(tokens[who])])) as Record<Who, T>;
+  const options = (token: string | undefined) => ({
+    baseUrl: server.url,
+    ...(token ? { token } : {}),
+  });
+  users = clients((token) => createUserClient(options(token)));
+  orders = clients((token) => createOrderClient(options(token)));
+  adminOrders = orders.admin;
+});
+after(() => server.stop());
+
+describe("authorization matrix", () => {
+  it("covers every method of both services, so none is reachable by accident", () => {
+    const all = [UserService, OrderService].flatMap((s) =>
+      s.methods.map((m) => `${s.name}/${m.name}`),
+    );
+    assert.deepEqual(Object.keys(expected).sort(), all.sort());
+    assert.deepEqual(Object.keys(calls).sort(), all.sort());
+  });
+
+  for (const [method, row] of Object.entries(expected)) {
+    it(`${method}: ${everyone.map((who, i) => `${who} ${row[i]}`).join(", ")}`, async () => {
+      const got: Outcome[] = [];
+      for (const who of everyone)
+        got.push(await outcome((calls[method] as (who: Who) => Promise<unknown>)(who)));
+      assert.deepEqual(got, row);
+    });
+  }
+
+  it("lets anyone signed in follow a user's status, without changing it", async () => {
+    for (const who of ["other", "fulfillment"] as const) {
+      assert.equal(
+        await outcome(first(users[who].syncUserStatus(iterate([{ userId: owner }])))),
+        ok,
+      );
+    }
+    assert.equal(
+      await outcome(first(users.anonymous.syncUserStatus(iterate([{ userId: owner }])))),
+      U,
+    );
+  });
+});

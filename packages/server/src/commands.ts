@@ -1,0 +1,79 @@
+import { parseArgs } from "node:util";
+import { SignJWT } from "jose";
+import { pino } from "pino";
+import type { ServerConfig } from "./config.ts";
+import { openStore } from "./serve.ts";
+
+/** A command line mistake: reported with the usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export const usage = `usage: keel-server [command] [flags]
+
+commands:
+  serve (default)                       serve gRPC, gRPC-Web and Connect (configuration: KEEL_* variables)
+  token --user-id ID [--roles a,b] [--ttl SECONDS]
+                                        print an access token signed with the configured secret (development)
+  grant --username NAME --roles a,b     set a user's roles (for example admin, fulfillment); they apply
+                                        from the user's next login or token refresh
+  help                                  show this`;
+
+function flags<T extends Record<string, { type: "string" }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as {
+      [K in keyof T]?: string;
+    };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function roleList(value: string | undefined): string[] {
+  const roles = (value ?? "").split(",").filter((r) => r !== "");
+  for (const role of roles) {
+    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(role))
+      throw new UsageError(`invalid role ${JSON.stringify(role)}`);
+  }
+  return roles;
+}
+
+/** `token`: an access token for any user and roles, signed like the server's own. */
+export async function tokenCommand(config: ServerConfig, args: string[]): Promise<string> {
+  const f = flags(args, {
+    "user-id": { type: "string" },
+    roles: { type: "string" },
+    ttl: { type: "string" },
+  });
+  if (f["user-id"] === undefined || !/^[1-9][0-9]{0,18}$/.test(f["user-id"])) {
+    throw new UsageError("--user-id must be a positive user id");
+  }
+  const ttl = Number(f.ttl ?? 3600);
+  if (!Number.isInteger(ttl) || ttl <= 0)
+    throw new UsageError("--ttl must be a positive number of seconds");
+  return new SignJWT({ typ: "access", roles: roleList(f.roles) })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer(config.jwt.issuer)
+    .setAudience(config.jwt.audience)
+    .setSubject(f["user-id"])
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
+    .sign(config.jwt.secret);
+}
+
+/** `grant`: replaces a user's roles in the configured store. */
+export async function grantCommand(config: ServerConfig, args: string[]): Promise<string> {
+  const f = flags(args, { username: { type: "string" }, roles: { type: "string" } });
+  if (f.username === undefined || f.roles === undefined)
+    throw new UsageError("grant needs --username and --roles");
+  const roles = roleList(f.roles);
+  const store = await openStore(config, pino({ level: "warn" }));
+  try {
+    const found = await store.users.findCredentials(f.username);
+    if (found === undefined) throw new UsageError(`no user named ${JSON.stringify(f.username)}`);
+    const user = await store.users.setRoles(found.user.id, roles);
+    return `user ${user.id} (${user.username}) now has roles: ${user.roles.join(", ") || "(none)"}`;
+  } finally {
+    await store.close();
+  }
+}

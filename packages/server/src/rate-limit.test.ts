@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { durationMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createUserClient } from "@keel/clients";
+import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import { startTestServer, type TestServer } from "./testing/test-server.ts";
+
+let server: TestServer;
+before(async () => {
+  server = await startTestServer({
+    rateLimits: {
+      default: { ratePerSecond: 5, burst: 3 },
+      methods: { "user.v1.UserService/Login": { ratePerSecond: 1 / 60, burst: 2 } },
+    },
+  });
+});
+after(() => server.stop());
+
+/** Calls until one is refused, and returns how many passed and the refusal. */
+async function burst(
+  call: () => Promise<unknown>,
+): Promise<{ passed: number; error: ConnectError }> {
+  for (let passed = 0; passed < 100; passed++) {
+    try {
+      await call();
+    } catch (err) {
+      return { passed, error: ConnectError.from(err) };
+    }
+  }
+  throw new Error("never limited");
+}
+
+describe("rate limits on the server", () => {
+  it("refuses a burst above the limit with a readable delay, then serves again after it", async () => {
+    const client = createUserClient({ baseUrl: server.url, token: server.adminToken });
+    const { passed, error } = await burst(() => client.listUsers({}));
+    assert.ok(passed >= 3, `${passed} passed`);
+    assert.equal(error.code, Code.ResourceExhausted);
+    assert.match(error.rawMessage, /retry in/);
+    const [info] = error.findDetails(RetryInfoSchema);
+    assert.ok(info?.retryDelay);
+    const delay = durationMs(info.retryDelay);
+    assert.ok(delay > 0 && delay <= 1000, `retry in ${delay} ms`);
+    assert.equal(error.metadata.get("retry-after"), "1");
+    await sleep(delay + 50);
+    await client.listUsers({});
+  });
+
+  it("limits login attempts per address, whoever they claim to be, more strictly", async () => {
+    const client = createUserClient({ baseUrl: server.url });
+    const attempts = ["alice", "bob", "carol"].map(
+      (username) => () => client.login({ username, password: "guessing" }),
+    );
+    const results = [];
+    for (const attempt of attempts)
+      results.push(await attempt().catch((err: unknown) => ConnectError.from(err).code));
+    assert.deepEqual(results, [Code.Unauthenticated, Code.Unauthenticated, Code.ResourceExhausted]);
+  });
+});
