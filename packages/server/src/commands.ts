@@ -1,3 +1,4 @@
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { SignJWT } from "jose";
 import { pino } from "pino";
@@ -17,6 +18,8 @@ commands:
                                         print an access token signed with the configured secret (development)
   grant --username NAME --roles a,b     set a user's roles (for example admin, fulfillment); they apply
                                         from the user's next login or token refresh
+  certs [--out DIR] [--hosts a,b]       write a development CA, server and client certificates (TLS, mTLS)
+                                        into DIR (default: <data dir>/certs)
   help                                  show this`;
 
 function flags<T extends Record<string, { type: "string" }>>(args: string[], options: T) {
@@ -53,12 +56,12 @@ export async function tokenCommand(config: ServerConfig, args: string[]): Promis
     throw new UsageError("--ttl must be a positive number of seconds");
   return new SignJWT({ typ: "access", roles: roleList(f.roles) })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer(config.jwt.issuer)
-    .setAudience(config.jwt.audience)
+    .setIssuer(config.auth.issuer)
+    .setAudience(config.auth.audience)
     .setSubject(f["user-id"])
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
-    .sign(config.jwt.secret);
+    .sign(config.auth.secret);
 }
 
 /** `grant`: replaces a user's roles in the configured store. */
@@ -76,4 +79,17 @@ export async function grantCommand(config: ServerConfig, args: string[]): Promis
   } finally {
     await store.close();
   }
+}
+
+/** `certs`: development TLS material: a CA, a server certificate and a client certificate. */
+export async function certsCommand(config: ServerConfig, args: string[]): Promise<string> {
+  const f = flags(args, { out: { type: "string" }, hosts: { type: "string" } });
+  const hosts = f.hosts?.split(",").filter((h) => h !== "");
+  // Loaded here only: the certificate library is not needed for anything else.
+  const { writeDevCerts } = await import("./dev-certs.ts");
+  const files = await writeDevCerts({
+    dir: resolve(f.out ?? join(config.dataDir, "certs")),
+    ...(hosts === undefined ? {} : { hosts }),
+  });
+  return `wrote ${files.join(", ")}`;
 }

@@ -1,161 +1,292 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
-/** Everything the server process is configured with, validated. */
-export interface ServerConfig {
-  host: string;
-  port: number;
-  /** Where the embedded database and generated development secrets live. */
-  dataDir: string;
-  /** Where state lives: the embedded SQLite file, or PostgreSQL when a URL is configured. */
-  database:
-    | { kind: "sqlite"; path: string }
-    | { kind: "postgres"; url: string; schema: string; poolSize: number };
-  /** Where OrderService finds UserService; undefined means this process. */
-  userServiceUrl: string | undefined;
-  jwt: {
+/** Limits of one method: a token bucket. */
+const limit = z.strictObject({
+  ratePerSecond: z.coerce.number().positive(),
+  burst: z.coerce.number().int().min(1),
+});
+
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().int().positive();
+const milliseconds = z.coerce.number().int().min(0);
+
+/**
+ * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
+ * by an environment variable (see `environment`), which wins over the file.
+ */
+const schema = z.strictObject({
+  host: z.string().min(1).default("0.0.0.0"),
+  port: port.default(9090),
+  /** Where /metrics, /healthz and /readyz are served; 0 picks a free port. */
+  adminPort: port.default(9091),
+  dataDir: z.string().min(1).default("data"),
+  database: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+        .optional(),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be lower-case letters, digits and _")
+        .default("public"),
+      poolSize: z.coerce.number().int().min(1).max(1000).default(10),
+      sqlitePath: z.string().min(1).optional(),
+    })
+    .default({ schema: "public", poolSize: 10 }),
+  userServiceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  auth: z
+    .strictObject({
+      jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
+      issuer: z.string().min(1).default("keel"),
+      audience: z.string().min(1).default("keel"),
+      accessTokenTtlSeconds: seconds.default(900),
+      refreshTokenTtlSeconds: seconds.default(30 * 24 * 3600),
+      jwksFile: z.string().min(1).optional(),
+      jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      passwordCost: z.coerce.number().int().min(10).max(20).default(15),
+    })
+    .default({
+      issuer: "keel",
+      audience: "keel",
+      accessTokenTtlSeconds: 900,
+      refreshTokenTtlSeconds: 30 * 24 * 3600,
+      passwordCost: 15,
+    }),
+  rateLimits: z
+    .strictObject({
+      ratePerSecond: z.coerce.number().positive().default(100),
+      burst: z.coerce.number().int().min(1).default(200),
+      loginPerMinute: z.coerce.number().positive().default(10),
+      loginBurst: z.coerce.number().int().min(1).default(5),
+      /** Per-method limits by procedure, for example "order.v1.OrderService/CreateOrder". */
+      methods: z
+        .record(z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"), limit)
+        .default({}),
+    })
+    .default({ ratePerSecond: 100, burst: 200, loginPerMinute: 10, loginBurst: 5, methods: {} }),
+  defaultTimeoutMs: milliseconds.default(30_000),
+  auditLog: z.string().min(1).optional(),
+  log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
+  tracing: z
+    .strictObject({
+      endpoint: z.url({ protocol: /^https?$/ }).optional(),
+      samplingRatio: z.coerce.number().min(0).max(1).default(0.1),
+    })
+    .default({ samplingRatio: 0.1 }),
+  shutdown: z
+    .strictObject({
+      /** How long calls in flight may finish. */
+      graceMs: milliseconds.default(10_000),
+      /** How long to keep serving after health turns NOT_SERVING, so load balancers notice first. */
+      delayMs: milliseconds.default(0),
+    })
+    .default({ graceMs: 10_000, delayMs: 0 }),
+  tls: z
+    .strictObject({
+      cert: z.string().min(1),
+      key: z.string().min(1),
+      /** With a client CA, clients must present a certificate it signed (mutual TLS). */
+      clientCa: z.string().min(1).optional(),
+    })
+    .optional(),
+  http2: z
+    .strictObject({
+      maxConcurrentStreams: z.coerce.number().int().min(1).default(1000),
+      /** Ping idle connections this often to find dead ones; 0: never. */
+      keepaliveIntervalMs: milliseconds.default(60_000),
+      /** Close connections idle for this long; 0: never. */
+      idleTimeoutMs: milliseconds.default(0),
+      /** Ask clients to reconnect (GOAWAY) after this long, to rebalance; 0: never. */
+      maxConnectionAgeMs: milliseconds.default(0),
+    })
+    .default({
+      maxConcurrentStreams: 1000,
+      keepaliveIntervalMs: 60_000,
+      idleTimeoutMs: 0,
+      maxConnectionAgeMs: 0,
+    }),
+  maxMessageBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+});
+
+/** The configuration as written (file and environment merged) and validated. */
+export type Settings = z.infer<typeof schema>;
+
+/** Environment variables and the setting each one overrides. */
+export const environment: Record<string, readonly string[]> = {
+  KEEL_HOST: ["host"],
+  KEEL_PORT: ["port"],
+  KEEL_ADMIN_PORT: ["adminPort"],
+  KEEL_DATA_DIR: ["dataDir"],
+  KEEL_DATABASE_URL: ["database", "url"],
+  KEEL_DATABASE_SCHEMA: ["database", "schema"],
+  KEEL_DATABASE_POOL_SIZE: ["database", "poolSize"],
+  KEEL_SQLITE_PATH: ["database", "sqlitePath"],
+  KEEL_USER_SERVICE_URL: ["userServiceUrl"],
+  KEEL_JWT_SECRET: ["auth", "jwtSecret"],
+  KEEL_JWT_ISSUER: ["auth", "issuer"],
+  KEEL_JWT_AUDIENCE: ["auth", "audience"],
+  KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
+  KEEL_REFRESH_TOKEN_TTL_SECONDS: ["auth", "refreshTokenTtlSeconds"],
+  KEEL_JWKS_FILE: ["auth", "jwksFile"],
+  KEEL_JWKS_URL: ["auth", "jwksUrl"],
+  KEEL_PASSWORD_COST: ["auth", "passwordCost"],
+  KEEL_RATE_LIMIT_RPS: ["rateLimits", "ratePerSecond"],
+  KEEL_RATE_LIMIT_BURST: ["rateLimits", "burst"],
+  KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: ["rateLimits", "loginPerMinute"],
+  KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
+  KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
+  KEEL_AUDIT_LOG: ["auditLog"],
+  KEEL_LOG_LEVEL: ["log", "level"],
+  KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
+  KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
+  KEEL_SHUTDOWN_GRACE_MS: ["shutdown", "graceMs"],
+  KEEL_SHUTDOWN_DELAY_MS: ["shutdown", "delayMs"],
+  KEEL_TLS_CERT: ["tls", "cert"],
+  KEEL_TLS_KEY: ["tls", "key"],
+  KEEL_TLS_CLIENT_CA: ["tls", "clientCa"],
+  KEEL_HTTP2_MAX_CONCURRENT_STREAMS: ["http2", "maxConcurrentStreams"],
+  KEEL_HTTP2_KEEPALIVE_INTERVAL_MS: ["http2", "keepaliveIntervalMs"],
+  KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],
+  KEEL_HTTP2_MAX_CONNECTION_AGE_MS: ["http2", "maxConnectionAgeMs"],
+  KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
+};
+
+/** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
+export interface ServerConfig extends Omit<Settings, "auth"> {
+  /** The configuration file, when there is one (it is watched for safe live changes). */
+  file: string | undefined;
+  auth: Settings["auth"] & {
     secret: Uint8Array;
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
-    issuer: string;
-    audience: string;
-    accessTtlSeconds: number;
-    refreshTtlSeconds: number;
   };
-  /** Extra public keys for RS256/ES256 access tokens: a JWKS file's path or a URL. */
-  jwks: { file: string } | { url: URL } | undefined;
-  rateLimits: {
-    ratePerSecond: number;
-    burst: number;
-    loginPerMinute: number;
-    loginBurst: number;
-  };
-  defaultTimeoutMs: number;
+  /** Where state lives: the embedded SQLite file, or PostgreSQL when a URL is configured. */
+  store:
+    | { kind: "sqlite"; path: string }
+    | { kind: "postgres"; url: string; schema: string; poolSize: number };
   /** Where the audit log goes: a file, or standard output ("-"). */
-  auditLog: { path: string } | "stdout";
-  passwordCost: number;
-  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  shutdownGraceMs: number;
+  audit: { path: string } | "stdout";
 }
-
-const port = z.coerce.number().int().min(0).max(65535);
-const seconds = z.coerce.number().int().positive();
-const schema = z
-  .object({
-    KEEL_HOST: z.string().min(1).default("0.0.0.0"),
-    KEEL_PORT: port.default(9090),
-    KEEL_DATA_DIR: z.string().min(1).default("data"),
-    KEEL_SQLITE_PATH: z.string().min(1).optional(),
-    KEEL_DATABASE_URL: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
-      .optional(),
-    KEEL_DATABASE_SCHEMA: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be lower-case letters, digits and _")
-      .default("public"),
-    KEEL_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
-    KEEL_USER_SERVICE_URL: z.url({ protocol: /^https?$/ }).optional(),
-    KEEL_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
-    KEEL_JWT_ISSUER: z.string().min(1).default("keel"),
-    KEEL_JWT_AUDIENCE: z.string().min(1).default("keel"),
-    KEEL_ACCESS_TOKEN_TTL_SECONDS: seconds.default(900),
-    KEEL_REFRESH_TOKEN_TTL_SECONDS: seconds.default(30 * 24 * 3600),
-    KEEL_JWKS_FILE: z.string().min(1).optional(),
-    KEEL_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
-    KEEL_RATE_LIMIT_RPS: z.coerce.number().positive().default(100),
-    KEEL_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(200),
-    KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: z.coerce.number().positive().default(10),
-    KEEL_LOGIN_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(5),
-    KEEL_DEFAULT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
-    KEEL_AUDIT_LOG: z.string().min(1).optional(),
-    KEEL_PASSWORD_COST: z.coerce.number().int().min(10).max(20).default(15),
-    KEEL_LOG_LEVEL: z
-      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
-      .default("info"),
-    KEEL_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
-  })
-  .strict();
-
-/** The names this process reads; any other `KEEL_*` variable is a mistake worth reporting. */
-export const configKeys = Object.keys(schema.shape);
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
 /**
- * Reads the configuration from `KEEL_*` environment variables. Problems are reported together,
- * each naming its variable. Without KEEL_JWT_SECRET a development secret is generated once into
- * the data directory; with NODE_ENV=production the secret is required.
+ * Reads the settings: the YAML file named by KEEL_CONFIG (if any), then `KEEL_*` environment
+ * overrides, validated together. Problems are reported together, each naming its key or
+ * variable; an unknown key or variable is a problem too.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const keel = Object.fromEntries(Object.entries(env).filter(([key]) => key.startsWith("KEEL_")));
-  const parsed = schema.safeParse(keel);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) =>
-      issue.code === "unrecognized_keys"
-        ? `unknown setting ${issue.keys.join(", ")}; known: ${configKeys.join(", ")}`
-        : `${issue.path.join(".")}: ${issue.message}`,
-    );
-    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+export function readSettings(env: NodeJS.ProcessEnv = process.env): {
+  settings: Settings;
+  file: string | undefined;
+} {
+  const file =
+    env.KEEL_CONFIG === undefined || env.KEEL_CONFIG === "" ? undefined : resolve(env.KEEL_CONFIG);
+  let raw: Record<string, unknown> = {};
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new ConfigError(
+        `cannot read the configuration file ${file}: ${(err as Error).message}`,
+      );
+    }
+    try {
+      raw = (parseYaml(text) as Record<string, unknown> | null) ?? {};
+    } catch (err) {
+      throw new ConfigError(`${file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (typeof raw !== "object" || Array.isArray(raw))
+      throw new ConfigError(`${file} must hold a mapping of settings`);
   }
-  const c = parsed.data;
-  const dataDir = resolve(c.KEEL_DATA_DIR);
-  if (c.KEEL_JWT_SECRET === undefined && env.NODE_ENV === "production") {
+  const unknown = Object.keys(env).filter(
+    (key) => key.startsWith("KEEL_") && key !== "KEEL_CONFIG" && !(key in environment),
+  );
+  if (unknown.length > 0) {
     throw new ConfigError(
-      "invalid configuration: KEEL_JWT_SECRET: required when NODE_ENV=production",
+      `invalid configuration: unknown setting ${unknown.join(", ")}; known: KEEL_CONFIG, ${Object.keys(environment).join(", ")}`,
     );
   }
-  const secret =
-    c.KEEL_JWT_SECRET === undefined
-      ? developmentSecret(dataDir)
-      : new TextEncoder().encode(c.KEEL_JWT_SECRET);
+  const fromEnv = new Map<string, string>();
+  for (const [variable, path] of Object.entries(environment)) {
+    const value = env[variable];
+    if (value === undefined || value === "") continue;
+    setPath(raw, path, value);
+    fromEnv.set(path.join("."), variable);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      if (issue.code === "unrecognized_keys") {
+        const at = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
+        return `unknown setting ${issue.keys.map((k) => at + k).join(", ")}`;
+      }
+      const key = issue.path.join(".");
+      return `${fromEnv.get(key) ?? key}: ${issue.message}`;
+    });
+    throw new ConfigError(
+      `invalid configuration${file === undefined ? "" : ` (${file})`}: ${problems.join("; ")}`,
+    );
+  }
+  return { settings: parsed.data, file };
+}
+
+/** Reads and resolves the whole configuration for the server process. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const { settings: s, file } = readSettings(env);
+  const dataDir = resolve(s.dataDir);
+  if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production") {
+    throw new ConfigError(
+      "invalid configuration: KEEL_JWT_SECRET (auth.jwtSecret): required when NODE_ENV=production",
+    );
+  }
   return {
-    host: c.KEEL_HOST,
-    port: c.KEEL_PORT,
+    ...s,
+    file,
     dataDir,
-    database:
-      c.KEEL_DATABASE_URL === undefined
-        ? { kind: "sqlite", path: resolve(c.KEEL_SQLITE_PATH ?? join(dataDir, "keel.db")) }
+    auth: {
+      ...s.auth,
+      secret:
+        s.auth.jwtSecret === undefined
+          ? developmentSecret(dataDir)
+          : new TextEncoder().encode(s.auth.jwtSecret),
+      generated: s.auth.jwtSecret === undefined,
+      ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
+    },
+    store:
+      s.database.url === undefined
+        ? { kind: "sqlite", path: resolve(s.database.sqlitePath ?? join(dataDir, "keel.db")) }
         : {
             kind: "postgres",
-            url: c.KEEL_DATABASE_URL,
-            schema: c.KEEL_DATABASE_SCHEMA,
-            poolSize: c.KEEL_DATABASE_POOL_SIZE,
+            url: s.database.url,
+            schema: s.database.schema,
+            poolSize: s.database.poolSize,
           },
-    userServiceUrl: c.KEEL_USER_SERVICE_URL,
-    jwt: {
-      secret,
-      generated: c.KEEL_JWT_SECRET === undefined,
-      issuer: c.KEEL_JWT_ISSUER,
-      audience: c.KEEL_JWT_AUDIENCE,
-      accessTtlSeconds: c.KEEL_ACCESS_TOKEN_TTL_SECONDS,
-      refreshTtlSeconds: c.KEEL_REFRESH_TOKEN_TTL_SECONDS,
-    },
-    jwks:
-      c.KEEL_JWKS_FILE !== undefined
-        ? { file: resolve(c.KEEL_JWKS_FILE) }
-        : c.KEEL_JWKS_URL !== undefined
-          ? { url: new URL(c.KEEL_JWKS_URL) }
-          : undefined,
-    rateLimits: {
-      ratePerSecond: c.KEEL_RATE_LIMIT_RPS,
-      burst: c.KEEL_RATE_LIMIT_BURST,
-      loginPerMinute: c.KEEL_LOGIN_RATE_LIMIT_PER_MINUTE,
-      loginBurst: c.KEEL_LOGIN_RATE_LIMIT_BURST,
-    },
-    defaultTimeoutMs: c.KEEL_DEFAULT_TIMEOUT_MS,
-    auditLog:
-      c.KEEL_AUDIT_LOG === "-"
-        ? "stdout"
-        : { path: resolve(c.KEEL_AUDIT_LOG ?? join(dataDir, "audit.log")) },
-    passwordCost: c.KEEL_PASSWORD_COST,
-    logLevel: c.KEEL_LOG_LEVEL,
-    shutdownGraceMs: c.KEEL_SHUTDOWN_GRACE_MS,
+    audit:
+      s.auditLog === "-" ? "stdout" : { path: resolve(s.auditLog ?? join(dataDir, "audit.log")) },
   };
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== "object" || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path.at(-1) as string] = value;
 }
 
 /** A random secret kept in the data directory, so that tokens survive restarts in development. */

@@ -8,17 +8,35 @@ export type DualHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+export interface Http2Limits {
+  /** Streams one connection may have open at once. Default 1000. */
+  maxConcurrentStreams?: number;
+  /** Ping each connection this often, closing it when the ping goes unanswered; 0: never. Default 60000. */
+  keepaliveIntervalMs?: number;
+  /** Close connections with no activity for this long; 0: never. Default 0. */
+  idleTimeoutMs?: number;
+  /**
+   * Send GOAWAY to connections older than this, so clients reconnect and load spreads over new
+   * instances; their streams get a minute more to finish. 0: never. Default 0.
+   */
+  maxConnectionAgeMs?: number;
+}
+
 export interface ListenerOptions {
   host: string;
   port: number;
   handler: DualHandler;
-  /** Closes a connection that sends nothing for this long before its first request; default 10 s. */
+  /** Closes a plaintext connection that sends nothing for this long; default 10 s. */
   prefaceTimeoutMs?: number;
-  /** HTTP/2 settings sent to clients. */
-  http2Settings?: http2.Settings;
+  http2?: Http2Limits;
+  /**
+   * Serve TLS (1.2 or later; ALPN picks HTTP/2 or HTTP/1.1) instead of plaintext. With a client CA,
+   * clients must present a certificate it signed (mutual TLS).
+   */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
 }
 
-/** A listening port that serves HTTP/2 cleartext (h2c, prior knowledge) and HTTP/1.1. */
+/** A listening port that serves HTTP/2 and HTTP/1.1, in plaintext or over TLS. */
 export interface Listener {
   readonly port: number;
   readonly host: string;
@@ -34,10 +52,10 @@ export interface Listener {
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /**
- * Listens on one plaintext port for both protocols. Node's cleartext HTTP/2 server refuses
- * HTTP/1.1 (`allowHTTP1` needs TLS and ALPN), and browsers speak only HTTP/1.1 to `http://`, so
- * each connection is routed by its first bytes: the HTTP/2 preface goes to the HTTP/2 server,
- * anything else to the HTTP/1.1 server.
+ * Listens on one port for both protocols. Over TLS, ALPN decides. In plaintext, Node's HTTP/2
+ * server refuses HTTP/1.1 (`allowHTTP1` needs TLS and ALPN), and browsers speak only HTTP/1.1 to
+ * `http://`, so each connection is routed by its first bytes: the HTTP/2 preface goes to the
+ * HTTP/2 server, anything else to the HTTP/1.1 server.
  */
 export async function listen(options: ListenerOptions): Promise<Listener> {
   const sockets = new Set<net.Socket>();
@@ -48,26 +66,56 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     if (draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     options.handler(req, res);
   };
-  const h2 = http2.createServer({ settings: options.http2Settings ?? {} }, handler);
-  const h1 = http.createServer(handler as http.RequestListener);
-  // The HTTP/1.1 server never listens itself; this starts its connection tracking, which enforces
-  // its header and request timeouts and lets it close idle keep-alive connections.
-  h1.emit("listening");
+  const limits = options.http2 ?? {};
+  const settings: http2.Settings = { maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000 };
+  const h2 =
+    options.tls === undefined
+      ? http2.createServer({ settings }, handler)
+      : http2.createSecureServer(
+          {
+            settings,
+            cert: options.tls.cert,
+            key: options.tls.key,
+            minVersion: "TLSv1.2",
+            allowHTTP1: true,
+            ...(options.tls.clientCa === undefined
+              ? {}
+              : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+          },
+          handler,
+        );
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
+    manage(session, limits);
     session.once("close", () => sessions.delete(session));
   });
-  const prefaceTimeoutMs = options.prefaceTimeoutMs ?? 10_000;
 
   let drained: (() => void) | undefined;
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
       if (sockets.size === 0) drained?.();
     });
-    route(socket, prefaceTimeoutMs, h1, h2);
-  });
+  };
+
+  let server: net.Server;
+  let h1: http.Server | undefined;
+  if (options.tls === undefined) {
+    const plain = http.createServer(handler as http.RequestListener);
+    // The HTTP/1.1 server never listens itself; this starts its connection tracking, which enforces
+    // its header and request timeouts and lets it close idle keep-alive connections.
+    plain.emit("listening");
+    h1 = plain;
+    const prefaceTimeoutMs = options.prefaceTimeoutMs ?? 10_000;
+    server = net.createServer({ noDelay: true }, (socket) => {
+      track(socket);
+      route(socket, prefaceTimeoutMs, plain, h2);
+    });
+  } else {
+    server = h2;
+    h2.on("connection", track);
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -87,16 +135,16 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
         draining = true;
         server.close();
         for (const session of sessions) session.close();
-        h1.closeIdleConnections();
+        h1?.closeIdleConnections();
         // A keep-alive response that began before draining leaves its connection idle afterwards.
-        const sweep = setInterval(() => h1.closeIdleConnections(), 100);
+        const sweep = setInterval(() => h1?.closeIdleConnections(), 100);
         const timer = setTimeout(() => {
           for (const socket of sockets) socket.destroy();
         }, graceMs);
         drained = () => {
           clearInterval(sweep);
           clearTimeout(timer);
-          h1.close(() => {});
+          h1?.close(() => {});
           resolve();
         };
         if (sockets.size === 0) drained();
@@ -104,6 +152,38 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       return closing;
     },
   };
+}
+
+/** Keepalive pings, the idle timeout and the maximum age of one HTTP/2 connection. */
+function manage(session: http2.ServerHttp2Session, limits: Http2Limits): void {
+  const timers: NodeJS.Timeout[] = [];
+  const keepalive = limits.keepaliveIntervalMs ?? 60_000;
+  if (keepalive > 0) {
+    const ping = setInterval(() => {
+      if (session.closed || session.destroyed) return;
+      // A peer that does not answer within the interval is gone: free its resources.
+      const deadline = setTimeout(() => session.destroy(), keepalive);
+      deadline.unref();
+      const sent = session.ping((err) => {
+        clearTimeout(deadline);
+        if (err) session.destroy();
+      });
+      if (!sent) clearTimeout(deadline);
+    }, keepalive);
+    timers.push(ping);
+  }
+  if ((limits.idleTimeoutMs ?? 0) > 0) {
+    session.setTimeout(limits.idleTimeoutMs as number, () => session.close());
+  }
+  const maxAge = limits.maxConnectionAgeMs ?? 0;
+  if (maxAge > 0) {
+    timers.push(setTimeout(() => session.close(), maxAge));
+    timers.push(setTimeout(() => session.destroy(), maxAge + 60_000));
+  }
+  for (const timer of timers) timer.unref();
+  session.once("close", () => {
+    for (const timer of timers) clearTimeout(timer);
+  });
 }
 
 function route(socket: net.Socket, timeoutMs: number, h1: http.Server, h2: http2.Http2Server) {

@@ -103,6 +103,6 @@ describe("the server process", () => {
     assert.match(unknown.stderr, /unknown setting KEEL_PROT/);
     const production = await runServer({ KEEL_DATA_DIR: dataDir, NODE_ENV: "production" }).exited;
     assert.equal(production.code, 2);
-    assert.match(production.stderr, /KEEL_JWT_SECRET: required/);
+    assert.match(production.stderr, /KEEL_JWT_SECRET \(auth.jwtSecret\): required/);
   });
 });

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
-import { grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
+import { certsCommand, grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { serve } from "./serve.ts";
 
-const commands: Record<string, typeof tokenCommand> = { token: tokenCommand, grant: grantCommand };
+const commands: Record<string, typeof tokenCommand> = {
+  token: tokenCommand,
+  grant: grantCommand,
+  certs: certsCommand,
+};
 
 /** keel-server: serve (the default), or an operator command. Exit 2 on a bad flag or setting. */
 async function main(argv: string[]): Promise<void> {

@@ -1,66 +1,87 @@
 import { readFile } from "node:fs/promises";
 import { createAuditLog } from "@keel/interceptors";
+import { startTracing } from "@keel/observability";
 import { openPostgresStore, openSqliteStore, type Store } from "@keel/store";
+import { trace } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
 import { type Logger, pino } from "pino";
 import type { ServerConfig } from "./config.ts";
+import { watchConfig } from "./config-reload.ts";
 import { startServer } from "./server.ts";
 
 /**
- * The server process: the store the configuration names, the audit log, every interceptor, and a
- * clean stop on SIGTERM or SIGINT (calls in flight finish, streams end, the audit log is flushed).
+ * The server process: tracing, the store the configuration names, the audit log, the API and
+ * admin ports, live reload of safe settings, and a clean stop on SIGTERM or SIGINT: health turns
+ * NOT_SERVING, new connections stop, calls in flight finish, streams end with UNAVAILABLE, the
+ * store and the audit log are closed, exit 0.
  */
 export async function serve(config: ServerConfig): Promise<void> {
-  // Log lines are written asynchronously, off the request path, and flushed on exit.
+  const tracing = startTracing({
+    serviceName: "keel",
+    samplingRatio: config.tracing.samplingRatio,
+    ...(config.tracing.endpoint === undefined ? {} : { endpoint: config.tracing.endpoint }),
+  });
+  // Log lines are written asynchronously, off the request path, and carry the active trace.
   const logger = pino(
     {
-      level: config.logLevel,
+      level: config.log.level,
       base: { service: "keel" },
       redact: ["*.authorization", "*.password", "*.token"],
+      mixin() {
+        const span = trace.getActiveSpan()?.spanContext();
+        return span === undefined ? {} : { trace_id: span.traceId, span_id: span.spanId };
+      },
     },
     pino.destination({ sync: false }),
   );
-  if (config.jwt.generated) {
+  if (config.auth.generated) {
     logger.warn(
       { dataDir: config.dataDir },
-      "KEEL_JWT_SECRET is not set: signing tokens with a development secret kept in the data directory",
+      "no JWT secret configured: signing tokens with a development secret kept in the data directory",
     );
   }
   const store = await openStore(config, logger);
   const auditLog = createAuditLog({
-    ...(config.auditLog === "stdout"
-      ? { destination: process.stdout }
-      : { path: config.auditLog.path }),
+    ...(config.audit === "stdout" ? { destination: process.stdout } : { path: config.audit.path }),
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
   const server = await startServer({
     host: config.host,
     port: config.port,
+    adminPort: config.adminPort,
     store,
     tokens: {
-      secret: config.jwt.secret,
-      issuer: config.jwt.issuer,
-      audience: config.jwt.audience,
-      accessTtlSeconds: config.jwt.accessTtlSeconds,
-      refreshTtlSeconds: config.jwt.refreshTtlSeconds,
-      ...(config.jwks === undefined ? {} : { jwks: await loadJwks(config.jwks) }),
+      secret: config.auth.secret,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      accessTtlSeconds: config.auth.accessTokenTtlSeconds,
+      refreshTtlSeconds: config.auth.refreshTokenTtlSeconds,
+      ...(await loadJwks(config.auth)),
     },
-    passwordCost: config.passwordCost,
-    rateLimits: {
-      default: { ratePerSecond: config.rateLimits.ratePerSecond, burst: config.rateLimits.burst },
-      methods: {
-        "user.v1.UserService/Login": {
-          ratePerSecond: config.rateLimits.loginPerMinute / 60,
-          burst: config.rateLimits.loginBurst,
-        },
-      },
-    },
+    passwordCost: config.auth.passwordCost,
+    rateLimits: rateLimitsOf(config),
     defaultTimeoutMs: config.defaultTimeoutMs,
+    maxMessageBytes: config.maxMessageBytes,
+    http2: config.http2,
+    ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
     auditLog,
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     logger,
   });
+  const watcher =
+    config.file === undefined
+      ? undefined
+      : watchConfig({
+          file: config.file,
+          current: config,
+          logger,
+          apply: (next) => {
+            logger.level = next.log.level;
+            server.rateLimiter.update(rateLimitsOf(next));
+            tracing.setSamplingRatio(next.tracing.samplingRatio);
+          },
+        });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -69,10 +90,12 @@ export async function serve(config: ServerConfig): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, "stopping");
+    watcher?.close();
+    logger.info({ signal, graceMs: config.shutdown.graceMs }, "stopping");
     server
-      .close(config.shutdownGraceMs)
+      .close({ graceMs: config.shutdown.graceMs, delayMs: config.shutdown.delayMs })
       .then(() => auditLog.close())
+      .then(() => tracing.shutdown())
       .then(
         () => {
           logger.flush();
@@ -80,6 +103,7 @@ export async function serve(config: ServerConfig): Promise<void> {
         },
         (err: unknown) => {
           logger.error({ err }, "failed to stop cleanly");
+          logger.flush();
           process.exit(1);
         },
       );
@@ -88,14 +112,36 @@ export async function serve(config: ServerConfig): Promise<void> {
   process.on("SIGINT", stop);
 }
 
-async function loadJwks(source: { file: string } | { url: URL }): Promise<JSONWebKeySet | URL> {
-  if ("url" in source) return source.url;
-  return JSON.parse(await readFile(source.file, "utf8")) as JSONWebKeySet;
+/** The rate limits the configuration asks for: the default, Login's own, and per-method ones. */
+function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
+  const r = config.rateLimits;
+  return {
+    default: { ratePerSecond: r.ratePerSecond, burst: r.burst },
+    methods: {
+      "user.v1.UserService/Login": { ratePerSecond: r.loginPerMinute / 60, burst: r.loginBurst },
+      ...r.methods,
+    },
+  };
+}
+
+/** The extra public keys for RS256/ES256 tokens, from a JWKS file or URL, when configured. */
+async function loadJwks(auth: ServerConfig["auth"]): Promise<{ jwks?: JSONWebKeySet | URL }> {
+  if (auth.jwksUrl !== undefined) return { jwks: new URL(auth.jwksUrl) };
+  if (auth.jwksFile === undefined) return {};
+  return { jwks: JSON.parse(await readFile(auth.jwksFile, "utf8")) as JSONWebKeySet };
+}
+
+async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
+  return {
+    cert: await readFile(tls.cert),
+    key: await readFile(tls.key),
+    ...(tls.clientCa === undefined ? {} : { clientCa: await readFile(tls.clientCa) }),
+  };
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */
 export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
-  const db = config.database;
+  const db = config.store;
   if (db.kind === "sqlite") {
     const store = openSqliteStore({ path: db.path });
     logger.info({ path: db.path }, "opened the SQLite store");

@@ -1,5 +1,9 @@
 import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@keel/gen/health/v1/health_pb";
 import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import {
@@ -17,11 +21,17 @@ import {
   type RateLimiter,
   type RateLimits,
 } from "@keel/interceptors";
+import {
+  createHealthService,
+  createTracingInterceptor,
+  registerReflection,
+} from "@keel/observability";
 import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
+import { startAdminServer } from "./admin-server.ts";
 import { storeErrorToConnect } from "./errors.ts";
-import { type Listener, listen } from "./listener.ts";
+import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
@@ -36,6 +46,12 @@ export interface ServerOptions {
   host?: string;
   /** The port for gRPC, gRPC-Web and Connect; 0 picks a free one. Default 9090. */
   port?: number;
+  /** The port for /metrics, /healthz and /readyz; 0 picks a free one. Default 9091. */
+  adminPort?: number;
+  /** Serve TLS, and mutual TLS with a client CA. Default: plaintext. */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  /** HTTP/2 connection limits: concurrent streams, keepalive pings, idle timeout, maximum age. */
+  http2?: Http2Limits;
   /** Where users, credentials, activities and orders live. Closed by `close()`. */
   store: Store;
   /**
@@ -63,15 +79,20 @@ export interface ServerOptions {
 
 export interface RunningServer {
   readonly port: number;
+  readonly adminPort: number;
+  /** Health of the whole server ("") and of each service, as grpc.health.v1 reports it. */
+  readonly health: ReturnType<typeof createHealthService>;
   /** The base URL clients use, for example `http://127.0.0.1:9090`. */
   readonly url: string;
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
   /**
-   * Stops the server: no new connections, open streams end with UNAVAILABLE, calls in flight get
-   * `graceMs` (default 10 s) to finish, then the store is closed.
+   * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
+   * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
+   * with UNAVAILABLE and gives calls in flight `graceMs` (default 10 s) to finish; then the
+   * admin port and the store are closed.
    */
-  close(graceMs?: number): Promise<void>;
+  close(options?: { graceMs?: number; delayMs?: number }): Promise<void>;
 }
 
 /** Default limits: generous for one caller, strict for password guessing. */
@@ -102,6 +123,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Login is open to anyone: limit guesses per address, whoever they claim to be.
     keyBy: { "user.v1.UserService/Login": "peer" },
   });
+  const publicServices = {
+    [Health.typeName]: { public: true },
+    "grpc.reflection.v1.ServerReflection": { public: true },
+    "grpc.reflection.v1alpha.ServerReflection": { public: true },
+  };
+  const health = createHealthService({ services: [UserService.typeName, OrderService.typeName] });
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw.
@@ -109,6 +136,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
+    createTracingInterceptor(),
     createLoggingInterceptor({ logger }),
     createDeadlineInterceptor({ defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 }),
     createAuthenticationInterceptor({
@@ -116,9 +144,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
       issuer,
       audience,
+      policies: publicServices,
     }),
     rateLimiter.interceptor,
-    createAuthorizationInterceptor({ orderOwner: createOrderOwners(store) }),
+    createAuthorizationInterceptor({
+      orderOwner: createOrderOwners(store),
+      policies: publicServices,
+    }),
     createValidationInterceptor({
       schemas: { ...userRequestSchemas, ...orderRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
@@ -128,6 +160,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     routes: (router) => {
       router.service(UserService, userService);
       router.service(OrderService, orderService);
+      router.service(Health, health.service);
+      registerReflection(router, { services: [UserService, OrderService, Health] });
     },
     interceptors,
     contextValues: (req) => createContextValues().set(peerKey, req.socket.remoteAddress ?? ""),
@@ -136,27 +170,83 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     shutdownSignal: shutdown.signal,
   });
   const host = options.host ?? "0.0.0.0";
-  const listener: Listener = await listen({ host, port: options.port ?? 9090, handler });
+  const listener: Listener = await listen({
+    host,
+    port: options.port ?? 9090,
+    handler,
+    ...(options.http2 === undefined ? {} : { http2: options.http2 }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+  });
+  const monitor = monitorStore(store, health, logger);
+  const admin = await startAdminServer({
+    host,
+    port: options.adminPort ?? 9091,
+    metrics: async (_req, res) => {
+      res.writeHead(501, { "content-type": "text/plain" }).end("metrics are not wired yet\n");
+    },
+    ready: () => health.status("") === Serving.SERVING,
+  });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
-  selfUrl = `http://${urlHost.includes(":") ? `[${urlHost}]` : urlHost}:${listener.port}`;
-  logger.info({ host, port: listener.port }, "serving gRPC, gRPC-Web and Connect");
+  const scheme = options.tls === undefined ? "http" : "https";
+  selfUrl = `${scheme}://${urlHost.includes(":") ? `[${urlHost}]` : urlHost}:${listener.port}`;
+  logger.info(
+    { host, port: listener.port, adminPort: admin.port, tls: options.tls !== undefined },
+    "serving gRPC, gRPC-Web and Connect",
+  );
 
   let closing: Promise<void> | undefined;
   return {
     port: listener.port,
+    adminPort: admin.port,
     url: selfUrl,
+    health,
     rateLimiter,
-    close(graceMs = 10_000) {
+    close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
+        health.shutdown();
+        monitor.stop();
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(
           new ConnectError("the server is shutting down; reconnect", Code.Unavailable),
         );
         await closed;
+        await admin.close();
         await store.close();
         logger.info("stopped");
       })();
       return closing;
     },
   };
+}
+
+/**
+ * Checks the database every few seconds: while it does not answer, every service reports
+ * NOT_SERVING (and /readyz 503), so that traffic goes elsewhere until it is back.
+ */
+function monitorStore(
+  store: Store,
+  health: ReturnType<typeof createHealthService>,
+  logger: Logger,
+  intervalMs = 5000,
+): { stop(): void } {
+  let healthy = true;
+  const timer = setInterval(() => {
+    store.ping().then(
+      () => {
+        if (healthy) return;
+        healthy = true;
+        health.setAll(Serving.SERVING);
+        logger.info("the database answers again: serving");
+      },
+      (err: unknown) => {
+        if (!healthy) return;
+        healthy = false;
+        health.setAll(Serving.NOT_SERVING);
+        logger.error({ err }, "the database does not answer: not serving");
+      },
+    );
+  }, intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -21,7 +21,13 @@ export interface ServerProcess {
  */
 export function runServer(env: Record<string, string>, args: string[] = []): ServerProcess {
   const child = spawn(process.execPath, ["--conditions=source", main, ...args], {
-    env: { PATH: process.env.PATH ?? "", KEEL_PORT: "0", KEEL_HOST: "127.0.0.1", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      KEEL_PORT: "0",
+      KEEL_ADMIN_PORT: "0",
+      KEEL_HOST: "127.0.0.1",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });

@@ -46,6 +46,7 @@ export async function startTestServer(
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
+    adminPort: 0,
     store: openSqliteStore({ path: join(dir, "keel.db") }),
     tokens: { secret: testSecret },
     // The lowest cost the configuration allows: tests hash many passwords.
@@ -57,7 +58,7 @@ export async function startTestServer(
   return Object.assign(server, {
     adminToken: await mintToken("admin", ["admin"], 3600),
     async stop() {
-      await server.close(1000);
+      await server.close({ graceMs: 1000 });
       rmSync(dir, { recursive: true, force: true });
     },
   });

@@ -1,0 +1,10 @@
+export type { HealthOptions, HealthStatus, ServingStatus } from "./health.ts";
+export { createHealthService } from "./health.ts";
+export type { ReflectionOptions, ReflectionServices } from "./reflection.ts";
+export { createReflectionServices, registerReflection } from "./reflection.ts";
+export type { Tracing, TracingInterceptorOptions, TracingOptions } from "./tracing.ts";
+export {
+  createClientTracingInterceptor,
+  createTracingInterceptor,
+  startTracing,
+} from "./tracing.ts";

@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  connectNodeAdapter,
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+import { UserService } from "@keel/gen/user/v1/user_pb";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace";
+import {
+  createClientTracingInterceptor,
+  createTracingInterceptor,
+  startTracing,
+  type Tracing,
+} from "./tracing.ts";
+
+const exporter = new InMemorySpanExporter();
+let tracing: Tracing;
+let server: http2.Http2Server;
+let url: string;
+const baggageSeen: (string | undefined)[] = [];
+
+type Protocol = "grpc" | "grpc-web" | "connect";
+function client(protocol: Protocol, interceptors: Interceptor[]) {
+  const options = { baseUrl: url, interceptors };
+  return createClient(
+    UserService,
+    protocol === "grpc"
+      ? createGrpcTransport(options)
+      : protocol === "grpc-web"
+        ? createGrpcWebTransport({ ...options, httpVersion: "2" })
+        : createConnectTransport({ ...options, httpVersion: "2" }),
+  );
+}
+
+before(async () => {
+  tracing = startTracing({
+    serviceName: "tracing-test",
+    samplingRatio: 1,
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
+  });
+  // GetUser of user 1 calls GetUser of user 2 on the same server, like OrderService asks UserService.
+  server = http2.createServer(
+    connectNodeAdapter({
+      interceptors: [createTracingInterceptor()],
+      routes: (router) =>
+        router.service(UserService, {
+          async getUser(req) {
+            baggageSeen.push(propagation.getBaggage(context.active())?.getEntry("tenant")?.value);
+            if (req.userId === 1n)
+              await client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 2n });
+            if (req.userId === 13n) throw new ConnectError("database exploded", Code.Internal);
+            if (req.userId === 14n) throw new ConnectError("no such user", Code.NotFound);
+            return { user: { userId: req.userId } };
+          },
+          async *streamUserActivities() {
+            yield { activityId: 1n };
+            yield { activityId: 2n };
+          },
+        }),
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await tracing.shutdown();
+});
+
+const named = (spans: ReadableSpan[], name: string, kind: SpanKind) =>
+  spans.filter((s) => s.name === name && s.kind === kind);
+const parentOf = (span: ReadableSpan) => span.parentSpanContext?.spanId;
+
+describe("tracing", () => {
+  for (const protocol of ["grpc", "grpc-web", "connect"] as const) {
+    it(`chains client → server → client → server spans in one trace over ${protocol}`, async () => {
+      exporter.reset();
+      const root = trace.getTracer("test").startSpan("test-root");
+      const bag = propagation.createBaggage({ tenant: { value: "acme" } });
+      const ctx = propagation.setBaggage(trace.setSpan(context.active(), root), bag);
+      await context.with(ctx, () =>
+        client(protocol, [createClientTracingInterceptor()]).getUser({ userId: 1n }),
+      );
+      root.end();
+      const spans = exporter.getFinishedSpans();
+      const [outerClient] = named(spans, "user.v1.UserService/GetUser", SpanKind.CLIENT).filter(
+        (s) => parentOf(s) === root.spanContext().spanId,
+      );
+      assert.ok(outerClient, "the outgoing call of the test is a child of its root span");
+      const [outerServer] = named(spans, "user.v1.UserService/GetUser", SpanKind.SERVER).filter(
+        (s) => parentOf(s) === outerClient.spanContext().spanId,
+      );
+      assert.ok(outerServer, "the server span continues the caller's trace");
+      const [innerClient] = named(spans, "user.v1.UserService/GetUser", SpanKind.CLIENT).filter(
+        (s) => parentOf(s) === outerServer.spanContext().spanId,
+      );
+      assert.ok(innerClient, "the handler's outgoing call is a child of the server span");
+      const [innerServer] = named(spans, "user.v1.UserService/GetUser", SpanKind.SERVER).filter(
+        (s) => parentOf(s) === innerClient.spanContext().spanId,
+      );
+      assert.ok(innerServer);
+      assert.ok(spans.every((s) => s.spanContext().traceId === root.spanContext().traceId));
+      assert.deepEqual(outerServer.attributes, {
+        "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc",
+        "rpc.service": "user.v1.UserService",
+        "rpc.method": "GetUser",
+        "rpc.grpc.status_code": 0,
+      });
+      assert.deepEqual(baggageSeen.slice(-2), ["acme", "acme"], "baggage travels with the calls");
+    });
+  }
+
+  it("records server errors, but not a client's mistake, on the server span", async () => {
+    exporter.reset();
+    const c = client("grpc", []);
+    await assert.rejects(c.getUser({ userId: 13n }));
+    await assert.rejects(c.getUser({ userId: 14n }));
+    const [failed, notFound] = named(
+      exporter.getFinishedSpans(),
+      "user.v1.UserService/GetUser",
+      SpanKind.SERVER,
+    );
+    assert.equal(failed?.status.code, SpanStatusCode.ERROR);
+    assert.equal(failed?.attributes["rpc.grpc.status_code"], Code.Internal);
+    assert.equal(failed?.events[0]?.name, "exception");
+    assert.equal(notFound?.status.code, SpanStatusCode.UNSET);
+    assert.equal(notFound?.attributes["rpc.grpc.status_code"], Code.NotFound);
+  });
+
+  it("ends a server-streaming span when the stream ends", async () => {
+    exporter.reset();
+    const received = [];
+    for await (const a of client("grpc", [createClientTracingInterceptor()]).streamUserActivities(
+      {},
+    ))
+      received.push(a);
+    assert.equal(received.length, 2);
+    const spans = exporter.getFinishedSpans();
+    assert.equal(
+      named(spans, "user.v1.UserService/StreamUserActivities", SpanKind.SERVER).length,
+      1,
+    );
+    assert.equal(
+      named(spans, "user.v1.UserService/StreamUserActivities", SpanKind.CLIENT).length,
+      1,
+    );
+  });
+
+  it("samples new traces by the ratio, which can change while running", async () => {
+    exporter.reset();
+    tracing.setSamplingRatio(0);
+    await client("grpc", []).getUser({ userId: 5n });
+    assert.equal(exporter.getFinishedSpans().length, 0);
+    tracing.setSamplingRatio(1);
+    await client("grpc", []).getUser({ userId: 5n });
+    assert.equal(exporter.getFinishedSpans().length, 1);
+  });
+});

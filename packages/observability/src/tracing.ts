@@ -1,0 +1,246 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  type Attributes,
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  type TextMapSetter,
+  type Tracer,
+  trace,
+} from "@opentelemetry/api";
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SamplingResult,
+  type SpanProcessor,
+  TraceIdRatioBasedSampler,
+} from "@opentelemetry/sdk-trace";
+
+export interface TracingOptions {
+  /** The `service.name` of the spans. */
+  serviceName: string;
+  /**
+   * Where to send spans: an OTLP/HTTP (protobuf) traces endpoint such as
+   * `http://otel-collector:4318/v1/traces`. Default: none — trace context is still propagated
+   * and logged, spans are not exported.
+   */
+  endpoint?: string;
+  /** The share of new traces to sample, 0 to 1. Default 0.1. A caller's sampled trace is always followed. */
+  samplingRatio?: number;
+  /** More span processors (for example an in-memory exporter in tests). */
+  spanProcessors?: SpanProcessor[];
+}
+
+export interface Tracing {
+  /** Changes the sampling ratio of new traces from now on (for a configuration reload). */
+  setSamplingRatio(ratio: number): void;
+  /** Exports what is pending and stops. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts OpenTelemetry for the process with `@opentelemetry/sdk-node`: W3C `traceparent` and
+ * `baggage` propagation, parent-based ratio sampling, and an OTLP exporter when an endpoint is
+ * given. The interceptors below then create the spans.
+ */
+export function startTracing(options: TracingOptions): Tracing {
+  const ratio = new AdjustableRatioSampler(options.samplingRatio ?? 0.1);
+  const processors = [
+    ...(options.endpoint === undefined
+      ? []
+      : [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.endpoint }) })]),
+    ...(options.spanProcessors ?? []),
+  ];
+  const sdk = new NodeSDK({
+    serviceName: options.serviceName,
+    sampler: new ParentBasedSampler({ root: ratio }),
+    spanProcessors: processors,
+    textMapPropagator: new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+    instrumentations: [],
+  });
+  sdk.start();
+  return {
+    setSamplingRatio: (value) => ratio.set(value),
+    shutdown: () => sdk.shutdown(),
+  };
+}
+
+/** A trace-id ratio sampler whose ratio can change while the process runs. */
+class AdjustableRatioSampler implements Sampler {
+  private sampler: TraceIdRatioBasedSampler;
+
+  constructor(ratio: number) {
+    this.sampler = new TraceIdRatioBasedSampler(ratio);
+  }
+
+  set(ratio: number): void {
+    this.sampler = new TraceIdRatioBasedSampler(ratio);
+  }
+
+  shouldSample(ctx: Context, traceId: string): SamplingResult {
+    return this.sampler.shouldSample(ctx, traceId);
+  }
+
+  toString(): string {
+    return `AdjustableRatioSampler{${this.sampler.toString()}}`;
+  }
+}
+
+export interface TracingInterceptorOptions {
+  /** Default: the global tracer provider's tracer "@keel/observability". */
+  tracer?: Tracer;
+}
+
+const headerGetter: TextMapGetter<Headers> = {
+  keys: (headers) => [...headers.keys()],
+  get: (headers, key) => headers.get(key) ?? undefined,
+};
+const headerSetter: TextMapSetter<Headers> = {
+  set: (headers, key, value) => headers.set(key, value),
+};
+
+/** gRPC's OK, which connect's Code enum leaves out. */
+const ok = 0;
+
+// OpenTelemetry's RPC conventions: for a server, only these codes mean the server failed.
+const serverErrors = new Set([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
+
+/**
+ * A server span per call, named `package.Service/Method`, continuing the caller's trace from its
+ * `traceparent` and `baggage` headers, with the RPC attributes (`rpc.system`, `rpc.service`,
+ * `rpc.method`, `rpc.grpc.status_code`) and server errors recorded. The handler, including a
+ * streaming one, runs in the span's context, so outgoing calls become its children and log lines
+ * can carry its ids.
+ */
+export function createTracingInterceptor(options: TracingInterceptorOptions = {}): Interceptor {
+  const tracer = options.tracer ?? trace.getTracer("@keel/observability");
+  return (next) => async (req) => {
+    const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
+    const span = tracer.startSpan(
+      spanName(req.method),
+      {
+        kind: SpanKind.SERVER,
+        attributes: rpcAttributes(req.method, req.header.get("content-type")),
+      },
+      parent,
+    );
+    const ctx = trace.setSpan(parent, span);
+    return finishWith(
+      span,
+      ctx,
+      (code) => code !== ok && serverErrors.has(code),
+      () => next(req),
+    );
+  };
+}
+
+/**
+ * A client span per outgoing call, a child of whatever span is active (for example the server
+ * span of the call being handled), with `traceparent` and `baggage` sent in the request headers.
+ */
+export function createClientTracingInterceptor(
+  options: TracingInterceptorOptions = {},
+): Interceptor {
+  const tracer = options.tracer ?? trace.getTracer("@keel/observability");
+  return (next) => async (req) => {
+    const span = tracer.startSpan(spanName(req.method), {
+      kind: SpanKind.CLIENT,
+      attributes: rpcAttributes(req.method, req.header.get("content-type")),
+    });
+    const ctx = trace.setSpan(context.active(), span);
+    propagation.inject(ctx, req.header, headerSetter);
+    return finishWith(
+      span,
+      ctx,
+      (code) => code !== ok,
+      () => next(req),
+    );
+  };
+}
+
+type Next<R> = () => Promise<R>;
+
+/** Runs the call in the span's context and ends the span when it is over, streams included. */
+async function finishWith<R extends { stream: boolean; message: unknown }>(
+  span: Span,
+  ctx: Context,
+  isError: (code: Code | typeof ok) => boolean,
+  call: Next<R>,
+): Promise<R> {
+  const end = (err?: unknown) => {
+    const code = err === undefined ? ok : ConnectError.from(err).code;
+    span.setAttribute("rpc.grpc.status_code", code);
+    if (err !== undefined && isError(code)) {
+      span.recordException(err instanceof Error ? err : String(err));
+      span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
+    }
+    span.end();
+  };
+  let res: R;
+  try {
+    res = await context.with(ctx, call);
+  } catch (err) {
+    end(err);
+    throw err;
+  }
+  if (!res.stream) {
+    end();
+    return res;
+  }
+  return { ...res, message: bound(ctx, res.message as AsyncIterable<unknown>, end) };
+}
+
+/** The stream, each step of it taken in `ctx`, ending the span when it ends however it ends. */
+async function* bound<T>(ctx: Context, stream: AsyncIterable<T>, end: (err?: unknown) => void) {
+  const iterator = stream[Symbol.asyncIterator]();
+  let ended = false;
+  try {
+    for (;;) {
+      const step = await context.with(ctx, () => iterator.next());
+      if (step.done) break;
+      yield step.value;
+    }
+  } catch (err) {
+    ended = true;
+    end(err);
+    throw err;
+  } finally {
+    // Completed, or stopped early by the consumer (a client that cancelled).
+    if (!ended) end();
+  }
+}
+
+function spanName(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}
+
+function rpcAttributes(method: DescMethod, contentType: string | null): Attributes {
+  return {
+    "rpc.system": contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc",
+    "rpc.service": method.parent.typeName,
+    "rpc.method": method.name,
+  };
+}

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ConfigError, loadConfig, readSettings, type Settings } from "./config.ts";
+import { watchConfig } from "./config-reload.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "keel-config-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+function file(yaml: string): string {
+  const path = join(dir, `keel${++n}.yaml`);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+describe("configuration", () => {
+  it("reads YAML, lets the environment win, and fills defaults", () => {
+    const path = file(`
+port: 7000
+database:
+  url: postgres://keel@db:5432/keel
+  poolSize: 4
+rateLimits:
+  ratePerSecond: 50
+  methods:
+    order.v1.OrderService/CreateOrder: { ratePerSecond: 2, burst: 4 }
+log: { level: warn }
+tls: { cert: a.pem, key: b.pem }
+`);
+    const config = loadConfig({
+      KEEL_CONFIG: path,
+      KEEL_PORT: "7100",
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+    });
+    assert.equal(config.port, 7100);
+    assert.equal(config.adminPort, 9091);
+    assert.deepEqual(config.store, {
+      kind: "postgres",
+      url: "postgres://keel@db:5432/keel",
+      schema: "public",
+      poolSize: 4,
+    });
+    assert.equal(config.rateLimits.ratePerSecond, 50);
+    assert.equal(config.rateLimits.burst, 200);
+    assert.deepEqual(config.rateLimits.methods, {
+      "order.v1.OrderService/CreateOrder": { ratePerSecond: 2, burst: 4 },
+    });
+    assert.equal(config.log.level, "warn");
+    assert.deepEqual(config.tls, { cert: "a.pem", key: "b.pem" });
+    assert.equal(config.file, path);
+  });
+
+  it("names every bad key and value, by file path or variable", () => {
+    const path = file(
+      "port: 99999\nlog: { level: loud }\nmystery: 1\ntracing: { samplingRatio: 2, extra: true }\n",
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: path }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        for (const part of [
+          "unknown setting mystery",
+          "unknown setting tracing.extra",
+          "port:",
+          "log.level:",
+          "tracing.samplingRatio:",
+        ]) {
+          assert.ok(err.message.includes(part), `${part} in ${err.message}`);
+        }
+        return true;
+      },
+    );
+    assert.throws(
+      () => readSettings({ KEEL_DEFAULT_TIMEOUT_MS: "soon" }),
+      /KEEL_DEFAULT_TIMEOUT_MS: /,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: join(dir, "missing.yaml") }),
+      /cannot read the configuration file/,
+    );
+    assert.throws(() => readSettings({ KEEL_CONFIG: file("port: [") }), /is not valid YAML/);
+  });
+});
+
+describe("configuration reload", () => {
+  it("applies safe settings, keeps the running ones on a bad file, and says what needs a restart", async () => {
+    const path = file("log: { level: info }\n");
+    const applied: Settings[] = [];
+    const logged: { level: string; message: string; fields: unknown }[] = [];
+    const log = (level: string) => (fields: unknown, message: string) =>
+      logged.push({ level, message, fields });
+    const watcher = watchConfig({
+      file: path,
+      current: readSettings({ KEEL_CONFIG: path }).settings,
+      apply: (next) => applied.push(next),
+      logger: { info: log("info"), warn: log("warn"), error: log("error") } as never,
+      env: {},
+    });
+    const until = async (check: () => boolean) => {
+      for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20);
+      assert.ok(check(), JSON.stringify(logged));
+    };
+    try {
+      writeFileSync(path, "log: { level: debug }\nrateLimits: { ratePerSecond: 7 }\n");
+      await until(() => applied.length === 1);
+      assert.equal(applied[0]?.log.level, "debug");
+      assert.equal(applied[0]?.rateLimits.ratePerSecond, 7);
+
+      writeFileSync(path, "log: { level: shouting }\n");
+      await until(() => logged.some((l) => l.level === "error"));
+      assert.equal(applied.length, 1, "an invalid file changes nothing");
+
+      writeFileSync(path, "log: { level: debug }\nrateLimits: { ratePerSecond: 7 }\nport: 1234\n");
+      await until(() => logged.some((l) => l.level === "warn"));
+      assert.deepEqual(logged.find((l) => l.level === "warn")?.fields, { settings: ["port"] });
+      assert.equal(applied.length, 1, "only safe settings are applied, and those did not change");
+    } finally {
+      watcher.close();
+    }
+  });
+});
