@@ -70,6 +70,8 @@ export interface ServerOptions {
    * Default: this server itself.
    */
   userServiceUrl?: string;
+  /** How often the database is checked for health reporting, in ms. Default 5000. */
+  healthCheckIntervalMs?: number;
   /** Largest message accepted or sent, in bytes; default 4 MiB. */
   maxMessageBytes?: number;
   /** Where calls that change state are recorded (see `(policy.v1.method).audit`). Default: nowhere. */
@@ -177,7 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
-  const monitor = monitorStore(store, health, logger);
+  const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
   const admin = await startAdminServer({
     host,
     port: options.adminPort ?? 9091,
@@ -228,7 +230,7 @@ function monitorStore(
   store: Store,
   health: ReturnType<typeof createHealthService>,
   logger: Logger,
-  intervalMs = 5000,
+  intervalMs: number,
 ): { stop(): void } {
   let healthy = true;
   const timer = setInterval(() => {

@@ -1,5 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { createUserClient, type UserClient } from "@keel/clients";
+import { remainingTimeMs, requestIdKey } from "@keel/interceptors";
+import { createClientTracingInterceptor } from "@keel/observability";
 
 /** How OrderService learns whether a user exists. */
 export interface UserDirectory {
@@ -9,7 +11,8 @@ export interface UserDirectory {
 
 /**
  * Asks UserService over the network with the typed client, passing on the caller's credentials,
- * its remaining deadline and its cancellation.
+ * its remaining deadline (the client's, or the server's default), its cancellation, its request
+ * id and its trace (the call is a child span of the one being handled).
  */
 export function createRemoteUserDirectory(options: {
   /** Where UserService listens; a function when that is known only once the server listens. */
@@ -22,11 +25,14 @@ export function createRemoteUserDirectory(options: {
         baseUrl: typeof options.baseUrl === "string" ? options.baseUrl : options.baseUrl(),
         protocol: "grpc",
         timeoutMs: 0,
+        interceptors: [createClientTracingInterceptor()],
       });
       const headers = new Headers();
       const authorization = ctx.requestHeader.get("authorization");
       if (authorization !== null) headers.set("authorization", authorization);
-      const remaining = ctx.timeoutMs();
+      const requestId = ctx.values.get(requestIdKey);
+      if (requestId !== "") headers.set("x-request-id", requestId);
+      const remaining = remainingTimeMs(ctx);
       try {
         await users.getUser(
           { userId, fields: ["user_id"] },

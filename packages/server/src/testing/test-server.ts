@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AuditLog, RateLimits } from "@keel/interceptors";
-import { openSqliteStore } from "@keel/store";
+import type { RateLimits } from "@keel/interceptors";
+import { openSqliteStore, type Store } from "@keel/store";
 import { SignJWT } from "jose";
 import { pino } from "pino";
-import { type RunningServer, startServer } from "../server.ts";
+import { type RunningServer, type ServerOptions, startServer } from "../server.ts";
 
 export const testSecret = new TextEncoder().encode("test-secret-test-secret-test-secret!");
 
@@ -36,24 +36,29 @@ export interface TestServer extends RunningServer {
 
 /** A real server on a free port with a fresh SQLite file; `stop()` removes everything. */
 export async function startTestServer(
-  options: {
-    userServiceUrl?: string;
-    rateLimits?: RateLimits;
-    auditLog?: Pick<AuditLog, "write">;
+  options: Partial<
+    Pick<
+      ServerOptions,
+      "userServiceUrl" | "rateLimits" | "auditLog" | "tls" | "healthCheckIntervalMs"
+    >
+  > & {
+    /** Wraps the store, for example to make it fail on purpose. */
+    wrapStore?: (store: Store) => Store;
   } = {},
 ): Promise<TestServer> {
+  const { wrapStore = (store: Store) => store, ...rest } = options;
   const dir = mkdtempSync(join(tmpdir(), "keel-server-"));
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
     adminPort: 0,
-    store: openSqliteStore({ path: join(dir, "keel.db") }),
+    store: wrapStore(openSqliteStore({ path: join(dir, "keel.db") })),
     tokens: { secret: testSecret },
     // The lowest cost the configuration allows: tests hash many passwords.
     passwordCost: 10,
     rateLimits: roomyLimits,
     logger: pino({ level: process.env.KEEL_TEST_LOG_LEVEL ?? "silent" }),
-    ...options,
+    ...rest,
   });
   return Object.assign(server, {
     adminToken: await mintToken("admin", ["admin"], 3600),
