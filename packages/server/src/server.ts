@@ -22,7 +22,10 @@ import {
   type RateLimits,
 } from "@keel/interceptors";
 import {
+  createClientMetrics,
   createHealthService,
+  createMetricsHandler,
+  createServerMetrics,
   createTracingInterceptor,
   registerReflection,
 } from "@keel/observability";
@@ -115,10 +118,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     passwords: createPasswordHasher({ cost: options.passwordCost ?? 15 }),
     tokens: createTokenIssuer(options.tokens),
   });
+  const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
+  const clientMetrics = createClientMetrics({
+    registry: metrics.registry,
+    services: [UserService],
+  });
   let selfUrl = "";
   const orderService = createOrderService(
     store,
-    createRemoteUserDirectory({ baseUrl: options.userServiceUrl ?? (() => selfUrl) }),
+    createRemoteUserDirectory({
+      baseUrl: options.userServiceUrl ?? (() => selfUrl),
+      interceptors: [clientMetrics.interceptor],
+    }),
   );
   const rateLimiter = createRateLimiter({
     limits: options.rateLimits ?? defaultRateLimits,
@@ -133,12 +144,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const health = createHealthService({ services: [UserService.typeName, OrderService.typeName] });
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
-  // are recorded too, and errors reach it already turned into what the client saw.
+  // are recorded too, and errors reach it already turned into what the client saw. Metrics run
+  // inside tracing, to attach the trace to their samples as exemplars.
   const interceptors: Interceptor[] = [
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
     createTracingInterceptor(),
+    metrics.interceptor,
     createLoggingInterceptor({ logger }),
     createDeadlineInterceptor({ defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 }),
     createAuthenticationInterceptor({
@@ -183,9 +196,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const admin = await startAdminServer({
     host,
     port: options.adminPort ?? 9091,
-    metrics: async (_req, res) => {
-      res.writeHead(501, { "content-type": "text/plain" }).end("metrics are not wired yet\n");
-    },
+    metrics: createMetricsHandler({ registries: [metrics.registry] }),
     ready: () => health.status("") === Serving.SERVING,
   });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;

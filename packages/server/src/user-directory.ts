@@ -1,4 +1,4 @@
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createUserClient, type UserClient } from "@keel/clients";
 import { remainingTimeMs, requestIdKey } from "@keel/interceptors";
 import { createClientTracingInterceptor } from "@keel/observability";
@@ -17,6 +17,8 @@ export interface UserDirectory {
 export function createRemoteUserDirectory(options: {
   /** Where UserService listens; a function when that is known only once the server listens. */
   baseUrl: string | (() => string);
+  /** More client interceptors, such as client metrics. */
+  interceptors?: Interceptor[];
 }): UserDirectory {
   let users: UserClient | undefined;
   return {
@@ -25,7 +27,7 @@ export function createRemoteUserDirectory(options: {
         baseUrl: typeof options.baseUrl === "string" ? options.baseUrl : options.baseUrl(),
         protocol: "grpc",
         timeoutMs: 0,
-        interceptors: [createClientTracingInterceptor()],
+        interceptors: [createClientTracingInterceptor(), ...(options.interceptors ?? [])],
       });
       const headers = new Headers();
       const authorization = ctx.requestHeader.get("authorization");
