@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { readSettings } from "./config.ts";
 import { startTestServer } from "./testing/test-server.ts";
 
 // The README's examples, run against a real server, so that the README cannot rot.
@@ -30,6 +32,19 @@ beforeEach(async () => {
 afterEach(() => server.stop());
 
 describe("README", () => {
+  it("configuration file example is valid", () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-readme-config-"));
+    try {
+      const path = join(dir, "keel.yaml");
+      writeFileSync(path, block("### Configuration file", "yaml"));
+      const { settings } = readSettings({ KEEL_CONFIG: path });
+      assert.equal(settings.rateLimits.methods["order.v1.OrderService/CreateOrder"]?.burst, 10);
+      assert.equal(settings.shutdown.delayMs, 5000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("typed client example runs", async () => {
     const dir = join(root, "packages/server/.readme-test");
     mkdirSync(dir, { recursive: true });

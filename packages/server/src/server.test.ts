@@ -35,6 +35,31 @@ describe("shutdown", () => {
   });
 });
 
+describe("message size", () => {
+  it("refuses a message over 4 MiB with RESOURCE_EXHAUSTED and keeps serving", async () => {
+    const server = await startTestServer();
+    try {
+      const client = createUserClient({ baseUrl: server.url, token: server.adminToken });
+      await assert.rejects(
+        client.createUser({
+          username: "big",
+          email: "big@example.com",
+          password: "x".repeat(5 * 1024 * 1024),
+        }),
+        (err: unknown) => err instanceof ConnectError && err.code === Code.ResourceExhausted,
+      );
+      const { user } = await client.createUser({
+        username: "small",
+        email: "small@example.com",
+        password: "long enough",
+      });
+      assert.equal(user?.username, "small");
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe("listener", () => {
   it("closes a connection that sends nothing before the preface timeout", async () => {
     const listener = await listen({
