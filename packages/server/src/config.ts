@@ -116,6 +116,8 @@ const schema = z.strictObject({
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
+  /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
+  workers: z.coerce.number().int().min(0).max(256).default(1),
 });
 
 /** The configuration as written (file and environment merged) and validated. */
@@ -159,6 +161,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],
   KEEL_HTTP2_MAX_CONNECTION_AGE_MS: ["http2", "maxConnectionAgeMs"],
   KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
+  KEEL_WORKERS: ["workers"],
 };
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */

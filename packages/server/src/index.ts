@@ -1,6 +1,6 @@
 export { certsCommand, grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
-export { ConfigError, loadConfig, readSettings } from "./config.ts";
 export type { ServerConfig, Settings } from "./config.ts";
+export { ConfigError, loadConfig, readSettings } from "./config.ts";
 export { serve } from "./serve.ts";
-export { defaultRateLimits, startServer } from "./server.ts";
 export type { RunningServer, ServerOptions } from "./server.ts";
+export { defaultRateLimits, startServer } from "./server.ts";

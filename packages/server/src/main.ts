@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import cluster from "node:cluster";
+import { runPrimary } from "./cluster-primary.ts";
 import { certsCommand, grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { serve } from "./serve.ts";
@@ -19,7 +21,9 @@ async function main(argv: string[]): Promise<void> {
   if (command === "serve") {
     if (args.length > 0)
       throw new UsageError("serve takes no arguments; configure it with KEEL_* variables");
-    await serve(loadConfig());
+    const config = loadConfig();
+    if (config.workers !== 1 && cluster.isPrimary) await runPrimary(config);
+    else await serve(config);
     return;
   }
   const run = commands[command];

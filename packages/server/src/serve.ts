@@ -1,10 +1,13 @@
+import cluster from "node:cluster";
 import { readFile } from "node:fs/promises";
+import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
 import { createAuditLog } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
-import { openPostgresStore, openSqliteStore, type Store } from "@keel/store";
+import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
 import { trace } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
 import { type Logger, pino } from "pino";
+import { AggregatorRegistry } from "prom-client";
 import type { ServerConfig } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
 import { startServer } from "./server.ts";
@@ -16,6 +19,9 @@ import { startServer } from "./server.ts";
  * store and the audit log are closed, exit 0.
  */
 export async function serve(config: ServerConfig): Promise<void> {
+  // A cluster worker leaves the admin port to its primary, shares live events through it (when
+  // on SQLite; PostgreSQL shares them itself) and stops when it says so.
+  const worker = cluster.isWorker ? cluster.worker : undefined;
   const tracing = startTracing({
     serviceName: "keel",
     samplingRatio: config.tracing.samplingRatio,
@@ -25,7 +31,7 @@ export async function serve(config: ServerConfig): Promise<void> {
   const logger = pino(
     {
       level: config.log.level,
-      base: { service: "keel" },
+      base: { service: "keel", ...(worker === undefined ? {} : { worker: worker.id }) },
       redact: ["*.authorization", "*.password", "*.token"],
       mixin() {
         const span = trace.getActiveSpan()?.spanContext();
@@ -40,7 +46,7 @@ export async function serve(config: ServerConfig): Promise<void> {
       "no JWT secret configured: signing tokens with a development secret kept in the data directory",
     );
   }
-  const store = await openStore(config, logger);
+  const store = await openStore(config, logger, worker === undefined ? undefined : workerRelay());
   const auditLog = createAuditLog({
     ...(config.audit === "stdout" ? { destination: process.stdout } : { path: config.audit.path }),
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
@@ -49,7 +55,7 @@ export async function serve(config: ServerConfig): Promise<void> {
   const server = await startServer({
     host: config.host,
     port: config.port,
-    adminPort: config.adminPort,
+    adminPort: worker === undefined ? config.adminPort : null,
     store,
     tokens: {
       secret: config.auth.secret,
@@ -110,6 +116,35 @@ export async function serve(config: ServerConfig): Promise<void> {
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  if (worker !== undefined) {
+    // Constructing one installs prom-client's answer to the primary's requests for metrics.
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([server.metricsRegistry]);
+    process.on("message", (message: { keel?: string }) => {
+      if (message.keel === "shutdown") stop("SIGTERM");
+    });
+    // The primary's /readyz answers for every worker: tell it when this one's readiness changes.
+    let ready: boolean | undefined;
+    const report = () => {
+      const now = server.health.status("") === HealthCheckResponse_ServingStatus.SERVING;
+      if (now !== ready) process.send?.({ keel: "ready", ready: now });
+      ready = now;
+    };
+    report();
+    const reporting = setInterval(report, 250);
+    reporting.unref();
+  }
+}
+
+/** Live events through the cluster primary, which passes them to every other worker. */
+function workerRelay(): EventRelay {
+  return {
+    send: (payload) => process.send?.({ keel: "event", payload }),
+    onReceive: (listener) =>
+      process.on("message", (message: { keel?: string; payload?: string }) => {
+        if (message.keel === "event" && message.payload !== undefined) listener(message.payload);
+      }),
+  };
 }
 
 /** The rate limits the configuration asks for: the default, Login's own, and per-method ones. */
@@ -140,10 +175,14 @@ async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */
-export async function openStore(config: ServerConfig, logger: Logger): Promise<Store> {
+export async function openStore(
+  config: ServerConfig,
+  logger: Logger,
+  relay?: EventRelay,
+): Promise<Store> {
   const db = config.store;
   if (db.kind === "sqlite") {
-    const store = openSqliteStore({ path: db.path });
+    const store = openSqliteStore({ path: db.path, ...(relay === undefined ? {} : { relay }) });
     logger.info({ path: db.path }, "opened the SQLite store");
     return store;
   }

@@ -49,8 +49,11 @@ export interface ServerOptions {
   host?: string;
   /** The port for gRPC, gRPC-Web and Connect; 0 picks a free one. Default 9090. */
   port?: number;
-  /** The port for /metrics, /healthz and /readyz; 0 picks a free one. Default 9091. */
-  adminPort?: number;
+  /**
+   * The port for /metrics, /healthz and /readyz; 0 picks a free one; null serves none (a cluster
+   * worker: its primary serves them for all workers). Default 9091.
+   */
+  adminPort?: number | null;
   /** Serve TLS, and mutual TLS with a client CA. Default: plaintext. */
   tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
   /** HTTP/2 connection limits: concurrent streams, keepalive pings, idle timeout, maximum age. */
@@ -84,7 +87,10 @@ export interface ServerOptions {
 
 export interface RunningServer {
   readonly port: number;
-  readonly adminPort: number;
+  /** The admin port; undefined when there is none. */
+  readonly adminPort: number | undefined;
+  /** The registry holding the server's metrics (and its calls' client metrics). */
+  readonly metricsRegistry: ReturnType<typeof createServerMetrics>["registry"];
   /** Health of the whole server ("") and of each service, as grpc.health.v1 reports it. */
   readonly health: ReturnType<typeof createHealthService>;
   /** The base URL clients use, for example `http://127.0.0.1:9090`. */
@@ -193,24 +199,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
   const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
-  const admin = await startAdminServer({
-    host,
-    port: options.adminPort ?? 9091,
-    metrics: createMetricsHandler({ registries: [metrics.registry] }),
-    ready: () => health.status("") === Serving.SERVING,
-  });
+  const admin =
+    options.adminPort === null
+      ? undefined
+      : await startAdminServer({
+          host,
+          port: options.adminPort ?? 9091,
+          metrics: createMetricsHandler({ registries: [metrics.registry] }),
+          ready: () => health.status("") === Serving.SERVING,
+        });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const scheme = options.tls === undefined ? "http" : "https";
   selfUrl = `${scheme}://${urlHost.includes(":") ? `[${urlHost}]` : urlHost}:${listener.port}`;
   logger.info(
-    { host, port: listener.port, adminPort: admin.port, tls: options.tls !== undefined },
+    { host, port: listener.port, adminPort: admin?.port, tls: options.tls !== undefined },
     "serving gRPC, gRPC-Web and Connect",
   );
 
   let closing: Promise<void> | undefined;
   return {
     port: listener.port,
-    adminPort: admin.port,
+    adminPort: admin?.port,
+    metricsRegistry: metrics.registry,
     url: selfUrl,
     health,
     rateLimiter,
@@ -224,7 +234,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           new ConnectError("the server is shutting down; reconnect", Code.Unavailable),
         );
         await closed;
-        await admin.close();
+        await admin?.close();
         await store.close();
         logger.info("stopped");
       })();

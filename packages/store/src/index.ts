@@ -1,3 +1,4 @@
+export type { EventRelay } from "./local-event-bus.ts";
 export { LocalEventBus } from "./local-event-bus.ts";
 export { orderStatusName } from "./order-rules.ts";
 export type { PostgresStoreOptions } from "./pg/pg-store.ts";

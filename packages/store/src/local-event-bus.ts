@@ -1,3 +1,4 @@
+import { type BusEvent, decodeBusEvent, encodeBusEvent } from "./event-codec.ts";
 import { Subscription } from "./subscription.ts";
 import type {
   ActivityRecord,
@@ -14,6 +15,7 @@ import type {
  * PostgreSQL bus feeds one of these from LISTEN/NOTIFY.
  */
 export class LocalEventBus implements EventBus {
+  private relay: EventRelay | undefined;
   private readonly activityTopics = new Topics<ActivityRecord>();
   private readonly orderTopics = new Topics<OrderEventRecord>();
   /** @internal used by LocalStatusSubscription */
@@ -31,21 +33,56 @@ export class LocalEventBus implements EventBus {
     return new LocalStatusSubscription(this, options);
   }
 
+  /**
+   * Shares events with other processes on the same database (for example cluster workers on one
+   * SQLite file): what is published here is also sent through `relay`, and what arrives through
+   * it is delivered here.
+   */
+  connect(relay: EventRelay): void {
+    this.relay = relay;
+    relay.onReceive((payload) => {
+      const event = decodeBusEvent(payload);
+      if (event !== undefined) this.deliver(event);
+    });
+  }
+
   publishActivity(activity: ActivityRecord): void {
-    this.activityTopics.publish(activity.userId, activity);
+    this.publish({ kind: "activity", activity });
   }
 
   publishOrderEvent(event: OrderEventRecord): void {
-    this.orderTopics.publish(event.orderId, event);
+    this.publish({ kind: "order", event });
   }
 
   /** Delivers a status change to every follower of the user but the one that made it. */
   publishStatus(event: StatusEvent): void {
-    this.statusTopics.publish(
-      event.userId,
-      event,
-      (s) => event.origin === undefined || s.origin !== event.origin,
-    );
+    this.publish({ kind: "status", status: event });
+  }
+
+  /** Hands an event to this process's subscribers only. */
+  deliver(event: BusEvent): void {
+    switch (event.kind) {
+      case "activity":
+        this.activityTopics.publish(event.activity.userId, event.activity);
+        break;
+      case "order":
+        this.orderTopics.publish(event.event.orderId, event.event);
+        break;
+      case "status": {
+        const status = event.status;
+        this.statusTopics.publish(
+          status.userId,
+          status,
+          (s) => status.origin === undefined || s.origin !== status.origin,
+        );
+        break;
+      }
+    }
+  }
+
+  private publish(event: BusEvent): void {
+    this.deliver(event);
+    this.relay?.send(encodeBusEvent(event));
   }
 
   /** Ends every subscription with `reason`, or cleanly without one (for shutdown). */
@@ -54,6 +91,12 @@ export class LocalEventBus implements EventBus {
     this.orderTopics.closeAll(reason);
     this.statusTopics.closeAll(reason);
   }
+}
+
+/** A channel to the other processes that share the database. */
+export interface EventRelay {
+  send(payload: string): void;
+  onReceive(listener: (payload: string) => void): void;
 }
 
 /** Subscriptions grouped by key. */

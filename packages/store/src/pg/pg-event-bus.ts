@@ -90,18 +90,7 @@ export class PgEventBus implements EventBus {
       this.options.onError(err);
       return;
     }
-    if (event === undefined) return;
-    switch (event.kind) {
-      case "activity":
-        this.local.publishActivity(event.activity);
-        break;
-      case "status":
-        this.local.publishStatus(event.status);
-        break;
-      case "order":
-        this.local.publishOrderEvent(event.event);
-        break;
-    }
+    if (event !== undefined) this.local.deliver(event);
   }
 
   private lost(client: pg.Client, err: unknown): void {

@@ -30,6 +30,33 @@ describe("sqlite store", () => {
     await second.close();
   });
 
+  it("shares live events with another process's store through a relay", async () => {
+    const path = join(dir, "relayed.sqlite");
+    // Two ends of a channel, as cluster workers have through their primary.
+    const listeners: ((payload: string) => void)[] = [];
+    const relay = (me: number) => ({
+      send: (payload: string) => listeners[1 - me]?.(payload),
+      onReceive: (listener: (payload: string) => void) => {
+        listeners[me] = listener;
+      },
+    });
+    const a = openSqliteStore({ path, relay: relay(0) });
+    const b = openSqliteStore({ path, relay: relay(1) });
+    const user = await a.users.create({
+      username: "relayed",
+      email: "relayed@example.com",
+      status: UserStatus.ACTIVE,
+      tags: [],
+      passwordHash: "h",
+    });
+    const follower = b.events.statuses({ origin: "b" });
+    follower.follow(user.id);
+    await a.users.update(user.id, { status: UserStatus.SUSPENDED }, "a");
+    assert.equal((await follower.next()).value?.status, UserStatus.SUSPENDED);
+    await a.close();
+    await b.close();
+  });
+
   it("migrates a file once when two processes' stores open it together", async () => {
     const path = join(dir, "shared.sqlite");
     const a = openSqliteStore({ path });

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import type { UserStatus } from "@keel/gen/user/v1/user_pb";
-import { LocalEventBus } from "../local-event-bus.ts";
+import { type EventRelay, LocalEventBus } from "../local-event-bus.ts";
 import { StoreError } from "../store-error.ts";
 import type {
   ActivityRecord,
@@ -29,6 +29,11 @@ export interface SqliteStoreOptions {
   path: string;
   /** How long a write waits for another process's lock before failing as unavailable; default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * Shares live events with other processes using the same file (cluster workers). Default: live
+   * events reach this process's subscribers only.
+   */
+  relay?: EventRelay;
 }
 
 /**
@@ -49,7 +54,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.close();
     throw translate(err);
   }
-  return new SqliteStore(db);
+  const store = new SqliteStore(db);
+  if (options.relay !== undefined) store.events.connect(options.relay);
+  return store;
 }
 
 type Row = Record<string, SQLInputValue>;

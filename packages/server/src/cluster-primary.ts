@@ -1,0 +1,89 @@
+import cluster, { type Worker } from "node:cluster";
+import { availableParallelism } from "node:os";
+import { pino } from "pino";
+import { AggregatorRegistry } from "prom-client";
+import { startAdminServer } from "./admin-server.ts";
+import type { ServerConfig } from "./config.ts";
+
+/**
+ * Cluster mode: the primary forks workers that share the API port (the kernel spreads
+ * connections), passes live events between them, serves the admin port for all of them (metrics
+ * summed across workers, ready when every worker is), replaces a worker that dies, and on SIGTERM
+ * or SIGINT stops every worker gracefully before exiting 0.
+ */
+export async function runPrimary(config: ServerConfig): Promise<void> {
+  const count = config.workers === 0 ? availableParallelism() : config.workers;
+  const logger = pino({ level: config.log.level, base: { service: "keel", role: "primary" } });
+  const ready = new Map<number, boolean>();
+  let stopping = false;
+  // Workers take connections in turns: even load, whatever the kernel's preference.
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+
+  const fork = () => {
+    const worker = cluster.fork();
+    ready.set(worker.id, false);
+    worker.on("message", (message: { keel?: string; payload?: string; ready?: boolean }) => {
+      if (message.keel === "event") {
+        for (const other of Object.values(cluster.workers ?? {})) {
+          if (other !== undefined && other.id !== worker.id && other.isConnected())
+            other.send(message);
+        }
+      } else if (message.keel === "ready") {
+        ready.set(worker.id, message.ready === true);
+      }
+    });
+    return worker;
+  };
+  cluster.on("exit", (worker: Worker, code, signal) => {
+    ready.delete(worker.id);
+    if (stopping) return;
+    logger.error({ worker: worker.id, code, signal }, "worker died; starting another");
+    fork();
+  });
+  for (let i = 0; i < count; i++) fork();
+
+  const aggregator = new AggregatorRegistry();
+  const admin = await startAdminServer({
+    host: config.host,
+    port: config.adminPort,
+    metrics: async (_req, res) => {
+      // Summed over workers; exemplars are per process, so the cluster serves Prometheus text.
+      const text = await aggregator.clusterMetrics().catch((err: unknown) => {
+        logger.error({ err }, "cannot collect metrics from the workers");
+        throw err;
+      });
+      res.writeHead(200, { "content-type": aggregator.contentType }).end(text);
+    },
+    ready: () => !stopping && ready.size === count && [...ready.values()].every(Boolean),
+  });
+  logger.info({ workers: count, adminPort: admin.port }, "cluster started");
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping every worker");
+    const workers = Object.values(cluster.workers ?? {}).filter(
+      (w): w is Worker => w !== undefined,
+    );
+    const exited = workers.map(
+      (w) =>
+        new Promise<void>((resolve) => (w.isDead() ? resolve() : w.once("exit", () => resolve()))),
+    );
+    for (const worker of workers) if (worker.isConnected()) worker.send({ keel: "shutdown" });
+    // Whatever still runs after its grace period, and a margin, is killed.
+    const limit = setTimeout(
+      () => {
+        for (const worker of workers) if (!worker.isDead()) worker.kill("SIGKILL");
+      },
+      config.shutdown.delayMs + config.shutdown.graceMs + 5000,
+    );
+    Promise.all(exited).then(async () => {
+      clearTimeout(limit);
+      await admin.close();
+      logger.info("cluster stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
