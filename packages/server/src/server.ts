@@ -34,6 +34,7 @@ import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { startAdminServer } from "./admin-server.ts";
 import { storeErrorToConnect } from "./errors.ts";
+import { withGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -177,19 +178,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
     }),
   ];
-  const handler = connectNodeAdapter({
+  const services = [
+    { service: UserService, impl: userService },
+    { service: OrderService, impl: orderService },
+    { service: Health, impl: health.service },
+  ];
+  const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
+    createContextValues().set(peerKey, req.socket.remoteAddress ?? "");
+  const connectHandler = connectNodeAdapter({
     routes: (router) => {
-      router.service(UserService, userService);
-      router.service(OrderService, orderService);
-      router.service(Health, health.service);
+      for (const { service, impl } of services) router.service(service, impl);
       registerReflection(router, { services: [UserService, OrderService, Health] });
     },
     interceptors,
-    contextValues: (req) => createContextValues().set(peerKey, req.socket.remoteAddress ?? ""),
+    contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
+  const handler = withGrpcFastPath(
+    { services, interceptors, contextValues, maxMessageBytes },
+    connectHandler,
+  );
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
     host,
