@@ -118,6 +118,29 @@ const schema = z.strictObject({
     .default(4 * 1024 * 1024),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
+  /** The API console page at /console. Default: on, except with NODE_ENV=production. */
+  console: z.strictObject({ enabled: z.stringbool().optional() }).default({}),
+  /** Origins whose pages may call the API from a browser (CORS), for example https://app.example.com. */
+  cors: z
+    .strictObject({
+      allowedOrigins: z
+        .preprocess(
+          (v) =>
+            typeof v === "string"
+              ? v
+                  .split(",")
+                  .map((o) => o.trim())
+                  .filter((o) => o !== "")
+              : v,
+          z.array(
+            z
+              .string()
+              .regex(/^https?:\/\/[^/\s]+$/, "must be an origin such as https://app.example.com"),
+          ),
+        )
+        .default([]),
+    })
+    .default({ allowedOrigins: [] }),
 });
 
 /** The configuration as written (file and environment merged) and validated. */
@@ -162,6 +185,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_HTTP2_MAX_CONNECTION_AGE_MS: ["http2", "maxConnectionAgeMs"],
   KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
   KEEL_WORKERS: ["workers"],
+  KEEL_CONSOLE: ["console", "enabled"],
+  KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
 };
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -179,6 +204,8 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
     | { kind: "postgres"; url: string; schema: string; poolSize: number };
   /** Where the audit log goes: a file, or standard output ("-"). */
   audit: { path: string } | "stdout";
+  /** Whether /console is served. */
+  consoleEnabled: boolean;
 }
 
 export class ConfigError extends Error {
@@ -279,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
           },
     audit:
       s.auditLog === "-" ? "stdout" : { path: resolve(s.auditLog ?? join(dataDir, "audit.log")) },
+    consoleEnabled: s.console.enabled ?? env.NODE_ENV !== "production",
   };
 }
 

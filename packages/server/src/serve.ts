@@ -68,6 +68,8 @@ export async function serve(config: ServerConfig): Promise<void> {
     passwordCost: config.auth.passwordCost,
     rateLimits: rateLimitsOf(config),
     defaultTimeoutMs: config.defaultTimeoutMs,
+    console: config.consoleEnabled,
+    corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
     http2: config.http2,
     ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),

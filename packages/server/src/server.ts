@@ -1,5 +1,6 @@
 import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createConsoleHandler, createCorsHandler } from "@keel/console";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -29,6 +30,7 @@ import {
   createTracingInterceptor,
   registerReflection,
 } from "@keel/observability";
+import { createRestHandler, readOpenApiDocument } from "@keel/rest";
 import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
@@ -77,6 +79,10 @@ export interface ServerOptions {
    * Default: this server itself.
    */
   userServiceUrl?: string;
+  /** Serve the API console at /console. Default false. */
+  console?: boolean;
+  /** Origins whose pages may call the API from a browser (CORS). Default none. */
+  corsAllowedOrigins?: string[];
   /** How often the database is checked for health reporting, in ms. Default 5000. */
   healthCheckIntervalMs?: number;
   /** Largest message accepted or sent, in bytes; default 4 MiB. */
@@ -185,21 +191,37 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   ];
   const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
     createContextValues().set(peerKey, req.socket.remoteAddress ?? "");
+  // REST routes are transcoded onto the very same router, so the same interceptors run for them.
+  let rest: ReturnType<typeof createRestHandler> | undefined;
   const connectHandler = connectNodeAdapter({
     routes: (router) => {
       for (const { service, impl } of services) router.service(service, impl);
       registerReflection(router, { services: [UserService, OrderService, Health] });
+      rest = createRestHandler({
+        handlers: router.handlers,
+        services: [UserService, OrderService],
+        openapi: readOpenApiDocument(),
+        readMaxBytes: maxMessageBytes,
+        contextValues,
+      });
     },
+    fallback: (req, res) => void rest?.(req, res),
     interceptors,
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
-  const handler = withGrpcFastPath(
+  const api = withGrpcFastPath(
     { services, interceptors, contextValues, maxMessageBytes },
     connectHandler,
   );
+  const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
+  const consolePage = createConsoleHandler({ enabled: options.console ?? false });
+  const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
+    if (cors(req, res) || consolePage(req, res)) return;
+    api(req, res);
+  };
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
     host,

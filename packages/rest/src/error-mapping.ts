@@ -1,0 +1,141 @@
+import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { base64Decode, base64Encode } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/**
+ * The body of every REST error response, and the last line of a failed NDJSON stream, shaped like
+ * Google APIs' errors:
+ *
+ *     {"error": {"code": 404, "status": "NOT_FOUND", "message": "user 7 not found", "details": []}}
+ */
+export interface RestErrorBody {
+  error: {
+    /** The HTTP status of the response. */
+    code: number;
+    /** The gRPC code name: "NOT_FOUND", "INVALID_ARGUMENT", … */
+    status: string;
+    /** What went wrong, as the service said it. */
+    message: string;
+    /**
+     * Error details, each a JSON object with its type in `@type`
+     * (`type.googleapis.com/errdetails.v1.BadRequest`) and its fields in proto3 JSON.
+     */
+    details: JsonObject[];
+  };
+}
+
+/** Each code: its gRPC name, its name in the Connect protocol and its HTTP status (as Google's). */
+const codes: Record<Code, { name: string; connect: string; status: number }> = {
+  [Code.Canceled]: { name: "CANCELLED", connect: "canceled", status: 499 },
+  [Code.Unknown]: { name: "UNKNOWN", connect: "unknown", status: 500 },
+  [Code.InvalidArgument]: { name: "INVALID_ARGUMENT", connect: "invalid_argument", status: 400 },
+  [Code.DeadlineExceeded]: { name: "DEADLINE_EXCEEDED", connect: "deadline_exceeded", status: 504 },
+  [Code.NotFound]: { name: "NOT_FOUND", connect: "not_found", status: 404 },
+  [Code.AlreadyExists]: { name: "ALREADY_EXISTS", connect: "already_exists", status: 409 },
+  [Code.PermissionDenied]: { name: "PERMISSION_DENIED", connect: "permission_denied", status: 403 },
+  [Code.ResourceExhausted]: {
+    name: "RESOURCE_EXHAUSTED",
+    connect: "resource_exhausted",
+    status: 429,
+  },
+  [Code.FailedPrecondition]: {
+    name: "FAILED_PRECONDITION",
+    connect: "failed_precondition",
+    status: 400,
+  },
+  [Code.Aborted]: { name: "ABORTED", connect: "aborted", status: 409 },
+  [Code.OutOfRange]: { name: "OUT_OF_RANGE", connect: "out_of_range", status: 400 },
+  [Code.Unimplemented]: { name: "UNIMPLEMENTED", connect: "unimplemented", status: 501 },
+  [Code.Internal]: { name: "INTERNAL", connect: "internal", status: 500 },
+  [Code.Unavailable]: { name: "UNAVAILABLE", connect: "unavailable", status: 503 },
+  [Code.DataLoss]: { name: "DATA_LOSS", connect: "data_loss", status: 500 },
+  [Code.Unauthenticated]: { name: "UNAUTHENTICATED", connect: "unauthenticated", status: 401 },
+};
+
+/**
+ * The HTTP status for a code, as Google APIs map them: INVALID_ARGUMENT, FAILED_PRECONDITION and
+ * OUT_OF_RANGE 400, UNAUTHENTICATED 401, PERMISSION_DENIED 403, NOT_FOUND 404, ALREADY_EXISTS and
+ * ABORTED 409, RESOURCE_EXHAUSTED 429, CANCELLED 499, UNIMPLEMENTED 501, UNAVAILABLE 503,
+ * DEADLINE_EXCEEDED 504, everything else 500.
+ */
+export function httpStatusFromCode(code: Code): number {
+  return codes[code]?.status ?? 500;
+}
+
+/** Errors whose HTTP status is not their code's: no route (404), 405, 413, 415. */
+const httpStatuses = new WeakMap<ConnectError, number>();
+
+/** Gives an error an HTTP status of its own, instead of its code's; returns the error. */
+export function withHttpStatus(error: ConnectError, status: number): ConnectError {
+  httpStatuses.set(error, status);
+  return error;
+}
+
+/** The HTTP status of an error: its own (see `withHttpStatus`), or its code's. */
+export function httpStatusOf(error: ConnectError): number {
+  return httpStatuses.get(error) ?? httpStatusFromCode(error.code);
+}
+
+/** The gRPC name of a code: "NOT_FOUND". */
+export function codeName(code: Code): string {
+  return codes[code]?.name ?? "UNKNOWN";
+}
+
+/** The REST error body of an error; `httpStatus` defaults to the error's (`httpStatusOf`). */
+export function restErrorBody(
+  error: ConnectError,
+  httpStatus = httpStatusOf(error),
+): RestErrorBody {
+  return {
+    error: {
+      code: httpStatus,
+      status: codeName(error.code),
+      message: error.rawMessage,
+      details: error.details.map(detailJson),
+    },
+  };
+}
+
+/**
+ * Reads a Connect protocol error (`{"code": "not_found", "message": …, "details": [{type, value,
+ * debug}]}`) as a ConnectError; undefined when the value is not one.
+ */
+export function connectErrorFromJson(json: JsonValue | undefined): ConnectError | undefined {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+  const entry = Object.entries(codes).find(([, c]) => c.connect === json.code);
+  if (entry === undefined) return undefined;
+  const message = typeof json.message === "string" ? json.message : "";
+  const error = new ConnectError(message, Number(entry[0]) as Code);
+  for (const detail of Array.isArray(json.details) ? json.details : []) {
+    if (typeof detail !== "object" || detail === null || Array.isArray(detail)) continue;
+    if (typeof detail.type !== "string" || typeof detail.value !== "string") continue;
+    let value: Uint8Array;
+    try {
+      value = base64Decode(detail.value);
+    } catch {
+      continue;
+    }
+    error.details.push({ type: detail.type, value, debug: detail.debug ?? undefined });
+  }
+  return error;
+}
+
+/** A detail as Google APIs write them: `{"@type": "type.googleapis.com/<type>", …fields}`. */
+function detailJson(detail: ConnectError["details"][number]): JsonObject {
+  if ("desc" in detail) {
+    const json = toJson(detail.desc, create(detail.desc, detail.value));
+    return withType(detail.desc.typeName, json);
+  }
+  // A detail that came over the wire: Connect sends its JSON form along as `debug`.
+  if (typeof detail.debug === "object" && detail.debug !== null && !Array.isArray(detail.debug)) {
+    return withType(detail.type, detail.debug);
+  }
+  return { "@type": `type.googleapis.com/${detail.type}`, value: base64Encode(detail.value) };
+}
+
+function withType(typeName: string, json: JsonValue): JsonObject {
+  const type = `type.googleapis.com/${typeName}`;
+  return typeof json === "object" && json !== null && !Array.isArray(json)
+    ? { "@type": type, ...json }
+    : { "@type": type, value: json };
+}

@@ -1,0 +1,101 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { withHttpStatus } from "./error-mapping.ts";
+
+/** A request of Node's http, https or http2 server (compatibility API). */
+export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+
+/**
+ * A response of Node's http, https or http2 server (compatibility API): the parts used here, which
+ * `http.ServerResponse`, `http2.Http2ServerResponse` and connect-node's handlers' have in common.
+ */
+export interface NodeResponse {
+  readonly headersSent: boolean;
+  writeHead(status: number, headers: http.OutgoingHttpHeaders): unknown;
+  write(chunk: string): boolean;
+  end(): unknown;
+  end(chunk: string): unknown;
+  once(event: "close" | "drain", listener: () => void): unknown;
+  off(event: "close" | "drain", listener: () => void): unknown;
+}
+
+const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * Reads the request body as JSON; undefined when empty. Not JSON (by content-type) or compressed
+ * → 415; larger than `readMaxBytes` → 413; malformed → 400.
+ */
+export async function readJsonBody(
+  req: NodeRequest,
+  readMaxBytes: number,
+): Promise<JsonValue | undefined> {
+  const type = req.headers["content-type"];
+  if (type !== undefined && !jsonType.test(type)) {
+    const message = `unsupported content-type ${type}; send JSON (content-type: application/json)`;
+    throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
+  }
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") {
+    const message = `unsupported content-encoding ${encoding}; send the body uncompressed`;
+    throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > readMaxBytes) {
+      const message = `the request body is larger than ${readMaxBytes} bytes`;
+      throw withHttpStatus(new ConnectError(message, Code.ResourceExhausted), 413);
+    }
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
+  } catch (err) {
+    const reason = err instanceof Error ? `: ${err.message}` : "";
+    throw new ConnectError(`the request body is not valid JSON${reason}`, Code.InvalidArgument);
+  }
+}
+
+/** Sends a whole JSON response. */
+export function writeJson(
+  res: NodeResponse,
+  status: number,
+  headers: http.OutgoingHttpHeaders,
+  json: string,
+): void {
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(json),
+  });
+  res.end(json);
+}
+
+/** Writes a chunk, waiting while the client does not keep up (or until it goes away). */
+export function writeChunk(res: NodeResponse, chunk: string): Promise<void> {
+  if (res.write(chunk)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
+}
+
+/** The request's origin, `http://host:port`, for the URL the Connect handler sees. */
+export function originOf(req: NodeRequest): string {
+  const encrypted = "encrypted" in req.socket && req.socket.encrypted === true;
+  const authority = ("authority" in req ? req.authority : req.headers.host) ?? "localhost";
+  try {
+    return new URL(`${encrypted ? "https" : "http"}://${authority}`).origin;
+  } catch {
+    return "http://localhost";
+  }
+}
