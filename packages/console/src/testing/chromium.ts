@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { type Browser, chromium } from "playwright-core";
 
-/** Debian's Chromium; scripts/ci-chromium.sh installs it. Nothing is downloaded by playwright. */
+/** Debian's Chromium; scripts/ci-system-deps.sh installs it. Nothing is downloaded by playwright. */
 export const chromiumPath = "/usr/bin/chromium";
 
 /**
@@ -11,14 +11,14 @@ export const chromiumPath = "/usr/bin/chromium";
  */
 export function chromiumSkipReason(): string | undefined {
   if (existsSync(chromiumPath) || process.env.CI === "true") return undefined;
-  return `Debian's chromium is not installed at ${chromiumPath}: run scripts/ci-chromium.sh (as root) to run the browser tests`;
+  return `Debian's chromium is not installed at ${chromiumPath}: run scripts/ci-system-deps.sh (as root) to run the browser tests`;
 }
 
 /** Starts headless Chromium with a fresh profile (playwright makes a temporary one). */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(chromiumPath)) {
     throw new Error(
-      `CI=true and Debian's chromium is not installed at ${chromiumPath}: run scripts/ci-chromium.sh`,
+      `CI=true and Debian's chromium is not installed at ${chromiumPath}: run scripts/ci-system-deps.sh`,
     );
   }
   return chromium.launch({
