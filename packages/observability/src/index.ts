@@ -1,16 +1,13 @@
+export type { ClientMetrics, ClientMetricsOptions } from "./client-metrics.ts";
+export { createClientMetrics } from "./client-metrics.ts";
 export type { HealthOptions, HealthStatus, ServingStatus } from "./health.ts";
 export { createHealthService } from "./health.ts";
-export type {
-  ClientMetrics,
-  ClientMetricsOptions,
-  ServerMetrics,
-  ServerMetricsOptions,
-} from "./metrics.ts";
-export { createClientMetrics, createServerMetrics } from "./metrics.ts";
 export type { MetricsHandlerOptions } from "./metrics-handler.ts";
 export { createMetricsHandler } from "./metrics-handler.ts";
 export type { ReflectionOptions, ReflectionServices } from "./reflection.ts";
 export { createReflectionServices, registerReflection } from "./reflection.ts";
+export type { ServerMetrics, ServerMetricsOptions } from "./server-metrics.ts";
+export { createServerMetrics } from "./server-metrics.ts";
 export type { Tracing, TracingInterceptorOptions, TracingOptions } from "./tracing.ts";
 export {
   createClientTracingInterceptor,

@@ -77,11 +77,14 @@ function symbolRequest(fileContainingSymbol: string) {
   return { messageRequest: { case: "fileContainingSymbol" as const, value: fileContainingSymbol } };
 }
 
+// user.proto and its imports, breadth first, as grpc-go answers.
 const userFiles = [
   "user/v1/user.proto",
+  "google/api/annotations.proto",
   "google/protobuf/field_mask.proto",
   "google/protobuf/timestamp.proto",
   "policy/v1/policy.proto",
+  "google/api/http.proto",
   "google/protobuf/descriptor.proto",
 ];
 
@@ -125,8 +128,10 @@ describe("createReflectionServices", () => {
       [
         [
           "order/v1/order.proto",
+          "google/api/annotations.proto",
           "google/protobuf/timestamp.proto",
           "policy/v1/policy.proto",
+          "google/api/http.proto",
           "google/protobuf/descriptor.proto",
         ],
       ],
@@ -136,9 +141,11 @@ describe("createReflectionServices", () => {
   it("sends the FileDescriptorProtos the services were generated from", async () => {
     const [response] = await reflect(transport, [fileRequest("user/v1/user.proto")]);
     assert.equal(response?.messageResponse.case, "fileDescriptorResponse");
-    const [user, , , policy] = response.messageResponse.value.fileDescriptorProto.map((bytes) =>
+    const files = response.messageResponse.value.fileDescriptorProto.map((bytes) =>
       fromBinary(FileDescriptorProtoSchema, bytes),
     );
+    const user = files.find((f) => f.name === "user/v1/user.proto");
+    const policy = files.find((f) => f.name === "policy/v1/policy.proto");
     const same = (file: DescFile, proto: typeof user) =>
       proto !== undefined && equals(FileDescriptorProtoSchema, file.proto, proto);
     assert.equal(same(file_user_v1_user, user), true);
@@ -195,7 +202,8 @@ describe("createReflectionServices", () => {
     ]);
     assert.deepEqual(
       responses.slice(1).map((response) => response.messageResponse.value),
-      [create("google.protobuf.MethodOptions", [50100]), create("user.v1.User", [])],
+      // google.api.http and policy.v1.method.
+      [create("google.protobuf.MethodOptions", [50100, 72295728]), create("user.v1.User", [])],
     );
     function create(baseTypeName: string, extensionNumber: number[]) {
       return {

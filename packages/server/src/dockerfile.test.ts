@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+  froms,
+  healthcheck,
+  inStage,
+  instructions,
+  runHealthcheck,
+  runtime,
+} from "./testing/dockerfile.ts";
+import { read, root } from "./testing/repo.ts";
+
+// deploy/Dockerfile and .dockerignore. Docker cannot run in CI, so the Dockerfile is checked line
+// by line.
+
+describe("deploy/Dockerfile", () => {
+  it("builds on node:<.nvmrc>-bookworm-slim in two stages", () => {
+    assert.ok(froms.length >= 2, "multi-stage: a build stage and a runtime stage");
+    for (const from of froms)
+      assert.match(from.args, /^node:\$\{NODE_VERSION\}-bookworm-slim AS \w+$/);
+    const version = inStage(0, "ARG").find((a) => a.startsWith("NODE_VERSION="));
+    assert.equal(version, `NODE_VERSION=${read(".nvmrc").trim()}`);
+  });
+
+  it("installs with the pinned pnpm and the frozen lockfile, builds, then deploys production only", () => {
+    const runs = inStage(1, "RUN").join("\n");
+    assert.match(runs, /corepack enable pnpm/);
+    // corepack takes pnpm's version from packageManager: package.json must be there first.
+    const copies = instructions.filter((i) => i.keyword === "COPY" && i.stage === 1);
+    assert.match(copies[0]?.args ?? "", /^package\.json /);
+    assert.match(runs, /pnpm install --frozen-lockfile/);
+    assert.match(runs, /pnpm turbo run build/);
+    assert.match(runs, /pnpm --filter @keel\/server deploy --prod --legacy( --offline)? \/out$/m);
+  });
+
+  it("runs only the deployed output, as a non-root user, in production mode", () => {
+    const env = inStage(runtime, "ENV").join(" ");
+    assert.match(env, /\bNODE_ENV=production\b/);
+    const user = inStage(runtime, "USER")[0] ?? "root";
+    assert.match(
+      user,
+      /^[1-9]\d*(:[1-9]\d*)?$/,
+      "a numeric non-root user (runAsNonRoot checks it)",
+    );
+    // Nothing is installed or built in the runtime stage; everything comes from /out.
+    for (const copy of inStage(runtime, "COPY")) assert.match(copy, /^--from=build \/out\//);
+    assert.doesNotMatch(inStage(runtime, "RUN").join("\n"), /\b(pnpm|npm|corepack|yarn)\b/);
+    const copied = inStage(runtime, "COPY").map((c) => c.split(/\s+/).at(-1));
+    assert.deepEqual(copied.sort(), ["./dist", "./node_modules", "./package.json"]);
+  });
+
+  it("starts the server's bin, exposes 9090 and 9091, stops on SIGTERM, checks /readyz", () => {
+    const pkg = JSON.parse(read("packages", "server", "package.json")) as {
+      bin: Record<string, string>;
+    };
+    const main = pkg.bin["keel-server"]?.replace(/^\.\//, "");
+    assert.deepEqual(JSON.parse(inStage(runtime, "ENTRYPOINT")[0] ?? "[]"), ["node", main]);
+    assert.deepEqual(inStage(runtime, "EXPOSE"), ["9090 9091"]);
+    assert.deepEqual(inStage(runtime, "STOPSIGNAL"), ["SIGTERM"]);
+    const [node, flag, script] = healthcheck();
+    assert.deepEqual([node, flag], ["node", "-e"]);
+    assert.match(script ?? "", /http:\/\/127\.0\.0\.1:9091\/readyz/);
+  });
+
+  it("has a HEALTHCHECK that passes only while /readyz answers 2xx", async () => {
+    let ready = false;
+    const admin = createHttpServer((req, res) => {
+      res.statusCode = req.url === "/readyz" && ready ? 200 : 503;
+      res.end();
+    }).listen(0, "127.0.0.1");
+    await once(admin, "listening");
+    const { port } = admin.address() as AddressInfo;
+    assert.equal(await runHealthcheck(port), 1);
+    ready = true;
+    assert.equal(await runHealthcheck(port), 0);
+    admin.close();
+    await once(admin, "close");
+    assert.equal(await runHealthcheck(port), 1, "nothing listening");
+  });
+
+  it("has a context allow-list that keeps local data, .git and node_modules out", () => {
+    const rules = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    assert.equal(rules[0], "*", "everything is excluded unless allowed");
+    for (const allowed of rules.filter((r) => r.startsWith("!"))) {
+      assert.ok(existsSync(join(root, allowed.slice(1))), `${allowed}: no such path`);
+      assert.doesNotMatch(allowed, /^!(data|\.git|toolchain)\b/);
+    }
+    assert.ok(rules.includes("**/node_modules"));
+    assert.ok(rules.includes("**/dist"));
+  });
+
+  it("deploys every package the server imports at run time (pnpm deploy --prod skips the rest)", () => {
+    const pkg = JSON.parse(read("packages", "server", "package.json")) as {
+      dependencies: Record<string, string>;
+    };
+    const missing = new Set<string>();
+    for (const file of runtimeSources(join(root, "packages", "server", "src"))) {
+      for (const name of importedPackages(readFileSync(file, "utf8"))) {
+        if (!(name in pkg.dependencies)) missing.add(`${name} (${file.slice(root.length)})`);
+      }
+    }
+    assert.deepEqual(
+      [...missing],
+      [],
+      "move these to dependencies in packages/server/package.json",
+    );
+  });
+});
+
+/** The server's .ts files that run in production: no tests, no test helpers. */
+function runtimeSources(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts") && !f.startsWith("testing"))
+    .map((f) => join(dir, f));
+}
+
+/** Packages a module imports at run time (type-only imports are erased). */
+function importedPackages(source: string): Set<string> {
+  const names = new Set<string>();
+  const specifiers = [
+    ...source.matchAll(/^\s*(?:import|export)(\s+type)?\s[^;]*?\bfrom\s+"([^"]+)"/gm),
+  ]
+    .filter((m) => m[1] === undefined)
+    .map((m) => m[2] ?? "");
+  specifiers.push(...[...source.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g)].map((m) => m[1] ?? ""));
+  for (const spec of specifiers) {
+    if (spec.startsWith(".") || spec.startsWith("node:")) continue;
+    const parts = spec.split("/");
+    names.add(spec.startsWith("@") ? parts.slice(0, 2).join("/") : (parts[0] ?? spec));
+  }
+  return names;
+}
