@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { runCli } from "./testing/run-cli.ts";
+import { type ServerProcess, startServerProcess } from "./testing/server-process.ts";
+
+const steps = [
+  "CreateUser",
+  "Login",
+  "GetUser",
+  "ListUsers",
+  "CreateOrder",
+  "PayOrder",
+  "ShipOrder",
+  "TrackOrder",
+];
+
+describe("keel client", () => {
+  let server: ServerProcess;
+  before(async () => {
+    server = await startServerProcess();
+  });
+
+  it("walks through every step, minting the admin token with the local configuration", async () => {
+    const result = await runCli(["client", "--url", server.url], server.env);
+    assert.equal(result.code, 0, result.stderr);
+    const lines = result.stdout.split("\n");
+    // Each step once, numbered, in order.
+    const numbered = lines.filter((line) => /^ *\d+\. /.test(line));
+    assert.deepEqual(
+      numbered.map((line) => line.trim().split(/\s+/).slice(0, 2)),
+      steps.map((step, i) => [`${i + 1}.`, step]),
+    );
+    assert.match(result.stdout, /1\. CreateUser +user \d+ "walkthrough-\w+" <.*>, ACTIVE/);
+    assert.match(result.stdout, /admin token: minted for user \d+/);
+    assert.match(result.stdout, /5\. CreateOrder +order \d+ .*total 44\.99 USD, PENDING_PAYMENT/);
+    assert.match(result.stdout, /6\. PayOrder +order \d+ PAID, payment \d+ of 44\.99 USD/);
+    assert.match(result.stdout, /7\. ShipOrder +order \d+ SHIPPED with DHL/);
+    // TrackOrder: the history, then the carrier's checkpoints live, until delivered.
+    const events = lines
+      .filter((line) => line.includes("← #"))
+      .map((line) => /← #\d+ (\w+)/.exec(line)?.[1]);
+    assert.deepEqual(events, ["CREATED", "PAID", "SHIPPED", "CHECKPOINT", "DELIVERED"]);
+    assert.match(result.stdout, /the stream ended after 5 events: order \d+ is delivered/);
+    assert.match(result.stdout, /^done: 8 steps in [\d.]+ s$/m);
+  });
+
+  it("takes the admin token from --admin-token, in another protocol", async () => {
+    const token = await runCli(["token", "--user-id", "1", "--roles", "admin"], server.env);
+    const result = await runCli([
+      "client",
+      "--url",
+      server.url,
+      "--protocol",
+      "connect",
+      "--admin-token",
+      token.stdout.trim(),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stdout, /minted/);
+    assert.match(result.stdout, /^done: 8 steps/m);
+  });
+
+  it("exits 1 naming the step that failed and why", async () => {
+    const result = await runCli(["client", "--url", server.url, "--admin-token", "not-a-token"]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /3\. GetUser/);
+    assert.match(result.stderr, /^keel client: ListUsers failed: \[unauthenticated\]/);
+  });
+});
