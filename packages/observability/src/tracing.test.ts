@@ -156,6 +156,28 @@ describe("tracing", () => {
     );
   });
 
+  it("propagates trace context with nothing to export", async () => {
+    // A second SDK in this process would fight the first over the globals: check in a child.
+    const { execFileSync } = await import("node:child_process");
+    const script = `
+      import { startTracing } from ${JSON.stringify(new URL("./tracing.ts", import.meta.url).href)};
+      import { context, propagation, trace } from "@opentelemetry/api";
+      const tracing = startTracing({ serviceName: "t", samplingRatio: 1 });
+      const span = trace.getTracer("t").startSpan("s");
+      const carrier = {};
+      propagation.inject(trace.setSpan(context.active(), span), carrier);
+      console.log(carrier.traceparent ?? "none");
+      await tracing.shutdown();`;
+    const out = execFileSync(
+      process.execPath,
+      ["--conditions=source", "--input-type=module", "-e", script],
+      {
+        cwd: new URL("..", import.meta.url),
+      },
+    ).toString();
+    assert.match(out, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01/);
+  });
+
   it("samples new traces by the ratio, which can change while running", async () => {
     exporter.reset();
     tracing.setSamplingRatio(0);

@@ -23,6 +23,7 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import {
   BatchSpanProcessor,
+  NoopSpanProcessor,
   ParentBasedSampler,
   type Sampler,
   type SamplingResult,
@@ -59,12 +60,15 @@ export interface Tracing {
  */
 export function startTracing(options: TracingOptions): Tracing {
   const ratio = new AdjustableRatioSampler(options.samplingRatio ?? 0.1);
-  const processors = [
+  const processors: SpanProcessor[] = [
     ...(options.endpoint === undefined
       ? []
       : [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.endpoint }) })]),
     ...(options.spanProcessors ?? []),
   ];
+  // The SDK registers its tracer provider (and so propagation) only with a processor: with nothing
+  // to export, a no-op one keeps trace context flowing to logs and outgoing calls.
+  if (processors.length === 0) processors.push(new NoopSpanProcessor());
   const sdk = new NodeSDK({
     serviceName: options.serviceName,
     sampler: new ParentBasedSampler({ root: ratio }),

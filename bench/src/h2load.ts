@@ -1,0 +1,144 @@
+import { readFile, rm } from "node:fs/promises";
+import { run } from "./launch.ts";
+import { type LatencySummary, summarizeLatencies } from "./stats.ts";
+
+/** One h2load run: unary gRPC calls posting one prepared body. */
+export interface H2loadOptions {
+  /** `http://127.0.0.1:PORT/package.Service/Method` */
+  url: string;
+  /** The request body: one gRPC length-prefixed message (see `grpcFrame`). */
+  bodyFile: string;
+  /** Extra request headers; `content-type: application/grpc` and `te: trailers` are always sent. */
+  headers?: Record<string, string>;
+  /** Connections (-c). */
+  connections: number;
+  /** Requests in flight on each connection (-m). */
+  streamsPerConnection: number;
+  /** Timing-based run for this long (-D); or else `requests`. */
+  durationSeconds?: number;
+  /** Requests in all (-n), when not timing-based. */
+  requests?: number;
+  /** Requests per second of each connection (--rps). */
+  rpsPerConnection?: number;
+  /** Open this many connections every `periodMs` (-r, --rate-period) instead of all at once. */
+  connectionRate?: { count: number; periodMs: number };
+  /** The CPU h2load runs on; undefined: any. */
+  cpu?: number | undefined;
+  /** Where per-request latencies go (--log-file); replaced. */
+  logFile: string;
+  /**
+   * h2load's own limit on each connection's life (-T); it is killed 3 s later if still running
+   * (h2load can wait forever for calls a server never answers), and the results are then read
+   * from its per-request log: every call without a response counts as an error.
+   */
+  timeoutSeconds: number;
+}
+
+/** What h2load reported, with latency percentiles computed from its per-request log. */
+export interface H2loadResult {
+  seconds: number;
+  requestsPerSecond: number;
+  total: number;
+  succeeded: number;
+  /** Requests that failed (errored and timed out ones included) or never finished, plus responses whose HTTP status was not 2xx. */
+  errors: number;
+  /** Latency of the requests that got a response, in milliseconds. */
+  latencyMs: LatencySummary;
+  /** Set when h2load had to be killed. */
+  stopped?: string;
+}
+
+/** Runs h2load once and parses what it printed and logged. */
+export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
+  await rm(options.logFile, { force: true });
+  const args = [
+    "h2load",
+    `--clients=${options.connections}`,
+    `--max-concurrent-streams=${options.streamsPerConnection}`,
+    "--threads=1",
+    `--data=${options.bodyFile}`,
+    "--header=content-type: application/grpc",
+    "--header=te: trailers",
+    ...Object.entries(options.headers ?? {}).map(([name, value]) => `--header=${name}: ${value}`),
+    `--log-file=${options.logFile}`,
+    `--connection-active-timeout=${options.timeoutSeconds}`,
+    ...(options.durationSeconds === undefined
+      ? [`--requests=${options.requests ?? 1}`]
+      : [`--duration=${options.durationSeconds}`]),
+    ...(options.rpsPerConnection === undefined ? [] : [`--rps=${options.rpsPerConnection}`]),
+    ...(options.connectionRate === undefined
+      ? []
+      : [
+          `--rate=${options.connectionRate.count}`,
+          `--rate-period=${options.connectionRate.periodMs}ms`,
+        ]),
+    options.url,
+  ];
+  const started = performance.now();
+  const done = await run(args, {
+    cpu: options.cpu,
+    timeoutMs: (options.timeoutSeconds + 3) * 1000,
+  });
+  const log = await readFile(options.logFile, "utf8").catch(() => "");
+  const latencies = parseH2loadLog(log);
+  if (done.timedOut && options.requests !== undefined) {
+    const seconds = (performance.now() - started) / 1000;
+    const unanswered = options.requests - latencies.length;
+    return {
+      seconds,
+      requestsPerSecond: latencies.length / seconds,
+      total: options.requests,
+      succeeded: latencies.length,
+      errors: unanswered,
+      latencyMs: summarizeLatencies(latencies),
+      stopped:
+        `h2load was still waiting after ${Math.round(seconds)} s and was stopped: ` +
+        `${unanswered} of ${options.requests} calls got no 2xx response`,
+    };
+  }
+  if (done.code !== 0) {
+    throw new Error(
+      `h2load ended with ${done.code ?? done.signal}: ${done.stderr.trim() || done.stdout.trim()}`,
+    );
+  }
+  return { ...parseH2loadOutput(done.stdout), latencyMs: summarizeLatencies(latencies) };
+}
+
+/** The totals of h2load's report. */
+export function parseH2loadOutput(text: string): Omit<H2loadResult, "latencyMs"> {
+  const finished = /finished in ([\d.]+)(ms|s), ([\d.]+) req\/s/.exec(text);
+  const requests =
+    /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, \d+ errored, \d+ timeout/.exec(
+      text,
+    );
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  if (finished === null || requests === null || codes === null) {
+    throw new Error(`cannot read h2load's report:\n${text}`);
+  }
+  const n = (match: RegExpExecArray, i: number) => Number(match[i]);
+  return {
+    seconds: n(finished, 1) / (finished[2] === "ms" ? 1000 : 1),
+    requestsPerSecond: n(finished, 3),
+    total: n(requests, 1),
+    succeeded: n(requests, 3),
+    // h2load counts errored and timed-out requests among the failed ones.
+    errors:
+      n(requests, 1) - n(requests, 2) + n(requests, 4) + n(codes, 2) + n(codes, 3) + n(codes, 4),
+  };
+}
+
+/**
+ * Latencies in milliseconds from h2load's --log-file (start µs, HTTP status, µs to the end of the
+ * response), for the requests that got a 2xx response.
+ */
+export function parseH2loadLog(text: string): Float64Array {
+  const lines = text.split("\n");
+  const latencies = new Float64Array(lines.length);
+  let count = 0;
+  for (const line of lines) {
+    const [, status, micros] = line.split("\t");
+    if (status === undefined || micros === undefined || !status.startsWith("2")) continue;
+    latencies[count++] = Number(micros) / 1000;
+  }
+  return latencies.subarray(0, count);
+}

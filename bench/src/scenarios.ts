@@ -1,0 +1,244 @@
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runH2load } from "./h2load.ts";
+import { finish, launch } from "./launch.ts";
+import { loadCpu, type Plan, serverCpu } from "./plan.ts";
+import type { LatencySummary } from "./stats.ts";
+import type { StreamLoadOptions, StreamLoadResult } from "./stream-load.ts";
+import type { RunningTarget } from "./targets.ts";
+
+export type TargetKind = "keel" | "grpc-js" | "connect-node";
+
+/** One server of a scenario, how it runs and where its load runs. */
+export interface Variant {
+  label: string;
+  kind: TargetKind;
+  /** The CPU the server runs on; undefined: any. */
+  serverCpu: number | undefined;
+  /** The CPU the load generator runs on; undefined: any. */
+  loadCpu: number | undefined;
+  /** KEEL_WORKERS, for our server in cluster mode. */
+  workers?: number;
+}
+
+/** What one load needs to know. */
+export interface LoadContext {
+  target: RunningTarget;
+  variant: Variant;
+  plan: Plan;
+  workDir: string;
+  authorization: string;
+  /** File holding GetUser's request as one gRPC message. */
+  getUserBody: string;
+  /** StreamUserActivities' request as one gRPC message. */
+  streamBody: Buffer;
+  /** An unmeasured warm-up: shorter, and in the scenario's usual shape. */
+  warmup: boolean;
+}
+
+/** What one load reports; CPU and memory are measured around it by the runner. */
+export interface LoadOutcome {
+  /** Requests (or messages) per second. */
+  rate: number;
+  /** Requests (or messages) that succeeded. */
+  completed: number;
+  latencyMs: LatencySummary;
+  errors: number;
+  firstError?: string;
+  /** The load generator's CPU time over the load's length, when it can tell. */
+  generatorCpuShare?: number;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  /** What is measured and how, for the report. */
+  description: string;
+  unit: "req/s" | "msg/s";
+  variants: Variant[];
+  /** Our server's calls of this method are checked in /metrics: every one must end OK. */
+  verifiedMethod?: string;
+  /** Also sample open descriptors, to report connections held. */
+  countConnections?: boolean;
+  load(ctx: LoadContext): Promise<LoadOutcome>;
+}
+
+const getUser = "user.v1.UserService/GetUser";
+
+const keel: Variant = { label: "keel (full chain)", kind: "keel", serverCpu, loadCpu };
+const grpcJs: Variant = { label: "grpc-js (bare)", kind: "grpc-js", serverCpu, loadCpu };
+const connectNode: Variant = {
+  label: "connect-node (bare)",
+  kind: "connect-node",
+  serverCpu,
+  loadCpu,
+};
+const peers = [keel, grpcJs, connectNode];
+
+/** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
+function unary(connections: number, streams: number) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    const result = await runH2load({
+      url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
+      bodyFile: ctx.getUserBody,
+      headers: { authorization: ctx.authorization },
+      connections,
+      streamsPerConnection: streams,
+      durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+      cpu: ctx.variant.loadCpu,
+      logFile: join(ctx.workDir, "h2load-requests.tsv"),
+      timeoutSeconds: 120,
+    });
+    return {
+      rate: result.requestsPerSecond,
+      completed: result.succeeded,
+      latencyMs: result.latencyMs,
+      errors: result.errors,
+    };
+  };
+}
+
+/** 10,000 connections, opened 4,000 a second, each making one GetUser call a second. */
+async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
+  if (ctx.warmup) return unary(10, 10)(ctx);
+  const connections = 10_000;
+  const result = await runH2load({
+    url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
+    bodyFile: ctx.getUserBody,
+    headers: { authorization: ctx.authorization },
+    connections,
+    streamsPerConnection: 1,
+    requests: connections * ctx.plan.callsPerConnection,
+    rpsPerConnection: 1,
+    // Small batches, so a burst of handshakes does not overflow the listen backlog.
+    connectionRate: { count: 100, periodMs: 25 },
+    cpu: ctx.variant.loadCpu,
+    logFile: join(ctx.workDir, "h2load-requests.tsv"),
+    // The ramp (2.5 s) and the calls, then time for a slow server to catch up.
+    timeoutSeconds: 3 + ctx.plan.callsPerConnection + ctx.plan.catchUpSeconds,
+  });
+  return {
+    rate: result.requestsPerSecond,
+    completed: result.succeeded,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    ...(result.stopped === undefined ? {} : { firstError: result.stopped }),
+  };
+}
+
+const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
+
+/** StreamUserActivities calls read to `streamMessages` messages, 4 connections × 8 calls. */
+async function streaming(ctx: LoadContext): Promise<LoadOutcome> {
+  const seconds = ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.streamSeconds;
+  const options: StreamLoadOptions = {
+    origin: `http://127.0.0.1:${ctx.target.port}`,
+    path: "/user.v1.UserService/StreamUserActivities",
+    bodyBase64: ctx.streamBody.toString("base64"),
+    headers: { authorization: ctx.authorization },
+    connections: 4,
+    streamsPerConnection: 8,
+    messagesPerStream: ctx.plan.streamMessages,
+    durationSeconds: seconds,
+  };
+  const child = launch(
+    [process.execPath, "--conditions=source", streamLoadScript, JSON.stringify(options)],
+    { cpu: ctx.variant.loadCpu },
+  );
+  const done = await finish(child, (seconds + 30) * 1000);
+  if (done.code !== 0) throw new Error(`stream-load failed: ${done.stderr.trim()}`);
+  const result = JSON.parse(done.stdout) as StreamLoadResult;
+  return {
+    rate: result.messagesPerSecond,
+    completed: result.messages,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    generatorCpuShare: result.clientCpuShare,
+    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+  };
+}
+
+/** Every scenario of a run, in the order they run. */
+export function scenarios(plan: Plan): Scenario[] {
+  const pinned = "server pinned to CPU 1, load generator to CPU 0";
+  return [
+    {
+      id: "unary-1",
+      title: "Unary GetUser, 1 in flight",
+      description: `h2load, 1 connection × 1 stream, ${plan.unarySeconds} s; ${pinned}.`,
+      unit: "req/s",
+      variants: peers,
+      verifiedMethod: getUser,
+      load: unary(1, 1),
+    },
+    {
+      id: "unary-50",
+      title: "Unary GetUser, 50 in flight",
+      description: `h2load, 10 connections × 5 streams, ${plan.unarySeconds} s; ${pinned}.`,
+      unit: "req/s",
+      variants: peers,
+      verifiedMethod: getUser,
+      load: unary(10, 5),
+    },
+    {
+      id: "unary-1000",
+      title: "Unary GetUser, 1000 in flight",
+      description: `h2load, 50 connections × 20 streams, ${plan.unarySeconds} s; ${pinned}.`,
+      unit: "req/s",
+      variants: peers,
+      verifiedMethod: getUser,
+      load: unary(50, 20),
+    },
+    {
+      id: "stream",
+      title: "Server streaming StreamUserActivities",
+      description:
+        `bench/src/stream-load.ts (node:http2; h2load counts responses, not messages, and our ` +
+        `server's stream never ends by itself), 4 connections × 8 calls, each read to ` +
+        `${plan.streamMessages} messages then cancelled and replaced (a connection carries at ` +
+        `most 500 calls: Node's HTTP/2 closes connections whose client resets streams faster than ` +
+        `its rapid-reset defence allows), ${plan.streamSeconds} s; ` +
+        `${pinned}. Our server replays the user's recorded activities from SQLite; the peers send ` +
+        `fixed ones of the same shape.`,
+      unit: "msg/s",
+      variants: peers,
+      load: streaming,
+    },
+    {
+      id: "connections-10k",
+      title: "10,000 connections, one call per second each",
+      description:
+        `h2load, 10,000 connections opened 100 every 25 ms, each making ` +
+        `${plan.callsPerConnection} GetUser calls at 1 per second (--rps 1), then closing; ${pinned}. ` +
+        `Rate = answered calls / whole run (ramp included); connections held = peak open ` +
+        `descriptors of the server above idle. h2load is stopped ${plan.catchUpSeconds} s after ` +
+        `the last call was due; calls unanswered by then count as errors.`,
+      unit: "req/s",
+      variants: peers,
+      verifiedMethod: getUser,
+      countConnections: true,
+      load: manyConnections,
+    },
+    {
+      id: "cluster",
+      title: "Cluster mode: KEEL_WORKERS=2 against one process",
+      description:
+        `Unary GetUser, 50 connections × 20 streams, ${plan.unarySeconds} s. One process: pinned ` +
+        `to CPU 1, h2load on CPU 0. KEEL_WORKERS=2: not pinned, and h2load (not pinned either) ` +
+        `competes with the two workers for the 2 cores, so perfect scaling would show below 2×.`,
+      unit: "req/s",
+      variants: [
+        { label: "keel, 1 process (1 core)", kind: "keel", serverCpu, loadCpu },
+        {
+          label: "keel, KEEL_WORKERS=2 (2 cores)",
+          kind: "keel",
+          serverCpu: undefined,
+          loadCpu: undefined,
+          workers: 2,
+        },
+      ],
+      verifiedMethod: getUser,
+      load: unary(50, 20),
+    },
+  ];
+}

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { handledCalls } from "./targets.ts";
+
+describe("handledCalls", () => {
+  it("sums one method's handled calls from Prometheus text, OK apart from the rest", () => {
+    const metrics = [
+      "# TYPE grpc_server_handled_total counter",
+      'grpc_server_handled_total{grpc_type="unary",grpc_service="user.v1.UserService",grpc_method="GetUser",grpc_code="OK"} 120',
+      'grpc_server_handled_total{grpc_type="unary",grpc_service="user.v1.UserService",grpc_method="GetUser",grpc_code="NotFound"} 2',
+      'grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="GetUser",grpc_service="user.v1.UserService",grpc_type="unary"} 1',
+      'grpc_server_handled_total{grpc_type="unary",grpc_service="user.v1.UserService",grpc_method="GetUsers",grpc_code="OK"} 7',
+      'grpc_server_handled_total{grpc_type="unary",grpc_service="order.v1.OrderService",grpc_method="GetUser",grpc_code="OK"} 9',
+      'grpc_server_started_total{grpc_type="unary",grpc_service="user.v1.UserService",grpc_method="GetUser"} 125',
+    ].join("\n");
+    assert.deepEqual(handledCalls(metrics, "user.v1.UserService/GetUser"), { ok: 120, notOk: 3 });
+  });
+});

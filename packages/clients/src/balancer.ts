@@ -1,0 +1,260 @@
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  type StreamResponse,
+  type Transport,
+} from "@connectrpc/connect";
+import type { CircuitBreaker, CircuitPermit, CircuitState } from "./circuit-breaker.ts";
+import { classifyEndpointError, unsentError } from "./endpoint-errors.ts";
+import type { EndpointHealth, EndpointHealthStatus } from "./endpoint-health.ts";
+import { type BalancingPolicy, createPicker, type Pickable } from "./pickers.ts";
+
+/** What a call's headers may be given as. */
+type HeadersInit = ConstructorParameters<typeof Headers>[0];
+
+/** One endpoint of a balanced service. */
+export interface BalancedEndpoint {
+  /** Its base URL, for messages and status. */
+  url: string;
+  /** The transport that calls it. */
+  transport: Transport;
+  /** Whether it can take calls; told about broken connections. Default: always available. */
+  health?: EndpointHealth;
+  /** Its circuit breaker, told every call's outcome. Default: none. */
+  breaker?: CircuitBreaker;
+}
+
+/** A snapshot of one endpoint, for diagnostics and tests. */
+export interface EndpointStatus extends Partial<EndpointHealthStatus> {
+  url: string;
+  /** Whether the next call may be sent to it. */
+  available: boolean;
+  /** Its circuit's state, or undefined without a breaker. */
+  circuit: CircuitState | undefined;
+  /** Calls in flight on it now. */
+  inFlight: number;
+  /** Calls (attempts) sent to it so far. */
+  calls: number;
+  /** Calls (attempts) to it that failed so far, with any code. */
+  errors: number;
+}
+
+export interface BalancingTransportOptions {
+  /** The endpoints, at least one. */
+  endpoints: BalancedEndpoint[];
+  /** How calls are spread. Default "round_robin". */
+  policy?: BalancingPolicy;
+  /** Random numbers in [0, 1), for the pickers. Default `Math.random`. */
+  random?: () => number;
+}
+
+/** A transport that sends each call to one of several endpoints. */
+export interface BalancingTransport extends Transport {
+  /** The endpoints' state now, in configuration order. */
+  endpoints(): EndpointStatus[];
+}
+
+/** An endpoint with its load. */
+class Slot implements Pickable {
+  readonly endpoint: BalancedEndpoint;
+  inFlight = 0;
+  calls = 0;
+  errors = 0;
+  constructor(endpoint: BalancedEndpoint) {
+    this.endpoint = endpoint;
+  }
+  available(): boolean {
+    return (this.endpoint.health?.available() ?? true) && (this.endpoint.breaker?.allows() ?? true);
+  }
+  /**
+   * Whether it may be tried when no endpoint is available: its circuit lets calls through and
+   * its server has not said NOT_SERVING; only its connection is in doubt.
+   */
+  worthTrying(): boolean {
+    return (
+      (this.endpoint.breaker?.allows() ?? true) &&
+      this.endpoint.health?.status().health !== "not_serving"
+    );
+  }
+  /** Why it is unavailable, when it is. */
+  reason(): string {
+    const circuit = this.endpoint.breaker?.state();
+    if (circuit !== undefined && circuit !== "closed")
+      return `circuit ${circuit.replace("_", "-")}`;
+    return this.endpoint.health?.status().reason ?? "unavailable";
+  }
+}
+
+const noPermit: CircuitPermit = () => {};
+
+/**
+ * A Connect transport over several endpoints: each call goes to one available endpoint, chosen
+ * by the policy. An endpoint is available when its health allows it (its connection works, its
+ * health Watch does not say NOT_SERVING) and its circuit breaker lets calls through. When none
+ * is, calls go to those whose only fault is their connection (panic routing); when there are
+ * none of those either (every server says NOT_SERVING or every circuit is open), a call fails
+ * with UNAVAILABLE without being sent, which a retrying transport on top may retry. Every outcome
+ * feeds the endpoint's circuit breaker; a broken connection is reported to its health and becomes
+ * UNAVAILABLE (connect-node reports a reset as ABORTED).
+ *
+ * A streaming call counts as in flight until its response ends or its signal aborts, and reports
+ * success to the circuit breaker at its first message.
+ */
+export function createBalancingTransport(options: BalancingTransportOptions): BalancingTransport {
+  if (options.endpoints.length === 0) throw new Error("a balancing transport needs endpoints");
+  const slots = options.endpoints.map((endpoint) => new Slot(endpoint));
+  const pick = createPicker(options.policy ?? "round_robin", options.random);
+
+  const choose = (): { slot: Slot; permit: CircuitPermit } => {
+    let candidates = slots.filter((slot) => slot.available());
+    // Panic routing, as Envoy's: with every endpoint out, try those only their connection keeps
+    // out, so that a recovered service is noticed at the next call, not after the reconnect
+    // backoff. A refused connection fails fast, and the call was never sent.
+    if (candidates.length === 0) candidates = slots.filter((slot) => slot.worthTrying());
+    if (candidates.length === 0) {
+      const reasons = slots.map((s) => `${s.endpoint.url} (${s.reason()})`).join(", ");
+      throw unsentError(`no endpoint is available: ${reasons}`);
+    }
+    const slot = pick(candidates);
+    const permit = slot.endpoint.breaker === undefined ? noPermit : slot.endpoint.breaker.acquire();
+    if (permit === undefined) throw unsentError(`${slot.endpoint.url}: circuit open`);
+    slot.inFlight++;
+    slot.calls++;
+    return { slot, permit };
+  };
+
+  /** Records a failed call and returns the error to pass on. */
+  const failed = (
+    slot: Slot,
+    permit: CircuitPermit,
+    err: unknown,
+    signal: AbortSignal | undefined,
+  ): ConnectError => {
+    slot.errors++;
+    // A call the caller cancelled (or whose deadline passed) says nothing about the endpoint.
+    if (signal?.aborted === true) {
+      const error = ConnectError.from(err);
+      permit(error.code === Code.DeadlineExceeded ? error.code : Code.Canceled);
+      return error;
+    }
+    const { error, connection } = classifyEndpointError(err, slot.endpoint.url);
+    if (connection) slot.endpoint.health?.connectionFailed(error.rawMessage);
+    permit(error.code);
+    return error;
+  };
+
+  return {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ) {
+      const { slot, permit } = choose();
+      try {
+        const res = await slot.endpoint.transport.unary(
+          method,
+          signal,
+          timeoutMs,
+          header,
+          input,
+          contextValues,
+        );
+        permit(undefined);
+        return res;
+      } catch (err) {
+        throw failed(slot, permit, err, signal);
+      } finally {
+        slot.inFlight--;
+      }
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ) {
+      const { slot, permit } = choose();
+      // Connect's clients do not tell a transport when the caller stops reading a stream; they
+      // abort the call's signal when it is cancelled, its deadline passes, or it completes.
+      const onAbort = () => {
+        const reason: unknown = signal?.reason;
+        permit(reason instanceof ConnectError ? reason.code : Code.Canceled);
+        end();
+      };
+      let open = true;
+      const end = () => {
+        if (open) {
+          slot.inFlight--;
+          signal?.removeEventListener("abort", onAbort);
+        }
+        open = false;
+      };
+      if (signal?.aborted === true) onAbort();
+      else signal?.addEventListener("abort", onAbort);
+      let res: StreamResponse<I, O>;
+      try {
+        res = await slot.endpoint.transport.stream(
+          method,
+          signal,
+          timeoutMs,
+          header,
+          input,
+          contextValues,
+        );
+      } catch (err) {
+        end();
+        throw failed(slot, permit, err, signal);
+      }
+      const source = res.message;
+      const message: StreamResponse<I, O>["message"] = {
+        [Symbol.asyncIterator]() {
+          const it = source[Symbol.asyncIterator]();
+          return {
+            async next() {
+              try {
+                const result = await it.next();
+                permit(undefined);
+                if (result.done === true) end();
+                return result;
+              } catch (err) {
+                end();
+                throw failed(slot, permit, err, signal);
+              }
+            },
+            async return(value?: unknown) {
+              permit(Code.Canceled);
+              end();
+              return (await it.return?.(value)) ?? { done: true, value: undefined };
+            },
+          };
+        },
+      };
+      return { ...res, message };
+    },
+
+    endpoints() {
+      return slots.map((slot) => ({
+        url: slot.endpoint.url,
+        available: slot.available(),
+        circuit: slot.endpoint.breaker?.state(),
+        inFlight: slot.inFlight,
+        calls: slot.calls,
+        errors: slot.errors,
+        ...slot.endpoint.health?.status(),
+      }));
+    },
+  };
+}

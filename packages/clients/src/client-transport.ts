@@ -1,0 +1,305 @@
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
+import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import {
+  type ClientMetrics,
+  type ClientMetricsOptions,
+  createClientMetrics,
+  createClientTracingInterceptor,
+} from "@keel/observability";
+import {
+  type BalancedEndpoint,
+  createBalancingTransport,
+  type EndpointStatus,
+} from "./balancer.ts";
+import { createBearerTokenInterceptor } from "./bearer-token.ts";
+import { type CircuitBreakerOptions, createCircuitBreaker } from "./circuit-breaker.ts";
+import { createEndpointConnection } from "./endpoint-connection.ts";
+import { createEndpointHealth } from "./endpoint-health.ts";
+import type { BalancingPolicy } from "./pickers.ts";
+import {
+  createRequestIdPropagationInterceptor,
+  type RequestIdPropagationOptions,
+} from "./request-id.ts";
+import { createRetryTransport, type RetryOptions } from "./retry.ts";
+import type { TransportOptions } from "./transport.ts";
+
+/** What a call's headers may be given as. */
+type HeadersInit = ConstructorParameters<typeof Headers>[0];
+
+/** Options of `createClientTransport`, `createUserClient` and `createOrderClient`. */
+export interface ClientOptions extends Omit<TransportOptions, "baseUrl"> {
+  /** The service's endpoints, for example `["http://10.0.0.1:9090", "http://10.0.0.2:9090"]`. */
+  endpoints?: string[];
+  /** One endpoint: the same as `endpoints: [baseUrl]`. Set this or `endpoints`. */
+  baseUrl?: string;
+  /** How calls are spread over the endpoints; see `BalancingPolicy`. Default "round_robin". */
+  balancing?: BalancingPolicy;
+  /** Retries of idempotent calls; see `RetryOptions` for each default. false: no retries at all. */
+  retry?: RetryOptions | false;
+  /** A circuit breaker per endpoint; see `CircuitBreakerOptions` for each default. false: none. */
+  circuitBreaker?: Omit<CircuitBreakerOptions, "now"> | false;
+  /**
+   * Watch each endpoint's grpc.health.v1 status and keep it out of the rotation while it is not
+   * SERVING. A server without health checking is taken as healthy. `service` is the name
+   * watched: default "" (the whole server), or the service's name for `createUserClient` and
+   * `createOrderClient`. Default: on with several endpoints over HTTP/2, off otherwise.
+   */
+  healthCheck?: boolean | { service?: string };
+  /** Backoff between attempts to reconnect to a failed endpoint or to restart its health Watch. */
+  reconnectBackoff?: {
+    /** The first delay, in ms; it grows 1.6× per failure, with ±20% jitter. Default 1000. */
+    initialMs?: number;
+    /** The longest delay, in ms. Default 10000. */
+    maxMs?: number;
+  };
+  /**
+   * Record go-grpc-middleware's client metrics (`grpc_client_started_total` and so on) of every
+   * call, once per call however many attempts it takes: in `registry` (clients given the same
+   * registry share one set of metrics), or through an existing `createClientMetrics()` result.
+   * Default: none.
+   */
+  metrics?: ClientMetrics | (Pick<ClientMetricsOptions, "services"> & { registry: Registry });
+  /**
+   * Start an OpenTelemetry client span per call, a child of the active span, and send its
+   * `traceparent`. Default false.
+   */
+  tracing?: boolean;
+  /**
+   * Send an `x-request-id` with every call that has none: a new UUID, or what `get` returns (the
+   * id of the request being served, to follow it through services). The same id goes with every
+   * attempt of a call. Default false: the call's own header only, so that a proxy or the server
+   * can assign ids.
+   */
+  requestId?: boolean | RequestIdPropagationOptions;
+}
+
+/** prom-client's registry, as `@keel/observability` takes it. */
+type Registry = NonNullable<ClientMetricsOptions["registry"]>;
+
+/** A transport over several endpoints, with its diagnostics and lifetime. */
+export interface ClientTransport extends Transport {
+  /** Each endpoint's state now, in configuration order. */
+  endpoints(): EndpointStatus[];
+  /**
+   * Stops health checking and reconnecting, and closes the connections; calls in flight fail.
+   * A client need not be closed for the process to exit.
+   */
+  close(): void;
+}
+
+const sharedMetrics = new WeakMap<Registry, ClientMetrics>();
+
+/**
+ * The transport of keel's clients: calls go through the interceptors (tracing, metrics, request
+ * id, token, then `interceptors`) once per call, then through retries, each attempt to an
+ * endpoint chosen by the balancing policy among those whose health and circuit breaker allow it.
+ * The call's deadline (`timeoutMs`, or the call's own) covers all of its attempts and backoffs.
+ *
+ * Share one transport between clients of services served by the same endpoints (keel serves
+ * both on one port): they then share connections, health, circuit breakers and retry budget.
+ *
+ * ```ts
+ * const transport = createClientTransport({
+ *   endpoints: ["http://keel-0:9090", "http://keel-1:9090", "http://keel-2:9090"],
+ *   token,
+ * });
+ * const users = createClient(UserService, transport);
+ * const orders = createClient(OrderService, transport);
+ * ```
+ */
+export function createClientTransport(options: ClientOptions): ClientTransport {
+  const urls = options.endpoints ?? (options.baseUrl === undefined ? [] : [options.baseUrl]);
+  if (urls.length === 0) throw new Error("set endpoints (or baseUrl) to the service's addresses");
+  const healthCheck = options.healthCheck ?? healthCheckByDefault(options);
+  const healthService = typeof healthCheck === "object" ? (healthCheck.service ?? "") : "";
+  const connections = urls.map((url) => createEndpointConnection(url, options));
+  const endpoints = connections.map((connection, i): BalancedEndpoint => {
+    const url = urls[i] as string;
+    const health = createEndpointHealth({
+      url,
+      probe: connection.probe,
+      ...(healthCheck === false
+        ? {}
+        : { watch: { transport: connection.healthTransport(), service: healthService } }),
+      ...(options.reconnectBackoff?.initialMs === undefined
+        ? {}
+        : { initialBackoffMs: options.reconnectBackoff.initialMs }),
+      ...(options.reconnectBackoff?.maxMs === undefined
+        ? {}
+        : { maxBackoffMs: options.reconnectBackoff.maxMs }),
+    });
+    connection.onGoaway(() => health.connectionFailed(`${url}: received GOAWAY`));
+    return {
+      url,
+      transport: connection.transport,
+      health,
+      ...(options.circuitBreaker === false
+        ? {}
+        : { breaker: createCircuitBreaker(options.circuitBreaker) }),
+    };
+  });
+  const balancer = createBalancingTransport({
+    endpoints,
+    ...(options.balancing === undefined ? {} : { policy: options.balancing }),
+  });
+  const inner =
+    options.retry === false ? balancer : createRetryTransport(balancer, options.retry ?? {});
+  const interceptors = callInterceptors(options);
+  const defaultTimeoutMs = options.timeoutMs ?? 10_000;
+  const baseUrl = urls[0] as string;
+
+  /** The call's deadline as an absolute time, and as the timeout to hand to runUnaryCall. */
+  const deadlineOf = (timeoutMs: number | undefined) => {
+    const ms = timeoutMs ?? defaultTimeoutMs;
+    return ms > 0
+      ? { timeoutMs: ms, at: Date.now() + ms }
+      : { timeoutMs: undefined, at: undefined };
+  };
+  /** What is left of the deadline once the interceptors have run. */
+  const remaining = (at: number | undefined) => {
+    if (at === undefined) return undefined;
+    const left = at - Date.now();
+    if (left <= 0)
+      throw new ConnectError("the deadline passed before the call was sent", Code.DeadlineExceeded);
+    return left;
+  };
+
+  return {
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      message: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ) {
+      const deadline = deadlineOf(timeoutMs);
+      return runUnaryCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs: deadline.timeoutMs,
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(baseUrl, method),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message,
+        },
+        next: async (req) =>
+          inner.unary(
+            req.method,
+            req.signal,
+            remaining(deadline.at),
+            req.header,
+            req.message,
+            req.contextValues,
+          ),
+      });
+    },
+
+    stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ) {
+      const deadline = deadlineOf(timeoutMs);
+      return runStreamingCall<I, O>({
+        interceptors,
+        signal,
+        timeoutMs: deadline.timeoutMs,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(baseUrl, method),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: async (req) =>
+          inner.stream(
+            req.method,
+            req.signal,
+            remaining(deadline.at),
+            req.header,
+            req.message,
+            req.contextValues,
+          ),
+      });
+    },
+
+    endpoints: () => balancer.endpoints(),
+    close() {
+      for (const endpoint of endpoints) endpoint.health?.close();
+      for (const connection of connections) connection.close();
+    },
+  };
+}
+
+function metricsInterceptor(metrics: NonNullable<ClientOptions["metrics"]>): Interceptor {
+  if ("interceptor" in metrics) return metrics.interceptor;
+  // prom-client refuses a second metric of the same name in a registry: one set per registry.
+  let shared = sharedMetrics.get(metrics.registry);
+  if (shared === undefined) {
+    if (metrics.registry.getSingleMetric("grpc_client_started_total") !== undefined) {
+      throw new Error(
+        "the registry has client metrics already: pass the createClientMetrics() result that made them as `metrics`",
+      );
+    }
+    shared = createClientMetrics(metrics);
+    sharedMetrics.set(metrics.registry, shared);
+  }
+  return shared.interceptor;
+}
+
+/** Health checking is on by default with several endpoints over HTTP/2. */
+function healthCheckByDefault(options: ClientOptions): boolean {
+  return (options.endpoints?.length ?? 1) > 1 && (options.httpVersion ?? "2") === "2";
+}
+
+/** The options, with health checks (if they are on) watching `service` unless they name one. */
+export function withHealthService(options: ClientOptions, service: string): ClientOptions {
+  const { healthCheck = healthCheckByDefault(options) } = options;
+  if (
+    healthCheck === false ||
+    (typeof healthCheck === "object" && healthCheck.service !== undefined)
+  ) {
+    return options;
+  }
+  return { ...options, healthCheck: { service } };
+}
+
+/** The interceptors every call passes once, outermost first. */
+function callInterceptors(options: ClientOptions): Interceptor[] {
+  const interceptors: Interceptor[] = [];
+  // Tracing outermost, so that metrics see its span (for exemplars) and it sees everything.
+  if (options.tracing === true) interceptors.push(createClientTracingInterceptor());
+  if (options.metrics !== undefined) interceptors.push(metricsInterceptor(options.metrics));
+  const requestId = options.requestId ?? false;
+  if (requestId !== false) {
+    interceptors.push(createRequestIdPropagationInterceptor(requestId === true ? {} : requestId));
+  }
+  if (options.token !== undefined) interceptors.push(createBearerTokenInterceptor(options.token));
+  interceptors.push(...(options.interceptors ?? []));
+  return interceptors;
+}
