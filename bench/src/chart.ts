@@ -44,6 +44,7 @@ export function renderChart(results: readonly ScenarioResult[], subtitle: string
   }
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif" font-size="13">`,
+    "<title>Median rate per server and scenario</title>",
     `<rect width="${width}" height="${y}" fill="white"/>`,
     `<text x="10" y="22" font-size="16" font-weight="bold">Median rate per server and scenario (higher is better)</text>`,
     `<text x="10" y="40" fill="#555">${escapeXml(subtitle)}</text>`,
