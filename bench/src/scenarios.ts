@@ -225,7 +225,7 @@ export function scenarios(plan: Plan): Scenario[] {
       description:
         `Unary GetUser, 50 connections × 20 streams, ${plan.unarySeconds} s. One process: pinned ` +
         `to CPU 1, h2load on CPU 0. KEEL_WORKERS=2: not pinned, and h2load (not pinned either) ` +
-        `competes with the two workers for the 2 cores, so perfect scaling would show below 2×.`,
+        `competes with the two workers for the 2 cores. The ratio compares the two in this run.`,
       unit: "req/s",
       variants: [
         { label: "keel, 1 process (1 core)", kind: "keel", serverCpu, loadCpu },
