@@ -3,4 +3,4 @@ export type { ServerConfig, Settings } from "./config.ts";
 export { ConfigError, loadConfig, readSettings } from "./config.ts";
 export { serve } from "./serve.ts";
 export type { RunningServer, ServerOptions } from "./server.ts";
-export { defaultRateLimits, startServer } from "./server.ts";
+export { startServer } from "./server.ts";

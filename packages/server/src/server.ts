@@ -1,4 +1,4 @@
-import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { createContextValues, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
 import {
@@ -35,7 +35,7 @@ import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { startAdminServer } from "./admin-server.ts";
-import { storeErrorToConnect } from "./errors.ts";
+import { shuttingDown, storeErrorToConnect } from "./errors.ts";
 import { withGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
@@ -114,7 +114,7 @@ export interface RunningServer {
 }
 
 /** Default limits: generous for one caller, strict for password guessing. */
-export const defaultRateLimits: RateLimits = {
+const defaultRateLimits: RateLimits = {
   default: { ratePerSecond: 100, burst: 200 },
   methods: { "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 } },
 };
@@ -124,12 +124,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { store, logger } = options;
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  const issuer = options.tokens.issuer ?? "keel";
-  const audience = options.tokens.audience ?? "keel";
+  const tokens = createTokenIssuer(options.tokens);
   const userService = createUserService({
     store,
     passwords: createPasswordHasher({ cost: options.passwordCost ?? 15 }),
-    tokens: createTokenIssuer(options.tokens),
+    tokens,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
   const clientMetrics = createClientMetrics({
@@ -170,8 +169,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createAuthenticationInterceptor({
       secret: options.tokens.secret,
       ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
-      issuer,
-      audience,
+      issuer: tokens.issuer,
+      audience: tokens.audience,
       policies: publicServices,
     }),
     rateLimiter.interceptor,
@@ -262,9 +261,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         monitor.stop();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
-        shutdown.abort(
-          new ConnectError("the server is shutting down; reconnect", Code.Unavailable),
-        );
+        shutdown.abort(shuttingDown());
         await closed;
         await admin?.close();
         await store.close();

@@ -26,6 +26,9 @@ export interface IssuedTokens {
 }
 
 export interface TokenIssuer {
+  /** The `iss` and `aud` claims it signs, defaults applied: what verifiers must expect. */
+  readonly issuer: string;
+  readonly audience: string;
   /**
    * A new access and refresh token pair for a user with `roles`; a new family unless `familyId`
    * continues one.
@@ -62,6 +65,8 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
     );
 
   return {
+    issuer,
+    audience,
     async issue(userId, roles, familyId = randomUUID()) {
       const now = Math.floor(Date.now() / 1000);
       const subject = userId.toString();
