@@ -10,6 +10,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { method as policyMethod } from "@keel/gen/policy/v1/policy_pb";
 import type { AuditEntry, AuditLog } from "./audit-log.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
+import { tap } from "./streams.ts";
 
 export interface AuditOptions {
   /** Receives one entry per audited call; `createAuditLog` fits. Its `write` must not throw. */
@@ -103,14 +104,6 @@ export function createAuditInterceptor(options: AuditOptions): Interceptor {
 
 function hasAuditPolicy(method: DescMethod): boolean {
   return getOption(method, policyMethod).audit;
-}
-
-/** Passes the messages of a stream through, showing each to `see` first. */
-async function* tap<T>(messages: AsyncIterable<T>, see: (message: T) => void): AsyncIterable<T> {
-  for await (const message of messages) {
-    see(message);
-    yield message;
-  }
 }
 
 /**

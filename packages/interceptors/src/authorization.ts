@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Principal, principalKey } from "./context.ts";
 import { type AccessPolicy, createPolicyResolver, type ExtraPolicies } from "./policy.ts";
+import { tap } from "./streams.ts";
 
 export interface AuthorizationOptions {
   /**
@@ -45,7 +46,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
         ownerId = message[owner.userIdField] as bigint;
       } else if (owner.orderIdField !== undefined) {
         if (options.orderOwner === undefined)
-          throw new Error(`${policy.procedure} needs orderOwner`);
+          throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
         ownerId = await options.orderOwner(message[owner.orderIdField] as bigint, { signal });
         if (ownerId === undefined) return;
       }
@@ -67,15 +68,11 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
       await check(policy, principal, req.message as unknown as Record<string, unknown>, req.signal);
       return next(req);
     }
-    const messages = req.message;
     return next({
       ...req,
-      message: (async function* () {
-        for await (const message of messages) {
-          await check(policy, principal, message as unknown as Record<string, unknown>, req.signal);
-          yield message;
-        }
-      })(),
+      message: tap(req.message, (m) =>
+        check(policy, principal, m as unknown as Record<string, unknown>, req.signal),
+      ),
     });
   };
 }

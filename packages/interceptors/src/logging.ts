@@ -194,7 +194,10 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
       finish(req, start, err, counts);
       throw err;
     }
-    if (!res.stream) return res;
+    if (!res.stream) {
+      finish(req, start, undefined, counts);
+      return res;
+    }
     return {
       ...res,
       message: observeSent(res.message, counts, (err) => finish(req, start, err, counts)),

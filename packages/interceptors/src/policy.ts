@@ -1,4 +1,5 @@
 import { type DescField, type DescMethod, getOption } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { method as methodPolicy } from "@keel/gen/policy/v1/policy_pb";
 
 /** A method's access rule, compiled once from its `(policy.v1.method)` option. */
@@ -94,8 +95,9 @@ function compile(method: DescMethod, extra: ExtraPolicies): AccessPolicy {
 function field(method: DescMethod, name: string): DescField {
   const found = method.input.fields.find((f) => f.name === name);
   if (found === undefined) {
-    throw new Error(
+    throw new ConnectError(
       `${method.parent.typeName}/${method.name}: policy names unknown field ${name} of ${method.input.typeName}`,
+      Code.Internal,
     );
   }
   return found;

@@ -2,6 +2,7 @@ import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import type { z } from "zod";
+import { tap } from "./streams.ts";
 
 export interface ValidationOptions {
   /** A zod schema for each request message type, by type name ("user.v1.CreateUserRequest"). */
@@ -30,17 +31,8 @@ export function createValidationInterceptor(options: ValidationOptions): Interce
       return next(req);
     }
     if (itemized.has(`${req.method.parent.typeName}/${req.method.name}`)) return next(req);
-    const messages = req.message;
     const input = req.method.input;
-    return next({
-      ...req,
-      message: (async function* () {
-        for await (const message of messages) {
-          validateMessage(input, schema, message);
-          yield message;
-        }
-      })(),
-    });
+    return next({ ...req, message: tap(req.message, (m) => validateMessage(input, schema, m)) });
   };
 }
 

@@ -1,0 +1,14 @@
+/**
+ * Passes the messages of a stream through, showing each to `see` first; a rejection from `see`
+ * ends the stream with that error. Awaits only when `see` returns a promise.
+ */
+export async function* tap<T>(
+  messages: AsyncIterable<T>,
+  see: (message: T) => void | Promise<void>,
+): AsyncIterable<T> {
+  for await (const message of messages) {
+    const seen = see(message);
+    if (seen !== undefined) await seen;
+    yield message;
+  }
+}
