@@ -234,12 +234,13 @@ async function call(
 
 /** The one message of a unary gRPC request, or the error to answer with. */
 function decode(method: DescMethod, body: Buffer): unknown {
-  if (body.length < 5) {
+  if (body.length === 0) {
     return new ConnectError(
       "protocol error: missing input message for unary method",
       Code.Unimplemented,
     );
   }
+  if (body.length < 5) return incompleteEnvelope(body.length, 5);
   if (body[0] !== 0) {
     return new ConnectError(
       "protocol error: received compressed message without grpc-encoding",
@@ -247,7 +248,8 @@ function decode(method: DescMethod, body: Buffer): unknown {
     );
   }
   const length = body.readUInt32BE(1);
-  if (body.length !== 5 + length) {
+  if (body.length < 5 + length) return incompleteEnvelope(body.length, 5 + length);
+  if (body.length > 5 + length) {
     return new ConnectError(
       "protocol error: received extra input message for unary method",
       Code.Unimplemented,
@@ -264,6 +266,14 @@ function decode(method: DescMethod, body: Buffer): unknown {
       err,
     );
   }
+}
+
+/** A request that ended inside its one message frame: connect answers the same. */
+function incompleteEnvelope(received: number, expected: number): ConnectError {
+  return new ConnectError(
+    `protocol error: incomplete envelope: the request ended after ${received} of ${expected} bytes`,
+    Code.InvalidArgument,
+  );
 }
 
 /** A response with no message and the error in its trailers: connect's status, message and details. */

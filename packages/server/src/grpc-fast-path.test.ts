@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { Code } from "@connectrpc/connect";
+import { Health } from "@keel/gen/health/v1/health_pb";
+import { startTestServer, type TestServer } from "./testing/test-server.ts";
+
+const getUser = "/user.v1.UserService/GetUser";
+const healthCheck = `/${Health.typeName}/Check`;
+const maxMessageBytes = 4 * 1024 * 1024;
+
+let server: TestServer;
+let session: http2.ClientHttp2Session;
+before(async () => {
+  server = await startTestServer();
+  session = http2.connect(server.url);
+  await new Promise<void>((resolve, reject) => {
+    session.once("connect", () => resolve());
+    session.once("error", reject);
+  });
+});
+after(async () => {
+  await new Promise<void>((resolve) => session.close(() => resolve()));
+  await server.stop();
+});
+
+/** A gRPC length-prefixed message: flag byte, 4-byte big-endian length, payload. */
+function frame(payload: Uint8Array, flag = 0, length = payload.length): Buffer {
+  const out = Buffer.alloc(5 + payload.length);
+  out[0] = flag;
+  out.writeUInt32BE(length, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+interface GrpcResult {
+  status: number | undefined;
+  message: string;
+  body: Buffer;
+}
+
+/** One raw unary gRPC call over the shared HTTP/2 session. */
+function rawCall(
+  path: string,
+  body: Buffer,
+  extraHeaders: http2.OutgoingHttpHeaders = {},
+): Promise<GrpcResult> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...extraHeaders,
+    });
+    const chunks: Buffer[] = [];
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => {
+      headers = h;
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", reject);
+    stream.on("end", () => {
+      // A trailers-only response carries the status in the headers block.
+      const status = trailers["grpc-status"] ?? headers["grpc-status"];
+      const message = trailers["grpc-message"] ?? headers["grpc-message"] ?? "";
+      resolve({
+        status: status === undefined ? undefined : Number(status),
+        message: decodeURIComponent(String(message)),
+        body: Buffer.concat(chunks),
+      });
+    });
+    stream.end(body);
+  });
+}
+
+/** The message is a short, readable explanation, not a stack trace. */
+function assertHelpful(message: string, pattern: RegExp) {
+  assert.match(message, pattern);
+  assert.doesNotMatch(message, /\n\s+at |\.ts:\d+|node:internal/);
+  assert.ok(message.length < 300, `message too long: ${message.length}`);
+}
+
+describe("gRPC fast path error handling", () => {
+  it("refuses a request body over the 4 MiB message limit with RESOURCE_EXHAUSTED", async () => {
+    const payload = Buffer.alloc(maxMessageBytes + 100, 0x0a);
+    const result = await rawCall(getUser, frame(payload));
+    assert.equal(result.status, Code.ResourceExhausted);
+    assertHelpful(result.message, /larger than configured max 4194304/);
+    assert.equal(result.body.length, 0);
+  });
+
+  it("refuses an invalid grpc-timeout header with INVALID_ARGUMENT", async () => {
+    const result = await rawCall(getUser, frame(new Uint8Array(0)), { "grpc-timeout": "soon" });
+    assert.equal(result.status, Code.InvalidArgument);
+    assertHelpful(result.message, /invalid grpc timeout value: soon/);
+  });
+
+  it("refuses an empty body (no message at all) with UNIMPLEMENTED, as connect does", async () => {
+    const result = await rawCall(getUser, Buffer.alloc(0));
+    assert.equal(result.status, Code.Unimplemented);
+    assertHelpful(result.message, /missing input message/);
+  });
+
+  // connect's router answers a request that ends inside its envelope with INVALID_ARGUMENT.
+  it("refuses a truncated 3-byte frame with INVALID_ARGUMENT", async () => {
+    const result = await rawCall(getUser, Buffer.from([0, 0, 0]));
+    assert.equal(result.status, Code.InvalidArgument);
+    assertHelpful(result.message, /incomplete envelope: the request ended after 3 of 5 bytes/);
+  });
+
+  it("refuses a frame shorter than its declared length with INVALID_ARGUMENT", async () => {
+    const result = await rawCall(getUser, frame(Buffer.from([0x0a, 0x01]), 0, 10));
+    assert.equal(result.status, Code.InvalidArgument);
+    assertHelpful(result.message, /incomplete envelope: the request ended after 7 of 15 bytes/);
+  });
+
+  it("refuses a compressed flag without grpc-encoding with INTERNAL", async () => {
+    const result = await rawCall(getUser, frame(new Uint8Array(0), 1));
+    assert.equal(result.status, Code.Internal);
+    assertHelpful(result.message, /compressed message without grpc-encoding/);
+  });
+
+  it("refuses an unparseable protobuf payload with INVALID_ARGUMENT", async () => {
+    // Tag with wire type 7, which does not exist.
+    const result = await rawCall(getUser, frame(Buffer.from([0x0f, 0xff, 0xff])));
+    assert.equal(result.status, Code.InvalidArgument);
+    assertHelpful(result.message, /failed to parse the request message/);
+  });
+
+  it("keeps serving afterwards: a health check on the same session succeeds", async () => {
+    const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
+    assert.equal(result.status, 0, result.message); // OK (connect's Code has no OK)
+    assert.ok(result.body.length >= 5);
+    assert.equal(result.body[0], 0);
+    assert.equal(result.body.readUInt32BE(1), result.body.length - 5);
+  });
+});
