@@ -7,15 +7,12 @@ import {
   type OutgoingHttpHeaders,
 } from "node:http2";
 import { Code } from "@connectrpc/connect";
+import { codeFromString } from "@connectrpc/connect/protocol-connect";
+import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Protocol } from "@keel/clients";
 import { EnvelopeReader, envelope } from "./envelope-reader.ts";
 import type { Call, CallDone } from "./load-generator.ts";
-import {
-  codeOfConnectName,
-  codeOfHttpStatus,
-  codeOfRstCode,
-  statusOfTrailers,
-} from "./wire-status.ts";
+import { codeOfRstCode, statusOfTrailers } from "./wire-status.ts";
 
 /**
  * One HTTP/2 connection of the load generator. It connects on first use and again after the
@@ -141,18 +138,26 @@ export function createWireCall(options: WireCallOptions): WireCall {
     }
     if (protocol === "connect" && errorBody !== undefined) {
       const error = parseJson(Buffer.concat(errorBody));
-      settle(codeOfConnectName(error?.code), String(error?.message ?? `HTTP ${httpStatus}`));
+      // Not a Connect error (a proxy's page): the code comes from the HTTP status, as specified.
+      const named = typeof error?.code === "string" ? codeFromString(error.code) : undefined;
+      settle(
+        named ?? codeFromHttpStatus(httpStatus),
+        String(error?.message ?? `HTTP ${httpStatus}`),
+      );
     }
     if (protocol === "connect" && streaming && reader?.last !== undefined) {
       const error = parseJson(reader.last)?.error as Record<string, unknown> | undefined;
       if (error === undefined) settle(0, "");
-      else settle(codeOfConnectName(error.code), String(error.message ?? ""));
+      else {
+        const named = typeof error.code === "string" ? codeFromString(error.code) : undefined;
+        settle(named ?? Code.Unknown, String(error.message ?? ""));
+      }
     }
     if (rstCode !== undefined && rstCode !== constants.NGHTTP2_NO_ERROR) {
       settle(codeOfRstCode(rstCode), `stream reset with HTTP/2 error code ${rstCode}`);
     }
     if (httpStatus !== 200 && httpStatus !== 0) {
-      settle(codeOfHttpStatus(httpStatus), `HTTP status ${httpStatus}`);
+      settle(codeFromHttpStatus(httpStatus), `HTTP status ${httpStatus}`);
     }
     if (protocol === "connect" && !streaming && httpStatus === 200) settle(0, "");
     settle(Code.Unknown, "the response ended without a status");

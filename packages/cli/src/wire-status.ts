@@ -2,28 +2,7 @@ import { constants } from "node:http2";
 import { Code } from "@connectrpc/connect";
 
 // How a call's status is read off the wire when no grpc-status (or Connect error) says it, as the
-// gRPC and Connect specifications map it.
-
-/** The code of an HTTP status without a gRPC status (gRPC's http-grpc-status-mapping). */
-export function codeOfHttpStatus(status: number): Code {
-  switch (status) {
-    case 400:
-      return Code.Internal;
-    case 401:
-      return Code.Unauthenticated;
-    case 403:
-      return Code.PermissionDenied;
-    case 404:
-      return Code.Unimplemented;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return Code.Unavailable;
-    default:
-      return Code.Unknown;
-  }
-}
+// gRPC specification maps it. HTTP statuses and Connect code names: connect's own mappings.
 
 /** The code of a stream reset by the peer. */
 export function codeOfRstCode(rstCode: number): Code {
@@ -39,18 +18,6 @@ export function codeOfRstCode(rstCode: number): Code {
     default:
       return Code.Internal;
   }
-}
-
-const connectCodes = new Map<string, Code>();
-for (const [name, value] of Object.entries(Code)) {
-  if (typeof value === "number") {
-    connectCodes.set(name.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase(), value);
-  }
-}
-
-/** The code of a Connect error's `code` ("resource_exhausted"); Unknown when it is not one. */
-export function codeOfConnectName(name: unknown): Code {
-  return (typeof name === "string" ? connectCodes.get(name) : undefined) ?? Code.Unknown;
 }
 
 /**
