@@ -30,3 +30,16 @@ export function checkTransition(
 export function orderStatusName(status: OrderStatus): string {
   return (OrderStatusSchema.value[status]?.name ?? String(status)).replace(/^ORDER_STATUS_/, "");
 }
+
+export function orderNotFound(id: bigint): StoreError {
+  return new StoreError("not_found", `order ${id} not found`);
+}
+
+/** An order's idempotency key sent again with another request. */
+export function idempotencyKeyReused(): StoreError {
+  return new StoreError(
+    "already_exists",
+    "idempotency_key was already used for a different order; use a new key",
+    { field: "idempotency_key" },
+  );
+}

@@ -1,4 +1,5 @@
 import { type UserStatus, UserStatusSchema } from "@keel/gen/user/v1/user_pb";
+import { StoreError } from "./store-error.ts";
 import type { UserPatch, UserRecord } from "./types.ts";
 
 /** What applying a patch changes, and the activities that record it. Shared by every store. */
@@ -49,4 +50,13 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}
+
+/** The form of a username or email that uniqueness is decided on, the same in every store. */
+export function foldKey(value: string): string {
+  return value.normalize("NFKC").toLowerCase();
+}
+
+export function userNotFound(id: bigint): StoreError {
+  return new StoreError("not_found", `user ${id} not found`);
 }

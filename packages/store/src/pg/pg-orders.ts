@@ -2,8 +2,7 @@ import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v
 import type pg from "pg";
 import type { BusEvent } from "../event-codec.ts";
 import { decodeEventData, encodeEventData, orderTotal } from "../order-codec.ts";
-import { checkTransition } from "../order-rules.ts";
-import { StoreError } from "../store-error.ts";
+import { checkTransition, idempotencyKeyReused, orderNotFound } from "../order-rules.ts";
 import type {
   CheckpointRecord,
   ListOrdersQuery,
@@ -197,11 +196,7 @@ export class PgOrders {
     );
     if (rows[0] === undefined) return undefined;
     if (rows[0].request_fingerprint !== (input.fingerprint ?? null)) {
-      throw new StoreError(
-        "already_exists",
-        "idempotency_key was already used for a different order; use a new key",
-        { field: "idempotency_key" },
-      );
+      throw idempotencyKeyReused();
     }
     return this.toOrder(c, rows[0]);
   }
@@ -308,10 +303,6 @@ export class PgOrders {
       cancelReason: row.cancel_reason,
     };
   }
-}
-
-function orderNotFound(id: bigint): StoreError {
-  return new StoreError("not_found", `order ${id} not found`);
 }
 
 function toPayment(row: PgRow): PaymentRecord {

@@ -12,7 +12,7 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange } from "../user-change.ts";
+import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
@@ -141,7 +141,7 @@ class PgStore implements Store {
       update: run((id, patch, origin) =>
         this.transaction(async (c) => {
           const { rows } = await c.query("SELECT * FROM users WHERE id = $1 FOR UPDATE", [id]);
-          if (rows[0] === undefined) throw new StoreError("not_found", `user ${id} not found`);
+          if (rows[0] === undefined) throw userNotFound(id);
           const before = toUser(rows[0]);
           const change = describeUserChange(before, patch);
           if (change === undefined) return before;
@@ -180,7 +180,7 @@ class PgStore implements Store {
           "UPDATE users SET roles = $1, updated_at = now() WHERE id = $2 RETURNING *",
           [JSON.stringify(roles), id],
         );
-        if (rows[0] === undefined) throw new StoreError("not_found", `user ${id} not found`);
+        if (rows[0] === undefined) throw userNotFound(id);
         return toUser(rows[0]);
       }),
     };
@@ -192,7 +192,7 @@ class PgStore implements Store {
           const { rowCount } = await c.query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", [
             userId,
           ]);
-          if (rowCount === 0) throw new StoreError("not_found", `user ${userId} not found`);
+          if (rowCount === 0) throw userNotFound(userId);
           return this.insertActivity(c, userId, action, details, new Date());
         }),
       ),
@@ -324,10 +324,6 @@ class PgStore implements Store {
   private async notify(c: Queryable, event: BusEvent): Promise<void> {
     await c.query("SELECT pg_notify($1, $2)", [this.channel, encodeBusEvent(event)]);
   }
-}
-
-function foldKey(value: string): string {
-  return value.normalize("NFKC").toLowerCase();
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: rows of pg queries are untyped

@@ -2,8 +2,7 @@ import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
 import type { LocalEventBus } from "../local-event-bus.ts";
 import { decodeEventData, encodeEventData, orderTotal } from "../order-codec.ts";
-import { checkTransition } from "../order-rules.ts";
-import { StoreError } from "../store-error.ts";
+import { checkTransition, idempotencyKeyReused, orderNotFound } from "../order-rules.ts";
 import type {
   CheckpointRecord,
   ListOrdersQuery,
@@ -34,11 +33,7 @@ export class SqliteOrders {
         const existing = this.sql.byKey.get(input.userId, input.idempotencyKey);
         if (existing !== undefined) {
           if (existing.request_fingerprint !== (input.fingerprint ?? null)) {
-            throw new StoreError(
-              "already_exists",
-              "idempotency_key was already used for a different order; use a new key",
-              { field: "idempotency_key" },
-            );
+            throw idempotencyKeyReused();
           }
           return { order: this.mustGet(existing.id as bigint), created: false, event: undefined };
         }
@@ -244,10 +239,6 @@ export class SqliteOrders {
       cancelReason: row.cancel_reason as string,
     };
   }
-}
-
-function orderNotFound(id: bigint): StoreError {
-  return new StoreError("not_found", `order ${id} not found`);
 }
 
 function toPayment(row: Row): PaymentRecord {

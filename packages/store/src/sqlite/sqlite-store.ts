@@ -20,7 +20,7 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange } from "../user-change.ts";
+import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { migrate } from "./migrations.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
@@ -83,7 +83,7 @@ class SqliteStore implements Store {
       setRoles: (id, roles) =>
         this.run(() => {
           const { changes } = this.sql.setRoles.run(JSON.stringify(roles), Date.now(), id);
-          if (Number(changes) === 0) throw new StoreError("not_found", `user ${id} not found`);
+          if (Number(changes) === 0) throw userNotFound(id);
           return this.mustGetUser(id);
         }),
     };
@@ -183,7 +183,7 @@ class SqliteStore implements Store {
 
   private mustGetUser(id: bigint): UserRecord {
     const user = this.getUser(id);
-    if (user === undefined) throw new StoreError("not_found", `user ${id} not found`);
+    if (user === undefined) throw userNotFound(id);
     return user;
   }
 
@@ -326,10 +326,6 @@ function prepareStatements(db: DatabaseSync) {
 }
 
 /** The key that makes usernames and emails unique regardless of case. */
-function foldKey(value: string): string {
-  return value.normalize("NFKC").toLowerCase();
-}
-
 function toUser(row: Row): UserRecord {
   return {
     id: row.id as bigint,
@@ -357,6 +353,7 @@ function toActivity(row: Row): ActivityRecord {
 const uniqueColumns: Record<string, string> = {
   "users.username_key": "username",
   "users.email_key": "email",
+  "orders.user_id, orders.idempotency_key": "idempotency_key",
 };
 
 /** Maps SQLite failures to StoreErrors; anything else is passed on unchanged. */
@@ -366,7 +363,7 @@ function translate(err: unknown): unknown {
   if (code === undefined) return err;
   // Extended result codes: SQLITE_CONSTRAINT_UNIQUE (2067), SQLITE_CONSTRAINT_PRIMARYKEY (1555).
   if (code === 2067 || code === 1555) {
-    const column = /constraint failed: ([\w.]+)/.exec(err.message)?.[1] ?? "";
+    const column = /constraint failed: ([\w., ]+)/.exec(err.message)?.[1] ?? "";
     const field = uniqueColumns[column];
     return new StoreError("already_exists", `${field ?? column} is already taken`, {
       cause: err,

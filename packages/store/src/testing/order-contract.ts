@@ -79,6 +79,25 @@ export function orderContract(
         );
       }));
 
+    it("creates one order when first attempts with the same key race", () =>
+      withStore(async (store, userId) => {
+        const attempts = await Promise.all(
+          Array.from({ length: 4 }, () =>
+            store.orders.create(order(userId, { idempotencyKey: "race", fingerprint: "f" })),
+          ),
+        );
+        assert.equal(attempts.filter((a) => a.created).length, 1);
+        const ids = new Set(attempts.map((a) => a.order.id));
+        assert.equal(ids.size, 1);
+        assert.equal((await store.orders.list({ userId, limit: 10 })).length, 1);
+        const [id] = ids as Set<bigint>;
+        const events = await store.orders.events(id as bigint, { limit: 10 });
+        assert.deepEqual(
+          events.map((e) => e.type),
+          [OrderEventType.CREATED],
+        );
+      }));
+
     it("walks the state machine: pay, ship, checkpoints, delivered", () =>
       withStore(async (store, userId) => {
         const { order: created } = await store.orders.create(order(userId));
