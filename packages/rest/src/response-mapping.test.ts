@@ -1,35 +1,35 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { GetUserResponseSchema } from "@keel/gen/user/v1/user_pb";
-import { responseJson } from "./response-mapping.ts";
+import { responseBodyOf } from "./response-mapping.ts";
 import { BookSchema, ListBooksResponseSchema } from "./testing/library.ts";
 
-describe("responseJson", () => {
+describe("responseBodyOf", () => {
   it("answers the whole message without response_body", () => {
-    assert.deepEqual(responseJson(GetUserResponseSchema, "", { user: { userId: "1" } }), {
+    assert.deepEqual(responseBodyOf(GetUserResponseSchema, "")({ user: { userId: "1" } }), {
       user: { userId: "1" },
     });
   });
 
   it("answers the response_body field, by JSON or proto name", () => {
-    assert.deepEqual(responseJson(GetUserResponseSchema, "user", { user: { userId: "1" } }), {
+    assert.deepEqual(responseBodyOf(GetUserResponseSchema, "user")({ user: { userId: "1" } }), {
       userId: "1",
     });
-    assert.deepEqual(responseJson(ListBooksResponseSchema, "books", { books: [{ name: "b" }] }), [
+    assert.deepEqual(responseBodyOf(ListBooksResponseSchema, "books")({ books: [{ name: "b" }] }), [
       { name: "b" },
     ]);
     assert.equal(
-      responseJson(ListBooksResponseSchema, "next_page_token", { next_page_token: "t" }),
+      responseBodyOf(ListBooksResponseSchema, "next_page_token")({ next_page_token: "t" }),
       "t",
     );
   });
 
   it("answers the field's default when proto3 JSON left it out", () => {
-    assert.deepEqual(responseJson(GetUserResponseSchema, "user", {}), {});
-    assert.deepEqual(responseJson(ListBooksResponseSchema, "books", {}), []);
-    assert.equal(responseJson(ListBooksResponseSchema, "next_page_token", {}), "");
+    assert.deepEqual(responseBodyOf(GetUserResponseSchema, "user")({}), {});
+    assert.deepEqual(responseBodyOf(ListBooksResponseSchema, "books")({}), []);
+    assert.equal(responseBodyOf(ListBooksResponseSchema, "next_page_token")({}), "");
     const defaults = ["name", "pages", "id", "available", "genre", "labels", "published_at"].map(
-      (field) => responseJson(BookSchema, field, {}),
+      (field) => responseBodyOf(BookSchema, field)({}),
     );
     assert.deepEqual(defaults, ["", 0, "0", false, "GENRE_UNSPECIFIED", {}, {}]);
   });

@@ -1,23 +1,25 @@
 import { type DescField, type DescMessage, type JsonValue, ScalarType } from "@bufbuild/protobuf";
 
+/** The HTTP response body made of an RPC response in proto3 JSON. */
+export type ResponseBody = (json: JsonValue) => JsonValue;
+
 /**
- * The HTTP response body of an RPC response in proto3 JSON, per its rule's `response_body`: the
- * whole message when "", otherwise the value of that top-level field, or the field's default
- * value when the message omits it (proto3 JSON leaves out fields at their defaults).
+ * Makes, once per rule, what turns an RPC response in proto3 JSON into the HTTP response body,
+ * per the rule's `response_body`: the whole message when "", otherwise the value of that top-level
+ * field, or the field's default value when the message omits it (proto3 JSON leaves out fields at
+ * their defaults).
  */
-export function responseJson(
-  output: DescMessage,
-  responseBody: string,
-  json: JsonValue,
-): JsonValue {
-  if (responseBody === "") return json;
+export function responseBodyOf(output: DescMessage, responseBody: string): ResponseBody {
   const field = output.fields.find((f) => f.name === responseBody);
-  if (field === undefined) return json;
-  if (typeof json === "object" && json !== null && !Array.isArray(json)) {
-    const value = json[field.jsonName] ?? json[field.name];
-    if (value !== undefined && value !== null) return value;
-  }
-  return defaultJson(field);
+  if (responseBody === "" || field === undefined) return (json) => json;
+  const fallback = defaultJson(field);
+  return (json) => {
+    if (typeof json === "object" && json !== null && !Array.isArray(json)) {
+      const value = json[field.jsonName] ?? json[field.name];
+      if (value !== undefined && value !== null) return value;
+    }
+    return fallback;
+  };
 }
 
 /** The proto3 JSON form of a field's default value. */

@@ -17,7 +17,7 @@ import { createOpenApiDocument, descriptorSetOf } from "./openapi.ts";
 import { ndjson } from "./openapi-operation.ts";
 import { openApiPath } from "./path-template.ts";
 import { requestJson } from "./request-mapping.ts";
-import { responseJson } from "./response-mapping.ts";
+import { type ResponseBody, responseBodyOf } from "./response-mapping.ts";
 import { createRouteTable } from "./route-table.ts";
 
 export type { NodeRequest, NodeResponse } from "./node-io.ts";
@@ -83,6 +83,9 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
   const table = createRouteTable(collectHttpBindings(options.services), prefix);
   const handlerOf = handlersByBinding(table.bindings, options.handlers);
+  const responseOf = new Map(
+    table.bindings.map((b) => [b, responseBodyOf(b.method.output, b.responseBody)]),
+  );
   const openapiPath = `${prefix}/openapi.json`;
   const openapi =
     options.openapi === false
@@ -126,8 +129,9 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       signal,
       contextValues: options.contextValues?.(req),
     };
-    if (binding.method.methodKind === "unary") return serveUnary(res, binding, call);
-    return serveStream(res, binding, call);
+    const response = responseOf.get(binding) as ResponseBody;
+    if (binding.method.methodKind === "unary") return serveUnary(res, response, call);
+    return serveStream(res, response, call);
   };
 
   const handle = async (req: NodeRequest, res: NodeResponse): Promise<void> => {
@@ -161,19 +165,23 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   return Object.assign(handle, { matches, routes });
 }
 
-async function serveUnary(res: NodeResponse, binding: HttpBinding, call: ConnectCall) {
+async function serveUnary(res: NodeResponse, response: ResponseBody, call: ConnectCall) {
   const outcome = await callUnary(call);
   if (call.signal.aborted) return;
   if (!outcome.ok) return writeError(res, outcome.error, outcome.header);
-  const json = responseJson(binding.method.output, binding.responseBody, outcome.message);
-  writeJson(res, 200, restResponseHeaders(outcome.header), JSON.stringify(json));
+  writeJson(
+    res,
+    200,
+    restResponseHeaders(outcome.header),
+    JSON.stringify(response(outcome.message)),
+  );
 }
 
 /**
  * Sends a server stream as NDJSON. Like Connect, it waits for the first message before it sends
  * the response headers, so that a call refused at once (unauthenticated, say) gets its own status.
  */
-async function serveStream(res: NodeResponse, binding: HttpBinding, call: ConnectCall) {
+async function serveStream(res: NodeResponse, response: ResponseBody, call: ConnectCall) {
   const { header, events } = await callServerStream(call);
   try {
     let next = await events.next();
@@ -185,8 +193,7 @@ async function serveStream(res: NodeResponse, binding: HttpBinding, call: Connec
     for (; !next.done && !call.signal.aborted; next = await events.next()) {
       const event = next.value;
       if (event.kind === "message") {
-        const json = responseJson(binding.method.output, binding.responseBody, event.message);
-        await writeChunk(res, `${JSON.stringify(json)}\n`);
+        await writeChunk(res, `${JSON.stringify(response(event.message))}\n`);
       } else if (event.error !== undefined) {
         await writeChunk(res, `${JSON.stringify(restErrorBody(event.error))}\n`);
       }
