@@ -1,5 +1,9 @@
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponse_ServingStatusSchema,
+} from "@keel/gen/health/v1/health_pb";
 
 /**
  * The endpoint's connection, after a gRPC subchannel's connectivity states:
@@ -167,9 +171,8 @@ export function createEndpointHealth(options: EndpointHealthOptions): EndpointHe
   };
 }
 
-function statusName(status: number): string {
-  const entry = Object.entries(HealthCheckResponse_ServingStatus).find(([, v]) => v === status);
-  return entry?.[0] ?? String(status);
+function statusName(status: HealthCheckResponse_ServingStatus): string {
+  return HealthCheckResponse_ServingStatusSchema.value[status]?.name ?? String(status);
 }
 
 /** Waits `ms` without keeping the process alive; resolves early when `signal` aborts. */
