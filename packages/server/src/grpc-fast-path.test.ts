@@ -132,6 +132,32 @@ describe("gRPC fast path error handling", () => {
     assertHelpful(result.message, /failed to parse the request message/);
   });
 
+  it("survives a client that resets its stream with an error code in the middle of a request", async () => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": getUser,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.on("error", () => {});
+    // Two bytes of a five-byte frame header, then RST_STREAM with INTERNAL_ERROR.
+    stream.write(Buffer.from([0, 0]));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    await new Promise((resolve) => stream.once("close", resolve));
+    const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
+    assert.equal(result.status, 0, result.message);
+  });
+
+  it("answers a call from a browser origin (the CORS path, through connect) the same way", async () => {
+    const direct = await rawCall(healthCheck, frame(new Uint8Array(0)));
+    const fromPage = await rawCall(healthCheck, frame(new Uint8Array(0)), {
+      origin: "https://page.example",
+    });
+    assert.equal(fromPage.status, 0, fromPage.message);
+    assert.deepEqual(fromPage.body, direct.body);
+  });
+
   it("keeps serving afterwards: a health check on the same session succeeds", async () => {
     const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
     assert.equal(result.status, 0, result.message); // OK (connect's Code has no OK)

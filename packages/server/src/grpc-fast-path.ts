@@ -1,4 +1,3 @@
-import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import {
   create,
@@ -13,7 +12,6 @@ import {
   Code,
   ConnectError,
   type ContextValues,
-  createHandlerContext,
   type HandlerContext,
   type Interceptor,
   type UnaryRequest,
@@ -32,18 +30,24 @@ export interface GrpcFastPathOptions {
   services: FastPathService[];
   /** The same interceptors, in the same order, as the connect router's. */
   interceptors: Interceptor[];
-  contextValues: (req: http2.Http2ServerRequest) => ContextValues;
+  /** The context values of a call from this peer address. */
+  contextValues: (remoteAddress: string) => ContextValues;
   maxMessageBytes: number;
 }
 
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-type Handler = (req: NodeRequest, res: NodeResponse) => void;
+/**
+ * Takes an HTTP/2 stream it can serve and answers true, or leaves it untouched and answers false
+ * (the caller then hands it to connect).
+ */
+export type StreamHandler = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+) => boolean;
 
-// The handler context travels with the request through the interceptors (object spread keeps
+// The call's state travels with the request through the interceptors (object spread keeps
 // symbol keys), to the implementation at the end of the chain.
-const contextKey = Symbol("keel.handlerContext");
-type CarryingRequest = UnaryRequest & { [contextKey]: HandlerContext };
+const callKey = Symbol("keel.call");
+type CarryingRequest = UnaryRequest & { [callKey]: Call };
 
 interface Route {
   method: DescMethod;
@@ -51,18 +55,32 @@ interface Route {
   invoke: (req: CarryingRequest) => Promise<UnaryResponse>;
 }
 
-/** Ends a finished call's context; a shared reason, so that ending costs no error object. */
-const finished = new ConnectError("the call finished", Code.Canceled);
+// A session's peer address, read once per connection (the session's socket is a proxy object).
+const peerAddress = Symbol("keel.peerAddress");
+type AddressedSession = http2.ServerHttp2Session & { [peerAddress]?: string };
+
+function peerOf(session: AddressedSession): string {
+  let address = session[peerAddress];
+  if (address === undefined) {
+    address = session.socket?.remoteAddress ?? "";
+    session[peerAddress] = address;
+  }
+  return address;
+}
+
+const noop = () => {};
 
 /**
- * A lean path for the most common call there is, unary gRPC over HTTP/2: it reads the one framed
- * message, runs the very same interceptor chain and implementation as connect's router, and
- * writes the framed answer and trailers straight to the HTTP/2 stream, skipping the async-iterable
- * pipeline connect builds for every protocol and call kind. Semantics stay connect's (handler
- * context, deadlines from `grpc-timeout`, error trailers and details through connect's own
- * functions). Anything else — other protocols, streams, compression, HTTP/1.1 — goes to `next`.
+ * A lean path for the most common call there is, unary gRPC over HTTP/2: it takes the raw HTTP/2
+ * stream (no compatibility request and response objects), reads the one framed message, runs the
+ * very same interceptor chain and implementation as connect's router, and writes the framed
+ * answer and trailers straight to the stream, skipping the async-iterable pipeline connect builds
+ * for every protocol and call kind. Semantics stay connect's (deadlines from `grpc-timeout`,
+ * cancellation when the client resets the stream, error trailers and details through connect's
+ * own functions). Anything else — other protocols, streams, compression, browsers (an `origin`
+ * header: CORS is answered on the other path) — is left to connect.
  */
-export function withGrpcFastPath(options: GrpcFastPathOptions, next: Handler): Handler {
+export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler {
   const routes = new Map<string, Route>();
   for (const { service, impl } of options.services) {
     for (const method of service.methods) {
@@ -70,20 +88,27 @@ export function withGrpcFastPath(options: GrpcFastPathOptions, next: Handler): H
       if (method.methodKind !== "unary" || typeof fn !== "function") continue;
       const output = method.output;
       const last = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const ctx = (req as CarryingRequest)[contextKey];
-        const result = await fn.call(impl, req.message, {
-          ...ctx,
-          service: req.service,
-          requestHeader: req.header,
+        const call = (req as CarryingRequest)[callKey];
+        const context: HandlerContext = {
+          method,
+          service,
           signal: req.signal,
+          timeoutMs: call.timeoutMs,
+          requestMethod: "POST",
+          requestHeader: req.header,
+          responseHeader: call.responseHeader,
+          responseTrailer: call.responseTrailer,
+          protocolName: "grpc",
           values: req.contextValues,
-        });
+          url: req.url,
+        };
+        const result = await fn.call(impl, req.message, context);
         return {
           stream: false,
           service,
           method,
-          header: ctx.responseHeader,
-          trailer: ctx.responseTrailer,
+          header: call.responseHeader,
+          trailer: call.responseTrailer,
           message: isMessage(result, output) ? result : create(output as DescMessage, result),
         } as UnaryResponse;
       };
@@ -95,33 +120,37 @@ export function withGrpcFastPath(options: GrpcFastPathOptions, next: Handler): H
     }
   }
 
-  return (req, res) => {
-    if (req.httpVersionMajor !== 2) return next(req, res);
-    const headers = req.headers;
+  return (stream, headers) => {
     const contentType = headers["content-type"];
     const encoding = headers["grpc-encoding"];
-    const route = routes.get(req.url ?? "");
+    const route = routes.get(headers[":path"] ?? "");
     if (
       route === undefined ||
+      headers[":method"] !== "POST" ||
       (contentType !== "application/grpc" && contentType !== "application/grpc+proto") ||
-      (encoding !== undefined && encoding !== "identity")
+      (encoding !== undefined && encoding !== "identity") ||
+      headers.origin !== undefined
     ) {
-      return next(req, res);
+      return false;
     }
-    serve(route, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, options);
+    // Without a listener, a stream error (a reset with an error code) would be thrown.
+    stream.on("error", noop);
+    read(route, stream, headers, options);
+    return true;
   };
 }
 
-function serve(
+function read(
   route: Route,
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
   options: GrpcFastPathOptions,
 ): void {
-  const chunks: Buffer[] = [];
+  let body: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
   let size = 0;
   let refused: ConnectError | undefined;
-  req.on("data", (chunk: Buffer) => {
+  stream.on("data", (chunk: Buffer) => {
     size += chunk.length;
     if (size > options.maxMessageBytes + 5) {
       refused ??= new ConnectError(
@@ -130,72 +159,91 @@ function serve(
       );
       return;
     }
-    chunks.push(chunk);
+    if (body === undefined) body = chunk;
+    else if (chunks === undefined) chunks = [body, chunk];
+    else chunks.push(chunk);
   });
-  req.once("end", () => {
-    if (refused !== undefined) {
-      respondError(res, refused, undefined);
-      return;
+  stream.once("end", () => {
+    if (refused !== undefined) return respondError(stream, refused, undefined);
+    const message = chunks !== undefined ? Buffer.concat(chunks) : (body ?? Buffer.alloc(0));
+    call(route, stream, headers, message, options).catch(() => stream.destroy());
+  });
+}
+
+/** One call in flight: what its handler context holds besides the request itself. */
+class Call {
+  readonly controller = new AbortController();
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  done = false;
+  private timer: NodeJS.Timeout | undefined;
+  private deadline = 0;
+
+  constructor(timeoutMs: number | undefined) {
+    if (timeoutMs === undefined) return;
+    this.deadline = Date.now() + timeoutMs;
+    const expire = () =>
+      this.controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    if (timeoutMs <= 0) expire();
+    else this.timer = setTimeout(expire, timeoutMs);
+  }
+
+  readonly timeoutMs = (): number | undefined =>
+    this.deadline === 0 ? undefined : this.deadline - Date.now();
+
+  /** The client went away before the answer: abort the handler's signal. */
+  cancel(): void {
+    if (!this.done) {
+      this.controller.abort(new ConnectError("the client cancelled the call", Code.Canceled));
     }
-    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-    call(route, req, res, body, options).catch(() => req.stream.destroy());
-  });
+  }
+
+  finish(): void {
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
 }
 
 async function call(
   route: Route,
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
   body: Buffer,
   options: GrpcFastPathOptions,
 ) {
-  const stream = req.stream;
   const { method, service } = route;
   const timeout = parseTimeout(
-    (req.headers["grpc-timeout"] as string | undefined) ?? null,
+    (headers["grpc-timeout"] as string | undefined) ?? null,
     Number.MAX_SAFE_INTEGER,
   );
-  if (timeout.error !== undefined) return respondError(res, timeout.error, undefined);
+  if (timeout.error !== undefined) return respondError(stream, timeout.error, undefined);
   const input = decode(method, body);
-  if (input instanceof ConnectError) return respondError(res, input, undefined);
+  if (input instanceof ConnectError) return respondError(stream, input, undefined);
 
   const requestHeader = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (name.charCodeAt(0) === 58 /* ":" pseudo-header */ || value === undefined) continue;
     if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
     else requestHeader.set(name, value);
   }
+  const state = new Call(timeout.timeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
-  const cancelled = new AbortController();
-  let done = false;
-  stream.once("close", () => {
-    if (!done) cancelled.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-  });
-  const ctx = createHandlerContext({
-    service,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: req.url,
-    requestSignal: cancelled.signal,
-    // No shutdown signal: linking it would add a listener to a process-wide signal on every call
-    // (connect removes it by aborting each finished call, at the cost of an error object per
-    // call). A unary call in flight at shutdown gets the grace period to finish instead.
-    requestHeader,
-    contextValues: options.contextValues(req),
-    ...(timeout.timeoutMs === undefined ? {} : { timeoutMs: timeout.timeoutMs }),
-  });
+  stream.once("close", () => state.cancel());
+  // No shutdown signal: linking it would add a listener to a process-wide signal on every call. A
+  // unary call in flight at shutdown gets the grace period to finish instead.
+  const remoteAddress = peerOf(stream.session as AddressedSession);
   const request: CarryingRequest = {
     stream: false,
     service,
     method,
     requestMethod: "POST",
-    url: req.url,
-    signal: ctx.signal,
+    url: headers[":path"] as string,
+    signal: state.controller.signal,
     header: requestHeader,
-    contextValues: ctx.values,
+    contextValues: options.contextValues(remoteAddress),
     message: input,
-    [contextKey]: ctx,
+    [callKey]: state,
   } as CarryingRequest;
   try {
     const response = await route.invoke(request);
@@ -211,25 +259,35 @@ async function call(
     frame[0] = 0;
     frame.writeUInt32BE(payload.length, 1);
     frame.set(payload, 5);
-    const responseHeaders: http2.OutgoingHttpHeaders = { "content-type": "application/grpc" };
-    response.header.forEach((value, name) => {
-      responseHeaders[name] = value;
-    });
     const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
     response.trailer.forEach((value, name) => {
       trailers[name] = value;
     });
-    // Through the compatibility response, which owns the stream's trailers.
-    res.writeHead(200, responseHeaders);
-    res.addTrailers(trailers);
-    res.end(frame);
+    respond(stream, response.header, trailers, frame);
   } catch (err) {
-    respondError(res, ConnectError.from(err, Code.Internal), ctx.responseHeader);
+    respondError(stream, ConnectError.from(err, Code.Internal), state.responseHeader);
   } finally {
-    done = true;
-    // Ends a deadline's timer; without one there is nothing to release.
-    if (timeout.timeoutMs !== undefined) ctx.abort(finished);
+    state.finish();
   }
+}
+
+/** Response headers, the body (if any) and the trailers that carry the status. */
+function respond(
+  stream: http2.ServerHttp2Stream,
+  header: Headers | undefined,
+  trailers: http2.OutgoingHttpHeaders,
+  frame: Buffer | undefined,
+): void {
+  const headers: http2.OutgoingHttpHeaders = {
+    ":status": 200,
+    "content-type": "application/grpc",
+  };
+  header?.forEach((value, name) => {
+    headers[name] = value;
+  });
+  stream.respond(headers, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  stream.end(frame);
 }
 
 /** The one message of a unary gRPC request, or the error to answer with. */
@@ -278,20 +336,14 @@ function incompleteEnvelope(received: number, expected: number): ConnectError {
 
 /** A response with no message and the error in its trailers: connect's status, message and details. */
 function respondError(
-  res: http2.Http2ServerResponse,
+  stream: http2.ServerHttp2Stream,
   error: ConnectError,
   header: Headers | undefined,
 ): void {
-  if (res.stream.destroyed || res.stream.closed || res.headersSent) return;
-  const headers: http2.OutgoingHttpHeaders = { "content-type": "application/grpc" };
-  header?.forEach((value, name) => {
-    headers[name] = value;
-  });
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
   const trailers: http2.OutgoingHttpHeaders = {};
   setTrailerStatus(new Headers(), error).forEach((value, name) => {
     trailers[name] = value;
   });
-  res.writeHead(200, headers);
-  res.addTrailers(trailers);
-  res.end();
+  respond(stream, header, trailers, undefined);
 }

@@ -26,6 +26,11 @@ export interface ListenerOptions {
   host: string;
   port: number;
   handler: DualHandler;
+  /**
+   * Sees every HTTP/2 stream first, as it arrives, and answers true for one it serves itself;
+   * the others reach `handler` as usual.
+   */
+  streamHandler?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
   /** Closes a plaintext connection that sends nothing for this long; default 10 s. */
   prefaceTimeoutMs?: number;
   http2?: Http2Limits;
@@ -70,20 +75,19 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const settings: http2.Settings = { maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000 };
   const h2 =
     options.tls === undefined
-      ? http2.createServer({ settings }, handler)
-      : http2.createSecureServer(
-          {
-            settings,
-            cert: options.tls.cert,
-            key: options.tls.key,
-            minVersion: "TLSv1.2",
-            allowHTTP1: true,
-            ...(options.tls.clientCa === undefined
-              ? {}
-              : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
-          },
-          handler,
-        );
+      ? http2.createServer({ settings })
+      : http2.createSecureServer({
+          settings,
+          cert: options.tls.cert,
+          key: options.tls.key,
+          minVersion: "TLSv1.2",
+          allowHTTP1: true,
+          ...(options.tls.clientCa === undefined
+            ? {}
+            : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+        });
+  h2.on("request", handler);
+  if (options.streamHandler !== undefined) routeStreams(h2, options.streamHandler);
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     manage(session, limits);
@@ -152,6 +156,35 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       return closing;
     },
   };
+}
+
+/**
+ * Puts `streamHandler` in front of Node's compatibility layer, which turns every HTTP/2 stream into
+ * a request and response object pair (and, over TLS, also serves HTTP/1.1 through the same
+ * 'request' event). Adding the 'request' listener made Node register that layer as the one
+ * 'stream' listener; it is taken off and called only for the streams `streamHandler` leaves, so
+ * those get Node's own handling (CONNECT, Expect) unchanged. Should a Node release register it
+ * differently, everything stays on the compatibility layer.
+ */
+function routeStreams(
+  h2: http2.Http2Server | http2.Http2SecureServer,
+  streamHandler: NonNullable<ListenerOptions["streamHandler"]>,
+): void {
+  const compat = h2.listeners("stream");
+  if (compat.length !== 1) return;
+  const toRequest = compat[0] as (...args: unknown[]) => void;
+  h2.removeAllListeners("stream");
+  h2.on(
+    "stream",
+    (
+      stream: http2.ServerHttp2Stream,
+      headers: http2.IncomingHttpHeaders,
+      flags: number,
+      rawHeaders: string[],
+    ) => {
+      if (!streamHandler(stream, headers)) toRequest.call(h2, stream, headers, flags, rawHeaders);
+    },
+  );
 }
 
 /** Keepalive pings, the idle timeout and the maximum age of one HTTP/2 connection. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -196,6 +197,56 @@ describe("mutual TLS", () => {
         return code === Code.Unavailable || code === Code.Internal || code === Code.Unknown;
       },
     );
+  });
+});
+
+describe("TLS with HTTP/1.1 beside HTTP/2", () => {
+  const dir = mkdtempSync(join(tmpdir(), "keel-tls-h1-"));
+  let tls: TestServer;
+  const pem = (name: string) => readFileSync(join(dir, name));
+  before(async () => {
+    await writeDevCerts({ dir });
+    tls = await startTestServer({ tls: { cert: pem("server.pem"), key: pem("server-key.pem") } });
+  });
+  after(async () => {
+    await tls.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves a Connect call over HTTP/1.1 (a client without ALPN), and gRPC over HTTP/2", async () => {
+    const body = await new Promise<{ status: number; protocol: string; text: string }>(
+      (resolve, reject) => {
+        const req = https.request(
+          `${tls.url}/${Health.typeName}/Check`,
+          {
+            method: "POST",
+            ca: pem("ca.pem"),
+            headers: { "content-type": "application/json" },
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8").on("data", (chunk: string) => {
+              text += chunk;
+            });
+            res.on("end", () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                protocol: `HTTP/${res.httpVersion}`,
+                text,
+              }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end("{}");
+      },
+    );
+    assert.deepEqual(body, { status: 200, protocol: "HTTP/1.1", text: '{"status":"SERVING"}' });
+    const grpc = createClient(
+      Health,
+      createGrpcTransport({ baseUrl: tls.url, nodeOptions: { ca: pem("ca.pem") } }),
+    );
+    assert.equal((await grpc.check({ service: "" })).status, Serving.SERVING);
   });
 });
 

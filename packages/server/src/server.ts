@@ -36,7 +36,7 @@ import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown, storeErrorToConnect } from "./errors.ts";
-import { withGrpcFastPath } from "./grpc-fast-path.ts";
+import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -188,8 +188,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { service: OrderService, impl: orderService },
     { service: Health, impl: health.service },
   ];
+  const valuesFor = (remoteAddress: string) => createContextValues().set(peerKey, remoteAddress);
   const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
-    createContextValues().set(peerKey, req.socket.remoteAddress ?? "");
+    valuesFor(req.socket.remoteAddress ?? "");
   // REST routes are transcoded onto the very same router, so the same interceptors run for them.
   let rest: ReturnType<typeof createRestHandler> | undefined;
   const connectHandler = connectNodeAdapter({
@@ -211,21 +212,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
-  const api = withGrpcFastPath(
-    { services, interceptors, contextValues, maxMessageBytes },
-    connectHandler,
-  );
+  const fastPath = createGrpcFastPath({
+    services,
+    interceptors,
+    contextValues: valuesFor,
+    maxMessageBytes,
+  });
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
     if (cors(req, res) || consolePage(req, res)) return;
-    api(req, res);
+    connectHandler(req, res);
   };
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
     host,
     port: options.port ?? 9090,
     handler,
+    streamHandler: fastPath,
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
