@@ -40,50 +40,78 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
     return ms;
   };
 
-  return (next) => async (req) => {
-    let signal = req.signal;
-    let timer: NodeJS.Timeout | undefined;
+  return (next) => (req) => {
     const clientSetOne = req.header.has("grpc-timeout") || req.header.has("connect-timeout-ms");
     const ms = clientSetOne ? 0 : defaultFor(req.method);
-    if (ms > 0) {
-      const controller = new AbortController();
-      const onAbort = () => controller.abort(req.signal.reason);
-      req.signal.addEventListener("abort", onAbort, { once: true });
-      timer = setTimeout(() => {
-        req.signal.removeEventListener("abort", onAbort);
-        controller.abort(
-          new ConnectError(`the default deadline of ${ms} ms expired`, Code.DeadlineExceeded),
+    // Neither the client nor the configuration sets a deadline: nothing to race.
+    if (ms <= 0 && !clientSetOne) return next(req);
+    // One promise that settles first with whatever comes first: the answer, or the deadline
+    // (the signal's abort: the client's deadline or cancellation, or the default deadline).
+    return new Promise((resolve, reject) => {
+      const parent = req.signal;
+      let signal = parent;
+      let timer: NodeJS.Timeout | undefined;
+      if (ms > 0) {
+        const controller = new AbortController();
+        signal = controller.signal;
+        timer = setTimeout(
+          () =>
+            controller.abort(
+              new ConnectError(`the default deadline of ${ms} ms expired`, Code.DeadlineExceeded),
+            ),
+          ms,
         );
-      }, ms);
-      signal = controller.signal;
-      req.contextValues.set(deadlineKey, Date.now() + ms);
-    } else if (!clientSetOne) {
-      // Neither the client nor the configuration sets a deadline: nothing to race.
-      return next(req);
-    }
-    const expired = new Promise<never>((_, reject) => {
-      const fail = () => reject(ConnectError.from(signal.reason));
-      if (signal.aborted) fail();
-      else signal.addEventListener("abort", fail, { once: true });
-    });
-    expired.catch(() => {});
-    try {
-      const res = await Promise.race([next({ ...req, signal }), expired]);
-      if (!res.stream) {
-        clearTimeout(timer);
-        return res;
+        req.contextValues.set(deadlineKey, Date.now() + ms);
+        if (parent.aborted) controller.abort(parent.reason);
+        else
+          parent.addEventListener("abort", () => controller.abort(parent.reason), { once: true });
       }
-      return { ...res, message: raceStream(res.message, expired, () => clearTimeout(timer)) };
-    } catch (err) {
-      clearTimeout(timer);
-      throw err;
-    }
+      let settled = false;
+      const expire = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(ConnectError.from(signal.reason));
+      };
+      if (signal.aborted) return expire();
+      signal.addEventListener("abort", expire, { once: true });
+      next(signal === parent ? req : { ...req, signal }).then(
+        (res) => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener("abort", expire);
+          if (!res.stream) {
+            clearTimeout(timer);
+            resolve(res);
+          } else {
+            resolve({
+              ...res,
+              message: raceStream(res.message, signal, () => clearTimeout(timer)),
+            });
+          }
+        },
+        (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener("abort", expire);
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
   };
 }
 
-/** Ends a response stream with the deadline's error as soon as it expires. */
-async function* raceStream<T>(stream: AsyncIterable<T>, expired: Promise<never>, done: () => void) {
+/** Ends a response stream with the deadline's error as soon as `signal` aborts. */
+async function* raceStream<T>(stream: AsyncIterable<T>, signal: AbortSignal, done: () => void) {
   const iterator = stream[Symbol.asyncIterator]();
+  let expire = () => {};
+  const expired = new Promise<never>((_, reject) => {
+    expire = () => reject(ConnectError.from(signal.reason));
+  });
+  expired.catch(() => {});
+  if (signal.aborted) expire();
+  else signal.addEventListener("abort", expire, { once: true });
   try {
     for (;;) {
       const next = await Promise.race([iterator.next(), expired]);
@@ -91,6 +119,7 @@ async function* raceStream<T>(stream: AsyncIterable<T>, expired: Promise<never>,
       yield next.value;
     }
   } finally {
+    signal.removeEventListener("abort", expire);
     done();
     // Not awaited: a generator's return() waits for its pending step, which may never come; the
     // handler sees its signal abort and ends on its own.
