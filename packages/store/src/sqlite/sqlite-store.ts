@@ -290,11 +290,11 @@ function prepareStatements(db: DatabaseSync) {
                          password_hash, created_at, updated_at)
       VALUES ($username, $username_key, $email, $email_key, $status, $tags, $metadata,
               $password_hash, $now, $now)`),
-    getUser: db.prepare("SELECT * FROM users WHERE id = ?"),
+    getUser: db.prepare(`SELECT ${userColumns} FROM users WHERE id = ?`),
     findCredentials: db.prepare("SELECT * FROM users WHERE username_key = ?"),
-    listUsers: db.prepare("SELECT * FROM users WHERE id > ? ORDER BY id LIMIT ?"),
+    listUsers: db.prepare(`SELECT ${userColumns} FROM users WHERE id > ? ORDER BY id LIMIT ?`),
     listUsersByStatus: db.prepare(
-      "SELECT * FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?",
+      `SELECT ${userColumns} FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?`,
     ),
     updateUser: db.prepare(`
       UPDATE users SET username = $username, username_key = $username_key, email = $email,
@@ -326,6 +326,9 @@ function prepareStatements(db: DatabaseSync) {
 }
 
 /** The key that makes usernames and emails unique regardless of case. */
+// What `toUser` reads: the password hash stays in the database unless a login asks for it.
+const userColumns = "id, username, email, status, tags, metadata, roles, created_at, updated_at";
+
 function toUser(row: Row): UserRecord {
   return {
     id: row.id as bigint,
