@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
-import { openSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launch } from "./launch.ts";
 
@@ -45,8 +46,20 @@ export interface KeelOptions extends StartOptions {
   main: string;
   /** KEEL_* and other variables; KEEL_HOST, KEEL_PORT and KEEL_ADMIN_PORT are added here. */
   env: Record<string, string>;
-  /** Extra node flags, for example --cpu-prof. */
+  /** Extra node flags, for example --cpu-prof (after those of the package's start script). */
   nodeFlags?: string[];
+}
+
+/**
+ * The node flags the server package's `start` script (and so the Docker image) runs it with:
+ * `node FLAGS… dist/main.js`, read from the package.json beside the built `main`.
+ */
+export function startScriptFlags(main: string): string[] {
+  const pkg = JSON.parse(readFileSync(join(dirname(main), "..", "package.json"), "utf8")) as {
+    scripts?: Record<string, string>;
+  };
+  const words = (pkg.scripts?.start ?? "").split(" ").filter(Boolean);
+  return words[0] === "node" ? words.slice(1, -1) : [];
 }
 
 /** A target that exited before it was ready, with what it said. */
@@ -58,7 +71,8 @@ export class StartError extends Error {
 export async function startKeel(options: KeelOptions): Promise<RunningTarget> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const log = openSync(options.logFile, "a");
-  const child = launch([process.execPath, ...(options.nodeFlags ?? []), options.main], {
+  const flags = [...startScriptFlags(options.main), ...(options.nodeFlags ?? [])];
+  const child = launch([process.execPath, ...flags, options.main], {
     cpu: options.cpu,
     env: {
       ...withoutKeelVariables(process.env),

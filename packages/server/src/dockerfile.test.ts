@@ -57,9 +57,14 @@ describe("deploy/Dockerfile", () => {
   it("starts the server's bin, exposes 9090 and 9091, stops on SIGTERM, checks /readyz", () => {
     const pkg = JSON.parse(read("packages", "server", "package.json")) as {
       bin: Record<string, string>;
+      scripts: Record<string, string>;
     };
     const main = pkg.bin["keel-server"]?.replace(/^\.\//, "");
-    assert.deepEqual(JSON.parse(inStage(runtime, "ENTRYPOINT")[0] ?? "[]"), ["node", main]);
+    // The image starts the server exactly as the package's start script does, flags included.
+    const start = pkg.scripts.start?.split(" ") ?? [];
+    assert.equal(start.at(-1), main);
+    assert.ok(start.includes("--max-semi-space-size=8"), pkg.scripts.start);
+    assert.deepEqual(JSON.parse(inStage(runtime, "ENTRYPOINT")[0] ?? "[]"), start);
     assert.deepEqual(inStage(runtime, "EXPOSE"), ["9090 9091"]);
     assert.deepEqual(inStage(runtime, "STOPSIGNAL"), ["SIGTERM"]);
     const [node, flag, script] = healthcheck();
