@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { createUserClient } from "@keel/clients";
 import { Health } from "@keel/gen/health/v1/health_pb";
+import { StreamUserActivitiesRequestSchema, UserActivitySchema } from "@keel/gen/user/v1/user_pb";
 import { startTestServer, type TestServer } from "./testing/test-server.ts";
 
 const getUser = "/user.v1.UserService/GetUser";
@@ -164,5 +167,93 @@ describe("gRPC fast path error handling", () => {
     assert.ok(result.body.length >= 5);
     assert.equal(result.body[0], 0);
     assert.equal(result.body.readUInt32BE(1), result.body.length - 5);
+  });
+});
+
+describe("server streaming on the fast path", () => {
+  it("waits for a slow reader: every message arrives, in order, across history pages", async () => {
+    const users = createUserClient({
+      baseUrl: server.url,
+      protocol: "grpc",
+      token: server.adminToken,
+    });
+    const created = await users.createUser({
+      username: "slow_reader",
+      email: "slow_reader@example.com",
+      password: "a-long-password-1",
+    });
+    const userId = created.user?.userId ?? 0n;
+    // 600 updates: 601 activities, more than one history page (500).
+    const updates = 600;
+    async function* batch() {
+      for (let i = 0; i < updates; i++) {
+        yield { userId, user: { tags: [`t${i}`] }, updateMask: { paths: ["tags"] } };
+      }
+    }
+    assert.equal((await users.batchUpdateUsers(batch())).updatedCount, updates);
+
+    // A client window of 1 KiB: the server fills it at once and has to wait for the reader.
+    const slow = http2.connect(server.url, { settings: { initialWindowSize: 1024 } });
+    try {
+      const stream = slow.request({
+        ":method": "POST",
+        ":path": "/user.v1.UserService/StreamUserActivities",
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${server.adminToken}`,
+      });
+      stream.end(
+        frame(
+          toBinary(
+            StreamUserActivitiesRequestSchema,
+            create(StreamUserActivitiesRequestSchema, { userId }),
+          ),
+        ),
+      );
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
+        stream.once("response", resolve),
+      );
+      assert.equal(headers[":status"], 200);
+      assert.match(String(headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+      stream.pause();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const ids: bigint[] = [];
+      let buffered = Buffer.alloc(0);
+      await new Promise<void>((resolve, reject) => {
+        stream.on("error", reject);
+        stream.on("data", (chunk: Buffer) => {
+          buffered = Buffer.concat([buffered, chunk]);
+          while (buffered.length >= 5 && buffered.length >= 5 + buffered.readUInt32BE(1)) {
+            const length = buffered.readUInt32BE(1);
+            const activity = fromBinary(UserActivitySchema, buffered.subarray(5, 5 + length));
+            ids.push(activity.activityId);
+            buffered = buffered.subarray(5 + length);
+          }
+          if (ids.length === updates + 1) resolve();
+        });
+        stream.resume();
+      });
+      assert.equal(ids.length, updates + 1);
+      assert.ok(ids.every((id, i) => i === 0 || id > (ids[i - 1] as bigint)));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    } finally {
+      slow.close();
+    }
+  });
+
+  it("answers a stream that fails before its first message with its status and message", async () => {
+    const result = await rawCall(
+      "/user.v1.UserService/StreamUserActivities",
+      frame(
+        toBinary(
+          StreamUserActivitiesRequestSchema,
+          create(StreamUserActivitiesRequestSchema, { userId: 424242424n }),
+        ),
+      ),
+      { authorization: `Bearer ${server.adminToken}` },
+    );
+    assert.equal(result.status, Code.NotFound);
+    assertHelpful(result.message, /user 424242424/);
+    assert.equal(result.body.length, 0);
   });
 });

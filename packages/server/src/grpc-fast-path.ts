@@ -14,6 +14,8 @@ import {
   type ContextValues,
   type HandlerContext,
   type Interceptor,
+  type StreamRequest,
+  type StreamResponse,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
@@ -33,6 +35,13 @@ export interface GrpcFastPathOptions {
   /** The context values of a call from this peer address. */
   contextValues: (remoteAddress: string) => ContextValues;
   maxMessageBytes: number;
+  /**
+   * Aborts the signal of every server stream still open (its reason is what the client gets), as
+   * connect's router does with the same signal. Unary calls are not linked to it: a listener per
+   * call on one process-wide signal costs more than it is worth; a unary call in flight at
+   * shutdown gets the grace period to finish instead.
+   */
+  shutdownSignal?: AbortSignal;
 }
 
 /**
@@ -47,12 +56,15 @@ export type StreamHandler = (
 // The call's state travels with the request through the interceptors (object spread keeps
 // symbol keys), to the implementation at the end of the chain.
 const callKey = Symbol("keel.call");
-type CarryingRequest = UnaryRequest & { [callKey]: Call };
+type Carrying<R> = R & { [callKey]: Call };
+type AnyRequest = UnaryRequest | StreamRequest;
+type AnyResponse = UnaryResponse | StreamResponse;
 
 interface Route {
   method: DescMethod;
   service: DescService;
-  invoke: (req: CarryingRequest) => Promise<UnaryResponse>;
+  streaming: boolean;
+  invoke: (req: Carrying<AnyRequest>) => Promise<AnyResponse>;
 }
 
 // A session's peer address, read once per connection (the session's socket is a proxy object).
@@ -71,24 +83,28 @@ function peerOf(session: AddressedSession): string {
 const noop = () => {};
 
 /**
- * A lean path for the most common call there is, unary gRPC over HTTP/2: it takes the raw HTTP/2
- * stream (no compatibility request and response objects), reads the one framed message, runs the
- * very same interceptor chain and implementation as connect's router, and writes the framed
- * answer and trailers straight to the stream, skipping the async-iterable pipeline connect builds
- * for every protocol and call kind. Semantics stay connect's (deadlines from `grpc-timeout`,
- * cancellation when the client resets the stream, error trailers and details through connect's
- * own functions). Anything else — other protocols, streams, compression, browsers (an `origin`
- * header: CORS is answered on the other path) — is left to connect.
+ * A lean path for the most common calls there are, unary and server-streaming gRPC over HTTP/2:
+ * it takes the raw HTTP/2 stream (no compatibility request and response objects), reads the one
+ * framed request message, runs the very same interceptor chain and implementation as connect's
+ * router, and writes framed answers and trailers straight to the stream, skipping the
+ * async-iterable pipeline connect builds for every protocol and call kind. Semantics stay
+ * connect's: deadlines from `grpc-timeout`, cancellation when the client resets the stream, the
+ * shutdown signal for streams, headers sent with the first message (so handlers can still set
+ * them), an error that is not a ConnectError answered as a bare "internal error", statuses and
+ * details in trailers through connect's own functions. Anything else — other protocols, client
+ * and bidi streams, compression, browsers (an `origin` header: CORS is answered on the other
+ * path) — is left to connect.
  */
 export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler {
   const routes = new Map<string, Route>();
   for (const { service, impl } of options.services) {
     for (const method of service.methods) {
       const fn = impl[method.localName];
-      if (method.methodKind !== "unary" || typeof fn !== "function") continue;
-      const output = method.output;
-      const last = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const call = (req as CarryingRequest)[callKey];
+      const streaming = method.methodKind === "server_streaming";
+      if ((method.methodKind !== "unary" && !streaming) || typeof fn !== "function") continue;
+      const output = method.output as DescMessage;
+      const contextOf = (req: AnyRequest, input: unknown): [HandlerContext, Call, unknown] => {
+        const call = (req as Carrying<AnyRequest>)[callKey];
         const context: HandlerContext = {
           method,
           service,
@@ -102,21 +118,39 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler 
           values: req.contextValues,
           url: req.url,
         };
-        const result = await fn.call(impl, req.message, context);
-        return {
-          stream: false,
-          service,
-          method,
-          header: call.responseHeader,
-          trailer: call.responseTrailer,
-          message: isMessage(result, output) ? result : create(output as DescMessage, result),
-        } as UnaryResponse;
+        return [context, call, input];
       };
+      const last = streaming
+        ? async (req: AnyRequest): Promise<AnyResponse> => {
+            const [context, call] = contextOf(req, undefined);
+            const input = await single(req.message as AsyncIterable<unknown>);
+            const messages = fn.call(impl, input, context) as AsyncIterable<unknown>;
+            return {
+              stream: true,
+              service,
+              method,
+              header: call.responseHeader,
+              trailer: call.responseTrailer,
+              message: normalized(messages, output),
+            } as StreamResponse;
+          }
+        : async (req: AnyRequest): Promise<AnyResponse> => {
+            const [context, call] = contextOf(req, undefined);
+            const result = await fn.call(impl, req.message, context);
+            return {
+              stream: false,
+              service,
+              method,
+              header: call.responseHeader,
+              trailer: call.responseTrailer,
+              message: isMessage(result, output) ? result : create(output, result),
+            } as UnaryResponse;
+          };
       let invoke = last;
       for (let i = options.interceptors.length - 1; i >= 0; i--) {
         invoke = (options.interceptors[i] as Interceptor)(invoke as never) as typeof last;
       }
-      routes.set(`/${service.typeName}/${method.name}`, { method, service, invoke });
+      routes.set(`/${service.typeName}/${method.name}`, { method, service, streaming, invoke });
     }
   }
 
@@ -137,6 +171,42 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler 
     stream.on("error", noop);
     read(route, stream, headers, options);
     return true;
+  };
+}
+
+/** The one message of a server-streaming request (interceptors may have wrapped the stream). */
+async function single(messages: AsyncIterable<unknown>): Promise<unknown> {
+  for await (const message of messages) return message;
+  throw new ConnectError(
+    "protocol error: missing input message for server-streaming method",
+    Code.Unimplemented,
+  );
+}
+
+/** The request stream of a server-streaming call: its one message. */
+async function* just(message: unknown): AsyncIterable<unknown> {
+  yield message;
+}
+
+/** The handler's messages as messages of `output`: a handler may yield plain initializers. */
+function normalized(messages: AsyncIterable<unknown>, output: DescMessage): AsyncIterable<unknown> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () =>
+          it
+            .next()
+            .then((step) =>
+              step.done === true || isMessage(step.value, output)
+                ? step
+                : { done: false, value: create(output, step.value as never) },
+            ),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value }),
+        throw: (err?: unknown) => it.throw?.(err) ?? Promise.reject(err),
+      };
+    },
   };
 }
 
@@ -164,7 +234,7 @@ function read(
     else chunks.push(chunk);
   });
   stream.once("end", () => {
-    if (refused !== undefined) return respondError(stream, refused, undefined);
+    if (refused !== undefined) return respondError(stream, refused, undefined, undefined);
     const message = chunks !== undefined ? Buffer.concat(chunks) : (body ?? Buffer.alloc(0));
     call(route, stream, headers, message, options).catch(() => stream.destroy());
   });
@@ -178,6 +248,8 @@ class Call {
   done = false;
   private timer: NodeJS.Timeout | undefined;
   private deadline = 0;
+  private shutdown: AbortSignal | undefined;
+  private readonly onShutdown = () => this.controller.abort(this.shutdown?.reason);
 
   constructor(timeoutMs: number | undefined) {
     if (timeoutMs === undefined) return;
@@ -191,6 +263,16 @@ class Call {
   readonly timeoutMs = (): number | undefined =>
     this.deadline === 0 ? undefined : this.deadline - Date.now();
 
+  /** Aborts the handler's signal when `signal` aborts, until the call finishes. */
+  link(signal: AbortSignal): void {
+    if (signal.aborted) {
+      this.controller.abort(signal.reason);
+      return;
+    }
+    this.shutdown = signal;
+    signal.addEventListener("abort", this.onShutdown, { once: true });
+  }
+
   /** The client went away before the answer: abort the handler's signal. */
   cancel(): void {
     if (!this.done) {
@@ -201,6 +283,7 @@ class Call {
   finish(): void {
     this.done = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.shutdown?.removeEventListener("abort", this.onShutdown);
   }
 }
 
@@ -216,9 +299,11 @@ async function call(
     (headers["grpc-timeout"] as string | undefined) ?? null,
     Number.MAX_SAFE_INTEGER,
   );
-  if (timeout.error !== undefined) return respondError(stream, timeout.error, undefined);
+  if (timeout.error !== undefined) {
+    return respondError(stream, timeout.error, undefined, undefined);
+  }
   const input = decode(method, body);
-  if (input instanceof ConnectError) return respondError(stream, input, undefined);
+  if (input instanceof ConnectError) return respondError(stream, input, undefined, undefined);
 
   const requestHeader = new Headers();
   for (const name in headers) {
@@ -230,45 +315,143 @@ async function call(
   const state = new Call(timeout.timeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
   stream.once("close", () => state.cancel());
-  // No shutdown signal: linking it would add a listener to a process-wide signal on every call. A
-  // unary call in flight at shutdown gets the grace period to finish instead.
-  const remoteAddress = peerOf(stream.session as AddressedSession);
-  const request: CarryingRequest = {
-    stream: false,
+  if (route.streaming && options.shutdownSignal !== undefined) state.link(options.shutdownSignal);
+  const request = {
+    stream: route.streaming,
     service,
     method,
     requestMethod: "POST",
     url: headers[":path"] as string,
     signal: state.controller.signal,
     header: requestHeader,
-    contextValues: options.contextValues(remoteAddress),
-    message: input,
+    contextValues: options.contextValues(peerOf(stream.session as AddressedSession)),
+    message: route.streaming ? just(input) : input,
     [callKey]: state,
-  } as CarryingRequest;
+  } as Carrying<AnyRequest>;
   try {
     const response = await route.invoke(request);
-    const payload = toBinary(method.output, response.message);
-    if (payload.length > options.maxMessageBytes) {
-      throw new ConnectError(
-        `message size ${payload.length} is larger than configured writeMaxBytes ${options.maxMessageBytes}`,
-        Code.ResourceExhausted,
-      );
+    if (response.stream) {
+      await pump(stream, method.output, response, options.maxMessageBytes);
+      return;
     }
+    const frame = encode(method.output, response.message, options.maxMessageBytes);
     if (stream.destroyed || stream.closed) return;
-    const frame = Buffer.allocUnsafe(5 + payload.length);
-    frame[0] = 0;
-    frame.writeUInt32BE(payload.length, 1);
-    frame.set(payload, 5);
-    const trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
-    response.trailer.forEach((value, name) => {
-      trailers[name] = value;
-    });
-    respond(stream, response.header, trailers, frame);
+    respond(stream, response.header, withStatus(response.trailer, undefined), frame);
   } catch (err) {
-    respondError(stream, ConnectError.from(err, Code.Internal), state.responseHeader);
+    respondError(stream, err, state.responseHeader, state.responseTrailer);
   } finally {
     state.finish();
   }
+}
+
+/**
+ * Writes a response stream's messages as they come, waiting when the client reads slower than
+ * the handler writes; headers go with the first message, the status in the trailers. A failure
+ * of the stream is thrown for the caller to answer, unless headers went out already: then it
+ * ends the stream here.
+ */
+async function pump(
+  stream: http2.ServerHttp2Stream,
+  output: DescMessage,
+  response: StreamResponse,
+  maxMessageBytes: number,
+): Promise<void> {
+  const it = response.message[Symbol.asyncIterator]();
+  let sentHeaders = false;
+  let finished = false;
+  try {
+    for (;;) {
+      const step = await it.next();
+      if (step.done === true) break;
+      const frame = encode(output, step.value, maxMessageBytes);
+      if (stream.destroyed || stream.closed) return;
+      if (!sentHeaders) {
+        stream.respond(headersFrom(response.header), { waitForTrailers: true });
+        sentHeaders = true;
+      }
+      if (!stream.write(frame)) await drained(stream);
+    }
+    finished = true;
+    if (stream.destroyed || stream.closed) return;
+    const trailers = withStatus(response.trailer, undefined);
+    if (!sentHeaders) return respond(stream, response.header, trailers, undefined);
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end();
+  } catch (err) {
+    finished = true;
+    if (!sentHeaders) throw err;
+    if (stream.destroyed || stream.closed) return;
+    const trailers = withStatus(response.trailer, err);
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.end();
+  } finally {
+    // Stopped early (the client went away): let the handler's generator run its cleanup. Not
+    // awaited: it may be waiting for its next message.
+    if (!finished) it.return?.()?.catch(noop);
+  }
+}
+
+/** Resolves when the stream can take more, or has closed. */
+function drained(stream: http2.ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
+/** One gRPC length-prefixed message; refuses one over the limit as connect does. */
+function encode(output: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
+  const payload = toBinary(output, message as never);
+  if (payload.length > maxMessageBytes) {
+    throw new ConnectError(
+      `message size ${payload.length} is larger than configured writeMaxBytes ${maxMessageBytes}`,
+      Code.ResourceExhausted,
+    );
+  }
+  const frame = Buffer.allocUnsafe(5 + payload.length);
+  frame[0] = 0;
+  frame.writeUInt32BE(payload.length, 1);
+  frame.set(payload, 5);
+  return frame;
+}
+
+/**
+ * The trailers: the handler's, with the status of `err` (OK when undefined). Like connect, an
+ * error that is not a ConnectError is answered as a bare "internal error", never its message.
+ */
+function withStatus(trailer: Headers | undefined, err: unknown): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  trailer?.forEach((value, name) => {
+    out[name] = value;
+  });
+  if (err === undefined) {
+    out["grpc-status"] = "0";
+    return out;
+  }
+  const error =
+    err instanceof ConnectError
+      ? err
+      : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+  setTrailerStatus(new Headers(), error).forEach((value, name) => {
+    out[name] = value;
+  });
+  return out;
+}
+
+function headersFrom(header: Headers | undefined): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = {
+    ":status": 200,
+    "content-type": "application/grpc",
+  };
+  header?.forEach((value, name) => {
+    headers[name] = value;
+  });
+  return headers;
 }
 
 /** Response headers, the body (if any) and the trailers that carry the status. */
@@ -278,16 +461,20 @@ function respond(
   trailers: http2.OutgoingHttpHeaders,
   frame: Buffer | undefined,
 ): void {
-  const headers: http2.OutgoingHttpHeaders = {
-    ":status": 200,
-    "content-type": "application/grpc",
-  };
-  header?.forEach((value, name) => {
-    headers[name] = value;
-  });
-  stream.respond(headers, { waitForTrailers: true });
+  stream.respond(headersFrom(header), { waitForTrailers: true });
   stream.once("wantTrailers", () => stream.sendTrailers(trailers));
   stream.end(frame);
+}
+
+/** A response with no message and the error in its trailers: connect's status, message and details. */
+function respondError(
+  stream: http2.ServerHttp2Stream,
+  err: unknown,
+  header: Headers | undefined,
+  trailer: Headers | undefined,
+): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  respond(stream, header, withStatus(trailer, err), undefined);
 }
 
 /** The one message of a unary gRPC request, or the error to answer with. */
@@ -332,18 +519,4 @@ function incompleteEnvelope(received: number, expected: number): ConnectError {
     `protocol error: incomplete envelope: the request ended after ${received} of ${expected} bytes`,
     Code.InvalidArgument,
   );
-}
-
-/** A response with no message and the error in its trailers: connect's status, message and details. */
-function respondError(
-  stream: http2.ServerHttp2Stream,
-  error: ConnectError,
-  header: Headers | undefined,
-): void {
-  if (stream.destroyed || stream.closed || stream.headersSent) return;
-  const trailers: http2.OutgoingHttpHeaders = {};
-  setTrailerStatus(new Headers(), error).forEach((value, name) => {
-    trailers[name] = value;
-  });
-  respond(stream, header, trailers, undefined);
 }

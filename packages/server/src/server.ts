@@ -217,6 +217,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     interceptors,
     contextValues: valuesFor,
     maxMessageBytes,
+    shutdownSignal: shutdown.signal,
   });
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
