@@ -16,6 +16,13 @@ export interface H2loadOptions {
   streamsPerConnection: number;
   /** Timing-based run for this long (-D); or else `requests`. */
   durationSeconds?: number;
+  /**
+   * With `durationSeconds`: a period before it whose calls h2load makes but leaves out of every
+   * figure and of the per-request log (--warm-up-time).
+   */
+  warmUpSeconds?: number;
+  /** Called when the measured period begins (after the warm-up, if any). */
+  onMeasuring?: (() => void) | undefined;
   /** Requests in all (-n), when not timing-based. */
   requests?: number;
   /** Requests per second of each connection (--rps). */
@@ -65,6 +72,9 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     ...(options.durationSeconds === undefined
       ? [`--requests=${options.requests ?? 1}`]
       : [`--duration=${options.durationSeconds}`]),
+    ...(options.durationSeconds === undefined || options.warmUpSeconds === undefined
+      ? []
+      : [`--warm-up-time=${options.warmUpSeconds}`]),
     ...(options.rpsPerConnection === undefined ? [] : [`--rps=${options.rpsPerConnection}`]),
     ...(options.connectionRate === undefined
       ? []
@@ -75,10 +85,13 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     options.url,
   ];
   const started = performance.now();
+  const warmUpMs = options.durationSeconds === undefined ? 0 : (options.warmUpSeconds ?? 0) * 1000;
+  const measuring =
+    options.onMeasuring === undefined ? undefined : setTimeout(options.onMeasuring, warmUpMs);
   const done = await run(args, {
     cpu: options.cpu,
-    timeoutMs: (options.timeoutSeconds + 3) * 1000,
-  });
+    timeoutMs: (options.timeoutSeconds + 3) * 1000 + warmUpMs,
+  }).finally(() => clearTimeout(measuring));
   const log = await readFile(options.logFile, "utf8").catch(() => "");
   const latencies = parseH2loadLog(log);
   if (done.timedOut && options.requests !== undefined) {

@@ -78,9 +78,15 @@ export async function measure(
   const handledBefore = method === undefined ? undefined : await ctx.target.handled?.(method);
   const idleFds = scenario.countConnections === true ? openFds(pids) : 0;
   const serverCpu = ctx.variant.serverCpu;
-  const coreBefore = serverCpu === undefined ? Number.NaN : cpuBusyMicros(serverCpu);
-  const startedAt = performance.now();
-  const cpuBefore = cpuMicros(pids);
+  let coreBefore = serverCpu === undefined ? Number.NaN : cpuBusyMicros(serverCpu);
+  let startedAt = performance.now();
+  let cpuBefore = cpuMicros(pids);
+  // A load with a warm-up of its own says when its measured part begins.
+  const startMeasuring = () => {
+    coreBefore = serverCpu === undefined ? Number.NaN : cpuBusyMicros(serverCpu);
+    startedAt = performance.now();
+    cpuBefore = cpuMicros(pids);
+  };
   const sampler = samplePeaks(ctx.target.pid, {
     intervalMs: scenario.countConnections === true ? 250 : 100,
     fds: scenario.countConnections === true,
@@ -88,7 +94,7 @@ export async function measure(
   let peaks: { rssBytes: number; fds: number };
   let outcome: Awaited<ReturnType<Scenario["load"]>>;
   try {
-    outcome = await scenario.load(ctx);
+    outcome = await scenario.load({ ...ctx, startMeasuring });
   } finally {
     peaks = sampler.stop();
   }

@@ -278,6 +278,12 @@ export function renderReport(options: {
       "highest `VmRSS` (summed over its processes) sampled every 100 ms during the load. Each " +
       "server gets an unmeasured warm-up load first. Errors are summed over the repetitions; " +
       "everything else is the median.",
+    "- **Opening second.** A timed unary load opens new connections, which all send their first " +
+      "calls at the same instant; h2load makes calls for its first second but leaves them out of " +
+      "every figure (`--warm-up-time=1s`), and server CPU is counted from its end. What is " +
+      "measured is a steady state of that many calls in flight, not the order in which a server " +
+      "reads fifty new connections (which, left in, put 1–3 s waits into the max of every server " +
+      "here, bare grpc-js included).",
     "- **A shared machine.** Other work may run on the same cores (other engineers' tests, for " +
       `instance). Before each measurement the harness waits up to ${plan.quietWaitSeconds} s for ` +
       "other processes to use under 10% of a CPU. *Others on its core* is the busy time of the " +
