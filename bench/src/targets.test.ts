@@ -24,7 +24,10 @@ describe("handledCalls", () => {
 describe("startScriptFlags", () => {
   it("takes the server's node flags from its package's start script", () => {
     const main = fileURLToPath(new URL("../../packages/server/dist/main.js", import.meta.url));
-    assert.deepEqual(startScriptFlags(main), ["--max-semi-space-size=8"]);
+    assert.deepEqual(startScriptFlags(main), [
+      "--max-semi-space-size=4",
+      "--heap-growing-percent=20",
+    ]);
   });
 
   it("finds none in a build whose start script has none (an older commit)", () => {

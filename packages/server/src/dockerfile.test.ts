@@ -63,7 +63,7 @@ describe("deploy/Dockerfile", () => {
     // The image starts the server exactly as the package's start script does, flags included.
     const start = pkg.scripts.start?.split(" ") ?? [];
     assert.equal(start.at(-1), main);
-    assert.ok(start.includes("--max-semi-space-size=8"), pkg.scripts.start);
+    assert.ok(start.includes("--heap-growing-percent=20"), pkg.scripts.start);
     assert.deepEqual(JSON.parse(inStage(runtime, "ENTRYPOINT")[0] ?? "[]"), start);
     assert.deepEqual(inStage(runtime, "EXPOSE"), ["9090 9091"]);
     assert.deepEqual(inStage(runtime, "STOPSIGNAL"), ["SIGTERM"]);
