@@ -71,7 +71,9 @@ interface Route {
 const peerAddress = Symbol("keel.peerAddress");
 type AddressedSession = http2.ServerHttp2Session & { [peerAddress]?: string };
 
-function peerOf(session: AddressedSession): string {
+/** The peer's address ("" once the stream has lost its session: the client is gone). */
+function peerOf(session: AddressedSession | undefined): string {
+  if (session === undefined) return "";
   let address = session[peerAddress];
   if (address === undefined) {
     address = session.socket?.remoteAddress ?? "";
@@ -324,7 +326,7 @@ async function call(
     url: headers[":path"] as string,
     signal: state.controller.signal,
     header: requestHeader,
-    contextValues: options.contextValues(peerOf(stream.session as AddressedSession)),
+    contextValues: options.contextValues(peerOf(stream.session as AddressedSession | undefined)),
     message: route.streaming ? just(input) : input,
     [callKey]: state,
   } as Carrying<AnyRequest>;
