@@ -4,9 +4,7 @@ import {
   type DescMessage,
   type DescMethod,
   type DescService,
-  fromBinary,
   isMessage,
-  toBinary,
 } from "@bufbuild/protobuf";
 import {
   Code,
@@ -19,7 +17,16 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import {
+  decode,
+  drained,
+  encode,
+  headersFrom,
+  respond,
+  respondError,
+  withStatus,
+} from "./grpc-wire.ts";
 
 /** A service and its implementation, as given to connect's router. */
 export interface FastPathService {
@@ -391,134 +398,4 @@ async function pump(
     // awaited: it may be waiting for its next message.
     if (!finished) it.return?.()?.catch(noop);
   }
-}
-
-/** Resolves when the stream can take more, or has closed. */
-function drained(stream: http2.ServerHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
-  });
-}
-
-/** One gRPC length-prefixed message; refuses one over the limit as connect does. */
-function encode(output: DescMessage, message: unknown, maxMessageBytes: number): Buffer {
-  const payload = toBinary(output, message as never);
-  if (payload.length > maxMessageBytes) {
-    throw new ConnectError(
-      `message size ${payload.length} is larger than configured writeMaxBytes ${maxMessageBytes}`,
-      Code.ResourceExhausted,
-    );
-  }
-  const frame = Buffer.allocUnsafe(5 + payload.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(payload.length, 1);
-  frame.set(payload, 5);
-  return frame;
-}
-
-/**
- * The trailers: the handler's, with the status of `err` (OK when undefined). Like connect, an
- * error that is not a ConnectError is answered as a bare "internal error", never its message.
- */
-function withStatus(trailer: Headers | undefined, err: unknown): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  trailer?.forEach((value, name) => {
-    out[name] = value;
-  });
-  if (err === undefined) {
-    out["grpc-status"] = "0";
-    return out;
-  }
-  const error =
-    err instanceof ConnectError
-      ? err
-      : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-  setTrailerStatus(new Headers(), error).forEach((value, name) => {
-    out[name] = value;
-  });
-  return out;
-}
-
-function headersFrom(header: Headers | undefined): http2.OutgoingHttpHeaders {
-  const headers: http2.OutgoingHttpHeaders = {
-    ":status": 200,
-    "content-type": "application/grpc",
-  };
-  header?.forEach((value, name) => {
-    headers[name] = value;
-  });
-  return headers;
-}
-
-/** Response headers, the body (if any) and the trailers that carry the status. */
-function respond(
-  stream: http2.ServerHttp2Stream,
-  header: Headers | undefined,
-  trailers: http2.OutgoingHttpHeaders,
-  frame: Buffer | undefined,
-): void {
-  stream.respond(headersFrom(header), { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-  stream.end(frame);
-}
-
-/** A response with no message and the error in its trailers: connect's status, message and details. */
-function respondError(
-  stream: http2.ServerHttp2Stream,
-  err: unknown,
-  header: Headers | undefined,
-  trailer: Headers | undefined,
-): void {
-  if (stream.destroyed || stream.closed || stream.headersSent) return;
-  respond(stream, header, withStatus(trailer, err), undefined);
-}
-
-/** The one message of a unary gRPC request, or the error to answer with. */
-function decode(method: DescMethod, body: Buffer): unknown {
-  if (body.length === 0) {
-    return new ConnectError(
-      "protocol error: missing input message for unary method",
-      Code.Unimplemented,
-    );
-  }
-  if (body.length < 5) return incompleteEnvelope(body.length, 5);
-  if (body[0] !== 0) {
-    return new ConnectError(
-      "protocol error: received compressed message without grpc-encoding",
-      Code.Internal,
-    );
-  }
-  const length = body.readUInt32BE(1);
-  if (body.length < 5 + length) return incompleteEnvelope(body.length, 5 + length);
-  if (body.length > 5 + length) {
-    return new ConnectError(
-      "protocol error: received extra input message for unary method",
-      Code.Unimplemented,
-    );
-  }
-  try {
-    return fromBinary(method.input, body.subarray(5));
-  } catch (err) {
-    return new ConnectError(
-      "failed to parse the request message",
-      Code.InvalidArgument,
-      undefined,
-      undefined,
-      err,
-    );
-  }
-}
-
-/** A request that ended inside its one message frame: connect answers the same. */
-function incompleteEnvelope(received: number, expected: number): ConnectError {
-  return new ConnectError(
-    `protocol error: incomplete envelope: the request ended after ${received} of ${expected} bytes`,
-    Code.InvalidArgument,
-  );
 }
