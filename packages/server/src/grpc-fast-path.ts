@@ -112,9 +112,10 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler 
       const streaming = method.methodKind === "server_streaming";
       if ((method.methodKind !== "unary" && !streaming) || typeof fn !== "function") continue;
       const output = method.output as DescMessage;
-      const contextOf = (req: AnyRequest, input: unknown): [HandlerContext, Call, unknown] => {
+      // The handler's context: the request as the interceptors left it, and the call's own parts.
+      const contextOf = (req: AnyRequest): HandlerContext => {
         const call = (req as Carrying<AnyRequest>)[callKey];
-        const context: HandlerContext = {
+        return {
           method,
           service,
           signal: req.signal,
@@ -127,31 +128,30 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler 
           values: req.contextValues,
           url: req.url,
         };
-        return [context, call, input];
       };
       const last = streaming
         ? async (req: AnyRequest): Promise<AnyResponse> => {
-            const [context, call] = contextOf(req, undefined);
+            const context = contextOf(req);
             const input = await single(req.message as AsyncIterable<unknown>);
             const messages = fn.call(impl, input, context) as AsyncIterable<unknown>;
             return {
               stream: true,
               service,
               method,
-              header: call.responseHeader,
-              trailer: call.responseTrailer,
+              header: context.responseHeader,
+              trailer: context.responseTrailer,
               message: normalized(messages, output),
             } as StreamResponse;
           }
         : async (req: AnyRequest): Promise<AnyResponse> => {
-            const [context, call] = contextOf(req, undefined);
+            const context = contextOf(req);
             const result = await fn.call(impl, req.message, context);
             return {
               stream: false,
               service,
               method,
-              header: call.responseHeader,
-              trailer: call.responseTrailer,
+              header: context.responseHeader,
+              trailer: context.responseTrailer,
               message: isMessage(result, output) ? result : create(output, result),
             } as UnaryResponse;
           };
