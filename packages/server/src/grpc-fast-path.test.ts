@@ -241,6 +241,39 @@ describe("server streaming on the fast path", () => {
     }
   });
 
+  it("ends a stream that fails after its first messages with the status in its trailers", async () => {
+    const users = createUserClient({
+      baseUrl: server.url,
+      protocol: "grpc",
+      token: server.adminToken,
+    });
+    const created = await users.createUser({
+      username: "deadline_reader",
+      email: "deadline_reader@example.com",
+      password: "a-long-password-1",
+    });
+    const userId = created.user?.userId ?? 0n;
+    // The history (one activity) goes out at once; then the feed waits for live ones until the
+    // client's deadline ends it.
+    const result = await rawCall(
+      "/user.v1.UserService/StreamUserActivities",
+      frame(
+        toBinary(
+          StreamUserActivitiesRequestSchema,
+          create(StreamUserActivitiesRequestSchema, { userId }),
+        ),
+      ),
+      { authorization: `Bearer ${server.adminToken}`, "grpc-timeout": "300m" },
+    );
+    assert.equal(result.status, Code.DeadlineExceeded);
+    assertHelpful(result.message, /timed out|deadline/);
+    const length = result.body.readUInt32BE(1);
+    assert.equal(result.body.length, 5 + length, "exactly one message before the status");
+    const activity = fromBinary(UserActivitySchema, result.body.subarray(5));
+    assert.equal(activity.action, "user.created");
+    assert.equal(activity.userId, userId);
+  });
+
   it("answers a stream that fails before its first message with its status and message", async () => {
     const result = await rawCall(
       "/user.v1.UserService/StreamUserActivities",

@@ -22,9 +22,10 @@ import {
   decode,
   drained,
   encode,
-  headersFrom,
+  endWithTrailers,
   respond,
   respondError,
+  respondHeaders,
   withStatus,
 } from "./grpc-wire.ts";
 
@@ -375,7 +376,7 @@ async function pump(
       const frame = encode(output, step.value, maxMessageBytes);
       if (stream.destroyed || stream.closed) return;
       if (!sentHeaders) {
-        stream.respond(headersFrom(response.header), { waitForTrailers: true });
+        respondHeaders(stream, response.header);
         sentHeaders = true;
       }
       if (!stream.write(frame)) await drained(stream);
@@ -384,15 +385,12 @@ async function pump(
     if (stream.destroyed || stream.closed) return;
     const trailers = withStatus(response.trailer, undefined);
     if (!sentHeaders) return respond(stream, response.header, trailers, undefined);
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-    stream.end();
+    endWithTrailers(stream, trailers);
   } catch (err) {
     finished = true;
     if (!sentHeaders) throw err;
     if (stream.destroyed || stream.closed) return;
-    const trailers = withStatus(response.trailer, err);
-    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-    stream.end();
+    endWithTrailers(stream, withStatus(response.trailer, err));
   } finally {
     // Stopped early (the client went away): let the handler's generator run its cleanup. Not
     // awaited: it may be waiting for its next message.

@@ -58,7 +58,8 @@ export function withStatus(trailer: Headers | undefined, err: unknown): http2.Ou
   return out;
 }
 
-export function headersFrom(header: Headers | undefined): http2.OutgoingHttpHeaders {
+/** Sends the response headers: gRPC's, and the handler's. The status follows in trailers. */
+export function respondHeaders(stream: http2.ServerHttp2Stream, header: Headers | undefined): void {
   const headers: http2.OutgoingHttpHeaders = {
     ":status": 200,
     "content-type": "application/grpc",
@@ -66,7 +67,17 @@ export function headersFrom(header: Headers | undefined): http2.OutgoingHttpHead
   header?.forEach((value, name) => {
     headers[name] = value;
   });
-  return headers;
+  stream.respond(headers, { waitForTrailers: true });
+}
+
+/** Ends a response whose headers went out: the last frame (if any), then the trailers. */
+export function endWithTrailers(
+  stream: http2.ServerHttp2Stream,
+  trailers: http2.OutgoingHttpHeaders,
+  frame?: Buffer,
+): void {
+  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  stream.end(frame);
 }
 
 /** Response headers, the body (if any) and the trailers that carry the status. */
@@ -76,9 +87,8 @@ export function respond(
   trailers: http2.OutgoingHttpHeaders,
   frame: Buffer | undefined,
 ): void {
-  stream.respond(headersFrom(header), { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
-  stream.end(frame);
+  respondHeaders(stream, header);
+  endWithTrailers(stream, trailers, frame);
 }
 
 /** A response with no message and the error in its trailers: connect's status, message and details. */
