@@ -274,6 +274,14 @@ describe("server streaming on the fast path", () => {
     assert.equal(activity.userId, userId);
   });
 
+  it("refuses a server-streaming call without its request message with UNIMPLEMENTED", async () => {
+    const result = await rawCall("/user.v1.UserService/StreamUserActivities", Buffer.alloc(0), {
+      authorization: `Bearer ${server.adminToken}`,
+    });
+    assert.equal(result.status, Code.Unimplemented);
+    assertHelpful(result.message, /missing input message for server-streaming method/);
+  });
+
   it("answers a stream that fails before its first message with its status and message", async () => {
     const result = await rawCall(
       "/user.v1.UserService/StreamUserActivities",

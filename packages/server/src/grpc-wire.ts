@@ -102,11 +102,15 @@ export function respondError(
   respond(stream, header, withStatus(trailer, err), undefined);
 }
 
-/** The one message of a unary gRPC request, or the error to answer with. */
+/**
+ * The one message of a unary or server-streaming gRPC request, or the error to answer with
+ * (connect's codes and wording).
+ */
 export function decode(method: DescMethod, body: Buffer): unknown {
+  const kind = method.methodKind === "unary" ? "unary" : "server-streaming";
   if (body.length === 0) {
     return new ConnectError(
-      "protocol error: missing input message for unary method",
+      `protocol error: missing input message for ${kind} method`,
       Code.Unimplemented,
     );
   }
@@ -121,7 +125,7 @@ export function decode(method: DescMethod, body: Buffer): unknown {
   if (body.length < 5 + length) return incompleteEnvelope(body.length, 5 + length);
   if (body.length > 5 + length) {
     return new ConnectError(
-      "protocol error: received extra input message for unary method",
+      `protocol error: received extra input message for ${kind} method`,
       Code.Unimplemented,
     );
   }
