@@ -23,8 +23,9 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
 export const peerKey = createContextKey<string>("", { description: "peer address" });
 
 /**
- * The absolute deadline (milliseconds since the epoch) the deadline interceptor imposed when the
- * client set none. connect's own `timeoutMs()` does not know it; use `remainingTimeMs`.
+ * The absolute deadline (milliseconds since the epoch) of the call when the client set none and a
+ * default applies, set by the deadline interceptor (or by a transport that armed it on the call's
+ * signal itself). connect's own `timeoutMs()` does not know it; use `remainingTimeMs`.
  */
 export const deadlineKey = createContextKey<number | undefined>(undefined, {
   description: "default deadline",

@@ -18,18 +18,16 @@ export interface DeadlineOptions {
 }
 
 /**
- * Makes deadlines hold. A client's deadline (`grpc-timeout`, `connect-timeout-ms`) is enforced by
- * connect already; a call that sets none gets the configured default. Either way the call ends
- * with DEADLINE_EXCEEDED when its time is up, even if the handler does not notice, and the handler's
- * `ctx.signal` aborts so that its work stops. `remainingTimeMs(ctx)` gives what is left to pass on
- * to outgoing calls.
+ * The deadline, in milliseconds, a call of `method` gets when its client sets none (0: none), as
+ * the deadline interceptor applies it. A transport that arms its own timer with it (the server's
+ * gRPC fast path) sets `deadlineKey`, and the interceptor then only enforces it.
  */
-export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interceptor {
+export function deadlineDefaults(options: DeadlineOptions = {}): (method: DescMethod) => number {
   const unary = options.defaultTimeoutMs ?? 30_000;
   const stream = options.defaultStreamTimeoutMs ?? 0;
   const perMethod = new Map(Object.entries(options.methods ?? {}));
   const defaults = new WeakMap<DescMethod, number>();
-  const defaultFor = (method: DescMethod) => {
+  return (method) => {
     let ms = defaults.get(method);
     if (ms === undefined) {
       const live =
@@ -39,12 +37,32 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
     }
     return ms;
   };
+}
+
+/** The error of a call whose default deadline expired. */
+export function defaultDeadlineExpired(ms: number): ConnectError {
+  return new ConnectError(`the default deadline of ${ms} ms expired`, Code.DeadlineExceeded);
+}
+
+/**
+ * Makes deadlines hold. A client's deadline (`grpc-timeout`, `connect-timeout-ms`) is enforced by
+ * connect already; a call that sets none gets the configured default. Either way the call ends
+ * with DEADLINE_EXCEEDED when its time is up, even if the handler does not notice, and the handler's
+ * `ctx.signal` aborts so that its work stops. `remainingTimeMs(ctx)` gives what is left to pass on
+ * to outgoing calls. When the transport has armed the call's deadline on its signal already (it
+ * set `deadlineKey`), the signal is only raced: no second timer.
+ */
+export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interceptor {
+  const defaultFor = deadlineDefaults(options);
 
   return (next) => (req) => {
-    const clientSetOne = req.header.has("grpc-timeout") || req.header.has("connect-timeout-ms");
-    const ms = clientSetOne ? 0 : defaultFor(req.method);
+    const armed =
+      req.contextValues.get(deadlineKey) !== undefined ||
+      req.header.has("grpc-timeout") ||
+      req.header.has("connect-timeout-ms");
+    const ms = armed ? 0 : defaultFor(req.method);
     // Neither the client nor the configuration sets a deadline: nothing to race.
-    if (ms <= 0 && !clientSetOne) return next(req);
+    if (ms <= 0 && !armed) return next(req);
     // One promise that settles first with whatever comes first: the answer, or the deadline
     // (the signal's abort: the client's deadline or cancellation, or the default deadline).
     return new Promise((resolve, reject) => {
@@ -54,13 +72,7 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
       if (ms > 0) {
         const controller = new AbortController();
         signal = controller.signal;
-        timer = setTimeout(
-          () =>
-            controller.abort(
-              new ConnectError(`the default deadline of ${ms} ms expired`, Code.DeadlineExceeded),
-            ),
-          ms,
-        );
+        timer = setTimeout(() => controller.abort(defaultDeadlineExpired(ms)), ms);
         req.contextValues.set(deadlineKey, Date.now() + ms);
         if (parent.aborted) controller.abort(parent.reason);
         else

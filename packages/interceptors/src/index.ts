@@ -15,7 +15,11 @@ export { createAuthorizationInterceptor } from "./authorization.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";
-export { createDeadlineInterceptor } from "./deadline.ts";
+export {
+  createDeadlineInterceptor,
+  deadlineDefaults,
+  defaultDeadlineExpired,
+} from "./deadline.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
 export type { AccessPolicy, ExtraPolicies } from "./policy.ts";

@@ -6,6 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { createUserClient } from "@keel/clients";
 import { Health } from "@keel/gen/health/v1/health_pb";
 import { StreamUserActivitiesRequestSchema, UserActivitySchema } from "@keel/gen/user/v1/user_pb";
+import type { Store } from "@keel/store";
 import { startTestServer, type TestServer } from "./testing/test-server.ts";
 
 const getUser = "/user.v1.UserService/GetUser";
@@ -297,4 +298,57 @@ describe("server streaming on the fast path", () => {
     assertHelpful(result.message, /user 424242424/);
     assert.equal(result.body.length, 0);
   });
+});
+
+describe("deadlines on the fast path and on connect's path", () => {
+  // Reads take 2 s and ignore the call's signal, as a stuck dependency would.
+  const slowReadMs = 2000;
+  let slow: TestServer;
+  before(async () => {
+    slow = await startTestServer({
+      defaultTimeoutMs: 150,
+      wrapStore: (store) =>
+        Object.assign(Object.create(store) as Store, {
+          users: {
+            ...store.users,
+            get: async (id: bigint) => {
+              await new Promise((resolve) => setTimeout(resolve, slowReadMs));
+              return store.users.get(id);
+            },
+          },
+        }),
+    });
+  });
+  after(() => slow.stop());
+
+  for (const protocol of ["grpc", "grpc-web", "connect"] as const) {
+    it(`ends a call past the default deadline with DEADLINE_EXCEEDED over ${protocol}`, async () => {
+      // No deadline from the client (timeoutMs 0): the server's default applies.
+      const users = createUserClient({
+        baseUrl: slow.url,
+        protocol,
+        token: slow.adminToken,
+        timeoutMs: 0,
+      });
+      const started = Date.now();
+      const err = await users.getUser({ userId: 1n }).then(
+        () => assert.fail("GetUser should not succeed"),
+        (e: unknown) => e,
+      );
+      const took = Date.now() - started;
+      assert.equal((err as { code?: Code }).code, Code.DeadlineExceeded);
+      assert.match(String((err as Error).message), /the default deadline of 150 ms expired/);
+      assert.ok(took >= 140 && took < slowReadMs, `answered after ${took} ms`);
+    });
+
+    it(`lets a client's shorter deadline win over the default over ${protocol}`, async () => {
+      const users = createUserClient({ baseUrl: slow.url, protocol, token: slow.adminToken });
+      const err = await users.getUser({ userId: 1n }, { timeoutMs: 40 }).then(
+        () => assert.fail("GetUser should not succeed"),
+        (e: unknown) => e,
+      );
+      assert.equal((err as { code?: Code }).code, Code.DeadlineExceeded);
+      assert.doesNotMatch(String((err as Error).message), /default deadline/);
+    });
+  }
 });

@@ -18,6 +18,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { deadlineKey, defaultDeadlineExpired } from "@keel/interceptors";
 import {
   decode,
   drained,
@@ -43,6 +44,11 @@ export interface GrpcFastPathOptions {
   /** The context values of a call from this peer address. */
   contextValues: (remoteAddress: string) => ContextValues;
   maxMessageBytes: number;
+  /**
+   * The deadline (ms, 0: none) of a call of `method` whose client set none: armed on the call's
+   * own timer, with `deadlineKey` set, so that the deadline interceptor only enforces it.
+   */
+  defaultTimeoutMs?: (method: DescMethod) => number;
   /**
    * Aborts the signal of every server stream still open (its reason is what the client gets), as
    * connect's router does with the same signal. Unary calls are not linked to it: a listener per
@@ -72,6 +78,7 @@ interface Route {
   method: DescMethod;
   service: DescService;
   streaming: boolean;
+  defaultTimeoutMs: number;
   invoke: (req: Carrying<AnyRequest>) => Promise<AnyResponse>;
 }
 
@@ -160,7 +167,13 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): StreamHandler 
       for (let i = options.interceptors.length - 1; i >= 0; i--) {
         invoke = (options.interceptors[i] as Interceptor)(invoke as never) as typeof last;
       }
-      routes.set(`/${service.typeName}/${method.name}`, { method, service, streaming, invoke });
+      routes.set(`/${service.typeName}/${method.name}`, {
+        method,
+        service,
+        streaming,
+        defaultTimeoutMs: options.defaultTimeoutMs?.(method) ?? 0,
+        invoke,
+      });
     }
   }
 
@@ -256,22 +269,33 @@ class Call {
   readonly responseHeader = new Headers();
   readonly responseTrailer = new Headers();
   done = false;
+  /** The absolute deadline of a default (server-set) timeout; 0 when none or the client set one. */
+  readonly defaultDeadline: number = 0;
   private timer: NodeJS.Timeout | undefined;
   private deadline = 0;
   private shutdown: AbortSignal | undefined;
   private readonly onShutdown = () => this.controller.abort(this.shutdown?.reason);
 
-  constructor(timeoutMs: number | undefined) {
-    if (timeoutMs === undefined) return;
-    this.deadline = Date.now() + timeoutMs;
-    const expire = () =>
-      this.controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-    if (timeoutMs <= 0) expire();
-    else this.timer = setTimeout(expire, timeoutMs);
+  /** With the client's timeout if it set one, or else the method's default (0: none). */
+  constructor(timeoutMs: number | undefined, defaultTimeoutMs: number) {
+    if (timeoutMs !== undefined) {
+      this.deadline = Date.now() + timeoutMs;
+      this.arm(timeoutMs, () => new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    } else if (defaultTimeoutMs > 0) {
+      this.defaultDeadline = Date.now() + defaultTimeoutMs;
+      this.arm(defaultTimeoutMs, () => defaultDeadlineExpired(defaultTimeoutMs));
+    }
   }
 
+  /** What the handler's `timeoutMs()` answers: the client's deadline only, as in connect. */
   readonly timeoutMs = (): number | undefined =>
     this.deadline === 0 ? undefined : this.deadline - Date.now();
+
+  private arm(ms: number, error: () => ConnectError): void {
+    const expire = () => this.controller.abort(error());
+    if (ms <= 0) expire();
+    else this.timer = setTimeout(expire, ms);
+  }
 
   /** Aborts the handler's signal when `signal` aborts, until the call finishes. */
   link(signal: AbortSignal): void {
@@ -322,10 +346,14 @@ async function call(
     if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
     else requestHeader.set(name, value);
   }
-  const state = new Call(timeout.timeoutMs);
+  const state = new Call(timeout.timeoutMs, route.defaultTimeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
   stream.once("close", () => state.cancel());
   if (route.streaming && options.shutdownSignal !== undefined) state.link(options.shutdownSignal);
+  const contextValues = options.contextValues(
+    peerOf(stream.session as AddressedSession | undefined),
+  );
+  if (state.defaultDeadline !== 0) contextValues.set(deadlineKey, state.defaultDeadline);
   const request = {
     stream: route.streaming,
     service,
@@ -334,7 +362,7 @@ async function call(
     url: headers[":path"] as string,
     signal: state.controller.signal,
     header: requestHeader,
-    contextValues: options.contextValues(peerOf(stream.session as AddressedSession | undefined)),
+    contextValues,
     message: route.streaming ? just(input) : input,
     [callKey]: state,
   } as Carrying<AnyRequest>;

@@ -18,6 +18,7 @@ import {
   createRecoveryInterceptor,
   createRequestIdInterceptor,
   createValidationInterceptor,
+  deadlineDefaults,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -158,6 +159,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
+  const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const interceptors: Interceptor[] = [
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
@@ -165,7 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createTracingInterceptor(),
     metrics.interceptor,
     createLoggingInterceptor({ logger }),
-    createDeadlineInterceptor({ defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 }),
+    createDeadlineInterceptor(deadlines),
     createAuthenticationInterceptor({
       secret: options.tokens.secret,
       ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
@@ -215,6 +217,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const fastPath = createGrpcFastPath({
     services,
     interceptors,
+    defaultTimeoutMs: deadlineDefaults(deadlines),
     contextValues: valuesFor,
     maxMessageBytes,
     shutdownSignal: shutdown.signal,

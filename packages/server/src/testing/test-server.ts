@@ -39,7 +39,12 @@ export async function startTestServer(
   options: Partial<
     Pick<
       ServerOptions,
-      "userServiceUrl" | "rateLimits" | "auditLog" | "tls" | "healthCheckIntervalMs"
+      | "userServiceUrl"
+      | "rateLimits"
+      | "auditLog"
+      | "tls"
+      | "healthCheckIntervalMs"
+      | "defaultTimeoutMs"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
