@@ -29,6 +29,7 @@ import {
   respondHeaders,
   withStatus,
 } from "./grpc-wire.ts";
+import { PlainHeaders } from "./plain-headers.ts";
 
 /** A service and its implementation, as given to connect's router. */
 export interface FastPathService {
@@ -266,8 +267,8 @@ function read(
 /** One call in flight: what its handler context holds besides the request itself. */
 class Call {
   readonly controller = new AbortController();
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
+  readonly responseHeader = new PlainHeaders();
+  readonly responseTrailer = new PlainHeaders();
   done = false;
   /** The absolute deadline of a default (server-set) timeout; 0 when none or the client set one. */
   readonly defaultDeadline: number = 0;
@@ -339,13 +340,7 @@ async function call(
   const input = decode(method, body);
   if (input instanceof ConnectError) return respondError(stream, input, undefined, undefined);
 
-  const requestHeader = new Headers();
-  for (const name in headers) {
-    const value = headers[name];
-    if (name.charCodeAt(0) === 58 /* ":" pseudo-header */ || value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) requestHeader.append(name, v);
-    else requestHeader.set(name, value);
-  }
+  const requestHeader = PlainHeaders.fromHttp2(headers);
   const state = new Call(timeout.timeoutMs, route.defaultTimeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
   stream.once("close", () => state.cancel());
