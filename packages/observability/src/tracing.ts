@@ -237,14 +237,39 @@ async function* bound<T>(ctx: Context, stream: AsyncIterable<T>, end: (err?: unk
   }
 }
 
+/** A method's span name and its span attributes for each RPC system, built once per method. */
+interface MethodSpan {
+  name: string;
+  grpc: Attributes;
+  connect: Attributes;
+}
+
+const methodSpans = new WeakMap<DescMethod, MethodSpan>();
+
+function methodSpan(method: DescMethod): MethodSpan {
+  let found = methodSpans.get(method);
+  if (found === undefined) {
+    const of = (system: string): Attributes =>
+      Object.freeze({
+        "rpc.system": system,
+        "rpc.service": method.parent.typeName,
+        "rpc.method": method.name,
+      });
+    found = {
+      name: `${method.parent.typeName}/${method.name}`,
+      grpc: of("grpc"),
+      connect: of("connect_rpc"),
+    };
+    methodSpans.set(method, found);
+  }
+  return found;
+}
+
 function spanName(method: DescMethod): string {
-  return `${method.parent.typeName}/${method.name}`;
+  return methodSpan(method).name;
 }
 
 function rpcAttributes(method: DescMethod, contentType: string | null): Attributes {
-  return {
-    "rpc.system": contentType?.startsWith("application/grpc") ? "grpc" : "connect_rpc",
-    "rpc.service": method.parent.typeName,
-    "rpc.method": method.name,
-  };
+  const span = methodSpan(method);
+  return contentType?.startsWith("application/grpc") ? span.grpc : span.connect;
 }
