@@ -13,7 +13,9 @@ function both(steps: (h: Headers) => void): [Headers, Headers] {
 
 function snapshot(h: Headers) {
   const forEach: [string, string][] = [];
-  h.forEach((value, name) => forEach.push([name, value]));
+  h.forEach((value, name) => {
+    forEach.push([name, value]);
+  });
   return {
     entries: [...h],
     forEach,
