@@ -8,6 +8,7 @@ import {
   ROOT_CONTEXT,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type TextMapGetter,
   type TextMapSetter,
@@ -143,21 +144,9 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
   const tracer = options.tracer ?? trace.getTracer("@keel/observability");
   return (next) => async (req) => {
     const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
-    const span = tracer.startSpan(
-      spanName(req.method),
-      {
-        kind: SpanKind.SERVER,
-        attributes: rpcAttributes(req.method, req.header.get("content-type")),
-      },
-      parent,
-    );
+    const span = startRpcSpan(tracer, serverSpan, req, parent);
     const ctx = trace.setSpan(parent, span);
-    return finishWith(
-      span,
-      ctx,
-      (code) => code !== ok && serverErrors.has(code),
-      () => next(req),
-    );
+    return finishWith(span, ctx, isServerError, () => next(req));
   };
 }
 
@@ -170,22 +159,37 @@ export function createClientTracingInterceptor(
 ): Interceptor {
   const tracer = options.tracer ?? trace.getTracer("@keel/observability");
   return (next) => async (req) => {
-    const span = tracer.startSpan(spanName(req.method), {
-      kind: SpanKind.CLIENT,
-      attributes: rpcAttributes(req.method, req.header.get("content-type")),
-    });
+    const span = startRpcSpan(tracer, clientSpan, req, context.active());
     const ctx = trace.setSpan(context.active(), span);
     propagation.inject(ctx, req.header, headerSetter);
-    return finishWith(
-      span,
-      ctx,
-      (code) => code !== ok,
-      () => next(req),
-    );
+    return finishWith(span, ctx, isClientError, () => next(req));
   };
 }
 
 type Next<R> = () => Promise<R>;
+
+const serverSpan = { kind: SpanKind.SERVER };
+const clientSpan = { kind: SpanKind.CLIENT };
+const isServerError = (code: Code | typeof ok) => code !== ok && serverErrors.has(code);
+const isClientError = (code: Code | typeof ok) => code !== ok;
+
+/**
+ * A span named after the call's method, with the RPC attributes. They are set once the sampler
+ * has decided, on spans that record only: given at start, the SDK would copy and check them for
+ * every call, sampled or not (the samplers here do not look at attributes).
+ */
+function startRpcSpan(
+  tracer: Tracer,
+  options: SpanOptions,
+  req: { method: DescMethod; header: Headers },
+  parent: Context,
+): Span {
+  const span = tracer.startSpan(spanName(req.method), options, parent);
+  if (span.isRecording()) {
+    span.setAttributes(rpcAttributes(req.method, req.header.get("content-type")));
+  }
+  return span;
+}
 
 /** Runs the call in the span's context and ends the span when it is over, streams included. */
 async function finishWith<R extends { stream: boolean; message: unknown }>(
