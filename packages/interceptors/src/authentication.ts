@@ -95,8 +95,6 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       );
     }
     const token = match[1] as string;
-    const cached = cache.get(token);
-    if (cached !== undefined) return cached;
     let payload: unknown;
     try {
       ({ payload } = await jwtVerify(token, getKey, verifyOptions));
@@ -119,7 +117,7 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       roles,
       tokenId: jti,
     };
-    cache.set(token, principal, exp * 1000);
+    cache.set(header, principal, exp * 1000);
     return principal;
   };
 
@@ -134,7 +132,8 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       return next(req);
     }
     try {
-      req.contextValues.set(principalKey, await authenticate(header));
+      // Verified tokens are kept by their header value: a repeat costs one lookup.
+      req.contextValues.set(principalKey, cache.get(header) ?? (await authenticate(header)));
     } catch (err) {
       // A public method answers anyone; a stale token sent along (say, to RefreshToken) is ignored.
       if (!isPublic(req.method)) throw err;
