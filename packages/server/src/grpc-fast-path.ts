@@ -257,7 +257,8 @@ function read(
     else if (chunks === undefined) chunks = [body, chunk];
     else chunks.push(chunk);
   });
-  stream.once("end", () => {
+  // `on`, not `once`: each of these events comes once per stream, and `once` wraps every listener.
+  stream.on("end", () => {
     if (refused !== undefined) return respondError(stream, refused, undefined, undefined);
     const message = chunks !== undefined ? Buffer.concat(chunks) : (body ?? Buffer.alloc(0));
     call(route, stream, headers, message, options).catch(() => stream.destroy());
@@ -343,7 +344,7 @@ async function call(
   const requestHeader = PlainHeaders.fromHttp2(headers);
   const state = new Call(timeout.timeoutMs, route.defaultTimeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
-  stream.once("close", () => state.cancel());
+  stream.on("close", () => state.cancel());
   if (route.streaming && options.shutdownSignal !== undefined) state.link(options.shutdownSignal);
   const contextValues = options.contextValues(
     peerOf(stream.session as AddressedSession | undefined),

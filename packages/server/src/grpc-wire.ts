@@ -76,7 +76,8 @@ export function endWithTrailers(
   trailers: http2.OutgoingHttpHeaders,
   frame?: Buffer,
 ): void {
-  stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+  // Emitted once per stream: no `once` wrapper needed.
+  stream.on("wantTrailers", () => stream.sendTrailers(trailers));
   stream.end(frame);
 }
 

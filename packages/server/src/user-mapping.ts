@@ -39,8 +39,12 @@ const userFieldsByName = new Map(
   ]),
 );
 
+// No field named: all of them (see pickUserFields); shared, never changed.
+const allUserFields: readonly (keyof User)[] = [];
+
 /** The local names of the requested User fields (names are validated by the request schema). */
-export function resolveUserFields(names: readonly string[]): (keyof User)[] {
+export function resolveUserFields(names: readonly string[]): readonly (keyof User)[] {
+  if (names.length === 0) return allUserFields;
   return names.flatMap((name) => {
     const local = userFieldsByName.get(name);
     return local === undefined ? [] : [local as keyof User];
