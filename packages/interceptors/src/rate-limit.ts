@@ -1,7 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
-import { peerKey, principalKey } from "./context.ts";
+import { type Principal, peerKey, principalKey } from "./context.ts";
 
 /** A token bucket: it holds up to `burst` tokens and refills at `ratePerSecond`. */
 export interface Limit {
@@ -91,6 +91,23 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
   let limits = validate(options.limits);
   let rules = new WeakMap<DescMethod, Rule>();
   const buckets = new Map<string, Bucket>();
+  // A principal's bucket key for each method, kept with the principal (the authentication
+  // interceptor hands out the same object for every call with the same token): the key string is
+  // built, and hashed, once.
+  const principalKeys = new WeakMap<Principal, Map<string, string>>();
+  const bucketKeyOf = (rule: Rule, principal: Principal): string => {
+    let keys = principalKeys.get(principal);
+    if (keys === undefined) {
+      keys = new Map();
+      principalKeys.set(principal, keys);
+    }
+    let key = keys.get(rule.method);
+    if (key === undefined) {
+      key = `${rule.method} user:${principal.subject}`;
+      keys.set(rule.method, key);
+    }
+    return key;
+  };
 
   const ruleFor = (desc: DescMethod): Rule => {
     let rule = rules.get(desc);
@@ -121,10 +138,9 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
   const interceptor: Interceptor = (next) => async (req) => {
     const rule = ruleFor(req.method);
     const principal = rule.byPeer ? undefined : req.contextValues.get(principalKey);
-    const caller = principal
-      ? `user:${principal.subject}`
-      : `peer:${req.contextValues.get(peerKey)}`;
-    const key = `${rule.method} ${caller}`;
+    const key = principal
+      ? bucketKeyOf(rule, principal)
+      : `${rule.method} peer:${req.contextValues.get(peerKey)}`;
     const t = now();
     let bucket = buckets.get(key);
     if (bucket === undefined) {
