@@ -10,6 +10,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { method as policyMethod } from "@keel/gen/policy/v1/policy_pb";
 import type { AuditEntry, AuditLog } from "./audit-log.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
+import { perMethod } from "./per-method.ts";
 import { tap } from "./streams.ts";
 
 export interface AuditOptions {
@@ -43,15 +44,10 @@ const maxIdsPerKind = 100;
 export function createAuditInterceptor(options: AuditOptions): Interceptor {
   const { log } = options;
   const isAudited = options.isAudited ?? hasAuditPolicy;
-  const audited = new WeakMap<DescMethod, boolean>();
+  const audited = perMethod(isAudited);
 
   return (next) => async (req) => {
-    let audit = audited.get(req.method);
-    if (audit === undefined) {
-      audit = isAudited(req.method);
-      audited.set(req.method, audit);
-    }
-    if (!audit) return next(req);
+    if (!audited(req.method)) return next(req);
 
     const targets = createTargets();
     let recorded = false;

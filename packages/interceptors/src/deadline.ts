@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { deadlineKey } from "./context.ts";
+import { perMethod } from "./per-method.ts";
 
 export interface DeadlineOptions {
   /**
@@ -25,18 +26,11 @@ export interface DeadlineOptions {
 export function deadlineDefaults(options: DeadlineOptions = {}): (method: DescMethod) => number {
   const unary = options.defaultTimeoutMs ?? 30_000;
   const stream = options.defaultStreamTimeoutMs ?? 0;
-  const perMethod = new Map(Object.entries(options.methods ?? {}));
-  const defaults = new WeakMap<DescMethod, number>();
-  return (method) => {
-    let ms = defaults.get(method);
-    if (ms === undefined) {
-      const live =
-        method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
-      ms = perMethod.get(`${method.parent.typeName}/${method.name}`) ?? (live ? stream : unary);
-      defaults.set(method, ms);
-    }
-    return ms;
-  };
+  const byName = new Map(Object.entries(options.methods ?? {}));
+  return perMethod((method) => {
+    const live = method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+    return byName.get(`${method.parent.typeName}/${method.name}`) ?? (live ? stream : unary);
+  });
 }
 
 /** The error of a call whose default deadline expired. */

@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
+import { perMethod } from "./per-method.ts";
 
 /** A log level the logging interceptor writes at. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -72,19 +73,12 @@ interface MethodFields {
   grpcType: string;
 }
 
-const methodFields = new WeakMap<DescMethod, MethodFields>();
-
-function fieldsOf(method: DescMethod): MethodFields {
-  let fields = methodFields.get(method);
-  if (fields === undefined) {
-    fields = {
-      method: `${method.parent.typeName}/${method.name}`,
-      grpcType: grpcTypes[method.methodKind],
-    };
-    methodFields.set(method, fields);
-  }
-  return fields;
-}
+const fieldsOf = perMethod(
+  (method): MethodFields => ({
+    method: `${method.parent.typeName}/${method.name}`,
+    grpcType: grpcTypes[method.methodKind],
+  }),
+);
 
 /** What the client was told: a code and, for a failure, the message it got. */
 interface Outcome {

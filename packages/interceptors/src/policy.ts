@@ -1,6 +1,7 @@
 import { type DescField, type DescMethod, getOption } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { method as methodPolicy } from "@keel/gen/policy/v1/policy_pb";
+import { perMethod } from "./per-method.ts";
 
 /** A method's access rule, compiled once from its `(policy.v1.method)` option. */
 export interface AccessPolicy {
@@ -38,15 +39,7 @@ export type ExtraPolicies = Readonly<
 export function createPolicyResolver(
   extra: ExtraPolicies = {},
 ): (method: DescMethod) => AccessPolicy {
-  const cache = new WeakMap<DescMethod, AccessPolicy>();
-  return (method) => {
-    let policy = cache.get(method);
-    if (policy === undefined) {
-      policy = compile(method, extra);
-      cache.set(method, policy);
-    }
-    return policy;
-  };
+  return perMethod((method) => compile(method, extra));
 }
 
 function compile(method: DescMethod, extra: ExtraPolicies): AccessPolicy {

@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import { type Principal, peerKey, principalKey } from "./context.ts";
+import { perMethod } from "./per-method.ts";
 
 /** A token bucket: it holds up to `burst` tokens and refills at `ratePerSecond`. */
 export interface Limit {
@@ -89,7 +90,6 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
     throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   }
   let limits = validate(options.limits);
-  let rules = new WeakMap<DescMethod, Rule>();
   const buckets = new Map<string, Bucket>();
   // A principal's bucket key for each method, kept with the principal (the authentication
   // interceptor hands out the same object for every call with the same token): the key string is
@@ -109,21 +109,18 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
     return key;
   };
 
-  const ruleFor = (desc: DescMethod): Rule => {
-    let rule = rules.get(desc);
-    if (rule === undefined) {
-      const method = `${desc.parent.typeName}/${desc.name}`;
-      const limit = limits.methods?.[method] ?? limits.default;
-      rule = {
-        method,
-        ...limit,
-        perMs: limit.ratePerSecond / 1000,
-        byPeer: keyBy[method] === "peer",
-      };
-      rules.set(desc, rule);
-    }
-    return rule;
+  const compileRule = (desc: DescMethod): Rule => {
+    const method = `${desc.parent.typeName}/${desc.name}`;
+    const limit = limits.methods?.[method] ?? limits.default;
+    return {
+      method,
+      ...limit,
+      perMs: limit.ratePerSecond / 1000,
+      byPeer: keyBy[method] === "peer",
+    };
   };
+  // Rebuilt when the limits change.
+  let ruleFor = perMethod(compileRule);
 
   // Buckets are never re-inserted, so the Map's order is creation order: "oldest" is cheap.
   const sweep = (t: number) => {
@@ -157,7 +154,7 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
     interceptor,
     update(next) {
       limits = validate(next);
-      rules = new WeakMap();
+      ruleFor = perMethod(compileRule);
     },
     get size() {
       return buckets.size;
