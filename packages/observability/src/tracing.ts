@@ -184,9 +184,11 @@ function startRpcSpan(
   req: { method: DescMethod; header: Headers },
   parent: Context,
 ): Span {
-  const span = tracer.startSpan(spanName(req.method), options, parent);
+  const names = methodSpan(req.method);
+  const span = tracer.startSpan(names.name, options, parent);
   if (span.isRecording()) {
-    span.setAttributes(rpcAttributes(req.method, req.header.get("content-type")));
+    const grpc = req.header.get("content-type")?.startsWith("application/grpc") ?? false;
+    span.setAttributes(grpc ? names.grpc : names.connect);
   }
   return span;
 }
@@ -267,13 +269,4 @@ function methodSpan(method: DescMethod): MethodSpan {
     methodSpans.set(method, found);
   }
   return found;
-}
-
-function spanName(method: DescMethod): string {
-  return methodSpan(method).name;
-}
-
-function rpcAttributes(method: DescMethod, contentType: string | null): Attributes {
-  const span = methodSpan(method);
-  return contentType?.startsWith("application/grpc") ? span.grpc : span.connect;
 }
