@@ -148,6 +148,28 @@ describe("authentication interceptor", () => {
     }
   });
 
+  it("refuses a token it accepted (and remembered) once the token has expired", async () => {
+    // No clock slack, so that the token's `exp` is the moment it stops being accepted.
+    const strict = await startTestService([
+      createAuthenticationInterceptor({ secret, issuer, audience, clockToleranceSeconds: 0 }),
+    ]);
+    try {
+      const exp = now() + 2;
+      const client = strict.client("grpc", [asBearer(await hs256({ exp }))]);
+      assert.equal((await client.getUser({ userId: 1n })).user?.userId, 1n);
+      assert.equal((await client.getUser({ userId: 2n })).user?.userId, 2n);
+      await new Promise((resolve) => setTimeout(resolve, exp * 1000 - Date.now() + 50));
+      await assert.rejects(client.getUser({ userId: 3n }), (err: unknown) => {
+        assert.ok(err instanceof ConnectError);
+        assert.equal(err.code, Code.Unauthenticated);
+        assert.match(err.rawMessage, /access token expired/);
+        return true;
+      });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it("lets public methods through without a token, ignoring an invalid one", async () => {
     assert.equal((await service.client("grpc").login({})).accessToken, "a");
     assert.equal(
