@@ -26,12 +26,16 @@ export interface AuthorizationOptions {
 export function createAuthorizationInterceptor(options: AuthorizationOptions = {}): Interceptor {
   const policyOf = createPolicyResolver(options.policies);
 
-  const check = async (
+  /**
+   * Throws when `principal` may not make the call with `message`; a promise only when an order's
+   * owner has to be looked up, so that most calls go on without a promise or a microtask.
+   */
+  const check = (
     policy: AccessPolicy,
     principal: Principal | undefined,
     message: Record<string, unknown>,
     signal: AbortSignal,
-  ): Promise<void> => {
+  ): void | Promise<void> => {
     if (policy.public) return;
     if (principal === undefined) {
       throw new ConnectError(`${policy.procedure} needs an access token`, Code.Unauthenticated);
@@ -41,32 +45,47 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     const owner = policy.owner;
     if (owner !== undefined) {
       if (owner.onlyWhenSet !== undefined && isZero(message[owner.onlyWhenSet])) return;
-      let ownerId: bigint | undefined;
       if (owner.userIdField !== undefined) {
-        ownerId = message[owner.userIdField] as bigint;
-      } else if (owner.orderIdField !== undefined) {
+        const userId = message[owner.userIdField] as bigint;
+        if (principal.userId === userId) return;
+        throw denied(
+          `${policy.procedure} acts on user ${userId} that is not yours${needs(policy)}`,
+        );
+      }
+      if (owner.orderIdField !== undefined) {
         if (options.orderOwner === undefined)
           throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
-        ownerId = await options.orderOwner(message[owner.orderIdField] as bigint, { signal });
-        if (ownerId === undefined) return;
+        return options
+          .orderOwner(message[owner.orderIdField] as bigint, { signal })
+          .then((ownerId) => {
+            // An order that does not exist: the handler answers NOT_FOUND.
+            if (ownerId === undefined || principal.userId === ownerId) return;
+            throw denied(`${policy.procedure} acts on an order that is not yours${needs(policy)}`);
+          });
       }
-      if (ownerId !== undefined && principal.userId === ownerId) return;
-      throw denied(
-        `${policy.procedure} acts on ${owner.userIdField !== undefined ? `user ${ownerId}` : "an order"} ` +
-          `that is not yours${needs(policy)}`,
-      );
+      throw denied(`${policy.procedure} acts on an order that is not yours${needs(policy)}`);
     }
     if (policy.authenticated) return;
     throw denied(`${policy.procedure} is not open to you${needs(policy)}`);
   };
 
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const policy = policyOf(req.method);
     if (policy.public) return next(req);
     const principal = req.contextValues.get(principalKey);
     if (!req.stream) {
-      await check(policy, principal, req.message as unknown as Record<string, unknown>, req.signal);
-      return next(req);
+      let pending: void | Promise<void>;
+      try {
+        pending = check(
+          policy,
+          principal,
+          req.message as unknown as Record<string, unknown>,
+          req.signal,
+        );
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return pending === undefined ? next(req) : pending.then(() => next(req));
     }
     return next({
       ...req,

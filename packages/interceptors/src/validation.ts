@@ -23,11 +23,16 @@ export interface ValidationOptions {
  */
 export function createValidationInterceptor(options: ValidationOptions): Interceptor {
   const itemized = new Set(options.itemized ?? []);
-  return (next) => async (req) => {
+  // Not an async function: a valid message goes straight on, without a promise of its own.
+  return (next) => (req) => {
     const schema = options.schemas[req.method.input.typeName];
     if (schema === undefined) return next(req);
     if (!req.stream) {
-      validateMessage(req.method.input, schema, req.message);
+      try {
+        validateMessage(req.method.input, schema, req.message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return next(req);
     }
     if (itemized.has(`${req.method.parent.typeName}/${req.method.name}`)) return next(req);

@@ -142,11 +142,10 @@ const serverErrors = new Set([
  */
 export function createTracingInterceptor(options: TracingInterceptorOptions = {}): Interceptor {
   const tracer = options.tracer ?? trace.getTracer("@keel/observability");
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
     const span = startRpcSpan(tracer, serverSpan, req, parent);
-    const ctx = trace.setSpan(parent, span);
-    return finishWith(span, ctx, isServerError, () => next(req));
+    return finishWith(span, trace.setSpan(parent, span), isServerError, next, req);
   };
 }
 
@@ -158,15 +157,13 @@ export function createClientTracingInterceptor(
   options: TracingInterceptorOptions = {},
 ): Interceptor {
   const tracer = options.tracer ?? trace.getTracer("@keel/observability");
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const span = startRpcSpan(tracer, clientSpan, req, context.active());
     const ctx = trace.setSpan(context.active(), span);
     propagation.inject(ctx, req.header, headerSetter);
-    return finishWith(span, ctx, isClientError, () => next(req));
+    return finishWith(span, ctx, isClientError, next, req);
   };
 }
-
-type Next<R> = () => Promise<R>;
 
 const serverSpan = { kind: SpanKind.SERVER };
 const clientSpan = { kind: SpanKind.CLIENT };
@@ -193,33 +190,40 @@ function startRpcSpan(
   return span;
 }
 
-/** Runs the call in the span's context and ends the span when it is over, streams included. */
-async function finishWith<R extends { stream: boolean; message: unknown }>(
+/** Ends `span` with the call's outcome: its gRPC status code, and the error when `isError` says so. */
+function endSpan(span: Span, isError: (code: Code | typeof ok) => boolean, err?: unknown): void {
+  const code = err === undefined ? ok : ConnectError.from(err).code;
+  span.setAttribute("rpc.grpc.status_code", code);
+  if (err !== undefined && isError(code)) {
+    span.recordException(err instanceof Error ? err : String(err));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
+  }
+  span.end();
+}
+
+/**
+ * Runs `next(req)` in the span's context and ends the span when the call is over, streams
+ * included (the interceptor's own async step: one per call).
+ */
+async function finishWith<Req, R extends { stream: boolean; message: unknown }>(
   span: Span,
   ctx: Context,
   isError: (code: Code | typeof ok) => boolean,
-  call: Next<R>,
+  next: (req: Req) => Promise<R>,
+  req: Req,
 ): Promise<R> {
-  const end = (err?: unknown) => {
-    const code = err === undefined ? ok : ConnectError.from(err).code;
-    span.setAttribute("rpc.grpc.status_code", code);
-    if (err !== undefined && isError(code)) {
-      span.recordException(err instanceof Error ? err : String(err));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
-    }
-    span.end();
-  };
   let res: R;
   try {
-    res = await context.with(ctx, call);
+    res = await context.with(ctx, next, undefined, req);
   } catch (err) {
-    end(err);
+    endSpan(span, isError, err);
     throw err;
   }
   if (!res.stream) {
-    end();
+    endSpan(span, isError);
     return res;
   }
+  const end = (err?: unknown) => endSpan(span, isError, err);
   return { ...res, message: bound(ctx, res.message as AsyncIterable<unknown>, end) };
 }
 
