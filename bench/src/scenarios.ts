@@ -79,6 +79,14 @@ const connectNode: Variant = {
   loadCpu,
 };
 const peers = [keel, grpcJs, connectNode];
+/** Our server as cluster mode runs it on this machine: two workers, sharing the cores with the load. */
+const keelCluster: Variant = {
+  label: "keel, KEEL_WORKERS=2 (2 cores)",
+  kind: "keel",
+  serverCpu: undefined,
+  loadCpu: undefined,
+  workers: 2,
+};
 
 /**
  * The first second of a timed unary load, on its freshly opened connections, which h2load runs
@@ -224,12 +232,14 @@ export function scenarios(plan: Plan): Scenario[] {
       title: "10,000 connections, one call per second each",
       description:
         `h2load, 10,000 connections opened 100 every 25 ms, each making ` +
-        `${plan.callsPerConnection} GetUser calls at 1 per second (--rps 1), then closing; ${pinned}. ` +
+        `${plan.callsPerConnection} GetUser calls at 1 per second (--rps 1), then closing; ${pinned}; ` +
+        `and our server in cluster mode, KEEL_WORKERS=2, with h2load and the two workers not ` +
+        `pinned (10,000 calls a second is more than one core of this machine answers). ` +
         `Rate = answered calls / whole run (ramp included); connections held = peak open ` +
         `descriptors of the server above idle. h2load is stopped ${plan.catchUpSeconds} s after ` +
         `the last call was due; calls unanswered by then count as errors.`,
       unit: "req/s",
-      variants: peers,
+      variants: [...peers, keelCluster],
       verifiedMethod: getUser,
       countConnections: true,
       load: manyConnections,

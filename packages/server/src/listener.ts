@@ -53,6 +53,13 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
+/**
+ * Connections the kernel may queue before they are accepted (it caps this at
+ * `net.core.somaxconn`). Node's default, 511, overflows when thousands of clients connect at once
+ * while the process is busy: they then fail to connect instead of waiting their turn.
+ */
+const listenBacklog = 4096;
+
 // Every HTTP/2 connection starts with this preface (RFC 9113, section 3.4); no HTTP/1.1 request can.
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -123,7 +130,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => {
+    server.listen({ port: options.port, host: options.host, backlog: listenBacklog }, () => {
       server.off("error", reject);
       resolve();
     });
