@@ -245,7 +245,7 @@ function read(
   let chunks: Buffer[] | undefined;
   let size = 0;
   let refused: ConnectError | undefined;
-  stream.on("data", (chunk: Buffer) => {
+  const onData = (chunk: Buffer) => {
     size += chunk.length;
     if (size > options.maxMessageBytes + 5) {
       refused ??= new ConnectError(
@@ -257,13 +257,17 @@ function read(
     if (body === undefined) body = chunk;
     else if (chunks === undefined) chunks = [body, chunk];
     else chunks.push(chunk);
-  });
-  // `on`, not `once`: each of these events comes once per stream, and `once` wraps every listener.
-  stream.on("end", () => {
+  };
+  // `on`, not `once`, and taken off by hand: `once` wraps every listener.
+  const onEnd = () => {
+    stream.off("data", onData);
+    stream.off("end", onEnd);
     if (refused !== undefined) return respondError(stream, refused, undefined, undefined);
     const message = chunks !== undefined ? Buffer.concat(chunks) : (body ?? Buffer.alloc(0));
     call(route, stream, headers, message, options).catch(() => stream.destroy());
-  });
+  };
+  stream.on("data", onData);
+  stream.on("end", onEnd);
 }
 
 async function call(
@@ -287,7 +291,8 @@ async function call(
   const requestHeader = PlainHeaders.fromHttp2(headers);
   const state = new Call(timeout.timeoutMs, route.defaultTimeoutMs);
   // The client cancelling (resetting the stream) aborts the call, as in connect.
-  stream.on("close", () => state.cancel());
+  const onClose = () => state.cancel();
+  stream.on("close", onClose);
   if (route.streaming && options.shutdownSignal !== undefined) state.link(options.shutdownSignal);
   const contextValues = options.contextValues(
     peerOf(stream.session as AddressedSession | undefined),
@@ -318,6 +323,9 @@ async function call(
     respondError(stream, err, state.responseHeader, state.responseTrailer);
   } finally {
     state.finish();
+    // The stream outlives the call a little (until the client has its trailers): what the call
+    // held must not live on with it, or it survives a young-generation GC and costs a full one.
+    stream.off("close", onClose);
   }
 }
 
