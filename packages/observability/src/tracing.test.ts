@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import {
@@ -119,6 +120,24 @@ describe("tracing", () => {
       assert.deepEqual(baggageSeen.slice(-2), ["acme", "acme"], "baggage travels with the calls");
     });
   }
+
+  it("names the service, its process and host in every span's resource", async () => {
+    exporter.reset();
+    await client("grpc", []).getUser({ userId: 3n });
+    const [span] = named(
+      exporter.getFinishedSpans(),
+      "user.v1.UserService/GetUser",
+      SpanKind.SERVER,
+    );
+    assert.ok(span, "the call's server span");
+    await span.resource.waitForAsyncAttributes?.();
+    const attributes = span.resource.attributes;
+    assert.equal(attributes["service.name"], "tracing-test");
+    assert.equal(attributes["process.pid"], process.pid);
+    assert.equal(attributes["host.name"], hostname());
+    assert.match(String(attributes["service.instance.id"]), /^[0-9a-f-]{36}$/);
+    assert.equal(attributes["telemetry.sdk.language"], "nodejs");
+  });
 
   it("records server errors, but not a client's mistake, on the server span", async () => {
     exporter.reset();

@@ -15,22 +15,33 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import {
   CompositePropagator,
   W3CBaggagePropagator,
   W3CTraceContextPropagator,
 } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { NodeSDK } from "@opentelemetry/sdk-node";
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  osDetector,
+  processDetector,
+  resourceFromAttributes,
+  serviceInstanceIdDetector,
+} from "@opentelemetry/resources";
 import {
   BatchSpanProcessor,
-  NoopSpanProcessor,
   ParentBasedSampler,
   type Sampler,
   type SamplingResult,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
+  TracerProvider,
 } from "@opentelemetry/sdk-trace";
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 export interface TracingOptions {
   /** The `service.name` of the spans. */
@@ -55,9 +66,13 @@ export interface Tracing {
 }
 
 /**
- * Starts OpenTelemetry for the process with `@opentelemetry/sdk-node`: W3C `traceparent` and
- * `baggage` propagation, parent-based ratio sampling, and an OTLP exporter when an endpoint is
- * given. The interceptors below then create the spans.
+ * Starts OpenTelemetry tracing for the process: the tracer provider with parent-based ratio
+ * sampling and an OTLP exporter when an endpoint is given, an AsyncLocalStorage context manager,
+ * W3C `traceparent` and `baggage` propagation, and the resource `@opentelemetry/sdk-node` would
+ * detect (service, process, host, OS, OTEL_RESOURCE_ATTRIBUTES). Built from those parts rather
+ * than with sdk-node, which loads the exporters, metrics and logs SDKs of every protocol: 6 MiB
+ * more heap and about 19 MiB more resident memory for a server that uses none of them. The
+ * interceptors below then create the spans.
  */
 export function startTracing(options: TracingOptions): Tracing {
   const ratio = new AdjustableRatioSampler(options.samplingRatio ?? 0.1);
@@ -67,22 +82,40 @@ export function startTracing(options: TracingOptions): Tracing {
       : [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: options.endpoint }) })]),
     ...(options.spanProcessors ?? []),
   ];
-  // The SDK registers its tracer provider (and so propagation) only with a processor: with nothing
-  // to export, a no-op one keeps trace context flowing to logs and outgoing calls.
-  if (processors.length === 0) processors.push(new NoopSpanProcessor());
-  const sdk = new NodeSDK({
-    serviceName: options.serviceName,
-    sampler: new ParentBasedSampler({ root: ratio }),
-    spanProcessors: processors,
-    textMapPropagator: new CompositePropagator({
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(contextManager);
+  propagation.setGlobalPropagator(
+    new CompositePropagator({
       propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
     }),
-    instrumentations: [],
+  );
+  const resource = defaultResource()
+    .merge(
+      detectResources({
+        detectors: [
+          serviceInstanceIdDetector,
+          processDetector,
+          hostDetector,
+          osDetector,
+          envDetector,
+        ],
+      }),
+    )
+    .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }));
+  const provider = new TracerProvider({
+    sampler: new ParentBasedSampler({ root: ratio }),
+    resource,
+    spanProcessors: processors,
   });
-  sdk.start();
+  trace.setGlobalTracerProvider(provider);
   return {
     setSamplingRatio: (value) => ratio.set(value),
-    shutdown: () => sdk.shutdown(),
+    shutdown: async () => {
+      await provider.shutdown();
+      trace.disable();
+      propagation.disable();
+      context.disable();
+    },
   };
 }
 
