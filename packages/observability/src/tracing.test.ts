@@ -29,6 +29,9 @@ let tracing: Tracing;
 let server: http2.Http2Server;
 let url: string;
 const baggageSeen: (string | undefined)[] = [];
+/** The user whose activity stream never ends by itself, and whether its handler cleaned up. */
+const endless = 21n;
+let endlessCleanedUp = false;
 
 type Protocol = "grpc" | "grpc-web" | "connect";
 function client(protocol: Protocol, interceptors: Interceptor[]) {
@@ -63,9 +66,21 @@ before(async () => {
             if (req.userId === 14n) throw new ConnectError("no such user", Code.NotFound);
             return { user: { userId: req.userId } };
           },
-          async *streamUserActivities() {
+          async *streamUserActivities(req, ctx) {
             yield { activityId: 1n };
-            yield { activityId: 2n };
+            if (req.userId !== endless) {
+              yield { activityId: 2n };
+              return;
+            }
+            // A live feed, until the client goes away.
+            try {
+              for (let id = 2n; !ctx.signal.aborted; id++) {
+                yield { activityId: id };
+                await new Promise((resolve) => setTimeout(resolve, 5));
+              }
+            } finally {
+              endlessCleanedUp = true;
+            }
           },
         }),
     }),
@@ -173,6 +188,30 @@ describe("tracing", () => {
       named(spans, "user.v1.UserService/StreamUserActivities", SpanKind.CLIENT).length,
       1,
     );
+  });
+
+  it("ends the span of a server stream the client gives up, and lets its handler clean up", async () => {
+    exporter.reset();
+    const cancel = new AbortController();
+    await assert.rejects(async () => {
+      const stream = client("grpc", []).streamUserActivities(
+        { userId: endless },
+        { signal: cancel.signal },
+      );
+      for await (const _ of stream) cancel.abort();
+    }, /aborted/);
+    const deadline = Date.now() + 2000;
+    const serverSpans = () =>
+      named(
+        exporter.getFinishedSpans(),
+        "user.v1.UserService/StreamUserActivities",
+        SpanKind.SERVER,
+      );
+    while ((serverSpans().length === 0 || !endlessCleanedUp) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(serverSpans().length, 1, "the server span ends when the client goes away");
+    assert.ok(endlessCleanedUp, "the handler's generator ran its cleanup");
   });
 
   it("propagates trace context with nothing to export", async () => {
