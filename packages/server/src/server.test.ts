@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import * as net from "node:net";
+import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createUserClient } from "@keel/clients";
@@ -73,6 +75,49 @@ describe("listener", () => {
     await once(socket, "close");
     assert.ok(Date.now() - started < 5000);
     await listener.close(100);
+  });
+
+  it("lets the kernel queue more connections than Node's default backlog while it is busy", async () => {
+    const listener = await listen({
+      host: "127.0.0.1",
+      port: 0,
+      handler: (_req, res) => res.end(),
+    });
+    // Another process opens 1500 connections (Node's default backlog is 511) while this one is
+    // too busy to accept any: each completes its handshake only if the accept queue has room;
+    // past it the kernel drops the SYN and the client retries a second later.
+    const wanted = 1500;
+    const client = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const net = require("node:net");
+        process.stdin.once("data", () => {
+          let connected = 0;
+          const sockets = [];
+          for (let i = 0; i < ${wanted}; i++) {
+            const s = net.connect(${listener.port}, "127.0.0.1", () => connected++);
+            s.on("error", () => {});
+            sockets.push(s);
+          }
+          setTimeout(() => { console.log(connected); for (const s of sockets) s.destroy(); }, 600);
+        });
+        console.log("ready");`,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    const lines = createInterface({ input: client.stdout as NodeJS.ReadableStream })[
+      Symbol.asyncIterator
+    ]();
+    assert.equal((await lines.next()).value, "ready");
+    client.stdin?.write("go\n");
+    // Busy for 900 ms: no connection is accepted meanwhile, the kernel queues them.
+    const until = Date.now() + 900;
+    while (Date.now() < until);
+    const connected = Number((await lines.next()).value);
+    client.kill();
+    await listener.close(100);
+    assert.equal(connected, wanted, "every connection completed its handshake within 600 ms");
   });
 
   it("routes HTTP/1.1 by its first bytes even when they arrive one at a time", async () => {
