@@ -53,3 +53,12 @@ export function pushable<T>() {
     },
   };
 }
+
+/** A gRPC length-prefixed message: flag byte, 4-byte big-endian length, payload. */
+export function frame(payload: Uint8Array, flag = 0, length = payload.length): Buffer {
+  const out = Buffer.alloc(5 + payload.length);
+  out[0] = flag;
+  out.writeUInt32BE(length, 1);
+  out.set(payload, 5);
+  return out;
+}
