@@ -4,8 +4,15 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { create, createFileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import { GetOrderRequestSchema, OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { createAuthorizationInterceptor } from "./authorization.ts";
 import { principalKey } from "./context.ts";
@@ -186,5 +193,69 @@ describe("authorization interceptor", () => {
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
     }
+  });
+});
+
+describe("authorization of calls on orders", () => {
+  const getOrder = OrderService.method.getOrder;
+  /** GetOrder of order 7 as `principal`, through the interceptor alone; true when it reached the handler. */
+  async function getOrderAs(
+    principal: { userId: bigint; roles: string[] },
+    options: Parameters<typeof createAuthorizationInterceptor>[0],
+  ): Promise<boolean> {
+    let reached = false;
+    const next = async () => {
+      reached = true;
+      return { stream: false } as never;
+    };
+    const contextValues = createContextValues().set(principalKey, {
+      subject: String(principal.userId),
+      userId: principal.userId,
+      roles: principal.roles,
+      tokenId: undefined,
+    });
+    await createAuthorizationInterceptor(options)(next)({
+      stream: false,
+      service: OrderService,
+      method: getOrder,
+      requestMethod: "POST",
+      url: "/order.v1.OrderService/GetOrder",
+      signal: new AbortController().signal,
+      header: new Headers(),
+      contextValues,
+      message: create(GetOrderRequestSchema, { orderId: 7n }),
+    } as never);
+    return reached;
+  }
+  const ownedBy5 = async (orderId: bigint) => (orderId === 7n ? 5n : undefined);
+
+  it("lets the order's owner through, after looking the owner up", async () => {
+    assert.equal(await getOrderAs({ userId: 5n, roles: [] }, { orderOwner: ownedBy5 }), true);
+  });
+
+  it("refuses another user with PERMISSION_DENIED naming the method", async () => {
+    await assert.rejects(
+      getOrderAs({ userId: 6n, roles: [] }, { orderOwner: ownedBy5 }),
+      (err: unknown) =>
+        isCode(Code.PermissionDenied)(err) &&
+        /^permission denied: order\.v1\.OrderService\/GetOrder acts on an order that is not yours; role /.test(
+          (err as ConnectError).rawMessage,
+        ),
+    );
+  });
+
+  it("lets a call on an order that does not exist reach the handler (which answers NOT_FOUND)", async () => {
+    assert.equal(
+      await getOrderAs({ userId: 6n, roles: [] }, { orderOwner: async () => undefined }),
+      true,
+    );
+  });
+
+  it("answers INTERNAL when no orderOwner was given for a rule that needs it", async () => {
+    await assert.rejects(
+      getOrderAs({ userId: 5n, roles: [] }, {}),
+      (err: unknown) =>
+        isCode(Code.Internal)(err) && /needs orderOwner/.test((err as ConnectError).rawMessage),
+    );
   });
 });

@@ -48,9 +48,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
       if (owner.userIdField !== undefined) {
         const userId = message[owner.userIdField] as bigint;
         if (principal.userId === userId) return;
-        throw denied(
-          `${policy.procedure} acts on user ${userId} that is not yours${needs(policy)}`,
-        );
+        throw notYours(policy, `user ${userId}`);
       }
       if (owner.orderIdField !== undefined) {
         if (options.orderOwner === undefined)
@@ -60,10 +58,10 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
           .then((ownerId) => {
             // An order that does not exist: the handler answers NOT_FOUND.
             if (ownerId === undefined || principal.userId === ownerId) return;
-            throw denied(`${policy.procedure} acts on an order that is not yours${needs(policy)}`);
+            throw notYours(policy, "an order");
           });
       }
-      throw denied(`${policy.procedure} acts on an order that is not yours${needs(policy)}`);
+      throw notYours(policy, "an order");
     }
     if (policy.authenticated) return;
     throw denied(`${policy.procedure} is not open to you${needs(policy)}`);
@@ -94,6 +92,10 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
       ),
     });
   };
+}
+
+function notYours(policy: AccessPolicy, what: string): ConnectError {
+  return denied(`${policy.procedure} acts on ${what} that is not yours${needs(policy)}`);
 }
 
 function needs(policy: AccessPolicy): string {
