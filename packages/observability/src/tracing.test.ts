@@ -31,6 +31,8 @@ let url: string;
 const baggageSeen: (string | undefined)[] = [];
 /** The user whose activity stream never ends by itself, and whether its handler cleaned up. */
 const endless = 21n;
+/** The user whose activity stream fails after its first message. */
+const failing = 22n;
 let endlessCleanedUp = false;
 
 type Protocol = "grpc" | "grpc-web" | "connect";
@@ -68,6 +70,7 @@ before(async () => {
           },
           async *streamUserActivities(req, ctx) {
             yield { activityId: 1n };
+            if (req.userId === failing) throw new ConnectError("feed broke", Code.Internal);
             if (req.userId !== endless) {
               yield { activityId: 2n };
               return;
@@ -188,6 +191,24 @@ describe("tracing", () => {
       named(spans, "user.v1.UserService/StreamUserActivities", SpanKind.CLIENT).length,
       1,
     );
+  });
+
+  it("records a server stream that fails after its first message on its span", async () => {
+    exporter.reset();
+    const received: unknown[] = [];
+    await assert.rejects(async () => {
+      for await (const a of client("grpc", []).streamUserActivities({ userId: failing }))
+        received.push(a);
+    }, /feed broke/);
+    assert.equal(received.length, 1);
+    const [span] = named(
+      exporter.getFinishedSpans(),
+      "user.v1.UserService/StreamUserActivities",
+      SpanKind.SERVER,
+    );
+    assert.equal(span?.status.code, SpanStatusCode.ERROR);
+    assert.equal(span?.status.message, "feed broke");
+    assert.equal(span?.attributes["rpc.grpc.status_code"], Code.Internal);
   });
 
   it("ends the span of a server stream the client gives up, and lets its handler clean up", async () => {
