@@ -27,6 +27,7 @@ describe("startScriptFlags", () => {
     assert.deepEqual(startScriptFlags(main), [
       "--max-semi-space-size=4",
       "--heap-growing-percent=20",
+      "--no-allocation-site-pretenuring",
     ]);
   });
 
