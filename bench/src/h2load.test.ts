@@ -42,4 +42,15 @@ describe("parseH2loadLog", () => {
       "1795291187399142\t200\t19376\n1795291187399143\t-1\t500\n1795291187399143\t200\t1500\n";
     assert.deepEqual([...parseH2loadLog(log)], [19.376, 1.5]);
   });
+
+  it("leaves out the calls that started before the measured period (h2load's warm-up)", () => {
+    const log = [
+      "1795291187000000\t200\t3200000", // an opening call that waited 3.2 s
+      "1795291187999999\t200\t900000",
+      "1795291188000000\t200\t2000",
+      "1795291188500000\t200\t2500",
+    ].join("\n");
+    assert.deepEqual([...parseH2loadLog(log, 1795291188000000)], [2, 2.5]);
+    assert.equal(parseH2loadLog(log).length, 4);
+  });
 });

@@ -17,8 +17,10 @@ export interface H2loadOptions {
   /** Timing-based run for this long (-D); or else `requests`. */
   durationSeconds?: number;
   /**
-   * With `durationSeconds`: a period before it whose calls h2load makes but leaves out of every
-   * figure and of the per-request log (--warm-up-time).
+   * With `durationSeconds`: a period before it whose calls h2load makes but leaves out of its
+   * figures (--warm-up-time). h2load still logs the calls that started in it and ended after it
+   * (on a busy server, the opening calls of new connections, which can wait seconds): the
+   * latencies here leave those out too.
    */
   warmUpSeconds?: number;
   /** Called when the measured period begins (after the warm-up, if any). */
@@ -86,6 +88,8 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   ];
   const started = performance.now();
   const warmUpMs = options.durationSeconds === undefined ? 0 : (options.warmUpSeconds ?? 0) * 1000;
+  // h2load logs when each call started, in microseconds since the epoch.
+  const measuredFromMicros = (Date.now() + warmUpMs) * 1000;
   const measuring =
     options.onMeasuring === undefined ? undefined : setTimeout(options.onMeasuring, warmUpMs);
   const done = await run(args, {
@@ -93,7 +97,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     timeoutMs: (options.timeoutSeconds + 3) * 1000 + warmUpMs,
   }).finally(() => clearTimeout(measuring));
   const log = await readFile(options.logFile, "utf8").catch(() => "");
-  const latencies = parseH2loadLog(log);
+  const latencies = parseH2loadLog(log, warmUpMs === 0 ? 0 : measuredFromMicros);
   if (done.timedOut && options.requests !== undefined) {
     const seconds = (performance.now() - started) / 1000;
     const unanswered = options.requests - latencies.length;
@@ -141,16 +145,18 @@ export function parseH2loadOutput(text: string): Omit<H2loadResult, "latencyMs">
 }
 
 /**
- * Latencies in milliseconds from h2load's --log-file (start µs, HTTP status, µs to the end of the
- * response), for the requests that got a 2xx response.
+ * Latencies in milliseconds from h2load's --log-file (start µs since the epoch, HTTP status, µs to
+ * the end of the response), for the requests that got a 2xx response and started at or after
+ * `startedFromMicros`.
  */
-export function parseH2loadLog(text: string): Float64Array {
+export function parseH2loadLog(text: string, startedFromMicros = 0): Float64Array {
   const lines = text.split("\n");
   const latencies = new Float64Array(lines.length);
   let count = 0;
   for (const line of lines) {
-    const [, status, micros] = line.split("\t");
+    const [start, status, micros] = line.split("\t");
     if (status === undefined || micros === undefined || !status.startsWith("2")) continue;
+    if (Number(start) < startedFromMicros) continue;
     latencies[count++] = Number(micros) / 1000;
   }
   return latencies.subarray(0, count);

@@ -90,7 +90,8 @@ const keelCluster: Variant = {
 
 /**
  * The first second of a timed unary load, on its freshly opened connections, which h2load runs
- * but leaves out of its figures (--warm-up-time): every connection sends its first calls at the
+ * but leaves out of its figures (--warm-up-time; `runH2load` leaves out the calls that started in
+ * it and ended later, which h2load logs): every connection sends its first calls at the
  * same instant, and the order in which the server reads fifty new connections, not how it
  * shares its time among calls in flight, decides how long some of them wait. CPU time is counted
  * from its end too.
