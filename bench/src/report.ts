@@ -286,11 +286,14 @@ export function renderReport(options: {
     "- **CPU and memory.** Server CPU = user + system time from `/proc/<pid>/stat` (all its " +
       "processes) over the load, divided by the requests (or messages) completed. Peak RSS = the " +
       "highest `VmRSS` (summed over its processes) sampled every 100 ms during the load. Each " +
-      "server gets an unmeasured warm-up load first. Errors are summed over the repetitions; " +
+      `server gets an unmeasured warm-up load of ${plan.warmupSeconds} s first. Errors are ` +
+      "summed over the repetitions; " +
       "everything else is the median.",
     "- **Opening second.** A timed unary load opens new connections, which all send their first " +
       "calls at the same instant; h2load makes calls for its first second but leaves them out of " +
-      "every figure (`--warm-up-time=1s`), and server CPU is counted from its end. What is " +
+      "every figure (`--warm-up-time=1s`; the calls that started in it and ended later, which " +
+      "h2load still logs, are left out of the latencies too), and server CPU is counted from " +
+      "its end. What is " +
       "measured is a steady state of that many calls in flight, not the order in which a server " +
       "reads fifty new connections (which, left in, put 1–3 s waits into the max of every server " +
       "here, bare grpc-js included).",
