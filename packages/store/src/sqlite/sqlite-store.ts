@@ -188,7 +188,7 @@ class SqliteStore implements Store {
   private findCredentials(username: string) {
     const row = this.sql.findCredentials.get(foldKey(username)) as ArrayRow | undefined;
     if (row === undefined) return undefined;
-    return { user: toUser(row), passwordHash: String(row[passwordHashIndex]) };
+    return { user: toUser(row), passwordHash: String(row[userColumns.count]) };
   }
 
   private listUsers(query: ListUsersQuery): UserRecord[] {
@@ -292,13 +292,13 @@ function prepareStatements(db: DatabaseSync) {
                          password_hash, created_at, updated_at)
       VALUES ($username, $username_key, $email, $email_key, $status, $tags, $metadata,
               $password_hash, $now, $now)`),
-    getUser: db.prepare(`SELECT ${userColumns} FROM users WHERE id = ?`),
+    getUser: db.prepare(`SELECT ${userColumns.list} FROM users WHERE id = ?`),
     findCredentials: db.prepare(
-      `SELECT ${userColumns}, password_hash FROM users WHERE username_key = ?`,
+      `SELECT ${userColumns.list}, password_hash FROM users WHERE username_key = ?`,
     ),
-    listUsers: db.prepare(`SELECT ${userColumns} FROM users WHERE id > ? ORDER BY id LIMIT ?`),
+    listUsers: db.prepare(`SELECT ${userColumns.list} FROM users WHERE id > ? ORDER BY id LIMIT ?`),
     listUsersByStatus: db.prepare(
-      `SELECT ${userColumns} FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?`,
+      `SELECT ${userColumns.list} FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?`,
     ),
     updateUser: db.prepare(`
       UPDATE users SET username = $username, username_key = $username_key, email = $email,
@@ -310,7 +310,7 @@ function prepareStatements(db: DatabaseSync) {
       "INSERT INTO activities (user_id, action, details, created_at) VALUES (?, ?, ?, ?)",
     ),
     listActivities: db.prepare(`
-      SELECT ${activityColumns} FROM activities
+      SELECT ${activityColumns.list} FROM activities
       WHERE user_id = ? AND id > ? AND created_at >= ?
       ORDER BY id LIMIT ?`),
     insertRefreshToken: db.prepare(`
@@ -342,21 +342,29 @@ function prepareStatements(db: DatabaseSync) {
 /** A row of a statement that returns arrays: its values in the order of its columns. */
 type ArrayRow = readonly SQLOutputValue[];
 
-// What `toUser` reads, in this order: the password hash stays in the database unless a login
-// asks for it (it follows these columns then).
-const user = {
-  id: 0,
-  username: 1,
-  email: 2,
-  status: 3,
-  tags: 4,
-  metadata: 5,
-  roles: 6,
-  created_at: 7,
-  updated_at: 8,
-} as const;
-const userColumns = Object.keys(user).join(", ");
-const passwordHashIndex = Object.keys(user).length;
+/** Columns to select, in this order, and where each one is in the rows. */
+function columns<const Name extends string>(...names: Name[]) {
+  return {
+    list: names.join(", "),
+    at: Object.fromEntries(names.map((name, i) => [name, i])) as Record<Name, number>,
+    count: names.length,
+  };
+}
+
+// What `toUser` reads: the password hash stays in the database unless a login asks for it (it
+// follows these columns then).
+const userColumns = columns(
+  "id",
+  "username",
+  "email",
+  "status",
+  "tags",
+  "metadata",
+  "roles",
+  "created_at",
+  "updated_at",
+);
+const user = userColumns.at;
 
 function toUser(row: ArrayRow): UserRecord {
   return {
@@ -372,9 +380,8 @@ function toUser(row: ArrayRow): UserRecord {
   };
 }
 
-// What `toActivity` reads, in this order.
-const activity = { id: 0, user_id: 1, action: 2, details: 3, created_at: 4 } as const;
-const activityColumns = Object.keys(activity).join(", ");
+const activityColumns = columns("id", "user_id", "action", "details", "created_at");
+const activity = activityColumns.at;
 
 function toActivity(row: ArrayRow): ActivityRecord {
   return {
