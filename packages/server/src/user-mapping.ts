@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type User, type UserActivity, UserSchema } from "@keel/gen/user/v1/user_pb";
 import type { ActivityRecord, UserRecord } from "@keel/store";
 
@@ -15,8 +15,8 @@ export function toUser(record: UserRecord): User {
     username: record.username,
     email: record.email,
     status: record.status,
-    createdAt: toTimestamp(record.createdAt),
-    updatedAt: toTimestamp(record.updatedAt),
+    createdAt: timestampFromDate(record.createdAt),
+    updatedAt: timestampFromDate(record.updatedAt),
     tags: record.tags,
     metadata: record.metadata,
   };
@@ -28,19 +28,8 @@ export function toActivity(record: ActivityRecord): UserActivity {
     activityId: record.id,
     userId: record.userId,
     action: record.action,
-    timestamp: toTimestamp(record.createdAt),
+    timestamp: timestampFromDate(record.createdAt),
     details: record.details,
-  };
-}
-
-/** What `timestampFromDate` makes: whole seconds (floored) and the milliseconds as nanos. */
-export function toTimestamp(date: Date): Timestamp {
-  const ms = date.getTime();
-  const seconds = Math.floor(ms / 1000);
-  return {
-    $typeName: "google.protobuf.Timestamp",
-    seconds: BigInt(seconds),
-    nanos: (ms - seconds * 1000) * 1_000_000,
   };
 }
 
