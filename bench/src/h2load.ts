@@ -88,7 +88,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   ];
   const started = performance.now();
   const warmUpMs = options.durationSeconds === undefined ? 0 : (options.warmUpSeconds ?? 0) * 1000;
-  // h2load logs when each call started, in microseconds since the epoch.
+  // h2load logs when each call started, in microseconds since the epoch; none starts before now.
   const measuredFromMicros = (Date.now() + warmUpMs) * 1000;
   const measuring =
     options.onMeasuring === undefined ? undefined : setTimeout(options.onMeasuring, warmUpMs);
@@ -97,7 +97,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     timeoutMs: (options.timeoutSeconds + 3) * 1000 + warmUpMs,
   }).finally(() => clearTimeout(measuring));
   const log = await readFile(options.logFile, "utf8").catch(() => "");
-  const latencies = parseH2loadLog(log, warmUpMs === 0 ? 0 : measuredFromMicros);
+  const latencies = parseH2loadLog(log, measuredFromMicros);
   if (done.timedOut && options.requests !== undefined) {
     const seconds = (performance.now() - started) / 1000;
     const unanswered = options.requests - latencies.length;
