@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import { type DescMessage, type DescMethod, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { copyHeaders } from "./plain-headers.ts";
 
 // gRPC over a raw HTTP/2 stream, as the fast path writes and reads it: length-prefixed messages,
 // response headers, and the status in the trailers, with connect's own status encoding.
@@ -41,9 +42,7 @@ export function encode(output: DescMessage, message: unknown, maxMessageBytes: n
  */
 export function withStatus(trailer: Headers | undefined, err: unknown): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
-  trailer?.forEach((value, name) => {
-    out[name] = value;
-  });
+  if (trailer !== undefined) copyHeaders(trailer, out);
   if (err === undefined) {
     out["grpc-status"] = "0";
     return out;
@@ -52,9 +51,7 @@ export function withStatus(trailer: Headers | undefined, err: unknown): http2.Ou
     err instanceof ConnectError
       ? err
       : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-  setTrailerStatus(new Headers(), error).forEach((value, name) => {
-    out[name] = value;
-  });
+  copyHeaders(setTrailerStatus(new Headers(), error), out);
   return out;
 }
 
@@ -64,9 +61,7 @@ export function respondHeaders(stream: http2.ServerHttp2Stream, header: Headers 
     ":status": 200,
     "content-type": "application/grpc",
   };
-  header?.forEach((value, name) => {
-    headers[name] = value;
-  });
+  if (header !== undefined) copyHeaders(header, headers);
   stream.respond(headers, { waitForTrailers: true });
 }
 

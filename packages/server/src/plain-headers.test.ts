@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import type { OutgoingHttpHeaders } from "node:http2";
 import { describe, it } from "node:test";
-import { PlainHeaders } from "./plain-headers.ts";
+import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
 
 /** Runs the same steps on undici's Headers and on PlainHeaders; both must end up alike. */
 function both(steps: (h: Headers) => void): [Headers, Headers] {
@@ -77,5 +78,36 @@ describe("PlainHeaders behaves as Fetch's Headers", () => {
     assert.equal(h.get(":path"), null);
     // What connect does with headers it is given: copying them into a Headers of its own.
     assert.equal(new Headers(h).get("x-tag"), "a, b");
+  });
+});
+
+describe("copyHeaders", () => {
+  const steps = (h: Headers) => {
+    h.set("x-request-id", "abc");
+    h.append("x-tag", "a");
+    h.append("x-tag", "b");
+    h.append("set-cookie", "a=1");
+    h.append("set-cookie", "b=2");
+  };
+
+  it("gives the same HTTP/2 fields for PlainHeaders as for Fetch's Headers, each cookie kept", () => {
+    const [fetchHeaders, plain] = both(steps);
+    const fromFetch: OutgoingHttpHeaders = {};
+    const fromPlain: OutgoingHttpHeaders = {};
+    copyHeaders(fetchHeaders, fromFetch);
+    copyHeaders(plain, fromPlain);
+    const expected = { "x-request-id": "abc", "x-tag": "a, b", "set-cookie": ["a=1", "b=2"] };
+    assert.deepEqual({ ...fromFetch }, expected);
+    assert.deepEqual({ ...fromPlain }, expected);
+  });
+
+  it("adds to what the target holds and leaves the headers unchanged", () => {
+    const plain = new PlainHeaders();
+    plain.set("x-one", "1");
+    const out: OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+    copyHeaders(plain, out);
+    copyHeaders(new PlainHeaders(), out);
+    assert.deepEqual(out, { ":status": 200, "content-type": "application/grpc", "x-one": "1" });
+    assert.deepEqual([...plain], [["x-one", "1"]]);
   });
 });

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from "node:http2";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 
 // Fetch's header name token and the characters a value may not hold (after trimming).
 const nameToken = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -27,6 +27,12 @@ export class PlainHeaders implements Headers {
       else out.byName[name] = Array.isArray(value) ? value.join(", ") : value;
     }
     return out;
+  }
+
+  /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
+  copyTo(out: OutgoingHttpHeaders): void {
+    for (const name in this.byName) out[name] = this.byName[name];
+    if (this.cookies !== undefined) out["set-cookie"] = [...this.cookies];
   }
 
   append(name: string, value: string): void {
@@ -105,6 +111,23 @@ export class PlainHeaders implements Headers {
     // Stable: the cookies keep their order. Most calls carry one response header, or none.
     return out.length < 2 ? out : out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
+}
+
+/**
+ * Adds every header of `headers` to an outgoing HTTP/2 header object: a `PlainHeaders` directly
+ * (HTTP/2 fields have no order to keep), any other `Headers` through its iteration. Each
+ * `set-cookie` value stays a field of its own.
+ */
+export function copyHeaders(headers: Headers, out: OutgoingHttpHeaders): void {
+  if (headers instanceof PlainHeaders) {
+    headers.copyTo(out);
+    return;
+  }
+  headers.forEach((value, name) => {
+    if (name !== "set-cookie") out[name] = value;
+  });
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) out["set-cookie"] = cookies;
 }
 
 type Entries = ReturnType<Headers["entries"]>;
