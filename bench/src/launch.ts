@@ -1,4 +1,4 @@
-import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, type StdioOptions, spawn } from "node:child_process";
 import { cpus } from "node:os";
 
 // Each process gets the most open files it may have (10,000 connections need 10,000 sockets),
@@ -84,4 +84,40 @@ export function run(
   options: LaunchOptions & { timeoutMs: number },
 ): Promise<Finished> {
   return finish(launch(argv, options), options.timeoutMs);
+}
+
+/** Fails, saying what to install, unless the tools and the 2 CPUs the benchmarks pin to are here. */
+export function preflight(): void {
+  for (const [tool, hint] of [
+    ["h2load", "apt-get install -y nghttp2-client"],
+    ["taskset", "apt-get install -y util-linux"],
+  ]) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    } catch {
+      throw new Error(`${tool} is not installed: ${hint}`);
+    }
+  }
+  if (cpus().length < 2)
+    throw new Error("the benchmark pins servers and load to 2 CPUs; this machine has 1");
+}
+
+/** On SIGINT or SIGTERM: kills every process `launch` started, says so, and exits. */
+export function stopAllOnSignals(name: string): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.stderr.write(
+        `${name}: stopped by ${signal}; every server and load generator killed\n`,
+      );
+      process.exit(130);
+    });
+  }
+}
+
+/** Pins this process, every thread of it, to one CPU (the harness stays off the servers' core). */
+export function pinThisProcess(cpu: number): void {
+  execFileSync("taskset", ["-a", "-p", "-c", String(cpu), String(process.pid)], {
+    stdio: "ignore",
+  });
 }

@@ -25,7 +25,7 @@ import { GetUserRequestSchema, StreamUserActivitiesRequestSchema } from "@keel/g
 import { renderChart } from "./chart.ts";
 import { grpcFrame } from "./grpc-frame.ts";
 import { checkBuilt, prepareKeel } from "./keel-setup.ts";
-import { killAll } from "./launch.ts";
+import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
 import { loadCpu, plans } from "./plan.ts";
 import { type ProfileRun, profileKeel } from "./profile.ts";
 import { formatSummary } from "./profile-summary.ts";
@@ -82,21 +82,6 @@ function describeCheckout(root: string): string {
   }
 }
 
-function preflight(): void {
-  for (const [tool, hint] of [
-    ["h2load", "apt-get install -y nghttp2-client"],
-    ["taskset", "apt-get install -y util-linux"],
-  ]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
-    } catch {
-      throw new Error(`${tool} is not installed: ${hint}`);
-    }
-  }
-  if (cpus().length < 2)
-    throw new Error("the benchmark pins servers and load to 2 CPUs; this machine has 1");
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -113,9 +98,7 @@ async function main(): Promise<void> {
   const plan = plans[values.quick ? "quick" : "full"];
   preflight();
   // The harness (sampling, bookkeeping) stays off the servers' core, with the load generators.
-  execFileSync("taskset", ["-a", "-p", "-c", String(loadCpu), String(process.pid)], {
-    stdio: "ignore",
-  });
+  pinThisProcess(loadCpu);
   const serverRoot = values["server-root"];
   const { main: keelMain, warning } = checkBuilt(serverRoot);
   const notes: string[] = [
@@ -210,14 +193,7 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAll();
-    process.stderr.write(`bench: stopped by ${signal}; every server and load generator killed\n`);
-    process.exit(130);
-  });
-}
-
+stopAllOnSignals("bench");
 main().catch((err: unknown) => {
   killAll();
   process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
