@@ -7,7 +7,7 @@ import { createUserClient } from "@keel/clients";
 import { Health } from "@keel/gen/health/v1/health_pb";
 import { StreamUserActivitiesRequestSchema, UserActivitySchema } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
-import { frame } from "./testing/rpc.ts";
+import { frame, rawGrpcRequest } from "./testing/rpc.ts";
 import { startTestServer, type TestServer } from "./testing/test-server.ts";
 
 const getUser = "/user.v1.UserService/GetUser";
@@ -36,42 +36,24 @@ interface GrpcResult {
 }
 
 /** One raw unary gRPC call over the shared HTTP/2 session. */
-function rawCall(
+async function rawCall(
   path: string,
   body: Buffer,
   extraHeaders: http2.OutgoingHttpHeaders = {},
 ): Promise<GrpcResult> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...extraHeaders,
-    });
-    const chunks: Buffer[] = [];
-    let headers: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    stream.on("response", (h) => {
-      headers = h;
-    });
-    stream.on("trailers", (t) => {
-      trailers = t;
-    });
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("error", reject);
-    stream.on("end", () => {
-      // A trailers-only response carries the status in the headers block.
-      const status = trailers["grpc-status"] ?? headers["grpc-status"];
-      const message = trailers["grpc-message"] ?? headers["grpc-message"] ?? "";
-      resolve({
-        status: status === undefined ? undefined : Number(status),
-        message: decodeURIComponent(String(message)),
-        body: Buffer.concat(chunks),
-      });
-    });
-    stream.end(body);
-  });
+  const {
+    headers,
+    trailers,
+    body: received,
+  } = await rawGrpcRequest(session, path, body, extraHeaders);
+  // A trailers-only response carries the status in the headers block.
+  const status = trailers["grpc-status"] ?? headers["grpc-status"];
+  const message = trailers["grpc-message"] ?? headers["grpc-message"] ?? "";
+  return {
+    status: status === undefined ? undefined : Number(status),
+    message: decodeURIComponent(String(message)),
+    body: received,
+  };
 }
 
 /** The message is a short, readable explanation, not a stack trace. */

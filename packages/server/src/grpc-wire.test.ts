@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { respond, respondError, withStatus } from "./grpc-wire.ts";
 import { PlainHeaders } from "./plain-headers.ts";
+import { rawGrpcRequest } from "./testing/rpc.ts";
 
 // A bare HTTP/2 server whose one route answers as the test in progress says.
 let answer: (stream: http2.ServerHttp2Stream) => void = () => {};
@@ -24,26 +25,7 @@ after(async () => {
   await new Promise<void>((resolve) => h2.close(() => resolve()));
 });
 
-function call(): Promise<{
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-}> {
-  return new Promise((resolve, reject) => {
-    const stream = client.request({ ":method": "POST", ":path": "/p", te: "trailers" });
-    let headers: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    stream.on("response", (h) => {
-      headers = h;
-    });
-    stream.on("trailers", (t) => {
-      trailers = t;
-    });
-    stream.on("error", reject);
-    stream.on("end", () => resolve({ headers, trailers }));
-    stream.resume();
-    stream.end();
-  });
-}
+const call = () => rawGrpcRequest(client, "/p", Buffer.alloc(0));
 
 describe("response headers and trailers on the wire", () => {
   it("sends the handler's headers and trailers, every set-cookie of each", async () => {

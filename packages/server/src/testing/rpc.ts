@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import type * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Asserts that `call` fails with `code` and a message matching `message`. */
@@ -61,4 +62,42 @@ export function frame(payload: Uint8Array, flag = 0, length = payload.length): B
   out.writeUInt32BE(length, 1);
   out.set(payload, 5);
   return out;
+}
+
+/** What one raw HTTP/2 request got back. */
+export interface RawResponse {
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Posts `body` on `session` as a gRPC request to `path` and collects the whole response. */
+export function rawGrpcRequest(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body: Buffer,
+  extraHeaders: http2.OutgoingHttpHeaders = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...extraHeaders,
+    });
+    const chunks: Buffer[] = [];
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    stream.on("response", (h) => {
+      headers = h;
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", reject);
+    stream.on("end", () => resolve({ headers, trailers, body: Buffer.concat(chunks) }));
+    stream.end(body);
+  });
 }
