@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseVariant, type Round, renderComparison } from "./compare.ts";
+import { parseVariant, renderComparison } from "./compare.ts";
+import type { Sample } from "./measure.ts";
 
 describe("compare's variants", () => {
   it("reads a label and a checkout, with node flags after a colon", () => {
@@ -24,8 +25,9 @@ describe("compare's variants", () => {
 });
 
 describe("compare's table", () => {
-  const round = (rate: number, cpu: number, rss: number, errors = 0): Round => ({
+  const round = (rate: number, cpu: number, rss: number, errors = 0): Sample => ({
     rate,
+    completed: rate * 8,
     cpuMicrosPer: cpu,
     p50Ms: 10,
     p99Ms: 40,

@@ -3,27 +3,28 @@
  * server (pinned to the servers' CPU, every one prepared and warmed up the same way), and the
  * variants are measured in alternating rounds (A B C, then C B A, ...), so a machine whose speed
  * drifts during the run (a shared one does) moves them all alike. Prints each round, then the
- * medians. Nothing is written under results/.
+ * medians. Calls are checked as the benchmark checks them (our server's /metrics must count every
+ * one OK). Nothing is written under results/; the work directory (databases, server logs) is
+ * removed unless `--keep` is given or the run failed.
  *
  *   ./dev node --conditions=source bench/src/compare.ts \
  *     --variant 'before=/tmp/before' --variant 'after=.' --variant 'flag=.:--single-threaded-gc' \
- *     [--rounds 6] [--seconds 8] [--warm-up 10] [--connections 50] [--streams 20]
+ *     [--rounds 6] [--seconds 8] [--warm-up 10] [--connections 50] [--streams 20] [--keep]
  *
  * A variant is `label=ROOT`, or `label=ROOT:FLAGS` with node flags (space-separated) added after
  * those of the server's start script; ROOT is a checkout whose server is built (`./dev build`).
  */
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { GetUserRequestSchema } from "@keel/gen/user/v1/user_pb";
 import { grpcFrame } from "./grpc-frame.ts";
-import { runH2load } from "./h2load.ts";
-import { checkBuilt, type KeelSetup, prepareKeel } from "./keel-setup.ts";
+import { checkBuilt, prepareKeel } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
-import { settle } from "./measure.ts";
-import { loadCpu, serverCpu } from "./plan.ts";
-import { cpuMicros, processTree, samplePeaks } from "./proc-stats.ts";
+import { measure, type Sample, settle } from "./measure.ts";
+import { loadCpu, plans, serverCpu } from "./plan.ts";
+import { getUser, type LoadContext, type Scenario, unary } from "./scenarios.ts";
 import { median } from "./stats.ts";
 import { type RunningTarget, startKeel } from "./targets.ts";
 
@@ -60,25 +61,14 @@ export function parseVariant(text: string): Variant {
   return { label, root, flags };
 }
 
-/** One measured round of one variant. */
-export interface Round {
-  rate: number;
-  cpuMicrosPer: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  peakRssMiB: number;
-  errors: number;
-}
-
 /** A markdown table of each variant's medians (peak RSS: the highest), with its CPU per round. */
-export function renderComparison(results: ReadonlyMap<string, readonly Round[]>): string {
+export function renderComparison(results: ReadonlyMap<string, readonly Sample[]>): string {
   const lines = [
     "| variant | req/s | CPU µs/req | p50 ms | p99 ms | max/p50 | peak RSS MiB | errors | CPU µs/req per round |",
     "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
   ];
   for (const [label, rounds] of results) {
-    const of = (pick: (r: Round) => number) => median(rounds.map(pick));
+    const of = (pick: (r: Sample) => number) => median(rounds.map(pick));
     lines.push(
       `| ${label} | ${of((r) => r.rate).toFixed(0)} | ${of((r) => r.cpuMicrosPer).toFixed(1)} | ` +
         `${of((r) => r.p50Ms).toFixed(2)} | ${of((r) => r.p99Ms).toFixed(2)} | ` +
@@ -100,6 +90,7 @@ async function main(): Promise<void> {
       "warm-up": { type: "string", default: "10" },
       connections: { type: "string", default: "50" },
       streams: { type: "string", default: "20" },
+      keep: { type: "boolean", default: false },
     },
   });
   const variants = values.variant.map(parseVariant);
@@ -117,88 +108,81 @@ async function main(): Promise<void> {
   const [connections, streams] = [number("connections"), number("streams")];
   preflight();
   pinThisProcess(loadCpu);
+  // The harness's own unary load and measurement, with this run's lengths.
+  const plan = { ...plans.full, unarySeconds: seconds, warmupSeconds: warmUp };
+  const scenario: Scenario = {
+    id: "compare",
+    title: "Unary GetUser",
+    description: `h2load, ${connections} connections × ${streams} streams`,
+    unit: "req/s",
+    variants: [],
+    verifiedMethod: getUser,
+    load: unary(connections, streams),
+  };
   const workDir = await mkdtemp(join(tmpdir(), "keel-compare-"));
   const log = (line: string) => process.stderr.write(`${line}\n`);
   log(`work directory: ${workDir}`);
 
-  const servers: {
-    variant: Variant;
-    target: RunningTarget;
-    setup: KeelSetup;
-    bodyFile: string;
-    rounds: Round[];
-  }[] = [];
+  const servers: { label: string; context: LoadContext; samples: Sample[] }[] = [];
+  let finished = false;
   try {
     for (const variant of variants) {
       const { main, warning } = checkBuilt(resolve(variant.root));
       if (warning !== undefined) log(`warning (${variant.label}): ${warning}`);
+      const dataDir = join(workDir, variant.label);
       const setup = await prepareKeel({
         main,
-        dataDir: join(workDir, variant.label),
+        dataDir,
         logFile: join(workDir, `${variant.label}-setup.log`),
         updates: 10,
       });
-      const target = await startKeel({
+      const target: RunningTarget = await startKeel({
         main,
         env: setup.env,
         cpu: serverCpu,
         logFile: join(workDir, `${variant.label}.log`),
         nodeFlags: variant.flags,
       });
-      const bodyFile = join(workDir, `${variant.label}.bin`);
-      await writeFile(bodyFile, grpcFrame(GetUserRequestSchema, { userId: setup.userId }));
-      servers.push({ variant, target, setup, bodyFile, rounds: [] });
-    }
-    const load = (
-      server: (typeof servers)[number],
-      durationSeconds: number,
-      onMeasuring?: () => void,
-    ) =>
-      runH2load({
-        url: `http://127.0.0.1:${server.target.port}/user.v1.UserService/GetUser`,
-        bodyFile: server.bodyFile,
-        headers: { authorization: server.setup.authorization },
-        connections,
-        streamsPerConnection: streams,
-        durationSeconds,
-        warmUpSeconds: 1,
-        onMeasuring,
-        cpu: loadCpu,
-        logFile: join(workDir, "h2load.log"),
-        timeoutSeconds: durationSeconds + 30,
+      const getUserBody = join(workDir, `${variant.label}.bin`);
+      await writeFile(getUserBody, grpcFrame(GetUserRequestSchema, { userId: setup.userId }));
+      servers.push({
+        label: variant.label,
+        context: {
+          target,
+          variant: { label: variant.label, kind: "keel", serverCpu, loadCpu },
+          plan,
+          workDir,
+          authorization: setup.authorization,
+          getUserBody,
+          streamBody: Buffer.alloc(0),
+          warmup: false,
+        },
+        samples: [],
       });
+    }
     for (const server of servers) {
-      log(`warming up ${server.variant.label} for ${warmUp} s`);
-      await load(server, warmUp);
+      log(`warming up ${server.label} for ${warmUp} s`);
+      await scenario.load({ ...server.context, warmup: true });
     }
     for (let round = 0; round < rounds; round++) {
       for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
-        await settle(server.target);
-        const pids = processTree(server.target.pid);
-        let cpuBefore = cpuMicros(pids);
-        const peaks = samplePeaks(server.target.pid, { intervalMs: 100, fds: false });
-        const result = await load(server, seconds, () => {
-          cpuBefore = cpuMicros(pids);
-        });
-        const measured: Round = {
-          rate: result.requestsPerSecond,
-          cpuMicrosPer: (cpuMicros(pids) - cpuBefore) / Math.max(1, result.succeeded),
-          p50Ms: result.latencyMs.p50,
-          p99Ms: result.latencyMs.p99,
-          maxMs: result.latencyMs.max,
-          peakRssMiB: peaks.stop().rssBytes / 2 ** 20,
-          errors: result.errors,
-        };
-        server.rounds.push(measured);
+        await settle(server.context.target);
+        const { sample, firstError } = await measure(scenario, server.context);
+        server.samples.push(sample);
         log(
-          `round ${round + 1}/${rounds} ${server.variant.label}: ${measured.rate.toFixed(0)} req/s, ` +
-            `${measured.cpuMicrosPer.toFixed(0)} µs CPU/req, p99 ${measured.p99Ms.toFixed(1)} ms, ` +
-            `${measured.peakRssMiB.toFixed(0)} MiB, ${measured.errors} errors`,
+          `round ${round + 1}/${rounds} ${server.label}: ${sample.rate.toFixed(0)} req/s, ` +
+            `${sample.cpuMicrosPer.toFixed(0)} µs CPU/req, p99 ${sample.p99Ms.toFixed(1)} ms, ` +
+            `${sample.peakRssMiB.toFixed(0)} MiB, ${sample.errors} errors` +
+            (firstError === undefined ? "" : ` (${firstError})`),
         );
       }
     }
+    finished = true;
   } finally {
-    await Promise.all(servers.map((server) => server.target.stop()));
+    await Promise.all(servers.map((server) => server.context.target.stop()));
+    // Kept when asked, or when something failed: the servers' logs say what.
+    if (finished && !values.keep) await rm(workDir, { recursive: true, force: true });
+    else log(`kept ${workDir}`);
   }
   const described = variants
     .map(
@@ -208,7 +192,7 @@ async function main(): Promise<void> {
     .join("; ");
   process.stdout.write(
     `Unary GetUser, ${connections} connections × ${streams} streams, ${rounds} rounds of ${seconds} s ` +
-      `(${described})\n\n${renderComparison(new Map(servers.map((s) => [s.variant.label, s.rounds])))}\n`,
+      `(${described})\n\n${renderComparison(new Map(servers.map((s) => [s.label, s.samples])))}\n`,
   );
 }
 

@@ -68,7 +68,8 @@ export interface Scenario {
   load(ctx: LoadContext): Promise<LoadOutcome>;
 }
 
-const getUser = "user.v1.UserService/GetUser";
+/** The method every unary scenario calls. */
+export const getUser = "user.v1.UserService/GetUser";
 
 const keel: Variant = { label: "keel (full chain)", kind: "keel", serverCpu, loadCpu };
 const grpcJs: Variant = { label: "grpc-js (bare)", kind: "grpc-js", serverCpu, loadCpu };
@@ -99,7 +100,7 @@ const keelCluster: Variant = {
 const openingSeconds = 1;
 
 /** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
-function unary(connections: number, streams: number) {
+export function unary(connections: number, streams: number) {
   return async (ctx: LoadContext): Promise<LoadOutcome> => {
     const result = await runH2load({
       url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
