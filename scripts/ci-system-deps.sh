@@ -4,16 +4,22 @@
 #   nginx                          packages/server/src/*nginx* tests (gRPC through a reverse proxy)
 #   chromium, fonts-dejavu-core    packages/console/src/console.test.ts (the console and CORS in a
 #                                  real browser, driven by playwright-core; no browser download)
+#   podman, runc, debootstrap      packages/server/src/container.test.ts (deploy/Dockerfile built
+#                                  and run for real; debootstrap makes the base image when the
+#                                  official one cannot be pulled, see scripts/container/)
 #
 # Idempotent and quiet: installs only what is missing, prints nothing on success, and on failure
 # prints apt's output and exits non-zero, so CI stops here instead of skipping tests.
 set -euo pipefail
 
-# nginx lives in /usr/sbin, which is not on every user's PATH.
+# nginx and debootstrap live in /usr/sbin, which is not on every user's PATH.
 export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
@@ -56,3 +62,6 @@ fi
 
 command -v nginx >/dev/null 2>&1 || fail "apt-get ran but no nginx binary is on PATH or in /usr/sbin"
 [ -x /usr/bin/chromium ] || fail "apt-get ran but /usr/bin/chromium is missing"
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null 2>&1 || fail "apt-get ran but there is no $tool on PATH or in /usr/sbin"
+done
