@@ -95,7 +95,7 @@ describe("the image of deploy/Dockerfile, run as deploy/kubernetes runs it", {
     assert.deepEqual(config.Cmd, spec?.args);
     // The OCI format has no HEALTHCHECK: an image built without --format docker loses it.
     const check = JSON.parse(
-      await podman("image", "inspect", "--format={{json .Healthcheck}}", image),
+      await podman("image", "inspect", "--format={{json .HealthCheck}}", image),
     );
     assert.deepEqual(check?.Test, ["CMD", ...healthcheck()], "the image lost its HEALTHCHECK");
   });
