@@ -11,7 +11,8 @@
 #     from the npm registry, linked into /usr/local/bin as the official image does;
 #   - the `node` user and group, UID and GID 1000, home /home/node;
 #   - this machine's CA bundle as NODE_EXTRA_CA_CERTS, for a network that re-signs TLS.
-# It takes about a minute and is kept in podman's storage, so later runs reuse it.
+# It takes about a minute and is kept in podman's storage, so later runs reuse it; .ci/run starts it
+# early, in the background, so that the minute passes while the workspace builds.
 #
 # Usage: scripts/container/base-image.sh   (as root: debootstrap and chroot need it)
 # Prints the image's name on standard output; progress and errors go to standard error.
@@ -24,6 +25,10 @@ source "$here/podman.sh"
 version=$(sed -n 's/^ARG NODE_VERSION=//p' "$root/deploy/Dockerfile")
 [ -n "$version" ] || container_fail "deploy/Dockerfile has no ARG NODE_VERSION=…"
 image="docker.io/library/node:${version}-bookworm-slim"
+# One maker at a time (CI starts one early, the container test another): a second waits, then
+# finds the image.
+exec 9>"${TMPDIR:-/tmp}/keel-container-base.lock"
+flock --timeout 600 9 || container_fail "waited 10 minutes for another base-image.sh to finish"
 if podman image exists "$image"; then
   echo "$image"
   exit 0

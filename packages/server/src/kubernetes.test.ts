@@ -44,6 +44,17 @@ describe("deploy/kubernetes", () => {
     assert.deepEqual([...resources].sort(), others.sort());
   });
 
+  it("names the image the container test builds and runs, keel-server, in kustomization.yaml", () => {
+    // container.test.ts tags deploy/Dockerfile's build `${image}:test` and runs it with this
+    // Deployment's user, environment, volumes, limits and probes; kustomize replaces the name.
+    assert.equal(container?.image, "keel-server");
+    const images = all.get("kustomization.yaml")?.images as { name?: string }[] | undefined;
+    assert.deepEqual(
+      images?.map((i) => i.name),
+      [container?.image],
+    );
+  });
+
   it("runs two replicas, scaled on CPU by the HPA from there", () => {
     const hpa = model(all, "hpa.yaml", HorizontalPodAutoscaler);
     assert.equal(deployment.spec?.replicas, 2);
