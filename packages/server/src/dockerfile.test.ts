@@ -93,6 +93,32 @@ describe("deploy/Dockerfile", () => {
     assert.ok(rules.includes("**/dist"));
   });
 
+  it("leaves out of the context everything git ignores (what builds and tests leave behind)", () => {
+    const rules = new Set(
+      read(".dockerignore")
+        .split("\n")
+        .map((l) => l.trim()),
+    );
+    const allowed = [...rules]
+      .filter((r) => r.startsWith("!"))
+      .map((r) => r.slice(1).replace(/\/$/, ""));
+    const ignoredByGit = read(".gitignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#") && !l.startsWith("!"));
+    for (const pattern of ignoredByGit) {
+      // git: a pattern without an inner slash matches at any depth; with one, from the root.
+      const path = pattern.replace(/\/$/, "");
+      const docker = path.includes("/") ? path.replace(/^\//, "") : `**/${path}`;
+      const inContext = allowed.some((a) => docker === a || docker.startsWith(`${a}/`));
+      const underAllowed = docker.startsWith("**/") || inContext;
+      assert.ok(
+        !underAllowed || rules.has(docker),
+        `.gitignore ignores ${pattern}; add ${docker} to .dockerignore, or a test's leftovers reach the image and every build's COPY . . misses the cache`,
+      );
+    }
+  });
+
   it("deploys every package the server imports at run time (pnpm deploy --prod skips the rest)", () => {
     const pkg = JSON.parse(read("packages", "server", "package.json")) as {
       dependencies: Record<string, string>;
