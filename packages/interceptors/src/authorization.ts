@@ -1,6 +1,11 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Principal, principalKey } from "./context.ts";
-import { type AccessPolicy, createPolicyResolver, type ExtraPolicies } from "./policy.ts";
+import {
+  type AccessPolicy,
+  createPolicyResolver,
+  type ExtraPolicies,
+  isZeroValue,
+} from "./policy.ts";
 import { tap } from "./streams.ts";
 
 export interface AuthorizationOptions {
@@ -36,6 +41,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     message: Record<string, unknown>,
     signal: AbortSignal,
   ): void | Promise<void> => {
+    if (policy.restrictedFields.length > 0) checkFields(policy, principal, message);
     if (policy.public) return;
     if (principal === undefined) {
       throw new ConnectError(`${policy.procedure} needs an access token`, Code.Unauthenticated);
@@ -44,7 +50,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     for (const role of principal.roles) if (policy.roles.has(role)) return;
     const owner = policy.owner;
     if (owner !== undefined) {
-      if (owner.onlyWhenSet !== undefined && isZero(message[owner.onlyWhenSet])) return;
+      if (owner.onlyWhenSet !== undefined && isZeroValue(message[owner.onlyWhenSet])) return;
       if (owner.userIdField !== undefined) {
         const userId = message[owner.userIdField] as bigint;
         if (principal.userId === userId) return;
@@ -69,7 +75,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
 
   return (next) => (req) => {
     const policy = policyOf(req.method);
-    if (policy.public) return next(req);
+    if (policy.public && policy.restrictedFields.length === 0) return next(req);
     const principal = req.contextValues.get(principalKey);
     if (!req.stream) {
       let pending: void | Promise<void>;
@@ -102,8 +108,18 @@ function needs(policy: AccessPolicy): string {
   return policy.roles.size === 0 ? "" : `; role ${[...policy.roles].join(" or ")} can`;
 }
 
-function isZero(value: unknown): boolean {
-  return value === undefined || value === 0 || value === 0n || value === "" || value === false;
+/** Throws when `message` sets a restricted field that none of the caller's roles may set. */
+function checkFields(
+  policy: AccessPolicy,
+  principal: Principal | undefined,
+  message: Record<string, unknown>,
+): void {
+  for (const rule of policy.restrictedFields) {
+    if (!rule.isSet(message)) continue;
+    if (principal?.roles.some((role) => rule.roles.has(role))) continue;
+    const who = rule.roles.size === 0 ? "nobody" : `only role ${[...rule.roles].join(" or ")}`;
+    throw denied(`${who} may set ${rule.path} in ${policy.procedure}`);
+  }
 }
 
 function denied(message: string): ConnectError {
