@@ -20,9 +20,11 @@ export {
   deadlineDefaults,
   defaultDeadlineExpired,
 } from "./deadline.ts";
+export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
+export { createHs256Verifier, signHs256 } from "./hs256.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
-export type { AccessPolicy, ExtraPolicies } from "./policy.ts";
+export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {
   Limit,
@@ -36,5 +38,6 @@ export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
 export { createRecoveryInterceptor } from "./recovery.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
+export { resourceExhausted } from "./resource-exhausted.ts";
 export type { ValidationOptions } from "./validation.ts";
 export { createValidationInterceptor, validateMessage } from "./validation.ts";

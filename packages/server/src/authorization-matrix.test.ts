@@ -214,4 +214,48 @@ describe("authorization matrix", () => {
       U,
     );
   });
+
+  it("stops a suspended user's tokens at once, lets nobody but an admin undo it, and resumes them after", async () => {
+    const suspend = (status: UserStatus) =>
+      users.admin.batchUpdateUsers(iterate([{ userId: owner, user: { status } }]));
+    assert.equal((await suspend(UserStatus.SUSPENDED)).updatedCount, 1);
+    try {
+      const suspended = (err: unknown) =>
+        ConnectError.from(err).code === Code.PermissionDenied &&
+        /this account is suspended/.test(ConnectError.from(err).rawMessage);
+      // The token issued before the suspension: refused for every kind of call.
+      await assert.rejects(users.owner.getUser({ userId: owner }), suspended);
+      await assert.rejects(
+        calls["OrderService/CreateOrder"]?.("owner") as Promise<unknown>,
+        suspended,
+      );
+      await assert.rejects(first(users.owner.streamUserActivities({ userId: owner })), suspended);
+      for (const [how, attempt] of [
+        [
+          "BatchUpdateUsers",
+          () =>
+            users.owner.batchUpdateUsers(
+              iterate([{ userId: owner, user: { status: UserStatus.ACTIVE } }]),
+            ),
+        ],
+        [
+          "SyncUserStatus",
+          () =>
+            first(
+              users.owner.syncUserStatus(iterate([{ userId: owner, status: UserStatus.ACTIVE }])),
+            ),
+        ],
+        ["Login", () => users.anonymous.login({ username: "owner", password })],
+      ] as const) {
+        await assert.rejects(attempt(), suspended, how);
+      }
+      assert.equal(
+        (await users.admin.getUser({ userId: owner })).user?.status,
+        UserStatus.SUSPENDED,
+      );
+    } finally {
+      assert.equal((await suspend(UserStatus.ACTIVE)).updatedCount, 1);
+    }
+    assert.equal((await users.owner.getUser({ userId: owner })).user?.userId, owner);
+  });
 });

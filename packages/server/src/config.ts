@@ -50,26 +50,36 @@ const schema = z.strictObject({
       jwksFile: z.string().min(1).optional(),
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
       passwordCost: z.coerce.number().int().min(10).max(20).default(15),
+      /**
+       * How long a user's status is trusted before it is read again: the longest a suspension
+       * takes to stop the user's tokens on every instance and worker.
+       */
+      accountStatusMaxAgeMs: z.coerce.number().int().min(0).max(5000).default(2000),
+      /** Password hashes (CreateUser, Login) at once, waiting in all, and per client address. */
+      passwordHashing: z
+        .strictObject({
+          concurrency: z.coerce.number().int().min(1).max(64).default(2),
+          maxQueued: z.coerce.number().int().min(1).default(64),
+          perClient: z.coerce.number().int().min(1).default(4),
+        })
+        .prefault({}),
     })
-    .default({
-      issuer: "keel",
-      audience: "keel",
-      accessTokenTtlSeconds: 900,
-      refreshTokenTtlSeconds: 30 * 24 * 3600,
-      passwordCost: 15,
-    }),
+    .prefault({}),
   rateLimits: z
     .strictObject({
       ratePerSecond: z.coerce.number().positive().default(100),
       burst: z.coerce.number().int().min(1).default(200),
       loginPerMinute: z.coerce.number().positive().default(10),
       loginBurst: z.coerce.number().int().min(1).default(5),
+      /** CreateUser per client address: sign-ups are anonymous, and each hashes a password. */
+      createUserPerMinute: z.coerce.number().positive().default(10),
+      createUserBurst: z.coerce.number().int().min(1).default(5),
       /** Per-method limits by procedure, for example "order.v1.OrderService/CreateOrder". */
       methods: z
         .record(z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"), limit)
         .default({}),
     })
-    .default({ ratePerSecond: 100, burst: 200, loginPerMinute: 10, loginBurst: 5, methods: {} }),
+    .prefault({}),
   defaultTimeoutMs: milliseconds.default(30_000),
   auditLog: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
@@ -165,10 +175,16 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_JWKS_FILE: ["auth", "jwksFile"],
   KEEL_JWKS_URL: ["auth", "jwksUrl"],
   KEEL_PASSWORD_COST: ["auth", "passwordCost"],
+  KEEL_ACCOUNT_STATUS_MAX_AGE_MS: ["auth", "accountStatusMaxAgeMs"],
+  KEEL_PASSWORD_HASH_CONCURRENCY: ["auth", "passwordHashing", "concurrency"],
+  KEEL_PASSWORD_HASH_MAX_QUEUED: ["auth", "passwordHashing", "maxQueued"],
+  KEEL_PASSWORD_HASH_PER_CLIENT: ["auth", "passwordHashing", "perClient"],
   KEEL_RATE_LIMIT_RPS: ["rateLimits", "ratePerSecond"],
   KEEL_RATE_LIMIT_BURST: ["rateLimits", "burst"],
   KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: ["rateLimits", "loginPerMinute"],
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
+  KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: ["rateLimits", "createUserPerMinute"],
+  KEEL_CREATE_USER_RATE_LIMIT_BURST: ["rateLimits", "createUserBurst"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
   KEEL_AUDIT_LOG: ["auditLog"],
   KEEL_LOG_LEVEL: ["log", "level"],

@@ -66,6 +66,12 @@ export async function serve(config: ServerConfig): Promise<void> {
       ...(await loadJwks(config.auth)),
     },
     passwordCost: config.auth.passwordCost,
+    passwordHashing: {
+      concurrency: config.auth.passwordHashing.concurrency,
+      maxQueued: config.auth.passwordHashing.maxQueued,
+      perCaller: config.auth.passwordHashing.perClient,
+    },
+    accountStatusMaxAgeMs: config.auth.accountStatusMaxAgeMs,
     rateLimits: rateLimitsOf(config),
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
@@ -149,13 +155,17 @@ function workerRelay(): EventRelay {
   };
 }
 
-/** The rate limits the configuration asks for: the default, Login's own, and per-method ones. */
+/** The rate limits the configuration asks for: the default, Login's and CreateUser's, per-method ones. */
 function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
   const r = config.rateLimits;
   return {
     default: { ratePerSecond: r.ratePerSecond, burst: r.burst },
     methods: {
       "user.v1.UserService/Login": { ratePerSecond: r.loginPerMinute / 60, burst: r.loginBurst },
+      "user.v1.UserService/CreateUser": {
+        ratePerSecond: r.createUserPerMinute / 60,
+        burst: r.createUserBurst,
+      },
       ...r.methods,
     },
   };

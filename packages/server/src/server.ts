@@ -35,6 +35,7 @@ import { createRestHandler, readOpenApiDocument } from "@keel/rest";
 import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
+import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown, storeErrorToConnect } from "./errors.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
@@ -42,7 +43,7 @@ import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
-import { createPasswordHasher } from "./passwords.ts";
+import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
 import { createRemoteUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
@@ -69,12 +70,22 @@ export interface ServerOptions {
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
   tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
-  /** Token buckets per caller and method. Default: 100/s with bursts of 200; Login 10/min per peer. */
+  /**
+   * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
+   * 10/min per client address, bursts of 5.
+   */
   rateLimits?: RateLimits;
   /** The deadline of unary and client-streaming calls that set none, in ms. Default 30000. */
   defaultTimeoutMs?: number;
   /** log2 of the scrypt cost for password hashes; default 15. */
   passwordCost?: number;
+  /** How password hashing is shared between client addresses; see `PasswordHasherOptions.queue`. */
+  passwordHashing?: PasswordHasherOptions["queue"];
+  /**
+   * How long a user's status is trusted before it is read again, in ms: the longest a suspension
+   * made elsewhere takes to stop the user's tokens here. Default 2000.
+   */
+  accountStatusMaxAgeMs?: number;
   /**
    * Where OrderService finds UserService, for example `http://users.internal:9090`.
    * Default: this server itself.
@@ -117,7 +128,10 @@ export interface RunningServer {
 /** Default limits: generous for one caller, strict for password guessing. */
 const defaultRateLimits: RateLimits = {
   default: { ratePerSecond: 100, burst: 200 },
-  methods: { "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 } },
+  methods: {
+    "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 },
+    "user.v1.UserService/CreateUser": { ratePerSecond: 10 / 60, burst: 5 },
+  },
 };
 
 /** Starts serving UserService and OrderService over gRPC, gRPC-Web and Connect on one port. */
@@ -126,10 +140,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const tokens = createTokenIssuer(options.tokens);
+  const accounts = createAccountGuard({
+    lookup: (userId) => store.users.get(userId),
+    issuer: tokens.issuer,
+    ...(options.accountStatusMaxAgeMs === undefined
+      ? {}
+      : { maxAgeMs: options.accountStatusMaxAgeMs }),
+  });
   const userService = createUserService({
     store,
-    passwords: createPasswordHasher({ cost: options.passwordCost ?? 15 }),
+    passwords: createPasswordHasher({
+      cost: options.passwordCost ?? 15,
+      ...(options.passwordHashing === undefined ? {} : { queue: options.passwordHashing }),
+    }),
     tokens,
+    accounts,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
   const clientMetrics = createClientMetrics({
@@ -146,8 +171,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const rateLimiter = createRateLimiter({
     limits: options.rateLimits ?? defaultRateLimits,
-    // Login is open to anyone: limit guesses per address, whoever they claim to be.
-    keyBy: { "user.v1.UserService/Login": "peer" },
+    // Login and CreateUser are open to anyone: limit them per address, whoever callers claim to be.
+    keyBy: { "user.v1.UserService/Login": "peer", "user.v1.UserService/CreateUser": "peer" },
   });
   const publicServices = {
     [Health.typeName]: { public: true },
@@ -174,6 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       issuer: tokens.issuer,
       audience: tokens.audience,
       policies: publicServices,
+      checkPrincipal: accounts.check,
     }),
     rateLimiter.interceptor,
     createAuthorizationInterceptor({

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { UserService } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
+import type { AccountGuard } from "./account-guard.ts";
 import { createAuthHandlers } from "./auth-handlers.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { TokenIssuer } from "./tokens.ts";
@@ -11,13 +12,15 @@ export interface UserServiceDeps {
   store: Store;
   passwords: PasswordHasher;
   tokens: TokenIssuer;
+  /** Told of status changes made here, so that a suspension takes effect at once. */
+  accounts?: Pick<AccountGuard, "forget">;
 }
 
 /** The implementation of user.v1.UserService. */
 export function createUserService(deps: UserServiceDeps): ServiceImpl<typeof UserService> {
   return {
     ...createUserHandlers(deps.store, deps.passwords),
-    ...createUserStreamHandlers(deps.store),
+    ...createUserStreamHandlers(deps.store, deps.accounts),
     ...createAuthHandlers(deps.store, deps.passwords, deps.tokens),
   };
 }

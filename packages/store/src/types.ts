@@ -87,6 +87,12 @@ export interface UserRepository {
   /** Creates a user and records `user.created`. Throws `already_exists` naming the field. */
   create(user: NewUser): Promise<UserRecord>;
   get(id: bigint): Promise<UserRecord | undefined>;
+  /**
+   * Throws `already_exists` naming the field, as `create` would, when the username or email is
+   * taken (case-insensitively): a check that costs a lookup, made before an expensive step such as
+   * hashing a password. `create` still enforces uniqueness.
+   */
+  checkAvailable(username: string, email: string): Promise<void>;
   /** Looks a user up by username (case-insensitive), with the password hash. */
   findCredentials(
     username: string,

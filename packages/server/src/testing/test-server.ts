@@ -45,6 +45,8 @@ export async function startTestServer(
       | "tls"
       | "healthCheckIntervalMs"
       | "defaultTimeoutMs"
+      | "passwordHashing"
+      | "accountStatusMaxAgeMs"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */

@@ -12,7 +12,7 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
@@ -115,6 +115,14 @@ class PgStore implements Store {
       get: run(async (id) => {
         const { rows } = await this.pool.query("SELECT * FROM users WHERE id = $1", [id]);
         return rows[0] === undefined ? undefined : toUser(rows[0]);
+      }),
+      checkAvailable: run(async (username, email) => {
+        const { rows } = await this.pool.query(
+          `SELECT username_key = $1 AS username FROM users WHERE username_key = $1 OR email_key = $2
+           ORDER BY username_key = $1 DESC LIMIT 1`,
+          [foldKey(username), foldKey(email)],
+        );
+        if (rows[0] !== undefined) throw alreadyTaken(rows[0].username ? "username" : "email");
       }),
       findCredentials: run(async (username) => {
         const { rows } = await this.pool.query("SELECT * FROM users WHERE username_key = $1", [

@@ -20,7 +20,7 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { migrate } from "./migrations.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
@@ -75,6 +75,13 @@ class SqliteStore implements Store {
     this.users = {
       create: (user) => this.run(() => this.createUser(user)),
       get: (id) => this.run(() => this.getUser(id)),
+      checkAvailable: (username, email) =>
+        this.run(() => {
+          const row = this.sql.findTaken.get(foldKey(username), foldKey(email)) as
+            | { username: bigint }
+            | undefined;
+          if (row !== undefined) throw alreadyTaken(row.username === 1n ? "username" : "email");
+        }),
       findCredentials: (username) => this.run(() => this.findCredentials(username)),
       list: (query) => this.run(() => this.listUsers(query)),
       update: (id, patch, origin) => this.run(() => this.updateUser(id, patch, origin)),
@@ -295,6 +302,10 @@ function prepareStatements(db: DatabaseSync) {
     getUser: db.prepare(`SELECT ${userColumns.list} FROM users WHERE id = ?`),
     findCredentials: db.prepare(
       `SELECT ${userColumns.list}, password_hash FROM users WHERE username_key = ?`,
+    ),
+    findTaken: db.prepare(
+      `SELECT username_key = ?1 AS username FROM users WHERE username_key = ?1 OR email_key = ?2
+       ORDER BY username_key = ?1 DESC LIMIT 1`,
     ),
     listUsers: db.prepare(`SELECT ${userColumns.list} FROM users WHERE id > ? ORDER BY id LIMIT ?`),
     listUsersByStatus: db.prepare(

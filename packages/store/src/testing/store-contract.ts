@@ -85,6 +85,28 @@ export function storeContract(
         );
       }));
 
+    it("tells whether a username or email is taken before a create, naming the field", () =>
+      withStore(async (store) => {
+        const a = await store.users.create(newUser());
+        await store.users.checkAvailable(`${a.username}x`, `x${a.email}`);
+        const cases: [string, string, string][] = [
+          [a.username.toUpperCase(), `other-${a.email}`, "username"],
+          [`${a.username}x`, a.email.toUpperCase(), "email"],
+          // Both taken: the username is named.
+          [a.username, a.email, "username"],
+        ];
+        for (const [username, email, field] of cases) {
+          await assert.rejects(
+            store.users.checkAvailable(username, email),
+            (err: unknown) =>
+              err instanceof StoreError &&
+              err.kind === "already_exists" &&
+              err.field === field &&
+              err.message === `${field} is already taken`,
+          );
+        }
+      }));
+
     it("lists users in id order by keyset, filtered by status", () =>
       withStore(async (store) => {
         const ids: bigint[] = [];
