@@ -9,6 +9,8 @@ import { outcomeOf } from "./testing/rpc.ts";
 function setup() {
   const statuses = new Map<bigint, UserStatus>([[1n, UserStatus.ACTIVE]]);
   const reads: bigint[] = [];
+  const sessionReads: string[] = [];
+  const revoked = new Set<string>();
   let t = 0;
   let failing = false;
   const guard = createAccountGuard({
@@ -16,17 +18,23 @@ function setup() {
     maxAgeMs: 1000,
     maxEntries: 2,
     now: () => t,
-    lookup: async (id) => {
+    user: async (id) => {
       reads.push(id);
       if (failing) throw new Error("database down");
       const status = statuses.get(id);
       return status === undefined ? undefined : ({ id, status } as UserRecord);
+    },
+    session: async (sid) => {
+      sessionReads.push(sid);
+      return !revoked.has(sid);
     },
   });
   return {
     guard,
     statuses,
     reads,
+    sessionReads,
+    revoked,
     advance: (ms: number) => {
       t += ms;
     },
@@ -115,5 +123,29 @@ describe("account guard", () => {
     assert.equal(guard.check(login(2n)), undefined);
     assert.notEqual(guard.check(login(1n)), undefined, "user 1 was forgotten");
     assert.deepEqual(reads, [1n, 2n, 3n, 1n]);
+  });
+
+  it("refuses the tokens of a revoked login, read like a status and forgotten at once", async () => {
+    const { guard, revoked, sessionReads, advance } = setup();
+    assert.equal(await outcomeOf(guard.check(login(1n))), "ok");
+    assert.equal(guard.check(login(1n)), undefined);
+    revoked.add("s");
+    assert.equal(guard.check(login(1n)), undefined, "within maxAge");
+    guard.forgetSession("s");
+    assert.equal(
+      await outcomeOf(guard.check(login(1n))),
+      "Unauthenticated: this login was revoked (its refresh token was used twice, or it expired); log in again",
+    );
+    // Another instance learns it once maxAge has passed.
+    const other = setup();
+    await other.guard.check(login(1n));
+    other.revoked.add("s");
+    other.advance(1000);
+    assert.match(
+      await outcomeOf(other.guard.check(login(1n))),
+      /^Unauthenticated: this login was revoked/,
+    );
+    assert.deepEqual(sessionReads, ["s", "s"]);
+    advance(0);
   });
 });

@@ -2,7 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
-import { accountSuspended } from "./account-guard.ts";
+import { type AccountGuard, accountSuspended } from "./account-guard.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { IssuedTokens, TokenIssuer } from "./tokens.ts";
 import { hashCaller } from "./user-handlers.ts";
@@ -14,6 +14,7 @@ export function createAuthHandlers(
   store: Store,
   passwords: PasswordHasher,
   tokens: TokenIssuer,
+  accounts?: Pick<AccountGuard, "forgetSession">,
 ): Handlers {
   return {
     async login(req, ctx) {
@@ -36,12 +37,15 @@ export function createAuthHandlers(
       const user = await store.users.get(claims.userId);
       if (user === undefined || user.status === UserStatus.SUSPENDED) {
         await store.refreshTokens.revokeFamily(claims.familyId);
+        accounts?.forgetSession(claims.familyId);
         throw user === undefined ? invalidRefresh() : accountSuspended();
       }
       // Roles are read again, so that a refresh picks up granted or withdrawn ones.
       const issued = await tokens.issue(claims.userId, user.roles, claims.familyId);
       const outcome = await store.refreshTokens.rotate(claims.jti, issued.refresh, new Date());
       if (outcome.kind === "reused") {
+        // The store revoked the whole login: its access tokens stop too (see AccountGuard).
+        accounts?.forgetSession(claims.familyId);
         throw new ConnectError(
           "refresh token was already used; every session of that login is revoked, log in again",
           Code.Unauthenticated,

@@ -141,7 +141,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const tokens = createTokenIssuer(options.tokens);
   const accounts = createAccountGuard({
-    lookup: (userId) => store.users.get(userId),
+    user: (userId) => store.users.get(userId),
+    session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
     issuer: tokens.issuer,
     ...(options.accountStatusMaxAgeMs === undefined
       ? {}

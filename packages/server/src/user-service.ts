@@ -12,8 +12,8 @@ export interface UserServiceDeps {
   store: Store;
   passwords: PasswordHasher;
   tokens: TokenIssuer;
-  /** Told of status changes made here, so that a suspension takes effect at once. */
-  accounts?: Pick<AccountGuard, "forget">;
+  /** Told of status changes and revoked logins here, so that they take effect at once. */
+  accounts?: Pick<AccountGuard, "forget" | "forgetSession">;
 }
 
 /** The implementation of user.v1.UserService. */
@@ -21,6 +21,6 @@ export function createUserService(deps: UserServiceDeps): ServiceImpl<typeof Use
   return {
     ...createUserHandlers(deps.store, deps.passwords),
     ...createUserStreamHandlers(deps.store, deps.accounts),
-    ...createAuthHandlers(deps.store, deps.passwords, deps.tokens),
+    ...createAuthHandlers(deps.store, deps.passwords, deps.tokens, deps.accounts),
   };
 }

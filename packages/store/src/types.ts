@@ -122,6 +122,11 @@ export interface RefreshTokenRepository {
   rotate(jti: string, next: RefreshTokenRecord, now: Date): Promise<RotateOutcome>;
   /** Revokes every token of a family (one login and its rotations). */
   revokeFamily(familyId: string): Promise<void>;
+  /**
+   * Whether a login (a family) can still be refreshed: one of its tokens is neither revoked nor
+   * expired at `now`. False once the family was revoked, for example because a token was reused.
+   */
+  familyActive(familyId: string, now: Date): Promise<boolean>;
 }
 
 /** A line of an order. Money is in minor units of the order's currency. */

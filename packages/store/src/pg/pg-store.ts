@@ -255,6 +255,14 @@ class PgStore implements Store {
           [familyId],
         );
       }),
+      familyActive: run(async (familyId, now) => {
+        const { rowCount } = await this.pool.query(
+          `SELECT 1 FROM refresh_tokens
+           WHERE family_id = $1 AND revoked_at IS NULL AND expires_at > $2 LIMIT 1`,
+          [familyId, now],
+        );
+        return (rowCount ?? 0) > 0;
+      }),
     };
     const orders = new PgOrders(
       this.pool,

@@ -110,6 +110,8 @@ class SqliteStore implements Store {
         this.run(() => {
           this.sql.revokeFamily.run(Date.now(), familyId);
         }),
+      familyActive: (familyId, now) =>
+        this.run(() => this.sql.familyActive.get(familyId, now.getTime()) !== undefined),
     };
     const orders = new SqliteOrders(db, (body) => this.transaction(body), this.events);
     this.orders = {
@@ -333,6 +335,9 @@ function prepareStatements(db: DatabaseSync) {
     ),
     revokeFamily: db.prepare(
       "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    ),
+    familyActive: db.prepare(
+      "SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NULL AND expires_at > ? LIMIT 1",
     ),
   } satisfies Record<string, StatementSync>;
   // Ids are int64 in the API: read every integer as a bigint, never a rounded number.

@@ -218,14 +218,19 @@ export function storeContract(
         const token = (jti: string) => ({ jti, familyId, userId: user.id, expiresAt });
         await store.refreshTokens.create(token("t1"));
         const now = new Date();
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), true);
         assert.deepEqual(await store.refreshTokens.rotate("t1", token("t2"), now), {
           kind: "rotated",
           userId: user.id,
         });
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), true, "t2 lives on");
+        assert.equal(await store.refreshTokens.familyActive(familyId, expiresAt), false, "expired");
         assert.deepEqual(await store.refreshTokens.rotate("t1", token("t3"), now), {
           kind: "reused",
           userId: user.id,
         });
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), false, "revoked");
+        assert.equal(await store.refreshTokens.familyActive(randomUUID(), now), false, "unknown");
         // The reuse revoked t2 as well: the family is dead.
         assert.deepEqual(await store.refreshTokens.rotate("t2", token("t4"), now), {
           kind: "reused",
