@@ -54,6 +54,8 @@ export async function startServerProcess(): Promise<ServerProcess> {
       KEEL_RATE_LIMIT_BURST: "100000",
       KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: "10000",
       KEEL_LOGIN_RATE_LIMIT_BURST: "1000",
+      KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "10000",
+      KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000",
       KEEL_LOG_LEVEL: "info",
     },
     stdio: ["ignore", "pipe", "pipe"],
