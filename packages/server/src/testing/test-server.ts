@@ -45,6 +45,8 @@ export async function startTestServer(
       | "tls"
       | "healthCheckIntervalMs"
       | "defaultTimeoutMs"
+      | "clientAddress"
+      | "logger"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
