@@ -23,7 +23,10 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
   description: "principal",
 });
 
-/** The remote address of the connection, set by the server from its socket. */
+/**
+ * The client's address, set by the server: the connection's remote address, or behind trusted
+ * proxies the client they name (`createClientAddressResolver`). Rate limits, audit and logs use it.
+ */
 export const peerKey = createContextKey<string>("", { description: "peer address" });
 
 /**

@@ -12,6 +12,13 @@ export type { AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";
+export type {
+  ClientAddressOptions,
+  ClientAddressResolver,
+  ForwardedHeader,
+  IncomingHeaders,
+} from "./client-address.ts";
+export { cidrProblem, createClientAddressResolver } from "./client-address.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";

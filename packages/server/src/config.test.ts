@@ -84,6 +84,37 @@ tls: { cert: a.pem, key: b.pem }
     );
     assert.throws(() => readSettings({ KEEL_CONFIG: file("port: [") }), /is not valid YAML/);
   });
+
+  it("reads trusted proxies as a list, and names a bad range by its variable or key", () => {
+    const none = readSettings({}).settings;
+    assert.deepEqual([none.trustedProxies, none.clientAddressHeader], [[], "x-forwarded-for"]);
+    const env = readSettings({
+      KEEL_TRUSTED_PROXIES: " 10.0.0.0/8, fd00::/8 ,127.0.0.1",
+      KEEL_CLIENT_ADDRESS_HEADER: "forwarded",
+    }).settings;
+    assert.deepEqual(env.trustedProxies, ["10.0.0.0/8", "fd00::/8", "127.0.0.1"]);
+    assert.equal(env.clientAddressHeader, "forwarded");
+    assert.throws(
+      () => readSettings({ KEEL_TRUSTED_PROXIES: "10.0.0.0/8,10.0.0.0/33" }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(
+          err.message,
+          'invalid configuration: KEEL_TRUSTED_PROXIES: "10.0.0.0/33" is not an address or CIDR range such as 10.0.0.0/8 or fd00::/8: the prefix length must be 0 to 32',
+        );
+        return true;
+      },
+    );
+    const path = file("trustedProxies: [10.0.0.0/8, nginx]\n");
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: path }),
+      /trustedProxies\.1: "nginx" is not an address or CIDR range/,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CLIENT_ADDRESS_HEADER: "x-real-ip" }),
+      /KEEL_CLIENT_ADDRESS_HEADER: /,
+    );
+  });
 });
 
 describe("configuration reload", () => {

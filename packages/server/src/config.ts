@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -14,6 +15,20 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
+
+/** A list, written in YAML as a list or (as environment variables are) comma-separated. */
+function commaList<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (v) =>
+      typeof v === "string"
+        ? v
+            .split(",")
+            .map((o) => o.trim())
+            .filter((o) => o !== "")
+        : v,
+    z.array(item),
+  );
+}
 
 /**
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
@@ -133,24 +148,25 @@ const schema = z.strictObject({
   /** Origins whose pages may call the API from a browser (CORS), for example https://app.example.com. */
   cors: z
     .strictObject({
-      allowedOrigins: z
-        .preprocess(
-          (v) =>
-            typeof v === "string"
-              ? v
-                  .split(",")
-                  .map((o) => o.trim())
-                  .filter((o) => o !== "")
-              : v,
-          z.array(
-            z
-              .string()
-              .regex(/^https?:\/\/[^/\s]+$/, "must be an origin such as https://app.example.com"),
-          ),
-        )
-        .default([]),
+      allowedOrigins: commaList(
+        z
+          .string()
+          .regex(/^https?:\/\/[^/\s]+$/, "must be an origin such as https://app.example.com"),
+      ).default([]),
     })
     .default({ allowedOrigins: [] }),
+  /**
+   * Addresses and CIDR ranges of the proxies in front (nginx, a load balancer): from them, the
+   * client's address is read from `clientAddressHeader`. Default none: the socket's address.
+   */
+  trustedProxies: commaList(
+    z.string().superRefine((value, ctx) => {
+      const problem = cidrProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }),
+  ).default([]),
+  /** The header the trusted proxies write the client's address into. */
+  clientAddressHeader: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
 });
 
 /** The configuration as written (file and environment merged) and validated. */
@@ -203,6 +219,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_WORKERS: ["workers"],
   KEEL_CONSOLE: ["console", "enabled"],
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
+  KEEL_TRUSTED_PROXIES: ["trustedProxies"],
+  KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
 };
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -280,7 +298,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
         return `unknown setting ${issue.keys.map((k) => at + k).join(", ")}`;
       }
       const key = issue.path.join(".");
-      return `${fromEnv.get(key) ?? key}: ${issue.message}`;
+      // An item of a list names the list's variable (the message names the item).
+      const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
+      return `${fromEnv.get(key) ?? fromEnv.get(list) ?? key}: ${issue.message}`;
     });
     throw new ConfigError(
       `invalid configuration${file === undefined ? "" : ` (${file})`}: ${problems.join("; ")}`,

@@ -43,8 +43,8 @@ export interface GrpcFastPathOptions {
   services: FastPathService[];
   /** The same interceptors, in the same order, as the connect router's. */
   interceptors: Interceptor[];
-  /** The context values of a call from this peer address. */
-  contextValues: (remoteAddress: string) => ContextValues;
+  /** The context values of a call from this peer address, with these request headers. */
+  contextValues: (remoteAddress: string, headers: http2.IncomingHttpHeaders) => ContextValues;
   maxMessageBytes: number;
   /**
    * The deadline (ms, 0: none) of a call of `method` whose client set none: armed on the call's
@@ -296,6 +296,7 @@ async function call(
   if (route.streaming && options.shutdownSignal !== undefined) state.link(options.shutdownSignal);
   const contextValues = options.contextValues(
     peerOf(stream.session as AddressedSession | undefined),
+    headers,
   );
   if (state.defaultDeadline !== 0) contextValues.set(deadlineKey, state.defaultDeadline);
   const request = {

@@ -80,6 +80,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     http2: config.http2,
     ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
     auditLog,
+    clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     logger,
   });

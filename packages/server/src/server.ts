@@ -9,9 +9,11 @@ import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import {
   type AuditLog,
+  type ClientAddressOptions,
   createAuditInterceptor,
   createAuthenticationInterceptor,
   createAuthorizationInterceptor,
+  createClientAddressResolver,
   createDeadlineInterceptor,
   createLoggingInterceptor,
   createRateLimiter,
@@ -19,6 +21,7 @@ import {
   createRequestIdInterceptor,
   createValidationInterceptor,
   deadlineDefaults,
+  type IncomingHeaders,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -101,6 +104,11 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Where calls that change state are recorded (see `(policy.v1.method).audit`). Default: nowhere. */
   auditLog?: Pick<AuditLog, "write">;
+  /**
+   * The proxies in front of the server, whose forwarding header names the client: its address is
+   * then the one rate limits, audit and logs see (`peerKey`). Default: none, the socket's address.
+   */
+  clientAddress?: ClientAddressOptions;
   logger: Logger;
 }
 
@@ -217,9 +225,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { service: OrderService, impl: orderService },
     { service: Health, impl: health.service },
   ];
-  const valuesFor = (remoteAddress: string) => createContextValues().set(peerKey, remoteAddress);
-  const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
-    valuesFor(req.socket.remoteAddress ?? "");
+  const clientAddress = createClientAddressResolver(options.clientAddress);
+  const valuesFor = (remoteAddress: string, headers: IncomingHeaders) =>
+    createContextValues().set(peerKey, clientAddress(remoteAddress, headers));
+  const contextValues = (req: {
+    socket: { remoteAddress?: string | undefined };
+    headers: IncomingHeaders;
+  }) => valuesFor(req.socket.remoteAddress ?? "", req.headers);
   // REST routes are transcoded onto the very same router, so the same interceptors run for them.
   let rest: ReturnType<typeof createRestHandler> | undefined;
   const connectHandler = connectNodeAdapter({

@@ -63,3 +63,14 @@ export async function servingUrl(server: ServerProcess): Promise<string> {
   }
   throw new Error(`the server exited before serving: ${(await server.exited).stderr}`);
 }
+
+/** The JSON log lines a server writes from now on (servingUrl has read those before). */
+export function followLogs(server: ServerProcess): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  const stdout = server.child.stdout as NodeJS.ReadableStream;
+  createInterface({ input: stdout }).on("line", (line) => {
+    if (line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  stdout.resume();
+  return lines;
+}

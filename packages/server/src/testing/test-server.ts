@@ -47,6 +47,8 @@ export async function startTestServer(
       | "defaultTimeoutMs"
       | "passwordHashing"
       | "accountStatusMaxAgeMs"
+      | "clientAddress"
+      | "logger"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
