@@ -21,6 +21,7 @@ import type {
   UserRepository,
 } from "../types.ts";
 import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { restrictDatabaseFiles } from "./database-file-modes.ts";
 import { migrate } from "./migrations.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
@@ -34,14 +35,23 @@ export interface SqliteStoreOptions {
    * events reach this process's subscribers only.
    */
   relay?: EventRelay;
+  /**
+   * Receives what the store changed on its own that an operator should know, such as a database
+   * file found readable by others and restricted to its owner. Default: nowhere.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /**
  * Opens (creating and migrating when needed) the embedded SQLite store. Writes are durable once
- * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed.
+ * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed. The
+ * database and its -wal and -shm files are readable by their owner only (0600).
  */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  if (options.path !== ":memory:") {
+    mkdirSync(dirname(options.path), { recursive: true });
+    for (const warning of restrictDatabaseFiles(options.path)) options.onWarning?.(warning);
+  }
   const db = new DatabaseSync(options.path, {
     enableForeignKeyConstraints: true,
     timeout: options.busyTimeoutMs ?? 5000,
