@@ -12,7 +12,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const modeOf = (file: string) => statSync(file).mode & 0o777;
 
-storeContract("sqlite", async () => openSqliteStore({ path: join(dir, `db${++files}.sqlite`) }));
+storeContract("sqlite", async (options) =>
+  openSqliteStore({ path: join(dir, `db${++files}.sqlite`), ...options }),
+);
 
 describe("sqlite store", () => {
   it("keeps what it stored across a reopen of the same file", async () => {

@@ -23,6 +23,7 @@ import type {
 import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { restrictDatabaseFiles } from "./database-file-modes.ts";
 import { migrate } from "./migrations.ts";
+import { observeStatements } from "./observed-database.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
 export interface SqliteStoreOptions {
@@ -40,6 +41,11 @@ export interface SqliteStoreOptions {
    * file found readable by others and restricted to its owner. Default: nowhere.
    */
   onWarning?: (message: string) => void;
+  /**
+   * Called with the SQL of every statement the store runs, before it runs: for counting queries
+   * per call in tests or tracing them. Default none (statements are then not wrapped at all).
+   */
+  onQuery?: (sql: string) => void;
 }
 
 /**
@@ -56,6 +62,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     enableForeignKeyConstraints: true,
     timeout: options.busyTimeoutMs ?? 5000,
   });
+  if (options.onQuery !== undefined) observeStatements(db, options.onQuery);
   try {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");

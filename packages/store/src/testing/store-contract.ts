@@ -7,13 +7,19 @@ import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
 import { orderContract } from "./order-contract.ts";
 
+/** What a contract test may ask of the store it opens. */
+export interface ContractStoreOptions {
+  /** Receives the SQL of every statement the store runs (see the stores' `onQuery`). */
+  onQuery?: (sql: string) => void;
+}
+
 /**
  * The behaviour every Store must have. Each implementation's test calls this with a factory that
  * opens a fresh, empty store.
  */
 export function storeContract(
   name: string,
-  open: () => Promise<Store>,
+  open: (options?: ContractStoreOptions) => Promise<Store>,
   options: { skip?: string } = {},
 ): void {
   orderContract(name, open, options);
