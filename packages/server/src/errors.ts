@@ -39,6 +39,11 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
   }
 }
 
+/** Rethrows a store error as its ConnectError and anything else unchanged; for `.catch`. */
+export function rethrowAsConnect(err: unknown): never {
+  throw storeErrorToConnect(err) ?? err;
+}
+
 /** How live streams end when the server stops under them. */
 export function shuttingDown(): ConnectError {
   return new ConnectError("the server is shutting down; reconnect", Code.Unavailable);

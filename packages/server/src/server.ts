@@ -36,7 +36,7 @@ import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { startAdminServer } from "./admin-server.ts";
-import { shuttingDown, storeErrorToConnect } from "./errors.ts";
+import { shuttingDown } from "./errors.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { createOrderOwners } from "./order-owners.ts";
@@ -163,7 +163,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const interceptors: Interceptor[] = [
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
-    createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
+    // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
+    // left for recovery is unexpected, and becomes INTERNAL.
+    createRecoveryInterceptor({ logger }),
     createTracingInterceptor(),
     metrics.interceptor,
     createLoggingInterceptor({ logger }),
