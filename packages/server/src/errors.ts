@@ -18,6 +18,14 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
       );
     case "not_found":
       return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);
+    case "invalid_argument":
+      return new ConnectError(
+        `invalid request: ${err.message}`,
+        Code.InvalidArgument,
+        undefined,
+        undefined,
+        err,
+      );
     case "failed_precondition":
       return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
     case "unavailable":

@@ -386,6 +386,15 @@ export function translate(err: unknown): unknown {
       ...(field === undefined ? {} : { field }),
     });
   }
+  // Text the database cannot hold: a NUL in text (22021) or in JSON (22P05). Validation refuses
+  // these first; this keeps one that slips through from surfacing as INTERNAL.
+  if (code === "22021" || code === "22P05") {
+    return new StoreError(
+      "invalid_argument",
+      "text must not contain the NUL character (U+0000) or invalid UTF-8",
+      { cause: err },
+    );
+  }
   // Connection refused or lost, server shutting down, too many connections, out of resources.
   const unavailable =
     code === undefined
