@@ -14,6 +14,7 @@ import {
   createAuthorizationInterceptor,
   createDeadlineInterceptor,
   createLoggingInterceptor,
+  createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
@@ -39,6 +40,7 @@ import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
@@ -180,6 +182,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
       orderOwner: createOrderOwners(store),
+      // Another user's order answers as a missing one does, unless the caller may see them all.
+      hideOthersOrders: {
+        notFound: orderNotFound,
+        exceptRoles: [...createPolicyResolver()(OrderService.method.getOrder).roles],
+      },
       policies: publicServices,
     }),
     createValidationInterceptor({
