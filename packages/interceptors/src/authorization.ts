@@ -10,11 +10,11 @@ export interface AuthorizationOptions {
    */
   orderOwner?: (orderId: bigint, ctx: { signal: AbortSignal }) => Promise<bigint | undefined>;
   /**
-   * Answers a caller acting on an existing order that is not theirs as if it did not exist, so
-   * that nobody learns which order ids exist by trying them: `notFound(orderId)` gives the error
-   * (the handler's own NOT_FOUND for a missing order, message included). Callers with one of
-   * `exceptRoles`, those who may see every order anyway, are refused with PERMISSION_DENIED.
-   * Default: PERMISSION_DENIED for everyone.
+   * Answers a caller acting on an order that is not theirs, existing or not, with `notFound`
+   * (the handler's own NOT_FOUND for a missing order, message included) before anything else is
+   * checked, so that nobody learns which order ids exist by trying them. Callers with one of
+   * `exceptRoles`, those who may see every order anyway, are refused with PERMISSION_DENIED as
+   * without this option. Default: PERMISSION_DENIED for an existing order, for everyone.
    */
   hideOthersOrders?: {
     notFound: (orderId: bigint) => ConnectError;
@@ -66,12 +66,15 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
           throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
         const orderId = message[owner.orderIdField] as bigint;
         return options.orderOwner(orderId, { signal }).then((ownerId) => {
-          // An order that does not exist: the handler answers NOT_FOUND.
-          if (ownerId === undefined || principal.userId === ownerId) return;
+          if (principal.userId === ownerId) return;
           const hide = options.hideOthersOrders;
           if (hide !== undefined && !principal.roles.some((r) => hide.exceptRoles?.includes(r))) {
+            // Missing or another's, answered here alike: were a missing order let through, a bad
+            // request would meet validation for it and NOT_FOUND for an existing one.
             throw hide.notFound(orderId);
           }
+          // An order that does not exist: the handler answers NOT_FOUND.
+          if (ownerId === undefined) return;
           throw notYours(policy, "an order");
         });
       }

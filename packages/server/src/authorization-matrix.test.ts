@@ -229,6 +229,9 @@ describe("authorization matrix", () => {
         idempotencyKey: "probe",
       }),
     TrackOrder: (client, orderId) => first(client.trackOrder({ orderId })),
+    // Validation comes after authorization: a bad request must not tell the two apart either.
+    "PayOrder without an amount": (client, orderId) =>
+      client.payOrder({ orderId, idempotencyKey: "probe" }),
   };
   for (const protocol of protocols) {
     for (const [method, probe] of Object.entries(probes)) {
@@ -269,6 +272,7 @@ describe("authorization matrix", () => {
     for (const [method, path] of [
       ["GET", "/api/v1/orders/ID"],
       ["POST", "/api/v1/orders/ID:cancel"],
+      ["POST", "/api/v1/orders/ID:pay"],
       ["GET", "/api/v1/orders/ID/events"],
     ] as const) {
       const forMine = await rest(method, path.replace("ID", String(mine)));
