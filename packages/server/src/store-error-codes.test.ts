@@ -50,6 +50,11 @@ before(async () => {
         users: {
           ...store.users,
           get: failsFor(store.users.get, () => unavailableUser, "unavailable"),
+          // Text the database refuses, should any get past validation.
+          create: (user: Parameters<Store["users"]["create"]>[0]) =>
+            user.username === "refused_by_db"
+              ? Promise.reject(new StoreError("invalid_argument", "text the database refuses"))
+              : store.users.create(user),
         },
         orders: {
           ...store.orders,
@@ -136,6 +141,16 @@ const cases: Case[] = [
       await orders.cancelOrder({ orderId: order?.orderId ?? 0n });
       return orders.cancelOrder({ orderId: order?.orderId ?? 0n });
     },
+  },
+  {
+    kind: "invalid_argument",
+    service: "user.v1.UserService",
+    method: "CreateUser",
+    type: "unary",
+    code: Code.InvalidArgument,
+    level: "info",
+    call: ({ users }) =>
+      users.createUser({ username: "refused_by_db", email: "refused@example.com", password }),
   },
   {
     kind: "unavailable",
