@@ -15,6 +15,17 @@ export interface AuthorizationOptions {
    */
   orderOwner?: (orderId: bigint, ctx: { signal: AbortSignal }) => Promise<bigint | undefined>;
   /**
+   * Answers a caller acting on an order that is not theirs, existing or not, with `notFound`
+   * (the handler's own NOT_FOUND for a missing order, message included) before anything else is
+   * checked, so that nobody learns which order ids exist by trying them. Callers with one of
+   * `exceptRoles`, those who may see every order anyway, are refused with PERMISSION_DENIED as
+   * without this option. Default: PERMISSION_DENIED for an existing order, for everyone.
+   */
+  hideOthersOrders?: {
+    notFound: (orderId: bigint) => ConnectError;
+    exceptRoles?: readonly string[];
+  };
+  /**
    * Rules for services that carry no `(policy.v1.method)` option, by service type name or
    * procedure, for example `{ "grpc.health.v1.Health": { public: true } }`. Give the
    * authentication interceptor the same. Default none.
@@ -59,13 +70,19 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
       if (owner.orderIdField !== undefined) {
         if (options.orderOwner === undefined)
           throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
-        return options
-          .orderOwner(message[owner.orderIdField] as bigint, { signal })
-          .then((ownerId) => {
-            // An order that does not exist: the handler answers NOT_FOUND.
-            if (ownerId === undefined || principal.userId === ownerId) return;
-            throw notYours(policy, "an order");
-          });
+        const orderId = message[owner.orderIdField] as bigint;
+        return options.orderOwner(orderId, { signal }).then((ownerId) => {
+          if (principal.userId === ownerId) return;
+          const hide = options.hideOthersOrders;
+          if (hide !== undefined && !principal.roles.some((r) => hide.exceptRoles?.includes(r))) {
+            // Missing or another's, answered here alike: were a missing order let through, a bad
+            // request would meet validation for it and NOT_FOUND for an existing one.
+            throw hide.notFound(orderId);
+          }
+          // An order that does not exist: the handler answers NOT_FOUND.
+          if (ownerId === undefined) return;
+          throw notYours(policy, "an order");
+        });
       }
       throw notYours(policy, "an order");
     }

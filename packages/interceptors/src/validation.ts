@@ -2,6 +2,7 @@ import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import type { z } from "zod";
+import { findNulCharacters } from "./nul-characters.ts";
 import { tap } from "./streams.ts";
 
 export interface ValidationOptions {
@@ -16,17 +17,18 @@ export interface ValidationOptions {
 }
 
 /**
- * Checks every request message against its zod schema before the handler sees it. A bad message
- * → INVALID_ARGUMENT naming each bad field by its proto path, in the message
- * (`invalid request: username: …; items[2].quantity: …`) and as an `errdetails.v1.BadRequest`
- * detail. Streams are checked message by message; a message type without a schema passes.
+ * Checks every request message against its zod schema before the handler sees it, and every text
+ * in it, of any message type, for the NUL character (refused in any string field, repeated string,
+ * map key or value). A bad message → INVALID_ARGUMENT naming each bad field by its proto path, in
+ * the message (`invalid request: username: …; items[2].quantity: …`) and as an
+ * `errdetails.v1.BadRequest` detail. Streams are checked message by message; a message type
+ * without a schema is checked for NUL characters only.
  */
 export function createValidationInterceptor(options: ValidationOptions): Interceptor {
   const itemized = new Set(options.itemized ?? []);
   // Not an async function: a valid message goes straight on, without a promise of its own.
   return (next) => (req) => {
     const schema = options.schemas[req.method.input.typeName];
-    if (schema === undefined) return next(req);
     if (!req.stream) {
       try {
         validateMessage(req.method.input, schema, req.message);
@@ -41,14 +43,23 @@ export function createValidationInterceptor(options: ValidationOptions): Interce
   };
 }
 
-/** Throws INVALID_ARGUMENT, with a BadRequest detail, when `message` does not satisfy `schema`. */
-export function validateMessage(desc: DescMessage, schema: z.ZodType, message: unknown): void {
-  const result = schema.safeParse(message);
-  if (result.success) return;
-  const violations = result.error.issues.map((issue) => ({
-    field: protoPath(desc, issue.path),
-    description: issue.message,
-  }));
+/**
+ * Throws INVALID_ARGUMENT, with a BadRequest detail, when `message` holds a NUL character in any
+ * text or does not satisfy `schema` (when there is one).
+ */
+export function validateMessage(
+  desc: DescMessage,
+  schema: z.ZodType | undefined,
+  message: unknown,
+): void {
+  const violations = findNulCharacters(desc, message);
+  const result = schema?.safeParse(message);
+  if (result !== undefined && !result.success) {
+    for (const issue of result.error.issues) {
+      violations.push({ field: protoPath(desc, issue.path), description: issue.message });
+    }
+  }
+  if (violations.length === 0) return;
   throw new ConnectError(
     `invalid request: ${violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ")}`,
     Code.InvalidArgument,

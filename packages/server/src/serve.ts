@@ -195,7 +195,11 @@ export async function openStore(
 ): Promise<Store> {
   const db = config.store;
   if (db.kind === "sqlite") {
-    const store = openSqliteStore({ path: db.path, ...(relay === undefined ? {} : { relay }) });
+    const store = openSqliteStore({
+      path: db.path,
+      ...(relay === undefined ? {} : { relay }),
+      onWarning: (message) => logger.warn({ path: db.path }, message),
+    });
     logger.info({ path: db.path }, "opened the SQLite store");
     return store;
   }

@@ -16,6 +16,7 @@ import {
   createClientAddressResolver,
   createDeadlineInterceptor,
   createLoggingInterceptor,
+  createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
@@ -40,9 +41,10 @@ import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
-import { shuttingDown, storeErrorToConnect } from "./errors.ts";
+import { shuttingDown } from "./errors.ts";
 import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
@@ -197,7 +199,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const interceptors: Interceptor[] = [
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
-    createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
+    // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
+    // left for recovery is unexpected, and becomes INTERNAL.
+    createRecoveryInterceptor({ logger }),
     createTracingInterceptor(),
     metrics.interceptor,
     createLoggingInterceptor({ logger }),
@@ -213,6 +217,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
       orderOwner: createOrderOwners(store),
+      // Another user's order answers as a missing one does, unless the caller may see them all.
+      hideOthersOrders: {
+        notFound: orderNotFound,
+        exceptRoles: [...createPolicyResolver()(OrderService.method.getOrder).roles],
+      },
       policies: publicServices,
     }),
     createValidationInterceptor({

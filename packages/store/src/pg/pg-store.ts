@@ -26,6 +26,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Receives errors that no caller waits for (a lost idle connection, the event listener). */
   onError?: (err: unknown) => void;
+  /**
+   * Called with the SQL of every query sent on the pool's connections, before it is sent (BEGIN
+   * and COMMIT included): for counting round trips per call in tests or tracing them. Default none.
+   */
+  onQuery?: (sql: string) => void;
 }
 
 /** What a query runs on: the pool, or the client of a transaction. */
@@ -50,6 +55,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   // An idle connection that dies emits here; without a listener it would crash the process.
   pool.on("error", onError);
+  const onQuery = options.onQuery;
+  if (onQuery !== undefined) {
+    pool.on("connect", (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        const first = args[0] as string | { text?: string };
+        onQuery(typeof first === "string" ? first : (first.text ?? ""));
+        return query(...args);
+      }) as typeof client.query;
+    });
+  }
   const bus = new PgEventBus({
     connectionString: options.connectionString,
     channel: `keel_events_${schema}`,
@@ -385,6 +401,15 @@ export function translate(err: unknown): unknown {
       cause: err,
       ...(field === undefined ? {} : { field }),
     });
+  }
+  // Text the database cannot hold: a NUL in text (22021) or in JSON (22P05). Validation refuses
+  // these first; this keeps one that slips through from surfacing as INTERNAL.
+  if (code === "22021" || code === "22P05") {
+    return new StoreError(
+      "invalid_argument",
+      "text must not contain the NUL character (U+0000) or invalid UTF-8",
+      { cause: err },
+    );
   }
   // Connection refused or lost, server shutting down, too many connections, out of resources.
   const unavailable =

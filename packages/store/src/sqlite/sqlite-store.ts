@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqli
 import type { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { type EventRelay, LocalEventBus } from "../local-event-bus.ts";
 import { StoreError } from "../store-error.ts";
+import { refuseNulText } from "../text-values.ts";
 import type {
   ActivityRecord,
   ActivityRepository,
@@ -21,7 +22,9 @@ import type {
   UserRepository,
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { restrictDatabaseFiles } from "./database-file-modes.ts";
 import { migrate } from "./migrations.ts";
+import { observeStatements } from "./observed-database.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
 export interface SqliteStoreOptions {
@@ -34,18 +37,33 @@ export interface SqliteStoreOptions {
    * events reach this process's subscribers only.
    */
   relay?: EventRelay;
+  /**
+   * Receives what the store changed on its own that an operator should know, such as a database
+   * file found readable by others and restricted to its owner. Default: nowhere.
+   */
+  onWarning?: (message: string) => void;
+  /**
+   * Called with the SQL of every statement the store runs, before it runs: for counting queries
+   * per call in tests or tracing them. Default none (statements are then not wrapped at all).
+   */
+  onQuery?: (sql: string) => void;
 }
 
 /**
  * Opens (creating and migrating when needed) the embedded SQLite store. Writes are durable once
- * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed.
+ * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed. The
+ * database and its -wal and -shm files are readable by their owner only (0600).
  */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  if (options.path !== ":memory:") {
+    mkdirSync(dirname(options.path), { recursive: true });
+    for (const warning of restrictDatabaseFiles(options.path)) options.onWarning?.(warning);
+  }
   const db = new DatabaseSync(options.path, {
     enableForeignKeyConstraints: true,
     timeout: options.busyTimeoutMs ?? 5000,
   });
+  if (options.onQuery !== undefined) observeStatements(db, options.onQuery);
   try {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
@@ -72,8 +90,16 @@ class SqliteStore implements Store {
   constructor(db: DatabaseSync) {
     this.db = db;
     this.sql = prepareStatements(db);
+    // What changes data is refused text with a NUL first, as PostgreSQL refuses it.
+    const write = <A extends unknown[], T>(change: (...args: A) => T) => {
+      return (...args: A) =>
+        this.run(() => {
+          refuseNulText(args);
+          return change(...args);
+        });
+    };
     this.users = {
-      create: (user) => this.run(() => this.createUser(user)),
+      create: write((user) => this.createUser(user)),
       get: (id) => this.run(() => this.getUser(id)),
       checkAvailable: (username, email) =>
         this.run(() => {
@@ -84,7 +110,7 @@ class SqliteStore implements Store {
         }),
       findCredentials: (username) => this.run(() => this.findCredentials(username)),
       list: (query) => this.run(() => this.listUsers(query)),
-      update: (id, patch, origin) => this.run(() => this.updateUser(id, patch, origin)),
+      update: write((id, patch, origin) => this.updateUser(id, patch, origin)),
       setRoles: (id, roles) =>
         this.run(() => {
           const { changes } = this.sql.setRoles.run(JSON.stringify(roles), Date.now(), id);
@@ -93,19 +119,18 @@ class SqliteStore implements Store {
         }),
     };
     this.activities = {
-      record: (userId, action, details) =>
-        this.run(() => {
-          const activity = this.transaction(() =>
-            this.insertActivity(userId, action, details, Date.now()),
-          );
-          this.events.publishActivity(activity);
-          return activity;
-        }),
+      record: write((userId, action, details) => {
+        const activity = this.transaction(() =>
+          this.insertActivity(userId, action, details, Date.now()),
+        );
+        this.events.publishActivity(activity);
+        return activity;
+      }),
       list: (userId, query) => this.run(() => this.listActivities(userId, query)),
     };
     this.refreshTokens = {
-      create: (token) => this.run(() => this.insertRefreshToken(token, Date.now())),
-      rotate: (jti, next, now) => this.run(() => this.rotateRefreshToken(jti, next, now)),
+      create: write((token) => this.insertRefreshToken(token, Date.now())),
+      rotate: write((jti, next, now) => this.rotateRefreshToken(jti, next, now)),
       revokeFamily: (familyId) =>
         this.run(() => {
           this.sql.revokeFamily.run(Date.now(), familyId);
@@ -115,13 +140,13 @@ class SqliteStore implements Store {
     };
     const orders = new SqliteOrders(db, (body) => this.transaction(body), this.events);
     this.orders = {
-      create: (order) => this.run(() => orders.create(order)),
+      create: write((order) => orders.create(order)),
       get: (id) => this.run(() => orders.get(id)),
       list: (query) => this.run(() => orders.list(query)),
-      cancel: (id, reason) => this.run(() => orders.cancel(id, reason)),
-      pay: (id, payment) => this.run(() => orders.pay(id, payment)),
-      ship: (id, shipment) => this.run(() => orders.ship(id, shipment)),
-      addCheckpoint: (id, checkpoint) => this.run(() => orders.addCheckpoint(id, checkpoint)),
+      cancel: write((id, reason) => orders.cancel(id, reason)),
+      pay: write((id, payment) => orders.pay(id, payment)),
+      ship: write((id, shipment) => orders.ship(id, shipment)),
+      addCheckpoint: write((id, checkpoint) => orders.addCheckpoint(id, checkpoint)),
       events: (orderId, query) => this.run(() => orders.events(orderId, query)),
     };
   }

@@ -7,13 +7,19 @@ import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
 import { orderContract } from "./order-contract.ts";
 
+/** What a contract test may ask of the store it opens. */
+export interface ContractStoreOptions {
+  /** Receives the SQL of every statement the store runs (see the stores' `onQuery`). */
+  onQuery?: (sql: string) => void;
+}
+
 /**
  * The behaviour every Store must have. Each implementation's test calls this with a factory that
  * opens a fresh, empty store.
  */
 export function storeContract(
   name: string,
-  open: () => Promise<Store>,
+  open: (options?: ContractStoreOptions) => Promise<Store>,
   options: { skip?: string } = {},
 ): void {
   orderContract(name, open, options);
@@ -52,6 +58,39 @@ export function storeContract(
         const creds = await store.users.findCredentials(a.username.toUpperCase());
         assert.equal(creds?.user.id, a.id);
         assert.equal(creds?.passwordHash, "hash");
+      }));
+
+    it("refuses text with a NUL character as invalid_argument, storing nothing", () =>
+      withStore(async (store) => {
+        const invalid = (err: unknown) =>
+          err instanceof StoreError && err.kind === "invalid_argument";
+        await assert.rejects(store.users.create(newUser({ username: "nul\0name" })), invalid);
+        await assert.rejects(store.users.create(newUser({ tags: ["ok", "b\0d"] })), invalid);
+        assert.deepEqual(await store.users.list({ limit: 10 }), []);
+        const user = await store.users.create(newUser());
+        await assert.rejects(store.users.update(user.id, { email: "a\0@example.com" }), invalid);
+        await assert.rejects(store.users.update(user.id, { metadata: { "k\0": "v" } }), invalid);
+        await assert.rejects(store.users.update(user.id, { metadata: { k: "v\0" } }), invalid);
+        assert.deepEqual(await store.users.get(user.id), user);
+        await assert.rejects(store.activities.record(user.id, "a\0", {}), invalid);
+        const { order } = await store.orders.create({
+          userId: user.id,
+          currency: "EUR",
+          items: [{ sku: "S", name: "Sock", quantity: 1, unitPriceMinor: 1n }],
+        });
+        await assert.rejects(
+          store.orders.create({
+            userId: user.id,
+            currency: "EUR",
+            items: [{ sku: "S", name: "So\0ck", quantity: 1, unitPriceMinor: 1n }],
+          }),
+          invalid,
+        );
+        await assert.rejects(store.orders.cancel(order.id, "why\0"), invalid);
+        assert.deepEqual(
+          (await store.orders.list({ userId: user.id, limit: 10 })).map((o) => o.status),
+          [order.status],
+        );
       }));
 
     it("keeps a user's roles", () =>
