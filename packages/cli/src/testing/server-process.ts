@@ -56,6 +56,7 @@ export async function startServerProcess(): Promise<ServerProcess> {
       KEEL_LOGIN_RATE_LIMIT_BURST: "1000",
       KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "10000",
       KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000",
+      KEEL_PASSWORD_HASH_PER_CLIENT: "64",
       KEEL_LOG_LEVEL: "info",
     },
     stdio: ["ignore", "pipe", "pipe"],
