@@ -124,6 +124,14 @@ describe("backup and restore of the SQLite database", () => {
       /jwt-secret is not an SQLite database/,
     );
     await assert.rejects(backupCommand(config, []), new UsageError("backup needs --out FILE"));
+    // A restore into a place with no database yet (a new machine) creates it, owner-only.
+    const fresh = join(dataDir, "elsewhere", "keel.db");
+    const restored = await restoreCommand(loadConfig({ ...env, KEEL_SQLITE_PATH: fresh }), [
+      "--from",
+      join(dataDir, "backup.db"),
+    ]);
+    assert.match(restored, /^restored .*backup\.db to .*elsewhere\/keel\.db: \d+ pages/);
+    assert.equal(statSync(fresh).mode & 0o777, 0o600);
     await assert.rejects(
       backupCommand(loadConfig({ ...env, KEEL_DATABASE_URL: "postgres://127.0.0.1/test" }), [
         "--out",

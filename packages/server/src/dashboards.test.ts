@@ -3,10 +3,9 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { parse } from "yaml";
-import { runServer } from "./testing/process.ts";
+import { adminPortOf, runServer } from "./testing/process.ts";
 import { read, root } from "./testing/repo.ts";
 import { findSystemTool } from "./testing/system-tool.ts";
 
@@ -95,15 +94,7 @@ describe("deploy/grafana and deploy/prometheus", { skip: promtool.skip }, () => 
 
   it("every metric an expression reads is in a live server's /metrics", async () => {
     const server = runServer({ KEEL_DATA_DIR: dir });
-    const lines = createInterface({ input: server.child.stdout as NodeJS.ReadableStream });
-    let adminPort = 0;
-    for await (const line of lines) {
-      const entry = JSON.parse(line) as { msg?: string; adminPort?: number };
-      if (entry.msg === "serving gRPC, gRPC-Web and Connect") {
-        adminPort = entry.adminPort ?? 0;
-        break;
-      }
-    }
+    const adminPort = await adminPortOf(server, "serving gRPC, gRPC-Web and Connect");
     const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     process.kill(server.child.pid as number, "SIGTERM");
     await server.exited;

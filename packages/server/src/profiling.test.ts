@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tokenCommand } from "./commands.ts";
 import { loadConfig } from "./config.ts";
-import { runServer, type ServerProcess } from "./testing/process.ts";
+import { adminPortOf, runServer, type ServerProcess } from "./testing/process.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "keel-profiling-"));
 after(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -18,20 +17,6 @@ const env = {
   KEEL_PROFILING: "true",
   KEEL_PROFILING_MAX_SECONDS: "120",
 };
-
-/** The admin port from the log line with this message (the admin port is 0: a free one). */
-async function adminPort(server: ServerProcess, message: string): Promise<number> {
-  const lines = createInterface({ input: server.child.stdout as NodeJS.ReadableStream });
-  for await (const line of lines) {
-    const entry = JSON.parse(line) as { msg?: string; adminPort?: number };
-    if (entry.msg === message && entry.adminPort) {
-      // Keep reading, so that the server never blocks on a full pipe.
-      lines.on("line", () => {});
-      return entry.adminPort;
-    }
-  }
-  throw new Error(`the server exited first: ${(await server.exited).stderr}`);
-}
 
 async function stop(server: ServerProcess): Promise<void> {
   process.kill(server.child.pid as number, "SIGTERM");
@@ -50,8 +35,8 @@ describe("profiling on the admin port", () => {
   it("serves CPU profiles, heap sampling profiles and heap snapshots to admin tokens only, one at a time", async () => {
     const [single, off] = [runServer(env), runServer({ ...env, KEEL_PROFILING: "false" })];
     const [port, offPort] = await Promise.all([
-      adminPort(single, "serving gRPC, gRPC-Web and Connect"),
-      adminPort(off, "serving gRPC, gRPC-Web and Connect"),
+      adminPortOf(single, "serving gRPC, gRPC-Web and Connect"),
+      adminPortOf(off, "serving gRPC, gRPC-Web and Connect"),
     ]);
     const token = await admin;
 
@@ -137,7 +122,7 @@ describe("profiling on the admin port", () => {
 
   it("in cluster mode profiles a worker: the one asked for, or the first; the answer names it", async () => {
     const cluster = runServer({ ...env, KEEL_WORKERS: "2" });
-    const port = await adminPort(cluster, "cluster started");
+    const port = await adminPortOf(cluster, "cluster started");
     for (let i = 0; i < 200; i++) {
       if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) break;
       await sleep(50);

@@ -1,4 +1,14 @@
-import { chmodSync, closeSync, existsSync, openSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { dirname } from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { StoreError } from "../store-error.ts";
 import { restrictDatabaseFiles } from "./database-file-modes.ts";
@@ -60,7 +70,11 @@ export async function restoreSqlite(from: string, to: string): Promise<SqliteCop
   try {
     const schemaVersion = checkCopy(source, from);
     if (existsSync(to)) refuseIfInUse(to);
-    else restrictDatabaseFiles(to);
+    else {
+      mkdirSync(dirname(to), { recursive: true });
+      restrictDatabaseFiles(to);
+    }
+    // SQLite writes the pages in one transaction: an interrupted restore leaves the old database.
     const pages = await backup(source, to, { rate: allPages });
     // The restored file carries the backup's header (rollback journal); the server turns WAL on.
     return { pages, bytes: statSync(to).size, schemaVersion };
