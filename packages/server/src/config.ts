@@ -173,7 +173,10 @@ const schema = z.strictObject({
    */
   profiling: z
     .strictObject({
-      enabled: z.stringbool().default(false),
+      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
+      enabled: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(false),
       maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .prefault({}),

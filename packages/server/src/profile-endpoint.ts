@@ -81,7 +81,7 @@ export function createProfileEndpoint(
         `no profile ${JSON.stringify(kind)}: try ${[...kinds].map((k) => prefix + k).join(", ")}`,
       );
     }
-    const text = url.searchParams.get("seconds") ?? "30";
+    const text = url.searchParams.get("seconds") ?? String(Math.min(30, options.maxSeconds));
     const seconds = Number(text);
     if (!/^[0-9]{1,6}$/.test(text) || seconds < 1 || seconds > options.maxSeconds) {
       throw new ProfileRequestError(

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tokenCommand } from "./commands.ts";
-import { loadConfig } from "./config.ts";
+import { loadConfig, readSettings } from "./config.ts";
 import { adminPortOf, runServer, type ServerProcess } from "./testing/process.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "keel-profiling-"));
@@ -118,6 +118,21 @@ describe("profiling on the admin port", () => {
     assert.equal(status, 200);
 
     await Promise.all([stop(single), stop(off)]);
+  });
+
+  it("is off unless configured, from YAML booleans or the environment's words", () => {
+    assert.deepEqual(readSettings({}).settings.profiling, { enabled: false, maxSeconds: 300 });
+    const yaml = join(dataDir, "keel.yaml");
+    writeFileSync(yaml, "profiling: { enabled: true, maxSeconds: 10 }\n");
+    assert.deepEqual(readSettings({ KEEL_CONFIG: yaml }).settings.profiling, {
+      enabled: true,
+      maxSeconds: 10,
+    });
+    assert.equal(readSettings({ KEEL_PROFILING: "on" }).settings.profiling.enabled, true);
+    assert.throws(
+      () => readSettings({ KEEL_PROFILING: "maybe", KEEL_PROFILING_MAX_SECONDS: "0" }),
+      /KEEL_PROFILING: must be true or false; KEEL_PROFILING_MAX_SECONDS: Too small/,
+    );
   });
 
   it("in cluster mode profiles a worker: the one asked for, or the first; the answer names it", async () => {
