@@ -125,7 +125,15 @@ function finishCopy(path: string): number {
 
 /** The copy passes SQLite's quick check and has a schema this build can run. */
 function checkCopy(db: DatabaseSync, path: string): number {
-  const check = db.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
+  let check: { quick_check: string }[];
+  try {
+    check = db.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
+  } catch (err) {
+    // Damage bad enough stops the check itself.
+    throw new StoreError("invalid_argument", `${path} is damaged: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   if (check.length !== 1 || check[0]?.quick_check !== "ok") {
     throw new StoreError(
       "invalid_argument",
