@@ -34,6 +34,7 @@ import {
   createServerMetrics,
   createTracingInterceptor,
   registerReflection,
+  takeProfile,
 } from "@keel/observability";
 import { createRestHandler, readOpenApiDocument } from "@keel/rest";
 import type { Store } from "@keel/store";
@@ -49,6 +50,7 @@ import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
 import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
+import { createProfileEndpoint, ProfileRequestError } from "./profile-endpoint.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
 import { createRemoteUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
@@ -111,6 +113,11 @@ export interface ServerOptions {
    * then the one rate limits, audit and logs see (`peerKey`). Default: none, the socket's address.
    */
   clientAddress?: ClientAddressOptions;
+  /**
+   * Serve CPU and heap profiles of this process on the admin port to admin tokens, recordings of
+   * at most `maxSeconds`. Default: not served.
+   */
+  profiling?: { maxSeconds: number };
   logger: Logger;
 }
 
@@ -294,6 +301,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           port: options.adminPort ?? 9091,
           metrics: createMetricsHandler({ registries: [metrics.registry] }),
           ready: () => health.status("") === Serving.SERVING,
+          ...(options.profiling === undefined
+            ? {}
+            : {
+                routes: createProfileEndpoint({
+                  tokens: {
+                    secret: options.tokens.secret,
+                    issuer: options.tokens.issuer ?? "keel",
+                    audience: options.tokens.audience ?? "keel",
+                  },
+                  maxSeconds: options.profiling.maxSeconds,
+                  take: async (request) => {
+                    if (request.worker !== undefined) {
+                      throw new ProfileRequestError(400, "worker is for cluster mode only");
+                    }
+                    return { path: await takeProfile(request) };
+                  },
+                }),
+              }),
         });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const scheme = options.tls === undefined ? "http" : "https";
