@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import type { OutgoingHttpHeaders } from "node:http2";
+import { describe, it } from "node:test";
+import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
+
+/** Runs the same steps on undici's Headers and on PlainHeaders; both must end up alike. */
+function both(steps: (h: Headers) => void): [Headers, Headers] {
+  const fetchHeaders = new Headers();
+  const plain = new PlainHeaders();
+  steps(fetchHeaders);
+  steps(plain);
+  return [fetchHeaders, plain];
+}
+
+function snapshot(h: Headers) {
+  const forEach: [string, string][] = [];
+  h.forEach((value, name) => {
+    forEach.push([name, value]);
+  });
+  return {
+    entries: [...h],
+    forEach,
+    keys: [...h.keys()],
+    values: [...h.values()],
+    cookies: h.getSetCookie(),
+  };
+}
+
+describe("PlainHeaders behaves as Fetch's Headers", () => {
+  it("matches undici for case, trimming, appending, cookies, deleting and order", () => {
+    const [expected, actual] = both((h) => {
+      h.set("X-Request-Id", "  abc \t");
+      h.append("accept", "a");
+      h.append("Accept", "b");
+      h.append("set-cookie", "a=1");
+      h.append("Set-Cookie", "b=2");
+      h.set("zeta", "last");
+      h.set("content-type", "application/grpc");
+      h.set("to-delete", "x");
+      h.delete("TO-DELETE");
+    });
+    assert.deepEqual(snapshot(actual), snapshot(expected));
+    for (const name of ["x-request-id", "ACCEPT", "set-cookie", "missing", "to-delete"]) {
+      assert.equal(actual.get(name), expected.get(name), name);
+      assert.equal(actual.has(name), expected.has(name), name);
+    }
+  });
+
+  it("refuses invalid names and values with a TypeError, as undici does", () => {
+    for (const [name, value] of [
+      ["bad name", "v"],
+      ["ok", "line\r\nbreak"],
+      ["ok", "nul\0"],
+      ["", "v"],
+    ] as const) {
+      assert.throws(() => new Headers().set(name, value), TypeError);
+      assert.throws(() => new PlainHeaders().set(name, value), TypeError);
+      assert.throws(() => new PlainHeaders().append(name, value), TypeError);
+    }
+  });
+
+  it("takes an HTTP/2 request's headers without its pseudo-headers, joining repeated ones", () => {
+    const h = PlainHeaders.fromHttp2({
+      ":path": "/user.v1.UserService/GetUser",
+      ":method": "POST",
+      "content-type": "application/grpc",
+      "x-tag": ["a", "b"],
+      authorization: "Bearer t",
+    });
+    assert.deepEqual(
+      [...h],
+      [
+        ["authorization", "Bearer t"],
+        ["content-type", "application/grpc"],
+        ["x-tag", "a, b"],
+      ],
+    );
+    assert.equal(h.get(":path"), null);
+    // What connect does with headers it is given: copying them into a Headers of its own.
+    assert.equal(new Headers(h).get("x-tag"), "a, b");
+  });
+});
+
+describe("copyHeaders", () => {
+  const steps = (h: Headers) => {
+    h.set("x-request-id", "abc");
+    h.append("x-tag", "a");
+    h.append("x-tag", "b");
+    h.append("set-cookie", "a=1");
+    h.append("set-cookie", "b=2");
+  };
+
+  it("gives the same HTTP/2 fields for PlainHeaders as for Fetch's Headers, each cookie kept", () => {
+    const [fetchHeaders, plain] = both(steps);
+    const fromFetch: OutgoingHttpHeaders = {};
+    const fromPlain: OutgoingHttpHeaders = {};
+    copyHeaders(fetchHeaders, fromFetch);
+    copyHeaders(plain, fromPlain);
+    const expected = { "x-request-id": "abc", "x-tag": "a, b", "set-cookie": ["a=1", "b=2"] };
+    assert.deepEqual({ ...fromFetch }, expected);
+    assert.deepEqual({ ...fromPlain }, expected);
+  });
+
+  it("adds to what the target holds and leaves the headers unchanged", () => {
+    const plain = new PlainHeaders();
+    plain.set("x-one", "1");
+    const out: OutgoingHttpHeaders = { ":status": 200, "content-type": "application/grpc" };
+    copyHeaders(plain, out);
+    copyHeaders(new PlainHeaders(), out);
+    assert.deepEqual(out, { ":status": 200, "content-type": "application/grpc", "x-one": "1" });
+    assert.deepEqual([...plain], [["x-one", "1"]]);
+  });
+});

@@ -1,0 +1,156 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
+
+// Fetch's header name token and the characters a value may not hold (after trimming).
+const nameToken = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const forbiddenInValue = /[\0\r\n]/;
+const isHttpWhitespace = (code: number) => code === 9 || code === 10 || code === 13 || code === 32;
+
+/**
+ * The Fetch `Headers` of a fast-path call, over a plain object: what interceptors and handlers
+ * read and set behaves as undici's `Headers` does (names case-insensitive, values trimmed,
+ * invalid names and values refused with a TypeError, repeated values joined with ", ", iteration
+ * in sorted order, `set-cookie` kept apart), without its per-call bookkeeping. The request
+ * headers are taken over from the HTTP/2 stream as they are: HTTP/2 has validated and
+ * lower-cased them already.
+ */
+export class PlainHeaders implements Headers {
+  private readonly byName: Record<string, string> = Object.create(null);
+  private cookies: string[] | undefined;
+
+  /** The request headers of an HTTP/2 stream, pseudo-headers (":path") left out. */
+  static fromHttp2(headers: IncomingHttpHeaders): PlainHeaders {
+    const out = new PlainHeaders();
+    for (const name in headers) {
+      const value = headers[name];
+      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
+      if (name === "set-cookie") out.cookies = Array.isArray(value) ? [...value] : [value];
+      else out.byName[name] = Array.isArray(value) ? value.join(", ") : value;
+    }
+    return out;
+  }
+
+  /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
+  copyTo(out: OutgoingHttpHeaders): void {
+    for (const name in this.byName) out[name] = this.byName[name];
+    if (this.cookies !== undefined) out["set-cookie"] = [...this.cookies];
+  }
+
+  append(name: string, value: string): void {
+    const key = checkedName(name);
+    const v = checkedValue(name, value);
+    if (key === "set-cookie") {
+      this.cookies = [...(this.cookies ?? []), v];
+      return;
+    }
+    const previous = this.byName[key];
+    this.byName[key] = previous === undefined ? v : `${previous}, ${v}`;
+  }
+
+  set(name: string, value: string): void {
+    const key = checkedName(name);
+    const v = checkedValue(name, value);
+    if (key === "set-cookie") this.cookies = [v];
+    else this.byName[key] = v;
+  }
+
+  delete(name: string): void {
+    const key = String(name).toLowerCase();
+    if (key === "set-cookie") this.cookies = undefined;
+    else delete this.byName[key];
+  }
+
+  get(name: string): string | null {
+    const key = String(name).toLowerCase();
+    if (key === "set-cookie") return this.cookies === undefined ? null : this.cookies.join(", ");
+    return this.byName[key] ?? null;
+  }
+
+  has(name: string): boolean {
+    const key = String(name).toLowerCase();
+    return key === "set-cookie" ? this.cookies !== undefined : this.byName[key] !== undefined;
+  }
+
+  getSetCookie(): string[] {
+    return this.cookies === undefined ? [] : [...this.cookies];
+  }
+
+  forEach(
+    callback: (value: string, key: string, parent: Headers) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const [name, value] of this.sorted()) callback.call(thisArg, value, name, this as Headers);
+  }
+
+  entries(): Entries {
+    return this.sorted()[Symbol.iterator]() as Entries;
+  }
+
+  keys(): Names {
+    return this.sorted()
+      .map(([name]) => name)
+      [Symbol.iterator]() as Names;
+  }
+
+  values(): Names {
+    return this.sorted()
+      .map(([, value]) => value)
+      [Symbol.iterator]() as Names;
+  }
+
+  [Symbol.iterator](): Entries {
+    return this.entries();
+  }
+
+  /** Every name and value in Fetch's order: names sorted, each `set-cookie` on its own. */
+  private sorted(): [string, string][] {
+    const out = Object.keys(this.byName).map((name): [string, string] => [
+      name,
+      this.byName[name] as string,
+    ]);
+    for (const cookie of this.cookies ?? []) out.push(["set-cookie", cookie]);
+    // Stable: the cookies keep their order. Most calls carry one response header, or none.
+    return out.length < 2 ? out : out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+}
+
+/**
+ * Adds every header of `headers` to an outgoing HTTP/2 header object: a `PlainHeaders` directly
+ * (HTTP/2 fields have no order to keep), any other `Headers` through its iteration. Each
+ * `set-cookie` value stays a field of its own.
+ */
+export function copyHeaders(headers: Headers, out: OutgoingHttpHeaders): void {
+  if (headers instanceof PlainHeaders) {
+    headers.copyTo(out);
+    return;
+  }
+  headers.forEach((value, name) => {
+    if (name !== "set-cookie") out[name] = value;
+  });
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) out["set-cookie"] = cookies;
+}
+
+type Entries = ReturnType<Headers["entries"]>;
+type Names = ReturnType<Headers["keys"]>;
+
+function checkedName(name: string): string {
+  const text = String(name);
+  if (!nameToken.test(text)) throw new TypeError(`Headers: "${text}" is an invalid header name.`);
+  return text.toLowerCase();
+}
+
+function checkedValue(name: string, value: string): string {
+  let text = String(value);
+  if (
+    text.length > 0 &&
+    (isHttpWhitespace(text.charCodeAt(0)) || isHttpWhitespace(text.charCodeAt(text.length - 1)))
+  ) {
+    text = text.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, "");
+  }
+  if (forbiddenInValue.test(text)) {
+    throw new TypeError(
+      `Headers: "${JSON.stringify(text)}" is an invalid header value for "${name}".`,
+    );
+  }
+  return text;
+}
