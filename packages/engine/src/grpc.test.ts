@@ -3,7 +3,12 @@ import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { createFixtureClient, type FixtureClient, startEngineServer } from "./testing/fixture.ts";
+import {
+  createFixtureClient,
+  type FixtureClient,
+  frame,
+  startEngineServer,
+} from "./testing/fixture.ts";
 
 let server: Awaited<ReturnType<typeof startEngineServer>>;
 let client: FixtureClient;
@@ -155,15 +160,6 @@ describe("engine, gRPC over HTTP/2", () => {
     assert.equal(ctx?.signal.aborted, true);
   });
 });
-
-function frame(text: string): Buffer {
-  // google.protobuf.StringValue: field 1, length-delimited.
-  const payload = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(text)]), Buffer.from(text)]);
-  const out = Buffer.alloc(5 + payload.length);
-  out.writeUInt32BE(payload.length, 1);
-  payload.copy(out, 5);
-  return out;
-}
 
 /** One gRPC request by hand, for what a typed client cannot send. */
 function rawCall(

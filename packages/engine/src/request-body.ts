@@ -110,6 +110,10 @@ export class RequestBody implements AsyncIterable<Envelope> {
 
   private readonly onEnd = () => {
     clearTimeout(this.idleTimer);
+    // Nothing of the call may stay on the stream, which outlives it until the client has its
+    // trailers: a listener would keep the call's state alive with it.
+    this.source.off("data", this.onData);
+    this.source.off("end", this.onEnd);
     if (!this.reader.complete) {
       this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
       return;

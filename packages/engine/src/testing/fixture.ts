@@ -150,3 +150,13 @@ export async function startEngineServer(
     },
   };
 }
+
+/** A StringValue request as one gRPC frame, for what a typed client cannot send. */
+export function frame(text: string): Buffer {
+  // google.protobuf.StringValue: field 1, length-delimited.
+  const payload = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(text)]), Buffer.from(text)]);
+  const out = Buffer.alloc(5 + payload.length);
+  out.writeUInt32BE(payload.length, 1);
+  payload.copy(out, 5);
+  return out;
+}
