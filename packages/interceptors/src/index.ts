@@ -12,6 +12,15 @@ export type { AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";
+export type { BoundedErrorsOptions } from "./bounded-errors.ts";
+export { createBoundedErrorsInterceptor } from "./bounded-errors.ts";
+export {
+  bounded,
+  boundedError,
+  maxErrorMessageBytes,
+  maxQuotedChars,
+  quote,
+} from "./bounded-text.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";

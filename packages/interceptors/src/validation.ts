@@ -2,7 +2,13 @@ import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import type { z } from "zod";
+import { bounded, quote } from "./bounded-text.ts";
 import { tap } from "./streams.ts";
+
+/** The most field violations one error reports; the message says how many more there were. */
+const maxViolations = 20;
+/** The most bytes of one violation's field path or description. */
+const maxViolationBytes = 256;
 
 export interface ValidationOptions {
   /** A zod schema for each request message type, by type name ("user.v1.CreateUserRequest"). */
@@ -19,7 +25,9 @@ export interface ValidationOptions {
  * Checks every request message against its zod schema before the handler sees it. A bad message
  * → INVALID_ARGUMENT naming each bad field by its proto path, in the message
  * (`invalid request: username: …; items[2].quantity: …`) and as an `errdetails.v1.BadRequest`
- * detail. Streams are checked message by message; a message type without a schema passes.
+ * detail. Streams are checked message by message; a message type without a schema passes. At
+ * most 20 violations are reported, each bounded, so that a request with many bad values does not
+ * make an error of unbounded size.
  */
 export function createValidationInterceptor(options: ValidationOptions): Interceptor {
   const itemized = new Set(options.itemized ?? []);
@@ -45,12 +53,14 @@ export function createValidationInterceptor(options: ValidationOptions): Interce
 export function validateMessage(desc: DescMessage, schema: z.ZodType, message: unknown): void {
   const result = schema.safeParse(message);
   if (result.success) return;
-  const violations = result.error.issues.map((issue) => ({
-    field: protoPath(desc, issue.path),
-    description: issue.message,
+  const { issues } = result.error;
+  const violations = issues.slice(0, maxViolations).map((issue) => ({
+    field: bounded(protoPath(desc, issue.path), maxViolationBytes),
+    description: bounded(issue.message, maxViolationBytes),
   }));
+  const more = issues.length > maxViolations ? `; and ${issues.length - maxViolations} more` : "";
   throw new ConnectError(
-    `invalid request: ${violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ")}`,
+    `invalid request: ${violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ")}${more}`,
     Code.InvalidArgument,
     undefined,
     [{ desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: violations }) }],
@@ -68,7 +78,7 @@ function protoPath(desc: DescMessage, path: readonly PropertyKey[]): string {
       continue;
     }
     if (mapKeyNext) {
-      out += `[${JSON.stringify(String(segment))}]`;
+      out += `[${quote(segment)}]`;
       mapKeyNext = false;
       continue;
     }

@@ -2,6 +2,7 @@ import type * as http2 from "node:http2";
 import { type DescMessage, type DescMethod, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { boundedError } from "@keel/interceptors";
 import { copyHeaders } from "./plain-headers.ts";
 
 // gRPC over a raw HTTP/2 stream, as the fast path writes and reads it: length-prefixed messages,
@@ -38,7 +39,8 @@ export function encode(output: DescMessage, message: unknown, maxMessageBytes: n
 
 /**
  * The trailers: the handler's, with the status of `err` (OK when undefined). Like connect, an
- * error that is not a ConnectError is answered as a bare "internal error", never its message.
+ * error that is not a ConnectError is answered as a bare "internal error", never its message; a
+ * message longer than 1 KiB is cut (`boundedError`).
  */
 export function withStatus(trailer: Headers | undefined, err: unknown): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
@@ -51,7 +53,7 @@ export function withStatus(trailer: Headers | undefined, err: unknown): http2.Ou
     err instanceof ConnectError
       ? err
       : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-  copyHeaders(setTrailerStatus(new Headers(), error), out);
+  copyHeaders(setTrailerStatus(new Headers(), boundedError(error)), out);
   return out;
 }
 

@@ -12,6 +12,7 @@ import {
   createAuditInterceptor,
   createAuthenticationInterceptor,
   createAuthorizationInterceptor,
+  createBoundedErrorsInterceptor,
   createDeadlineInterceptor,
   createLoggingInterceptor,
   createRateLimiter,
@@ -160,7 +161,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
+  // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const interceptors: Interceptor[] = [
+    createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),

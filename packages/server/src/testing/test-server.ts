@@ -45,6 +45,7 @@ export async function startTestServer(
       | "tls"
       | "healthCheckIntervalMs"
       | "defaultTimeoutMs"
+      | "logger"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
