@@ -45,5 +45,7 @@ export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
 export { createRecoveryInterceptor } from "./recovery.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
+export type { StreamLimitOptions } from "./stream-limit.ts";
+export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
 export type { ValidationOptions } from "./validation.ts";
 export { createValidationInterceptor, validateMessage } from "./validation.ts";

@@ -54,6 +54,21 @@ tls: { cert: a.pem, key: b.pem }
     assert.equal(config.file, path);
   });
 
+  it("bounds streams per caller and idle connections by default; both can be set", () => {
+    const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
+    assert.deepEqual(defaults.streamLimits, { perPrincipal: 100, perAddress: 200 });
+    assert.equal(defaults.http2.idleTimeoutMs, 300_000);
+    const set = loadConfig({
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+      KEEL_STREAM_LIMIT_PER_PRINCIPAL: "10",
+      KEEL_STREAM_LIMIT_PER_ADDRESS: "20",
+      KEEL_HTTP2_IDLE_TIMEOUT_MS: "0",
+    });
+    assert.deepEqual(set.streamLimits, { perPrincipal: 10, perAddress: 20 });
+    assert.equal(set.http2.idleTimeoutMs, 0);
+  });
+
   it("names every bad key and value, by file path or variable", () => {
     const path = file(
       "port: 99999\nlog: { level: loud }\nmystery: 1\ntracing: { samplingRatio: 2, extra: true }\n",

@@ -70,6 +70,13 @@ const schema = z.strictObject({
         .default({}),
     })
     .default({ ratePerSecond: 100, burst: 200, loginPerMinute: 10, loginBurst: 5, methods: {} }),
+  /** Streaming calls open at once per authenticated caller, and per address for anonymous ones. */
+  streamLimits: z
+    .strictObject({
+      perPrincipal: z.coerce.number().int().min(1).default(100),
+      perAddress: z.coerce.number().int().min(1).default(200),
+    })
+    .default({ perPrincipal: 100, perAddress: 200 }),
   defaultTimeoutMs: milliseconds.default(30_000),
   auditLog: z.string().min(1).optional(),
   log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
@@ -100,15 +107,15 @@ const schema = z.strictObject({
       maxConcurrentStreams: z.coerce.number().int().min(1).default(1000),
       /** Ping idle connections this often to find dead ones; 0: never. */
       keepaliveIntervalMs: milliseconds.default(60_000),
-      /** Close connections idle for this long; 0: never. */
-      idleTimeoutMs: milliseconds.default(0),
+      /** Close connections without an open stream or request for this long; 0: never. */
+      idleTimeoutMs: milliseconds.default(300_000),
       /** Ask clients to reconnect (GOAWAY) after this long, to rebalance; 0: never. */
       maxConnectionAgeMs: milliseconds.default(0),
     })
     .default({
       maxConcurrentStreams: 1000,
       keepaliveIntervalMs: 60_000,
-      idleTimeoutMs: 0,
+      idleTimeoutMs: 300_000,
       maxConnectionAgeMs: 0,
     }),
   maxMessageBytes: z.coerce
@@ -169,6 +176,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_RATE_LIMIT_BURST: ["rateLimits", "burst"],
   KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: ["rateLimits", "loginPerMinute"],
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
+  KEEL_STREAM_LIMIT_PER_PRINCIPAL: ["streamLimits", "perPrincipal"],
+  KEEL_STREAM_LIMIT_PER_ADDRESS: ["streamLimits", "perAddress"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
   KEEL_AUDIT_LOG: ["auditLog"],
   KEEL_LOG_LEVEL: ["log", "level"],

@@ -67,6 +67,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     passwordCost: config.auth.passwordCost,
     rateLimits: rateLimitsOf(config),
+    streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
     corsAllowedOrigins: config.cors.allowedOrigins,

@@ -18,11 +18,13 @@ import {
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
+  createStreamLimitInterceptor,
   createValidationInterceptor,
   deadlineDefaults,
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type StreamLimitOptions,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
@@ -72,6 +74,11 @@ export interface ServerOptions {
   tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
   /** Token buckets per caller and method. Default: 100/s with bursts of 200; Login 10/min per peer. */
   rateLimits?: RateLimits;
+  /**
+   * Streaming calls open at once per authenticated caller and per address (anonymous calls).
+   * Default: 100 per caller, 200 per address.
+   */
+  streamLimits?: StreamLimitOptions;
   /** The deadline of unary and client-streaming calls that set none, in ms. Default 30000. */
   defaultTimeoutMs?: number;
   /** log2 of the scrypt cost for password hashes; default 15. */
@@ -183,6 +190,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       orderOwner: createOrderOwners(store),
       policies: publicServices,
     }),
+    createStreamLimitInterceptor(options.streamLimits),
     createValidationInterceptor({
       schemas: { ...userRequestSchemas, ...orderRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],

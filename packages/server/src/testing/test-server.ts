@@ -46,6 +46,7 @@ export async function startTestServer(
       | "healthCheckIntervalMs"
       | "defaultTimeoutMs"
       | "logger"
+      | "streamLimits"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
