@@ -8,6 +8,7 @@ export type {
   AuditTargets,
 } from "./audit-log.ts";
 export { createAuditLog } from "./audit-log.ts";
+export type { AuditSummaryOptions } from "./audit-summary.ts";
 export type { AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
