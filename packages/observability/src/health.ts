@@ -1,6 +1,5 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type Health, HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
-import { quote } from "@keel/interceptors";
 
 /** A serving status of the gRPC health checking protocol. */
 export type ServingStatus = HealthCheckResponse_ServingStatus;
@@ -79,7 +78,7 @@ export function createHealthService(options: HealthOptions = {}): HealthStatus {
     check(request) {
       const status = statuses.get(request.service);
       if (status === undefined) {
-        throw new ConnectError(`unknown service ${quote(request.service)}`, Code.NotFound);
+        throw new ConnectError(`unknown service "${request.service}"`, Code.NotFound);
       }
       return { status };
     },
