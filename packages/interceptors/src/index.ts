@@ -8,10 +8,20 @@ export type {
   AuditTargets,
 } from "./audit-log.ts";
 export { createAuditLog } from "./audit-log.ts";
+export type { AuditSummaryOptions } from "./audit-summary.ts";
 export type { AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";
+export type { BoundedErrorsOptions } from "./bounded-errors.ts";
+export { createBoundedErrorsInterceptor } from "./bounded-errors.ts";
+export {
+  bounded,
+  boundedError,
+  maxErrorMessageBytes,
+  maxQuotedChars,
+  quote,
+} from "./bounded-text.ts";
 export type {
   ClientAddressOptions,
   ClientAddressResolver,
@@ -46,5 +56,7 @@ export { createRecoveryInterceptor } from "./recovery.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
 export { resourceExhausted } from "./resource-exhausted.ts";
+export type { StreamLimitOptions } from "./stream-limit.ts";
+export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
 export type { ValidationOptions } from "./validation.ts";
 export { createValidationInterceptor, validateMessage } from "./validation.ts";

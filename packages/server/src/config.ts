@@ -15,6 +15,8 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
+const bytes = z.coerce.number().int().min(0);
+const mebibytes = (n: number) => n * 1024 * 1024;
 
 /** A list, written in YAML as a list or (as environment variables are) comma-separated. */
 function commaList<T extends z.ZodType>(item: T) {
@@ -95,8 +97,26 @@ const schema = z.strictObject({
         .default({}),
     })
     .prefault({}),
+  /** Streaming calls open at once per authenticated caller, and per address for anonymous ones. */
+  streamLimits: z
+    .strictObject({
+      perPrincipal: z.coerce.number().int().min(1).default(100),
+      perAddress: z.coerce.number().int().min(1).default(200),
+    })
+    .default({ perPrincipal: 100, perAddress: 200 }),
   defaultTimeoutMs: milliseconds.default(30_000),
-  auditLog: z.string().min(1).optional(),
+  /** The audit log: where (a file, or "-" for standard output), its rotation and summaries. */
+  auditLog: z
+    .strictObject({
+      path: z.string().min(1).optional(),
+      /** Rotate the file before it grows past this many bytes; 0: never. */
+      maxBytes: bytes.default(mebibytes(100)),
+      /** Rotated files kept: audit.log.1 … audit.log.<keep>. */
+      keep: z.coerce.number().int().min(1).max(1000).default(5),
+      /** Repeated refusals of one caller and method: one entry, then a count per interval; 0: off. */
+      summaryIntervalMs: milliseconds.default(60_000),
+    })
+    .default({ maxBytes: mebibytes(100), keep: 5, summaryIntervalMs: 60_000 }),
   log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
   tracing: z
     .strictObject({
@@ -125,22 +145,18 @@ const schema = z.strictObject({
       maxConcurrentStreams: z.coerce.number().int().min(1).default(1000),
       /** Ping idle connections this often to find dead ones; 0: never. */
       keepaliveIntervalMs: milliseconds.default(60_000),
-      /** Close connections idle for this long; 0: never. */
-      idleTimeoutMs: milliseconds.default(0),
+      /** Close connections without an open stream or request for this long; 0: never. */
+      idleTimeoutMs: milliseconds.default(300_000),
       /** Ask clients to reconnect (GOAWAY) after this long, to rebalance; 0: never. */
       maxConnectionAgeMs: milliseconds.default(0),
     })
     .default({
       maxConcurrentStreams: 1000,
       keepaliveIntervalMs: 60_000,
-      idleTimeoutMs: 0,
+      idleTimeoutMs: 300_000,
       maxConnectionAgeMs: 0,
     }),
-  maxMessageBytes: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .default(4 * 1024 * 1024),
+  maxMessageBytes: bytes.min(1024).default(mebibytes(4)),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /** The API console page at /console. Default: on, except with NODE_ENV=production. */
@@ -214,8 +230,13 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
   KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: ["rateLimits", "createUserPerMinute"],
   KEEL_CREATE_USER_RATE_LIMIT_BURST: ["rateLimits", "createUserBurst"],
+  KEEL_STREAM_LIMIT_PER_PRINCIPAL: ["streamLimits", "perPrincipal"],
+  KEEL_STREAM_LIMIT_PER_ADDRESS: ["streamLimits", "perAddress"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
-  KEEL_AUDIT_LOG: ["auditLog"],
+  KEEL_AUDIT_LOG: ["auditLog", "path"],
+  KEEL_AUDIT_LOG_MAX_BYTES: ["auditLog", "maxBytes"],
+  KEEL_AUDIT_LOG_KEEP: ["auditLog", "keep"],
+  KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: ["auditLog", "summaryIntervalMs"],
   KEEL_LOG_LEVEL: ["log", "level"],
   KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
   KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
@@ -251,7 +272,7 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
   store:
     | { kind: "sqlite"; path: string }
     | { kind: "postgres"; url: string; schema: string; poolSize: number };
-  /** Where the audit log goes: a file, or standard output ("-"). */
+  /** Where the audit log goes: a file, or standard output ("-"); `auditLog` has the rest. */
   audit: { path: string } | "stdout";
   /** Whether /console is served. */
   consoleEnabled: boolean;
@@ -298,6 +319,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
       `invalid configuration: unknown setting ${unknown.join(", ")}; known: KEEL_CONFIG, ${Object.keys(environment).join(", ")}`,
     );
   }
+  // `auditLog: /var/log/keel/audit.log` names the file alone.
+  if (typeof raw.auditLog === "string") raw.auditLog = { path: raw.auditLog };
   const fromEnv = new Map<string, string>();
   for (const [variable, path] of Object.entries(environment)) {
     const value = env[variable];
@@ -356,7 +379,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
             poolSize: s.database.poolSize,
           },
     audit:
-      s.auditLog === "-" ? "stdout" : { path: resolve(s.auditLog ?? join(dataDir, "audit.log")) },
+      s.auditLog.path === "-"
+        ? "stdout"
+        : { path: resolve(s.auditLog.path ?? join(dataDir, "audit.log")) },
     consoleEnabled: s.console.enabled ?? env.NODE_ENV !== "production",
   };
 }

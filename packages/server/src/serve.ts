@@ -49,7 +49,14 @@ export async function serve(config: ServerConfig): Promise<void> {
   }
   const store = await openStore(config, logger, worker === undefined ? undefined : workerRelay());
   const auditLog = createAuditLog({
-    ...(config.audit === "stdout" ? { destination: process.stdout } : { path: config.audit.path }),
+    ...(config.audit === "stdout"
+      ? { destination: process.stdout }
+      : {
+          path: config.audit.path,
+          maxBytes: config.auditLog.maxBytes,
+          keep: config.auditLog.keep,
+        }),
+    summary: { intervalMs: config.auditLog.summaryIntervalMs },
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
@@ -74,6 +81,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     accountStatusMaxAgeMs: config.auth.accountStatusMaxAgeMs,
     rateLimits: rateLimitsOf(config),
+    streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
     corsAllowedOrigins: config.cors.allowedOrigins,

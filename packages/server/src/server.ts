@@ -20,6 +20,7 @@ import {
   createAuditInterceptor,
   createAuthenticationInterceptor,
   createAuthorizationInterceptor,
+  createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
   createLoggingInterceptor,
@@ -27,11 +28,13 @@ import {
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
+  createStreamLimitInterceptor,
   createValidationInterceptor,
   type IncomingHeaders,
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type StreamLimitOptions,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
@@ -88,6 +91,11 @@ export interface ServerOptions {
    * 10/min per client address, bursts of 5.
    */
   rateLimits?: RateLimits;
+  /**
+   * Streaming calls open at once per authenticated caller and per address (anonymous calls).
+   * Default: 100 per caller, 200 per address.
+   */
+  streamLimits?: StreamLimitOptions;
   /** The deadline of unary and client-streaming calls that set none, in ms. Default 30000. */
   defaultTimeoutMs?: number;
   /** log2 of the scrypt cost for password hashes; default 15. */
@@ -228,7 +236,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
+  // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const interceptors: Interceptor[] = [
+    createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
@@ -256,6 +266,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       },
       policies: publicServices,
     }),
+    createStreamLimitInterceptor(options.streamLimits),
     createValidationInterceptor({
       schemas: { ...userRequestSchemas, ...orderRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],

@@ -49,6 +49,7 @@ export async function startTestServer(
       | "accountStatusMaxAgeMs"
       | "clientAddress"
       | "logger"
+      | "streamLimits"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
