@@ -82,9 +82,39 @@ const unknownMethodTrailers = (path: string): http2.OutgoingHttpHeaders => {
   };
 };
 
-// A session's peer address, read once per connection (the session's socket is a proxy object).
+// A session's peer address, read once per connection (the session's socket is a proxy object),
+// and the origin of its requests, worked out once per distinct `:authority`.
 const peerAddress = Symbol("keel.peerAddress");
-type AddressedSession = http2.ServerHttp2Session & { [peerAddress]?: string };
+const origins = Symbol("keel.origins");
+type AddressedSession = http2.ServerHttp2Session & {
+  [peerAddress]?: string;
+  [origins]?: Map<string, string>;
+};
+
+/** The request's URL as connect-node gives it: scheme, authority and path, normalized by URL. */
+function urlOf(session: AddressedSession | undefined, headers: http2.IncomingHttpHeaders): string {
+  const path = headers[":path"] ?? "";
+  const authority = headers[":authority"] ?? headers.host ?? "";
+  if (session === undefined) return path;
+  let known = session[origins];
+  if (known === undefined) {
+    known = new Map();
+    session[origins] = known;
+  }
+  let origin = known.get(authority);
+  if (origin === undefined) {
+    const scheme = (session.socket as { encrypted?: boolean } | undefined)?.encrypted
+      ? "https"
+      : "http";
+    try {
+      origin = new URL(`${scheme}://${authority}`).origin;
+    } catch {
+      origin = `${scheme}://${authority}`;
+    }
+    if (known.size < 16) known.set(authority, origin);
+  }
+  return origin + path;
+}
 
 function peerOf(session: AddressedSession | undefined): string {
   if (session === undefined) return "";
@@ -137,14 +167,8 @@ export function createEngine(options: EngineOptions): Engine {
         else stream.respond({ ":status": 405, allow: "POST" }, { endStream: true });
         return true;
       }
-      serveGrpc(
-        context,
-        entry,
-        stream,
-        headers,
-        binary,
-        peerOf(stream.session as AddressedSession),
-      );
+      const session = stream.session as AddressedSession | undefined;
+      serveGrpc(context, entry, stream, headers, binary, peerOf(session), urlOf(session, headers));
       return true;
     },
   };

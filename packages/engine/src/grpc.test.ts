@@ -17,7 +17,11 @@ const intercepted: { url: string; stream: boolean; aborted: () => boolean }[] = 
 
 // An interceptor that hands on a request object of its own, as an interceptor may.
 const rebuild: Interceptor = (next) => (req) => {
-  intercepted.push({ url: req.url, stream: req.stream, aborted: () => req.signal.aborted });
+  intercepted.push({
+    url: new URL(req.url).pathname,
+    stream: req.stream,
+    aborted: () => req.signal.aborted,
+  });
   return next({ ...req, header: new Headers(req.header) });
 };
 

@@ -32,6 +32,7 @@ export function serveGrpc(
   headers: http2.IncomingHttpHeaders,
   binary: boolean,
   peer: string,
+  url: string,
 ): void {
   // Without a listener, a stream error (a reset with an error code) would be thrown.
   stream.on("error", noop);
@@ -60,7 +61,6 @@ export function serveGrpc(
     engine.contextValues?.({ headers, socket: { remoteAddress: peer } }) ?? createContextValues();
   contextValues.set(callKey, call);
   const requestHeader = PlainHeaders.fromHttp2(headers);
-  const url = headers[":path"] as string;
   const untrack = engine.track(call);
   // The client resetting the stream before the answer cancels the call.
   const onClose = () =>
