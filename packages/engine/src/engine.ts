@@ -70,15 +70,18 @@ export interface Engine {
   inProcessTransport(options?: InProcessTransportOptions): Transport;
 }
 
+/** The answer to a gRPC call of a method not served: HTTP 200, grpc-status 12, grpc-go's words. */
 const unknownMethodTrailers = (path: string): http2.OutgoingHttpHeaders => {
-  const [, service = "", name = ""] = /^\/([^/]*)\/?(.*)$/.exec(path) ?? [];
+  // The path is the client's: echoed in part only (HTTP/2 lets headers reach 16 KiB and more).
+  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+  const [, service = "", name = ""] = /^\/([^/]*)\/?(.*)$/s.exec(shown) ?? [];
   return {
     ":status": 200,
     "content-type": "application/grpc",
     "grpc-status": "12",
     "grpc-message": encodeURIComponent(
       name === "" ? `unknown service ${service}` : `unknown method ${name} for service ${service}`,
-    ).slice(0, 1024),
+    ),
   };
 };
 

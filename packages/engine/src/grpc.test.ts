@@ -148,6 +148,9 @@ describe("engine, gRPC over HTTP/2", () => {
       assert.equal(raw.trailers["grpc-status"], "12");
       assert.equal(decodeURIComponent(String(raw.trailers["grpc-message"])), message);
     }
+    const long = await rawCall(server.url, `/x.v1.X/${"A".repeat(10_000)}`, {}, frame("x"));
+    assert.equal(long.trailers["grpc-status"], "12");
+    assert.ok(String(long.trailers["grpc-message"]).length < 400, "the path is echoed whole");
   });
 
   it("aborts the handler's signal when the client cancels a stream", async () => {
