@@ -4,6 +4,8 @@
 #   nginx                          packages/server/src/*nginx* tests (gRPC through a reverse proxy)
 #   chromium, fonts-dejavu-core    packages/console/src/console.test.ts (the console and CORS in a
 #                                  real browser, driven by playwright-core; no browser download)
+#   prometheus (for promtool)      packages/server/src/dashboards.test.ts (the alert rules and every
+#                                  dashboard expression checked by promtool)
 #   podman, runc, debootstrap      packages/server/src/container.test.ts (deploy/Dockerfile built
 #                                  and run for real; debootstrap makes the base image when the
 #                                  official one cannot be pulled, see scripts/container/)
@@ -17,6 +19,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
@@ -45,7 +48,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# nginx's maintainer script would start an nginx on port 80; the tests start their own.
+# nginx's and prometheus's maintainer scripts would start servers (ports 80, 9090); the tests
+# start their own nginx and need only promtool.
 # policy-rc.d answering 101 ("action forbidden") is Debian's way to say "install, do not start".
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
@@ -62,6 +66,7 @@ fi
 
 command -v nginx >/dev/null 2>&1 || fail "apt-get ran but no nginx binary is on PATH or in /usr/sbin"
 [ -x /usr/bin/chromium ] || fail "apt-get ran but /usr/bin/chromium is missing"
+command -v promtool >/dev/null 2>&1 || fail "apt-get ran but no promtool binary is on PATH"
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || fail "apt-get ran but there is no $tool on PATH or in /usr/sbin"
 done

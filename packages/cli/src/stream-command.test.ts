@@ -10,7 +10,7 @@ describe("keel stream", () => {
   });
 
   it("shows server, client and bidi streaming, with what arrives printed as it arrives", async () => {
-    const result = await runCli(["stream", "--url", server.url, "--interval", "100ms"]);
+    const result = await runCli(["stream", "--url", server.url, "--interval", "100ms"], server.env);
     assert.equal(result.code, 0, result.stderr);
     // `[  1.234s] kind          text`
     const lines = result.stdout

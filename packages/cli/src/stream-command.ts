@@ -19,7 +19,9 @@ line is stamped with the seconds since the start):
   bidi            SyncUserStatus: a follower stream follows the user, a setter stream changes its
                   status three times; each change reaches the follower live
 
-Calls are made as the demo user (with the token Login gives it) unless --token is given.
+Calls are made as the demo user (with the token Login gives it) unless --token is given. The
+setter stream changes a status, which only an administrator may: without --token it calls with
+an admin token minted like \`keel token\` with the local configuration (a server on this machine).
 
 flags:
   --interval DURATION pause between the messages a stream sends (default 300ms)

@@ -13,6 +13,7 @@ import {
 import { clock } from "./describe.ts";
 import { describeError } from "./describe-error.ts";
 import { enumName } from "./enum-name.ts";
+import { mintLocalToken } from "./local-token.ts";
 
 export interface StreamDemoOptions {
   baseUrl: string;
@@ -67,7 +68,12 @@ export async function streamDemo(options: StreamDemoOptions): Promise<number> {
     phase = "BatchUpdateUsers";
     await batchUpdate(users, userId, headers, options.intervalMs, print);
     phase = "SyncUserStatus";
-    await syncStatus(users, userId, headers, options.intervalMs, print);
+    // Setting a status is an administrator's: the setter calls with a local admin token.
+    const admin =
+      options.token === undefined
+        ? new Headers({ authorization: `Bearer ${await mintLocalToken(userId, ["admin"])}` })
+        : headers;
+    await syncStatus(users, userId, headers, admin, options.intervalMs, print);
     // Let the last activities arrive, then cancel the feed (it never ends by itself).
     await sleep(Math.max(options.intervalMs, 200));
     const received = await activities.stop();
@@ -156,11 +162,15 @@ async function batchUpdate(
   print("client-stream", `← updated ${result.updatedCount}, ${errors}`);
 }
 
-/** Bidi streaming: a follower and a setter stream on one user; the follower sees each change. */
+/**
+ * Bidi streaming: a follower and a setter stream on one user; the follower sees each change. The
+ * setter is an administrator (`adminHeaders`): users do not set their own status.
+ */
 async function syncStatus(
   users: UserClient,
   userId: bigint,
   headers: Headers,
+  adminHeaders: Headers,
   interval: number,
   print: Print,
 ): Promise<void> {
@@ -197,7 +207,7 @@ async function syncStatus(
       print("bidi", `follower ← user ${update.userId} is ${status(update.status)} ${label}`);
       // The setter starts once the follow is in place, so that no change is missed.
       if (seen++ === 0) {
-        setter = drain(users.syncUserStatus(set(), call));
+        setter = drain(users.syncUserStatus(set(), { ...call, headers: adminHeaders }));
         // The follower waits for changes that will not come if the setter fails: stop it.
         setter.catch(() => abort.abort());
       }

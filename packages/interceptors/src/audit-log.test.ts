@@ -184,3 +184,161 @@ describe("audit log", () => {
     assert.throws(() => createAuditLog({}), /destination or a path/);
   });
 });
+
+/** A refused Login of `peer`, as the audit interceptor records one. */
+function refusal(peer: string, n: number, outcome = "ResourceExhausted"): AuditEntry {
+  return {
+    time: new Date(n * 1000).toISOString(),
+    method: "user.v1.UserService/Login",
+    principal: null,
+    peer,
+    request_id: `req-${n}`,
+    outcome,
+    targets: { user_ids: [], order_ids: [] },
+    error: "rate limited",
+  };
+}
+
+/** A log writing into memory; `lines()` parses what was written so far. */
+function memory(options: Omit<Parameters<typeof createAuditLog>[0], "destination"> = {}) {
+  let text = "";
+  const log = createAuditLog({
+    ...options,
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        text += chunk.toString();
+        callback();
+      },
+    }),
+  });
+  const lines = () =>
+    text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEntry);
+  return { log, lines };
+}
+
+describe("audit log summaries of repeated refusals", () => {
+  it("writes a caller's first refusal and counts the rest into one summary entry", async () => {
+    // Issue 17, item 9: 3,000 refused Logins in 3 s were 3,000 entries.
+    const { log, lines } = memory({ summary: { intervalMs: 3_600_000 } });
+    for (let i = 1; i <= 3000; i++) log.write(refusal("10.0.0.1", i));
+    log.write(refusal("10.0.0.2", 1));
+    log.write(entry(1));
+    await log.close();
+    const written = lines();
+    assert.deepEqual(
+      written.map((e) => [e.peer, e.outcome, e.request_id, e.repeated?.count]),
+      [
+        ["10.0.0.1", "ResourceExhausted", "req-1", undefined],
+        ["10.0.0.2", "ResourceExhausted", "req-1", undefined],
+        ["127.0.0.1", "OK", "req-1", undefined],
+        ["10.0.0.1", "ResourceExhausted", "", 2999],
+      ],
+    );
+    assert.deepEqual(written[3]?.repeated, {
+      count: 2999,
+      first: new Date(2000).toISOString(),
+      last: new Date(3_000_000).toISOString(),
+    });
+  });
+
+  it("writes the summaries when each interval ends, then a caller's next refusal in full", async () => {
+    const { log, lines } = memory({ summary: { intervalMs: 30 } });
+    for (let i = 1; i <= 5; i++) log.write(refusal("10.0.0.1", i, "Unauthenticated"));
+    while (lines().length < 2) await sleep(10);
+    log.write(refusal("10.0.0.1", 6, "Unauthenticated"));
+    await log.flush();
+    assert.deepEqual(
+      lines().map((e) => [e.request_id, e.repeated?.count]),
+      [
+        ["req-1", undefined],
+        ["", 4],
+        ["req-6", undefined],
+      ],
+    );
+    await log.close();
+  });
+
+  it("holds at most maxKeys callers, counting further ones together per method and outcome", async () => {
+    const { log, lines } = memory({ summary: { intervalMs: 3_600_000, maxKeys: 2 } });
+    for (let peer = 1; peer <= 100; peer++) {
+      for (let i = 1; i <= 3; i++) log.write(refusal(`10.0.0.${peer}`, i));
+    }
+    await log.close();
+    assert.deepEqual(
+      lines().map((e) => [e.peer, e.repeated?.count]),
+      [
+        ["10.0.0.1", undefined],
+        ["10.0.0.2", undefined],
+        ["10.0.0.1", 2],
+        ["10.0.0.2", 2],
+        ["*", 98 * 3],
+      ],
+    );
+  });
+});
+
+describe("audit log rotation", () => {
+  const read = async (path: string) => {
+    try {
+      return (await readFile(path, "utf8")).split("\n").filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+
+  it("rotates by size, keeps `keep` files, never splits an entry, new files owner-only", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "keel-audit-"));
+    try {
+      const path = join(dir, "audit.log");
+      const log = createAuditLog({ path, maxBytes: 2000, keep: 3 });
+      for (let n = 1; n <= 200; n++) {
+        log.write(entry(n));
+        if (n % 7 === 0) await log.flush();
+      }
+      await log.close();
+      const files = [`${path}.3`, `${path}.2`, `${path}.1`, path];
+      const ids: number[] = [];
+      for (const file of files) {
+        const { size, mode } = await stat(file);
+        assert.ok(size <= 2000, `${file} holds ${size} bytes`);
+        assert.equal(mode & 0o777, 0o600, file);
+        for (const line of await read(file)) ids.push(Number(JSON.parse(line).request_id.slice(4)));
+      }
+      assert.deepEqual(await read(`${path}.4`), [], "only `keep` rotated files");
+      // The newest entries, every one of them, in order, up to the last.
+      assert.equal(ids.at(-1), 200);
+      assert.deepEqual(
+        ids,
+        ids.map((_, i) => 200 - ids.length + 1 + i),
+      );
+      assert.ok(ids.length >= 30, `${ids.length} entries kept`);
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it("loses no entry when two processes' logs rotate the same file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "keel-audit-"));
+    try {
+      const path = join(dir, "audit.log");
+      const logs = [0, 1].map(() => createAuditLog({ path, maxBytes: 3000, keep: 1000 }));
+      for (let n = 1; n <= 400; n++) {
+        logs[n % 2]?.write(entry(n));
+        if (n % 10 === 0) await Promise.all(logs.map((l) => l.flush()));
+      }
+      await Promise.all(logs.map((l) => l.close()));
+      const ids = new Set<number>();
+      for (let i = 0; i <= 1000; i++) {
+        for (const line of await read(i === 0 ? path : `${path}.${i}`)) {
+          ids.add(Number(JSON.parse(line).request_id.slice(4)));
+        }
+      }
+      assert.equal(ids.size, 400);
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+});

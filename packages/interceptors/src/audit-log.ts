@@ -1,5 +1,6 @@
-import { createWriteStream } from "node:fs";
 import type { Writable } from "node:stream";
+import { type AuditSummaryOptions, createAuditSummary } from "./audit-summary.ts";
+import { createRotatingFile } from "./rotating-file.ts";
 
 /** One audited call, as written to the audit log: one JSON object per line. */
 export interface AuditEntry {
@@ -19,6 +20,12 @@ export interface AuditEntry {
   targets: AuditTargets;
   /** The error message (without code prefix) of a failed call. */
   error?: string;
+  /**
+   * Set on a summary entry: `count` more calls of this method by this caller (principal and
+   * peer; peer "*" for callers beyond the summary's table) ended with this outcome between `first`
+   * and `last`, and were not written one by one. See `AuditLogOptions.summary`.
+   */
+  repeated?: { count: number; first: string; last: string };
 }
 
 /** The ids of the resources a call acted on, as decimal strings, each list deduplicated. */
@@ -40,6 +47,20 @@ export interface AuditLogOptions {
    * write only) if it does not exist. One of `destination` and `path` is required.
    */
   path?: string;
+  /**
+   * With `path`: before the file would grow past this many bytes it is renamed to `path.1`
+   * (`path.1` to `path.2` … up to `keep`) and a new one started; no entry is lost or split across
+   * two files. 0: never rotate. Default 104857600 (100 MiB).
+   */
+  maxBytes?: number;
+  /** With `path`: how many rotated files are kept. Default 5. */
+  keep?: number;
+  /**
+   * Repeated refusals (rate limited, unauthenticated, denied) of one caller and method are
+   * written once per interval, the rest as one summary entry with a count (`repeated`) at the
+   * interval's end and at `close()`. Default: 60 s intervals; `{ intervalMs: 0 }` writes all.
+   */
+  summary?: AuditSummaryOptions;
   /**
    * At most this many lines wait to be written, counting those handed to the destination and not
    * yet confirmed. Further entries are dropped and counted. Default: 10000.
@@ -95,7 +116,7 @@ const dropReportIntervalMs = 1000;
  * further entries are dropped, counted and reported through `onDrop`.
  */
 export function createAuditLog(options: AuditLogOptions): AuditLog {
-  const destination = options.destination ?? openFile(options.path);
+  const destination = options.destination ?? openFile(options);
   const maxQueue = options.maxQueue ?? 10000;
   const onDrop = options.onDrop ?? warnDropped;
   const onError = options.onError ?? logError;
@@ -180,7 +201,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     }
   };
 
-  const write = (entry: AuditEntry) => {
+  const enqueue = (entry: AuditEntry) => {
     if (closed || failure !== undefined || accepted - written >= maxQueue) {
       drop(1);
       return;
@@ -204,6 +225,11 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     }
   };
 
+  const summary = createAuditSummary(options.summary ?? {}, enqueue);
+  const write = (entry: AuditEntry) => {
+    if (summary.admit(entry)) enqueue(entry);
+  };
+
   const flush = () =>
     new Promise<void>((resolve, reject) => {
       flushes.push({ upTo: accepted, resolve, reject });
@@ -211,6 +237,7 @@ export function createAuditLog(options: AuditLogOptions): AuditLog {
     });
 
   const close = async () => {
+    if (!closed) summary.stop();
     closed = true;
     try {
       await flush();
@@ -244,11 +271,12 @@ function ignoreErrors(callback: () => void) {
   }
 }
 
-function openFile(path: string | undefined): Writable {
+function openFile(options: AuditLogOptions): Writable {
+  const { path, maxBytes = 100 * 1024 * 1024, keep = 5 } = options;
   if (path === undefined) {
     throw new TypeError("createAuditLog needs a destination or a path");
   }
-  return createWriteStream(path, { flags: "a", mode: 0o600 });
+  return createRotatingFile({ path, maxBytes, keep });
 }
 
 function warnDropped(totalDropped: number) {

@@ -30,10 +30,14 @@ const headers = (subject: string, requestId: string) => ({
   headers: { "x-test-subject": subject, "x-request-id": requestId },
 });
 
-/** A real audit log writing into memory, read back line by line. */
+/**
+ * A real audit log writing into memory, read back line by line; every refusal written (the same
+ * refusal recurs over each protocol).
+ */
 function memoryLog() {
   let text = "";
   const log = createAuditLog({
+    summary: { intervalMs: 0 },
     destination: new Writable({
       write(chunk: Buffer, _encoding, callback) {
         text += chunk.toString();

@@ -9,6 +9,7 @@ import {
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { method as policyMethod } from "@keel/gen/policy/v1/policy_pb";
 import type { AuditEntry, AuditLog } from "./audit-log.ts";
+import { bounded, subjectOf } from "./bounded-text.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 import { tap } from "./streams.ts";
@@ -62,13 +63,13 @@ export function createAuditInterceptor(options: AuditOptions): Interceptor {
       const entry: AuditEntry = {
         time: new Date().toISOString(),
         method: `${req.method.parent.typeName}/${req.method.name}`,
-        principal: req.contextValues.get(principalKey)?.subject ?? null,
+        principal: subjectOf(req.contextValues.get(principalKey)) ?? null,
         peer: req.contextValues.get(peerKey),
         request_id: req.contextValues.get(requestIdKey),
         outcome: error === undefined ? "OK" : Code[error.code],
         targets: targets.toJSON(),
       };
-      if (error !== undefined) entry.error = error.rawMessage;
+      if (error !== undefined) entry.error = bounded(error.rawMessage);
       log.write(entry);
     };
     const onAbort = () => record();

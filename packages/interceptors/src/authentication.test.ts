@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac, pbkdf2 } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from "jose";
@@ -82,7 +83,7 @@ describe("authentication interceptor", () => {
   for (const protocol of protocols) {
     it(`puts the caller in the context for every call kind over ${protocol}`, async () => {
       const client = service.client(protocol, [
-        asBearer(await hs256({ roles: ["admin"], jti: "t1" })),
+        asBearer(await hs256({ roles: ["admin"], jti: "t1", sid: "s1" })),
       ]);
       const before = service.seen.length;
       await client.getUser({ userId: 1n });
@@ -104,6 +105,8 @@ describe("authentication interceptor", () => {
           userId: 42n,
           roles: ["admin"],
           tokenId: "t1",
+          issuer: "keel",
+          sessionId: "s1",
         });
       }
     });
@@ -144,6 +147,8 @@ describe("authentication interceptor", () => {
         userId: undefined,
         roles: ["fulfillment"],
         tokenId: undefined,
+        issuer: "keel",
+        sessionId: undefined,
       });
     }
   });
@@ -270,4 +275,112 @@ describe("authentication interceptor", () => {
       );
     });
   });
+
+  it("verifies HS256 tokens on the event loop, not behind a busy thread pool", async () => {
+    // Fill libuv's thread pool (4 threads by default) with slow work, as a flood of password
+    // hashes does; a fresh token must still be verified before any of that work ends.
+    const token = await hs256({ jti: "fresh-under-load" });
+    const order: string[] = [];
+    const jobs = Array.from(
+      { length: 8 },
+      (_, i) =>
+        new Promise<void>((resolve, reject) =>
+          pbkdf2("p", "s", 400_000, 32, "sha256", (err) => {
+            order.push(`pool ${i}`);
+            if (err) reject(err);
+            else resolve();
+          }),
+        ),
+    );
+    const { user } = await service.client("grpc", [asBearer(token)]).getUser({ userId: 3n });
+    order.push("call");
+    assert.equal(user?.userId, 3n);
+    await Promise.all(jobs);
+    assert.equal(order[0], "call", `the call waited for the pool: ${order.join(", ")}`);
+  });
+
+  it("refuses a token whose header is critical or whose audience is a list without ours", async () => {
+    // jose refuses to sign an unknown crit: made by hand.
+    const payload = b64({ typ: "access", sub: "42", iss: issuer, aud: audience, exp: now() + 60 });
+    const forged = `${b64({ alg: "HS256", crit: ["x"], x: 1 })}.${payload}`;
+    const sig = createHmac("sha256", secret).update(forged).digest("base64url");
+    await expectUnauthenticated([asBearer(`${forged}.${sig}`)], /invalid access token/);
+    await expectUnauthenticated(
+      [asBearer(await hs256({ aud: ["other", "another"] }))],
+      /aud claim/,
+    );
+    const { user } = await service
+      .client("grpc", [asBearer(await hs256({ aud: ["other", audience] }))])
+      .getUser({ userId: 4n });
+    assert.equal(user?.userId, 4n);
+  });
+});
+
+describe("authentication with checkPrincipal", () => {
+  const refused = new Set<string>();
+  const checked: string[] = [];
+  let guarded: Awaited<ReturnType<typeof startTestService>>;
+  before(async () => {
+    guarded = await startTestService(
+      [
+        createAuthenticationInterceptor({
+          secret,
+          issuer,
+          audience,
+          checkPrincipal(principal) {
+            checked.push(principal.subject);
+            if (principal.subject === "slow") {
+              return new Promise((resolve, reject) =>
+                setTimeout(
+                  () =>
+                    refused.has("slow")
+                      ? reject(new ConnectError("slow is suspended", Code.PermissionDenied))
+                      : resolve(),
+                  5,
+                ),
+              );
+            }
+            if (refused.has(principal.subject)) {
+              throw new ConnectError("this account is suspended", Code.PermissionDenied);
+            }
+            return undefined;
+          },
+        }),
+      ],
+      {
+        createUser: (_, ctx) => ({
+          user: { username: ctx.values.get(principalKey)?.subject ?? "anonymous" },
+        }),
+      },
+    );
+  });
+  after(() => guarded.close());
+
+  for (const protocol of protocols) {
+    it(`refuses a remembered token once the check refuses its caller, over ${protocol}`, async () => {
+      for (const subject of ["42", "slow"]) {
+        refused.delete(subject);
+        const client = guarded.client(protocol, [asBearer(await hs256({ sub: subject }))]);
+        await client.getUser({ userId: 1n });
+        refused.add(subject);
+        const before = checked.length;
+        await assert.rejects(client.getUser({ userId: 1n }), (err: unknown) => {
+          assert.ok(err instanceof ConnectError);
+          assert.equal(err.code, Code.PermissionDenied);
+          assert.match(err.rawMessage, /suspended/);
+          return true;
+        });
+        await assert.rejects(async () => {
+          for await (const _ of client.streamUserActivities({ userId: 1n })) {
+            // nothing arrives
+          }
+        }, /suspended/);
+        await assert.rejects(client.batchUpdateUsers(messages([{ userId: 1n }])), /suspended/);
+        assert.deepEqual(checked.slice(before), [subject, subject, subject]);
+        // A public method answers a refused caller as anyone, without a principal.
+        const { user } = await client.createUser({ username: "someone" });
+        assert.equal(user?.username, "anonymous");
+      }
+    });
+  }
 });

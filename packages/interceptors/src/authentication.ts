@@ -10,6 +10,7 @@ import {
 } from "jose";
 import { z } from "zod";
 import { type Principal, principalKey } from "./context.ts";
+import { createHs256Verifier } from "./hs256.ts";
 import { createPolicyResolver, type ExtraPolicies } from "./policy.ts";
 
 export interface AuthenticationOptions {
@@ -34,6 +35,14 @@ export interface AuthenticationOptions {
   policies?: ExtraPolicies;
   /** How many verified tokens to remember until they expire, to skip re-verifying. Default 10000. */
   cacheSize?: number;
+  /**
+   * Runs on every call that carries a valid token, cached or not, after the token is verified:
+   * throw (or reject with) a `ConnectError` to refuse the caller, for example because their
+   * account was suspended after the token was issued. Return nothing, synchronously, when the
+   * answer is at hand, so that the call goes on without a promise. On a public method a refused
+   * caller is treated as anonymous. Default: none.
+   */
+  checkPrincipal?: (principal: Principal) => void | Promise<void>;
 }
 
 // Access tokens: keel's own carry `typ: "access"`; tokens of another issuer may carry no `typ`,
@@ -43,15 +52,18 @@ const claimsSchema = z.object({
   typ: z.literal("access").optional(),
   roles: z.array(z.string().max(64)).max(64).default([]),
   jti: z.string().max(256).optional(),
+  sid: z.string().max(256).optional(),
+  iss: z.string().max(1024).optional(),
   exp: z.number(),
 });
 
 /**
- * Verifies `authorization: Bearer <JWT>` with jose and puts the caller in the context under
- * `principalKey`. Accepts HS256 with the shared secret and RS256/ES256 from the JWKS, nothing
- * else (no `none`, no algorithm confusion between the two kinds of key); checks `iss`, `aud`,
- * `exp` and `nbf` with a small tolerance; validates the claims with zod. Anything wrong →
- * UNAUTHENTICATED with a message saying what to do, never why a signature failed.
+ * Verifies `authorization: Bearer <JWT>` and puts the caller in the context under
+ * `principalKey`. Accepts HS256 with the shared secret (verified synchronously on the calling
+ * thread, see `createHs256Verifier`) and RS256/ES256 from the JWKS (with jose), nothing else (no
+ * `none`, no algorithm confusion between the two kinds of key); checks `iss`, `aud`, `exp` and
+ * `nbf` with a small tolerance; validates the claims with zod; then `checkPrincipal`, if given.
+ * Anything wrong → UNAUTHENTICATED with a message saying what to do, never why a signature failed.
  */
 export function createAuthenticationInterceptor(options: AuthenticationOptions): Interceptor {
   const algorithms = [
@@ -69,38 +81,35 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
         ? createRemoteJWKSet(options.jwks, { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 })
         : createLocalJWKSet(options.jwks);
   const getKey: JWTVerifyGetKey = async (header, token) => {
-    if (header.alg === "HS256" && options.secret !== undefined) return options.secret;
     if ((header.alg === "RS256" || header.alg === "ES256") && jwks !== undefined)
       return jwks(header, token);
     throw new errors.JOSEAlgNotAllowed(`algorithm ${String(header.alg)} is not accepted`);
   };
   const verifyOptions = {
-    algorithms,
+    algorithms: algorithms.filter((alg) => alg !== "HS256"),
     issuer: options.issuer,
     audience: options.audience,
     clockTolerance: options.clockToleranceSeconds ?? 30,
     requiredClaims: ["exp", "sub"],
   };
+  const verifyHs256 =
+    options.secret === undefined
+      ? undefined
+      : createHs256Verifier(options.secret, {
+          issuer: options.issuer,
+          audience: options.audience,
+          clockToleranceSeconds: verifyOptions.clockTolerance,
+          requiredClaims: verifyOptions.requiredClaims,
+        });
+  const checkPrincipal = options.checkPrincipal;
   // A public method needs no token; it still gets a principal when a valid one is sent, and an
   // invalid one is ignored there.
   const policyOf = createPolicyResolver(options.policies);
   const isPublic = (method: DescMethod) => policyOf(method).public;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
 
-  const authenticate = async (header: string): Promise<Principal> => {
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
-    if (match === null) {
-      throw unauthenticated(
-        "malformed authorization header; send `authorization: Bearer <access token>`",
-      );
-    }
-    const token = match[1] as string;
-    let payload: unknown;
-    try {
-      ({ payload } = await jwtVerify(token, getKey, verifyOptions));
-    } catch (err) {
-      throw unauthenticated(describe(err), err);
-    }
+  /** The caller a token names, once its signature and claims are checked. */
+  const toPrincipal = (header: string, payload: unknown): Principal => {
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) {
       const refresh = (payload as { typ?: unknown }).typ === "refresh";
@@ -110,19 +119,77 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
           : "invalid token claims; log in again",
       );
     }
-    const { sub, roles, jti, exp } = claims.data;
+    const { sub, roles, jti, sid, iss, exp } = claims.data;
     const principal: Principal = {
       subject: sub,
       userId: /^[1-9][0-9]{0,18}$/.test(sub) ? BigInt(sub) : undefined,
       roles,
       tokenId: jti,
+      issuer: iss,
+      sessionId: sid,
     };
     cache.set(header, principal, exp * 1000);
     return principal;
   };
 
-  // Not an async function: a call whose token is cached (or that needs none) goes straight on,
-  // without a promise and a microtask of its own.
+  /** The caller, synchronously for HS256 tokens; a promise only for RS256/ES256 ones. */
+  const authenticate = (header: string): Principal | Promise<Principal> => {
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(header);
+    if (match === null) {
+      throw unauthenticated(
+        "malformed authorization header; send `authorization: Bearer <access token>`",
+      );
+    }
+    const token = match[1] as string;
+    if (verifyHs256 !== undefined && isHs256(token)) {
+      let payload: unknown;
+      try {
+        payload = verifyHs256(token);
+      } catch (err) {
+        throw unauthenticated(describe(err), err);
+      }
+      return toPrincipal(header, payload);
+    }
+    return jwtVerify(token, getKey, verifyOptions).then(
+      ({ payload }) => toPrincipal(header, payload),
+      (err: unknown) => {
+        throw unauthenticated(describe(err), err);
+      },
+    );
+  };
+
+  /** The call with `principal` in its context, once `checkPrincipal` lets it through. */
+  const proceed = <T>(
+    req: { contextValues: { set(key: typeof principalKey, value: Principal): unknown } },
+    principal: Principal,
+    publicMethod: boolean,
+    next: () => Promise<T>,
+  ): Promise<T> => {
+    let pending: void | Promise<void>;
+    try {
+      pending = checkPrincipal?.(principal);
+    } catch (err) {
+      // A public method answers anyone; a refused caller is anonymous there.
+      return publicMethod ? next() : Promise.reject(err);
+    }
+    if (pending === undefined) {
+      req.contextValues.set(principalKey, principal);
+      return next();
+    }
+    return pending.then(
+      () => {
+        req.contextValues.set(principalKey, principal);
+        return next();
+      },
+      (err: unknown) => {
+        if (publicMethod) return next();
+        throw err;
+      },
+    );
+  };
+
+  // Not an async function: a call whose token is cached or HS256 (or that needs none) goes
+  // straight on, without a promise and a microtask of its own.
   return (next) => (req) => {
     const header = req.header.get("authorization");
     if (header === null) {
@@ -135,24 +202,38 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       }
       return next(req);
     }
+    const go = () => next(req);
     // Verified tokens are kept by their header value: a repeat costs one lookup.
     const cached = cache.get(header);
-    if (cached !== undefined) {
-      req.contextValues.set(principalKey, cached);
-      return next(req);
+    if (cached !== undefined) return proceed(req, cached, isPublic(req.method), go);
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = authenticate(header);
+    } catch (err) {
+      // A public method answers anyone; a stale token sent along (say, to RefreshToken) is ignored.
+      return isPublic(req.method) ? next(req) : Promise.reject(err);
     }
-    return authenticate(header).then(
-      (principal) => {
-        req.contextValues.set(principalKey, principal);
-        return next(req);
-      },
+    if (!(principal instanceof Promise)) return proceed(req, principal, isPublic(req.method), go);
+    return principal.then(
+      (p) => proceed(req, p, isPublic(req.method), go),
       (err: unknown) => {
-        // A public method answers anyone; a stale token sent along (say, to RefreshToken) is ignored.
         if (!isPublic(req.method)) throw err;
         return next(req);
       },
     );
   };
+}
+
+/** Whether a compact JWS's header names HS256, without verifying anything. */
+function isHs256(token: string): boolean {
+  try {
+    const header = JSON.parse(
+      Buffer.from(token.slice(0, token.indexOf(".")), "base64url").toString("utf8"),
+    );
+    return typeof header === "object" && header !== null && header.alg === "HS256";
+  } catch {
+    return false;
+  }
 }
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {

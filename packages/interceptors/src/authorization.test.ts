@@ -87,7 +87,7 @@ describe("authorization interceptor", () => {
       );
     });
 
-    it(`lets anyone signed in follow a status but only its owner change it, over ${protocol}`, async () => {
+    it(`lets anyone signed in follow a status but only an admin change it, over ${protocol}`, async () => {
       const follower = service.client(protocol, [as("5:")]);
       const seen = [];
       for await (const update of follower.syncUserStatus(
@@ -95,18 +95,61 @@ describe("authorization interceptor", () => {
       ))
         seen.push(update.userId);
       assert.deepEqual(seen, [6n, 7n]);
+      // Not even their own status: a suspended user must not reactivate themselves.
       const echoed: bigint[] = [];
-      await assert.rejects(async () => {
-        for await (const update of follower.syncUserStatus(
-          messages([
-            { userId: 5n, status: UserStatus.INACTIVE },
-            { userId: 6n, status: UserStatus.SUSPENDED },
-          ]),
-        )) {
-          echoed.push(update.userId);
-        }
-      }, isCode(Code.PermissionDenied));
+      await assert.rejects(
+        async () => {
+          for await (const update of follower.syncUserStatus(
+            messages([{ userId: 5n }, { userId: 5n, status: UserStatus.ACTIVE }]),
+          )) {
+            echoed.push(update.userId);
+          }
+        },
+        (err: unknown) =>
+          isCode(Code.PermissionDenied)(err) &&
+          (err as ConnectError).rawMessage ===
+            "permission denied: only role admin may set status in user.v1.UserService/SyncUserStatus",
+      );
       assert.deepEqual(echoed, [5n]);
+      const admin: bigint[] = [];
+      for await (const update of service
+        .client(protocol, [as("9:admin")])
+        .syncUserStatus(messages([{ userId: 6n, status: UserStatus.SUSPENDED }])))
+        admin.push(update.userId);
+      assert.deepEqual(admin, [6n]);
+    });
+
+    it(`lets owners update their profile in a batch but not their status, over ${protocol}`, async () => {
+      const owner = service.client(protocol, [as("5:")]);
+      const profile = { userId: 5n, user: { email: "five@example.com" } };
+      // A status left at its zero value, or present but outside the mask, is not a change.
+      const echoedStatus = {
+        userId: 5n,
+        user: { email: "five@example.com", status: UserStatus.SUSPENDED },
+        updateMask: { paths: ["email"] },
+      };
+      assert.equal(
+        (await owner.batchUpdateUsers(messages([profile, echoedStatus]))).updatedCount,
+        2,
+      );
+      const changes = [
+        { userId: 5n, user: { status: UserStatus.ACTIVE } },
+        { userId: 5n, user: {}, updateMask: { paths: ["email", "status"] } },
+      ];
+      for (const change of changes) {
+        await assert.rejects(
+          owner.batchUpdateUsers(messages([profile, change])),
+          (err: unknown) =>
+            isCode(Code.PermissionDenied)(err) &&
+            /only role admin may set user\.status in user\.v1\.UserService\/BatchUpdateUsers$/.test(
+              (err as ConnectError).rawMessage,
+            ),
+        );
+        const byAdmin = await service
+          .client(protocol, [as("9:admin")])
+          .batchUpdateUsers(messages([change]));
+        assert.equal(byAdmin.updatedCount, 1);
+      }
     });
   }
 

@@ -1,6 +1,11 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Principal, principalKey } from "./context.ts";
-import { type AccessPolicy, createPolicyResolver, type ExtraPolicies } from "./policy.ts";
+import {
+  type AccessPolicy,
+  createPolicyResolver,
+  type ExtraPolicies,
+  isZeroValue,
+} from "./policy.ts";
 import { tap } from "./streams.ts";
 
 export interface AuthorizationOptions {
@@ -9,6 +14,17 @@ export interface AuthorizationOptions {
    * exist (the call then goes on, and the handler answers NOT_FOUND). Required when a rule uses it.
    */
   orderOwner?: (orderId: bigint, ctx: { signal: AbortSignal }) => Promise<bigint | undefined>;
+  /**
+   * Answers a caller acting on an order that is not theirs, existing or not, with `notFound`
+   * (the handler's own NOT_FOUND for a missing order, message included) before anything else is
+   * checked, so that nobody learns which order ids exist by trying them. Callers with one of
+   * `exceptRoles`, those who may see every order anyway, are refused with PERMISSION_DENIED as
+   * without this option. Default: PERMISSION_DENIED for an existing order, for everyone.
+   */
+  hideOthersOrders?: {
+    notFound: (orderId: bigint) => ConnectError;
+    exceptRoles?: readonly string[];
+  };
   /**
    * Rules for services that carry no `(policy.v1.method)` option, by service type name or
    * procedure, for example `{ "grpc.health.v1.Health": { public: true } }`. Give the
@@ -36,6 +52,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     message: Record<string, unknown>,
     signal: AbortSignal,
   ): void | Promise<void> => {
+    if (policy.restrictedFields.length > 0) checkFields(policy, principal, message);
     if (policy.public) return;
     if (principal === undefined) {
       throw new ConnectError(`${policy.procedure} needs an access token`, Code.Unauthenticated);
@@ -44,7 +61,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     for (const role of principal.roles) if (policy.roles.has(role)) return;
     const owner = policy.owner;
     if (owner !== undefined) {
-      if (owner.onlyWhenSet !== undefined && isZero(message[owner.onlyWhenSet])) return;
+      if (owner.onlyWhenSet !== undefined && isZeroValue(message[owner.onlyWhenSet])) return;
       if (owner.userIdField !== undefined) {
         const userId = message[owner.userIdField] as bigint;
         if (principal.userId === userId) return;
@@ -53,13 +70,19 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
       if (owner.orderIdField !== undefined) {
         if (options.orderOwner === undefined)
           throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
-        return options
-          .orderOwner(message[owner.orderIdField] as bigint, { signal })
-          .then((ownerId) => {
-            // An order that does not exist: the handler answers NOT_FOUND.
-            if (ownerId === undefined || principal.userId === ownerId) return;
-            throw notYours(policy, "an order");
-          });
+        const orderId = message[owner.orderIdField] as bigint;
+        return options.orderOwner(orderId, { signal }).then((ownerId) => {
+          if (principal.userId === ownerId) return;
+          const hide = options.hideOthersOrders;
+          if (hide !== undefined && !principal.roles.some((r) => hide.exceptRoles?.includes(r))) {
+            // Missing or another's, answered here alike: were a missing order let through, a bad
+            // request would meet validation for it and NOT_FOUND for an existing one.
+            throw hide.notFound(orderId);
+          }
+          // An order that does not exist: the handler answers NOT_FOUND.
+          if (ownerId === undefined) return;
+          throw notYours(policy, "an order");
+        });
       }
       throw notYours(policy, "an order");
     }
@@ -69,7 +92,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
 
   return (next) => (req) => {
     const policy = policyOf(req.method);
-    if (policy.public) return next(req);
+    if (policy.public && policy.restrictedFields.length === 0) return next(req);
     const principal = req.contextValues.get(principalKey);
     if (!req.stream) {
       let pending: void | Promise<void>;
@@ -102,8 +125,18 @@ function needs(policy: AccessPolicy): string {
   return policy.roles.size === 0 ? "" : `; role ${[...policy.roles].join(" or ")} can`;
 }
 
-function isZero(value: unknown): boolean {
-  return value === undefined || value === 0 || value === 0n || value === "" || value === false;
+/** Throws when `message` sets a restricted field that none of the caller's roles may set. */
+function checkFields(
+  policy: AccessPolicy,
+  principal: Principal | undefined,
+  message: Record<string, unknown>,
+): void {
+  for (const rule of policy.restrictedFields) {
+    if (!rule.isSet(message)) continue;
+    if (principal?.roles.some((role) => rule.roles.has(role))) continue;
+    const who = rule.roles.size === 0 ? "nobody" : `only role ${[...rule.roles].join(" or ")}`;
+    throw denied(`${who} may set ${rule.path} in ${policy.procedure}`);
+  }
 }
 
 function denied(message: string): ConnectError {

@@ -9,6 +9,10 @@ export interface Principal {
   roles: readonly string[];
   /** The token's `jti`, when it has one. */
   tokenId: string | undefined;
+  /** The token's `iss`, when it has one: who issued it. */
+  issuer?: string | undefined;
+  /** The token's `sid`: the login session it belongs to, when its issuer says. */
+  sessionId?: string | undefined;
 }
 
 /** The request id of the call: the caller's `x-request-id` if valid, otherwise a new one. */
@@ -19,7 +23,10 @@ export const principalKey = createContextKey<Principal | undefined>(undefined, {
   description: "principal",
 });
 
-/** The remote address of the connection, set by the server from its socket. */
+/**
+ * The client's address, set by the server: the connection's remote address, or behind trusted
+ * proxies the client they name (`createClientAddressResolver`). Rate limits, audit and logs use it.
+ */
 export const peerKey = createContextKey<string>("", { description: "peer address" });
 
 /**

@@ -8,10 +8,27 @@ export type {
   AuditTargets,
 } from "./audit-log.ts";
 export { createAuditLog } from "./audit-log.ts";
+export type { AuditSummaryOptions } from "./audit-summary.ts";
 export type { AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";
+export type { BoundedErrorsOptions } from "./bounded-errors.ts";
+export { createBoundedErrorsInterceptor } from "./bounded-errors.ts";
+export {
+  bounded,
+  boundedError,
+  maxErrorMessageBytes,
+  maxQuotedChars,
+  quote,
+} from "./bounded-text.ts";
+export type {
+  ClientAddressOptions,
+  ClientAddressResolver,
+  ForwardedHeader,
+  IncomingHeaders,
+} from "./client-address.ts";
+export { cidrProblem, createClientAddressResolver } from "./client-address.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";
@@ -20,9 +37,11 @@ export {
   deadlineDefaults,
   defaultDeadlineExpired,
 } from "./deadline.ts";
+export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
+export { createHs256Verifier, signHs256 } from "./hs256.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
-export type { AccessPolicy, ExtraPolicies } from "./policy.ts";
+export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {
   Limit,
@@ -36,5 +55,8 @@ export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
 export { createRecoveryInterceptor } from "./recovery.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
+export { resourceExhausted } from "./resource-exhausted.ts";
+export type { StreamLimitOptions } from "./stream-limit.ts";
+export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
 export type { ValidationOptions } from "./validation.ts";
 export { createValidationInterceptor, validateMessage } from "./validation.ts";

@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { bounded, subjectOf } from "./bounded-text.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 
@@ -157,12 +158,12 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
     const requestId = values.get(requestIdKey);
     if (requestId !== "") fields.request_id = requestId;
     const principal = values.get(principalKey);
-    if (principal !== undefined) fields.user_id = principal.subject;
+    if (principal !== undefined) fields.user_id = subjectOf(principal);
     if (counts !== undefined) {
       fields.msgs_received = counts.received;
       fields.msgs_sent = counts.sent;
     }
-    if (outcome.code !== 0) fields.error = outcome.error;
+    if (outcome.code !== 0) fields.error = bounded(outcome.error);
     logger[level](fields, message);
   };
 

@@ -1,4 +1,4 @@
-import { type DescField, type DescMethod, getOption } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, type DescMethod, getOption } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { method as methodPolicy } from "@keel/gen/policy/v1/policy_pb";
 import { perMethod } from "./per-method.ts";
@@ -22,6 +22,17 @@ export interface AccessPolicy {
         onlyWhenSet: string | undefined;
       }
     | undefined;
+  /** Request fields only some roles may set (`restricted_fields`); empty for most methods. */
+  readonly restrictedFields: readonly RestrictedField[];
+}
+
+/** A request field only some roles may set, compiled from a `policy.v1.FieldRule`. */
+export interface RestrictedField {
+  /** The rule's path as declared, for messages: "user.status". */
+  readonly path: string;
+  readonly roles: ReadonlySet<string>;
+  /** Whether `message` sets the field: see `FieldRule.update_mask`. */
+  readonly isSet: (message: Record<string, unknown>) => boolean;
 }
 
 /** Rules for services that carry no `(policy.v1.method)` option, by service type name or procedure. */
@@ -53,9 +64,14 @@ function compile(method: DescMethod, extra: ExtraPolicies): AccessPolicy {
       authenticated: override.authenticated ?? false,
       roles: new Set(override.roles ?? []),
       owner: undefined,
+      restrictedFields: [],
     };
   }
-  const access = getOption(method, methodPolicy).access;
+  const declared = getOption(method, methodPolicy);
+  const access = declared.access;
+  const restrictedFields = declared.restrictedFields.map((rule) =>
+    compileFieldRule(method, rule.path, rule.roles, rule.updateMask),
+  );
   if (access === undefined) {
     return {
       procedure,
@@ -64,6 +80,7 @@ function compile(method: DescMethod, extra: ExtraPolicies): AccessPolicy {
       authenticated: false,
       roles: new Set(),
       owner: undefined,
+      restrictedFields,
     };
   }
   const local = (name: string) => (name === "" ? undefined : field(method, name).localName);
@@ -82,16 +99,83 @@ function compile(method: DescMethod, extra: ExtraPolicies): AccessPolicy {
             orderIdField: local(owner.orderIdField),
             onlyWhenSet: local(owner.onlyWhenSet),
           },
+    restrictedFields,
   };
 }
 
-function field(method: DescMethod, name: string): DescField {
-  const found = method.input.fields.find((f) => f.name === name);
+function compileFieldRule(
+  method: DescMethod,
+  path: string,
+  roles: readonly string[],
+  updateMask: string,
+): RestrictedField {
+  // Walk the path through message fields, keeping each step's local (TypeScript) name.
+  const steps: string[] = [];
+  let message: DescMessage = method.input;
+  const names = path.split(".");
+  for (const [i, name] of names.entries()) {
+    const f = field(method, name, message);
+    steps.push(f.localName);
+    if (i < names.length - 1) {
+      if (f.fieldKind !== "message") {
+        throw policyError(method, `restricted field ${path}: ${name} is not a message field`);
+      }
+      message = f.message;
+    }
+  }
+  const fieldValue = (m: Record<string, unknown>): unknown => {
+    let value: unknown = m;
+    for (const step of steps) {
+      if (value === undefined || value === null) return undefined;
+      value = (value as Record<string, unknown>)[step];
+    }
+    return value;
+  };
+  let isSet = (m: Record<string, unknown>) => !isZeroValue(fieldValue(m));
+  if (updateMask !== "") {
+    const mask = field(method, updateMask, method.input);
+    if (mask.fieldKind !== "message" || mask.message.typeName !== "google.protobuf.FieldMask") {
+      throw policyError(method, `update_mask ${updateMask} is not a google.protobuf.FieldMask`);
+    }
+    const maskPath = names.slice(1).join(".");
+    const byValue = isSet;
+    isSet = (m) => {
+      const paths = (m[mask.localName] as { paths: string[] } | undefined)?.paths ?? [];
+      return paths.length > 0 ? paths.includes(maskPath) : byValue(m);
+    };
+  }
+  return { path, roles: new Set(roles), isSet };
+}
+
+/** The zero value of a proto3 field: what "not set" means for a field without presence. */
+export function isZeroValue(value: unknown): boolean {
+  if (value === undefined || value === null) return true;
+  switch (typeof value) {
+    case "number":
+      return value === 0;
+    case "bigint":
+      return value === 0n;
+    case "string":
+      return value === "";
+    case "boolean":
+      return !value;
+    case "object":
+      if (Array.isArray(value) || value instanceof Uint8Array) return value.length === 0;
+      // A message is set once present; a map (a plain record) when it has an entry.
+      return "$typeName" in value ? false : Object.keys(value).length === 0;
+    default:
+      return false;
+  }
+}
+
+function field(method: DescMethod, name: string, message: DescMessage = method.input): DescField {
+  const found = message.fields.find((f) => f.name === name);
   if (found === undefined) {
-    throw new ConnectError(
-      `${method.parent.typeName}/${method.name}: policy names unknown field ${name} of ${method.input.typeName}`,
-      Code.Internal,
-    );
+    throw policyError(method, `policy names unknown field ${name} of ${message.typeName}`);
   }
   return found;
+}
+
+function policyError(method: DescMethod, message: string): ConnectError {
+  return new ConnectError(`${method.parent.typeName}/${method.name}: ${message}`, Code.Internal);
 }

@@ -1,8 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import { type Principal, peerKey, principalKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
+import { resourceExhausted } from "./resource-exhausted.ts";
 
 /** A token bucket: it holds up to `burst` tokens and refills at `ratePerSecond`. */
 export interface Limit {
@@ -183,20 +183,10 @@ function take(bucket: Bucket, rule: Rule, t: number): number {
 }
 
 function exhausted(rule: Rule, waitMs: number): ConnectError {
-  const ms = Math.ceil(waitMs);
   const seconds = (Math.ceil(waitMs / 100) / 10).toFixed(1);
-  return new ConnectError(
+  return resourceExhausted(
     `rate limit of ${rule.ratePerSecond} requests per second for ${rule.method} exceeded; retry in ${seconds}s`,
-    Code.ResourceExhausted,
-    { "retry-after": String(Math.ceil(waitMs / 1000)) },
-    [
-      {
-        desc: RetryInfoSchema,
-        value: {
-          retryDelay: { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 },
-        },
-      },
-    ],
+    waitMs,
   );
 }
 

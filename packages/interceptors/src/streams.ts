@@ -12,3 +12,15 @@ export async function* tap<T>(
     yield message;
   }
 }
+
+/** Passes the messages of a stream through; an error it ends with is replaced by `map(error)`. */
+export async function* mapError<T>(
+  messages: AsyncIterable<T>,
+  map: (err: unknown) => unknown,
+): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (err) {
+    throw map(err);
+  }
+}

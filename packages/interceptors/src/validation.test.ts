@@ -90,6 +90,44 @@ describe("validation interceptor", () => {
     });
   }
 
+  for (const protocol of protocols) {
+    it(`refuses a NUL character in any text, of a message with or without a schema, over ${protocol}`, async () => {
+      const client = service.client(protocol);
+      // CreateUserRequest has no schema here: only its text is checked.
+      await assert.rejects(
+        client.createUser({
+          username: "ada\0",
+          email: "ada@example.com",
+          password: "pw",
+          tags: ["ok", "b\0d"],
+        }),
+        invalid(
+          ["username", "tags[1]"],
+          /^invalid request: username: must not contain the NUL character \(U\+0000\); tags\[1\]: must not contain the NUL/,
+        ),
+      );
+      await assert.rejects(
+        client.getUser({ userId: 1n, fields: ["user_id\0"] }),
+        invalid(["fields[0]"], /fields\[0\]: must not contain the NUL/),
+      );
+      await assert.rejects(
+        client.batchUpdateUsers(
+          messages([
+            {
+              userId: 2n,
+              user: { email: "a@b", metadata: { "k\0": "v", ok: "\0" } },
+              updateMask: { paths: ["metadata\0"] },
+            },
+          ]),
+        ),
+        invalid(
+          ["user.metadata", 'user.metadata["ok"]', "update_mask.paths[0]"],
+          /user\.metadata: keys must not contain the NUL character/,
+        ),
+      );
+    });
+  }
+
   it("checks a server stream's request", async () => {
     await assert.rejects(
       async () => {

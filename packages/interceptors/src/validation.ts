@@ -2,7 +2,14 @@ import { create, type DescField, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import type { z } from "zod";
+import { bounded, quote } from "./bounded-text.ts";
+import { findNulCharacters } from "./nul-characters.ts";
 import { tap } from "./streams.ts";
+
+/** The most field violations one error reports; the message says how many more there were. */
+const maxViolations = 20;
+/** The most bytes of one violation's field path or description. */
+const maxViolationBytes = 256;
 
 export interface ValidationOptions {
   /** A zod schema for each request message type, by type name ("user.v1.CreateUserRequest"). */
@@ -16,17 +23,19 @@ export interface ValidationOptions {
 }
 
 /**
- * Checks every request message against its zod schema before the handler sees it. A bad message
- * → INVALID_ARGUMENT naming each bad field by its proto path, in the message
- * (`invalid request: username: …; items[2].quantity: …`) and as an `errdetails.v1.BadRequest`
- * detail. Streams are checked message by message; a message type without a schema passes.
+ * Checks every request message against its zod schema before the handler sees it, and every text
+ * in it, of any message type, for the NUL character (refused in any string field, repeated string,
+ * map key or value). A bad message → INVALID_ARGUMENT naming each bad field by its proto path, in
+ * the message (`invalid request: username: …; items[2].quantity: …`) and as an
+ * `errdetails.v1.BadRequest` detail. Streams are checked message by message; a message type
+ * without a schema is checked for NUL characters only. At most 20 violations are reported, each
+ * bounded, so that a request with many bad values does not make an error of unbounded size.
  */
 export function createValidationInterceptor(options: ValidationOptions): Interceptor {
   const itemized = new Set(options.itemized ?? []);
   // Not an async function: a valid message goes straight on, without a promise of its own.
   return (next) => (req) => {
     const schema = options.schemas[req.method.input.typeName];
-    if (schema === undefined) return next(req);
     if (!req.stream) {
       try {
         validateMessage(req.method.input, schema, req.message);
@@ -41,16 +50,30 @@ export function createValidationInterceptor(options: ValidationOptions): Interce
   };
 }
 
-/** Throws INVALID_ARGUMENT, with a BadRequest detail, when `message` does not satisfy `schema`. */
-export function validateMessage(desc: DescMessage, schema: z.ZodType, message: unknown): void {
-  const result = schema.safeParse(message);
-  if (result.success) return;
-  const violations = result.error.issues.map((issue) => ({
-    field: protoPath(desc, issue.path),
-    description: issue.message,
+/**
+ * Throws INVALID_ARGUMENT, with a BadRequest detail, when `message` holds a NUL character in any
+ * text or does not satisfy `schema` (when there is one).
+ */
+export function validateMessage(
+  desc: DescMessage,
+  schema: z.ZodType | undefined,
+  message: unknown,
+): void {
+  const all = findNulCharacters(desc, message);
+  const result = schema?.safeParse(message);
+  if (result !== undefined && !result.success) {
+    for (const issue of result.error.issues) {
+      all.push({ field: protoPath(desc, issue.path), description: issue.message });
+    }
+  }
+  if (all.length === 0) return;
+  const violations = all.slice(0, maxViolations).map((v) => ({
+    field: bounded(v.field, maxViolationBytes),
+    description: bounded(v.description, maxViolationBytes),
   }));
+  const more = all.length > maxViolations ? `; and ${all.length - maxViolations} more` : "";
   throw new ConnectError(
-    `invalid request: ${violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ")}`,
+    `invalid request: ${violations.map((v) => (v.field === "" ? v.description : `${v.field}: ${v.description}`)).join("; ")}${more}`,
     Code.InvalidArgument,
     undefined,
     [{ desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: violations }) }],
@@ -68,7 +91,7 @@ function protoPath(desc: DescMessage, path: readonly PropertyKey[]): string {
       continue;
     }
     if (mapKeyNext) {
-      out += `[${JSON.stringify(String(segment))}]`;
+      out += `[${quote(segment)}]`;
       mapKeyNext = false;
       continue;
     }

@@ -1,6 +1,7 @@
 import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { base64Decode, base64Encode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { bounded } from "@keel/interceptors";
 
 /**
  * The body of every REST error response, and the last line of a failed NDJSON stream, shaped like
@@ -90,7 +91,7 @@ export function restErrorBody(
     error: {
       code: httpStatus,
       status: codeName(error.code),
-      message: error.rawMessage,
+      message: bounded(error.rawMessage),
       details: error.details.map(detailJson),
     },
   };

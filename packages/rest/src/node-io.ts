@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { bounded, quote } from "@keel/interceptors";
 import { withHttpStatus } from "./error-mapping.ts";
 
 /** A request of Node's http, https or http2 server (compatibility API). */
@@ -33,12 +34,12 @@ export async function readJsonBody(
 ): Promise<JsonValue | undefined> {
   const type = req.headers["content-type"];
   if (type !== undefined && !jsonType.test(type)) {
-    const message = `unsupported content-type ${type}; send JSON (content-type: application/json)`;
+    const message = `unsupported content-type ${quote(type)}; send JSON (content-type: application/json)`;
     throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
   }
   const encoding = req.headers["content-encoding"];
   if (encoding !== undefined && encoding !== "identity") {
-    const message = `unsupported content-encoding ${encoding}; send the body uncompressed`;
+    const message = `unsupported content-encoding ${quote(encoding)}; send the body uncompressed`;
     throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
   }
   const chunks: Buffer[] = [];
@@ -55,7 +56,7 @@ export async function readJsonBody(
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
   } catch (err) {
-    const reason = err instanceof Error ? `: ${err.message}` : "";
+    const reason = err instanceof Error ? `: ${bounded(err.message, 256)}` : "";
     throw new ConnectError(`the request body is not valid JSON${reason}`, Code.InvalidArgument);
   }
 }

@@ -8,6 +8,7 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import { maxQuotedChars, quote } from "@keel/interceptors";
 import { isRepeatedValue, isSingularValue, resolveFieldPath } from "./field-path.ts";
 import { textToJson } from "./text-value.ts";
 
@@ -146,7 +147,9 @@ function isObject(value: JsonValue | undefined): value is JsonObject {
 }
 
 /** INVALID_ARGUMENT for one parameter ("" for the request as a whole), with a BadRequest detail. */
-function invalid(field: string, description: string): ConnectError {
+function invalid(key: string, description: string): ConnectError {
+  // A query parameter's name is the client's: quoted when it is long.
+  const field = key.length > maxQuotedChars ? quote(key) : key;
   const message = field === "" ? description : `${field}: ${description}`;
   return new ConnectError(`invalid request: ${message}`, Code.InvalidArgument, undefined, [
     {

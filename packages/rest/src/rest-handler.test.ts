@@ -271,7 +271,7 @@ describe("createRestHandler", () => {
           assert.deepEqual(JSON.parse(res.text).error, {
             code: 404,
             status: "NOT_FOUND",
-            message: `no route for GET ${path}`,
+            message: `no route for GET "${path}"`,
             details: [],
           });
         }

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { bounded, quote } from "@keel/interceptors";
 import { type ConnectCall, callServerStream, callUnary } from "./connect-call.ts";
 import { httpStatusOf, restErrorBody, withHttpStatus } from "./error-mapping.ts";
 import { connectRequestHeader, restResponseHeaders } from "./headers.ts";
@@ -110,7 +111,10 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     }
     const found = table.find(httpMethod, path);
     if (found === undefined) {
-      const error = new ConnectError(`no route for ${httpMethod} ${path}`, Code.NotFound);
+      const error = new ConnectError(
+        `no route for ${bounded(httpMethod, 32)} ${quote(path)}`,
+        Code.NotFound,
+      );
       throw withHttpStatus(error, 404);
     }
     if (found.allowed !== undefined) throw notAllowed(httpMethod, path, found.allowed);
@@ -213,7 +217,7 @@ function writeError(res: NodeResponse, error: ConnectError, ...headers: Headers[
 
 function notAllowed(httpMethod: string, path: string, allowed: string[]): ConnectError {
   const error = new ConnectError(
-    `${httpMethod} is not allowed on ${path}; use ${allowed.join(" or ")}`,
+    `${bounded(httpMethod, 32)} is not allowed on ${quote(path)}; use ${allowed.join(" or ")}`,
     Code.Unimplemented,
     { allow: allowed.join(", ") },
   );

@@ -1,4 +1,5 @@
 import { type DescEnum, type DescField, type JsonValue, ScalarType } from "@bufbuild/protobuf";
+import { quote } from "@keel/interceptors";
 import { scalarLikeTypeNames } from "./field-path.ts";
 
 /** What one value of a field is: a scalar, an enum or a (scalar-like) message. */
@@ -57,7 +58,7 @@ function convert(type: ValueType, text: string): JsonValue {
       if (type.enum.values.some((v) => v.name === text)) return text;
       if (int.test(text)) return integer(text, -(2 ** 31), 2 ** 31 - 1);
       const names = type.enum.values.map((v) => v.name).join(", ");
-      throw new Error(`expected one of ${names}, got "${text}"`);
+      throw new Error(`expected one of ${names}, got ${quote(text)}`);
     }
     case "message":
       if (type.wrapped !== undefined) return convert(type.wrapped, text);
@@ -71,12 +72,12 @@ function scalar(type: ScalarType, text: string): JsonValue {
     case ScalarType.STRING:
       return text;
     case ScalarType.BYTES:
-      if (!base64.test(text)) throw new Error(`expected base64, got "${text}"`);
+      if (!base64.test(text)) throw new Error(`expected base64, got ${quote(text)}`);
       return text;
     case ScalarType.BOOL:
       if (text === "true" || text === "1") return true;
       if (text === "false" || text === "0") return false;
-      throw new Error(`expected true or false, got "${text}"`);
+      throw new Error(`expected true or false, got ${quote(text)}`);
     case ScalarType.INT32:
     case ScalarType.SINT32:
     case ScalarType.SFIXED32:
@@ -94,7 +95,7 @@ function scalar(type: ScalarType, text: string): JsonValue {
     case ScalarType.FLOAT:
     case ScalarType.DOUBLE:
       if (text === "NaN" || text === "Infinity" || text === "-Infinity") return text;
-      if (!float.test(text)) throw new Error(`expected a number, got "${text}"`);
+      if (!float.test(text)) throw new Error(`expected a number, got ${quote(text)}`);
       return Number(text);
   }
 }
@@ -102,7 +103,7 @@ function scalar(type: ScalarType, text: string): JsonValue {
 function integer(text: string, min: number, max: number): number {
   const value = int.test(text) ? Number(text) : Number.NaN;
   if (!(value >= min && value <= max)) {
-    throw new Error(`expected an integer from ${min} to ${max}, got "${text}"`);
+    throw new Error(`expected an integer from ${min} to ${max}, got ${quote(text)}`);
   }
   return value;
 }
@@ -110,7 +111,7 @@ function integer(text: string, min: number, max: number): number {
 /** 64-bit integers stay strings in proto3 JSON: numbers would lose precision. */
 function bigInteger(text: string, min: bigint, max: bigint): string {
   if (!int.test(text) || BigInt(text) < min || BigInt(text) > max) {
-    throw new Error(`expected an integer from ${min} to ${max}, got "${text}"`);
+    throw new Error(`expected an integer from ${min} to ${max}, got ${quote(text)}`);
   }
   return BigInt(text).toString();
 }

@@ -5,6 +5,7 @@ import {
   createOrderClient,
   createUserClient,
   type OrderClient,
+  type Protocol,
   type UserClient,
 } from "@keel/clients";
 import { CheckpointStatus, type Order, OrderService } from "@keel/gen/order/v1/order_pb";
@@ -16,12 +17,15 @@ type Who = "anonymous" | "owner" | "other" | "admin" | "fulfillment";
 const everyone: Who[] = ["anonymous", "owner", "other", "admin", "fulfillment"];
 /** Allowed: the call got past authentication and authorization (whatever the handler said). */
 const ok = "allowed";
-type Outcome = typeof ok | "Unauthenticated" | "PermissionDenied";
+type Outcome = typeof ok | "Unauthenticated" | "PermissionDenied" | "NotFound";
+const protocols: Protocol[] = ["grpc", "grpc-web", "connect"];
 
 const password = "correct horse battery";
 let server: TestServer;
 let owner: bigint;
+let other: bigint;
 let users: Record<Who, UserClient>;
+let ordersOver: Record<Protocol, Record<Who, OrderClient>>;
 let orders: Record<Who, OrderClient>;
 let adminOrders: OrderClient;
 
@@ -122,6 +126,8 @@ const calls: Record<string, (who: Who) => Promise<unknown>> = {
 
 const U: Outcome = "Unauthenticated";
 const D: Outcome = "PermissionDenied";
+// Another user's existing order answers as a missing one would, to those who may not see it.
+const N: Outcome = "NotFound";
 // anonymous, owner, another user, admin, fulfillment
 const expected: Record<string, Outcome[]> = {
   "UserService/GetUser": [U, ok, D, ok, D],
@@ -129,17 +135,18 @@ const expected: Record<string, Outcome[]> = {
   "UserService/ListUsers": [U, D, D, ok, D],
   "UserService/StreamUserActivities": [U, ok, D, ok, D],
   "UserService/BatchUpdateUsers": [U, ok, D, ok, D],
-  "UserService/SyncUserStatus": [U, ok, D, ok, D],
+  // Setting a status is an administrator's, even one's own: a suspended user must not undo it.
+  "UserService/SyncUserStatus": [U, D, D, ok, D],
   "UserService/Login": [ok, ok, ok, ok, ok],
   "UserService/RefreshToken": [ok, ok, ok, ok, ok],
   "OrderService/CreateOrder": [U, ok, D, ok, D],
-  "OrderService/GetOrder": [U, ok, D, ok, ok],
+  "OrderService/GetOrder": [U, ok, N, ok, ok],
   "OrderService/ListOrders": [U, ok, D, ok, D],
-  "OrderService/CancelOrder": [U, ok, D, ok, D],
-  "OrderService/PayOrder": [U, ok, D, ok, D],
+  "OrderService/CancelOrder": [U, ok, N, ok, D],
+  "OrderService/PayOrder": [U, ok, N, ok, D],
   "OrderService/ShipOrder": [U, D, D, ok, ok],
   "OrderService/UpdateShipment": [U, D, D, ok, ok],
-  "OrderService/TrackOrder": [U, ok, D, ok, ok],
+  "OrderService/TrackOrder": [U, ok, N, ok, ok],
 };
 
 async function outcome(call: Promise<unknown>): Promise<Outcome> {
@@ -148,7 +155,7 @@ async function outcome(call: Promise<unknown>): Promise<Outcome> {
     return ok;
   } catch (err) {
     const code = ConnectError.from(err).code;
-    if (code === Code.Unauthenticated || code === Code.PermissionDenied)
+    if (code === Code.Unauthenticated || code === Code.PermissionDenied || code === Code.NotFound)
       return Code[code] as Outcome;
     return ok;
   }
@@ -164,6 +171,7 @@ before(async () => {
   const ownerLogin = await make("owner");
   const otherLogin = await make("other");
   owner = ownerLogin.userId;
+  other = otherLogin.userId;
   const tokens: Record<Who, string | undefined> = {
     anonymous: undefined,
     owner: ownerLogin.accessToken,
@@ -178,7 +186,13 @@ before(async () => {
     ...(token ? { token } : {}),
   });
   users = clients((token) => createUserClient(options(token)));
-  orders = clients((token) => createOrderClient(options(token)));
+  ordersOver = Object.fromEntries(
+    protocols.map((protocol) => [
+      protocol,
+      clients((token) => createOrderClient({ ...options(token), protocol })),
+    ]),
+  ) as Record<Protocol, Record<Who, OrderClient>>;
+  orders = ordersOver.grpc;
   adminOrders = orders.admin;
 });
 after(() => server.stop());
@@ -193,13 +207,85 @@ describe("authorization matrix", () => {
   });
 
   for (const [method, row] of Object.entries(expected)) {
-    it(`${method}: ${everyone.map((who, i) => `${who} ${row[i]}`).join(", ")}`, async () => {
-      const got: Outcome[] = [];
-      for (const who of everyone)
-        got.push(await outcome((calls[method] as (who: Who) => Promise<unknown>)(who)));
-      assert.deepEqual(got, row);
-    });
+    // Order methods over every protocol; user methods over gRPC.
+    for (const protocol of method.startsWith("OrderService/") ? protocols : ["grpc" as const]) {
+      it(`${method} over ${protocol}: ${everyone.map((who, i) => `${who} ${row[i]}`).join(", ")}`, async () => {
+        orders = ordersOver[protocol];
+        const got: Outcome[] = [];
+        for (const who of everyone)
+          got.push(await outcome((calls[method] as (who: Who) => Promise<unknown>)(who)));
+        assert.deepEqual(got, row);
+      });
+    }
   }
+
+  // What `other` is told about the owner's order and about an order that does not exist.
+  const probes: Record<string, (client: OrderClient, orderId: bigint) => Promise<unknown>> = {
+    GetOrder: (client, orderId) => client.getOrder({ orderId }),
+    CancelOrder: (client, orderId) => client.cancelOrder({ orderId }),
+    PayOrder: (client, orderId) =>
+      client.payOrder({
+        orderId,
+        amount: { currencyCode: "EUR", amountMinor: 100n },
+        idempotencyKey: "probe",
+      }),
+    TrackOrder: (client, orderId) => first(client.trackOrder({ orderId })),
+    // Validation comes after authorization: a bad request must not tell the two apart either.
+    "PayOrder without an amount": (client, orderId) =>
+      client.payOrder({ orderId, idempotencyKey: "probe" }),
+  };
+  for (const protocol of protocols) {
+    for (const [method, probe] of Object.entries(probes)) {
+      it(`${method} over ${protocol}: another user's order and a missing one answer alike`, async () => {
+        const mine = (await ownersOrder()).orderId;
+        const missing = mine + 1_000_000n;
+        const told = async (orderId: bigint) => {
+          const err = await probe(ordersOver[protocol].other, orderId).then(
+            () => undefined,
+            (e: unknown) => ConnectError.from(e),
+          );
+          return { code: err === undefined ? "OK" : Code[err.code], message: err?.rawMessage };
+        };
+        assert.deepEqual(await told(mine), {
+          code: "NotFound",
+          message: `order ${mine} not found`,
+        });
+        assert.deepEqual(await told(missing), {
+          code: "NotFound",
+          message: `order ${missing} not found`,
+        });
+      });
+    }
+  }
+
+  it("answers another user's order and a missing one alike over REST", async () => {
+    const mine = (await ownersOrder()).orderId;
+    const missing = mine + 1_000_000n;
+    const token = await mintToken(other, []);
+    const rest = async (method: string, path: string) => {
+      const res = await fetch(`${server.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        ...(method === "POST" ? { body: "{}" } : {}),
+      });
+      return { status: res.status, body: await res.text() };
+    };
+    for (const [method, path] of [
+      ["GET", "/api/v1/orders/ID"],
+      ["POST", "/api/v1/orders/ID:cancel"],
+      ["POST", "/api/v1/orders/ID:pay"],
+      ["GET", "/api/v1/orders/ID/events"],
+    ] as const) {
+      const forMine = await rest(method, path.replace("ID", String(mine)));
+      const forMissing = await rest(method, path.replace("ID", String(missing)));
+      assert.equal(forMine.status, forMissing.status, `${method} ${path}`);
+      assert.equal(
+        forMine.body.replaceAll(String(mine), "ID"),
+        forMissing.body.replaceAll(String(missing), "ID"),
+      );
+      assert.match(forMine.body, /not found/);
+    }
+  });
 
   it("lets anyone signed in follow a user's status, without changing it", async () => {
     for (const who of ["other", "fulfillment"] as const) {
@@ -212,5 +298,49 @@ describe("authorization matrix", () => {
       await outcome(first(users.anonymous.syncUserStatus(iterate([{ userId: owner }])))),
       U,
     );
+  });
+
+  it("stops a suspended user's tokens at once, lets nobody but an admin undo it, and resumes them after", async () => {
+    const suspend = (status: UserStatus) =>
+      users.admin.batchUpdateUsers(iterate([{ userId: owner, user: { status } }]));
+    assert.equal((await suspend(UserStatus.SUSPENDED)).updatedCount, 1);
+    try {
+      const suspended = (err: unknown) =>
+        ConnectError.from(err).code === Code.PermissionDenied &&
+        /this account is suspended/.test(ConnectError.from(err).rawMessage);
+      // The token issued before the suspension: refused for every kind of call.
+      await assert.rejects(users.owner.getUser({ userId: owner }), suspended);
+      await assert.rejects(
+        calls["OrderService/CreateOrder"]?.("owner") as Promise<unknown>,
+        suspended,
+      );
+      await assert.rejects(first(users.owner.streamUserActivities({ userId: owner })), suspended);
+      for (const [how, attempt] of [
+        [
+          "BatchUpdateUsers",
+          () =>
+            users.owner.batchUpdateUsers(
+              iterate([{ userId: owner, user: { status: UserStatus.ACTIVE } }]),
+            ),
+        ],
+        [
+          "SyncUserStatus",
+          () =>
+            first(
+              users.owner.syncUserStatus(iterate([{ userId: owner, status: UserStatus.ACTIVE }])),
+            ),
+        ],
+        ["Login", () => users.anonymous.login({ username: "owner", password })],
+      ] as const) {
+        await assert.rejects(attempt(), suspended, how);
+      }
+      assert.equal(
+        (await users.admin.getUser({ userId: owner })).user?.status,
+        UserStatus.SUSPENDED,
+      );
+    } finally {
+      assert.equal((await suspend(UserStatus.ACTIVE)).updatedCount, 1);
+    }
+    assert.equal((await users.owner.getUser({ userId: owner })).user?.userId, owner);
   });
 });

@@ -54,6 +54,41 @@ tls: { cert: a.pem, key: b.pem }
     assert.equal(config.file, path);
   });
 
+  it("rotates and summarises the audit log by default; a file name alone still names the file", () => {
+    const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
+    assert.deepEqual(defaults.auditLog, {
+      maxBytes: 100 * 1024 * 1024,
+      keep: 5,
+      summaryIntervalMs: 60_000,
+    });
+    assert.deepEqual(defaults.audit, { path: join(dir, "audit.log") });
+    const set = loadConfig({
+      KEEL_CONFIG: file("auditLog: /var/log/keel/audit.log\n"),
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+      KEEL_AUDIT_LOG_MAX_BYTES: "1048576",
+      KEEL_AUDIT_LOG_KEEP: "10",
+    });
+    assert.deepEqual(set.audit, { path: "/var/log/keel/audit.log" });
+    assert.equal(set.auditLog.maxBytes, 1 << 20);
+    assert.equal(set.auditLog.keep, 10);
+  });
+
+  it("bounds streams per caller and idle connections by default; both can be set", () => {
+    const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
+    assert.deepEqual(defaults.streamLimits, { perPrincipal: 100, perAddress: 200 });
+    assert.equal(defaults.http2.idleTimeoutMs, 300_000);
+    const set = loadConfig({
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+      KEEL_STREAM_LIMIT_PER_PRINCIPAL: "10",
+      KEEL_STREAM_LIMIT_PER_ADDRESS: "20",
+      KEEL_HTTP2_IDLE_TIMEOUT_MS: "0",
+    });
+    assert.deepEqual(set.streamLimits, { perPrincipal: 10, perAddress: 20 });
+    assert.equal(set.http2.idleTimeoutMs, 0);
+  });
+
   it("names every bad key and value, by file path or variable", () => {
     const path = file(
       "port: 99999\nlog: { level: loud }\nmystery: 1\ntracing: { samplingRatio: 2, extra: true }\n",
@@ -83,6 +118,37 @@ tls: { cert: a.pem, key: b.pem }
       /cannot read the configuration file/,
     );
     assert.throws(() => readSettings({ KEEL_CONFIG: file("port: [") }), /is not valid YAML/);
+  });
+
+  it("reads trusted proxies as a list, and names a bad range by its variable or key", () => {
+    const none = readSettings({}).settings;
+    assert.deepEqual([none.trustedProxies, none.clientAddressHeader], [[], "x-forwarded-for"]);
+    const env = readSettings({
+      KEEL_TRUSTED_PROXIES: " 10.0.0.0/8, fd00::/8 ,127.0.0.1",
+      KEEL_CLIENT_ADDRESS_HEADER: "forwarded",
+    }).settings;
+    assert.deepEqual(env.trustedProxies, ["10.0.0.0/8", "fd00::/8", "127.0.0.1"]);
+    assert.equal(env.clientAddressHeader, "forwarded");
+    assert.throws(
+      () => readSettings({ KEEL_TRUSTED_PROXIES: "10.0.0.0/8,10.0.0.0/33" }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.equal(
+          err.message,
+          'invalid configuration: KEEL_TRUSTED_PROXIES: "10.0.0.0/33" is not an address or CIDR range such as 10.0.0.0/8 or fd00::/8: the prefix length must be 0 to 32',
+        );
+        return true;
+      },
+    );
+    const path = file("trustedProxies: [10.0.0.0/8, nginx]\n");
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: path }),
+      /trustedProxies\.1: "nginx" is not an address or CIDR range/,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CLIENT_ADDRESS_HEADER: "x-real-ip" }),
+      /KEEL_CLIENT_ADDRESS_HEADER: /,
+    );
   });
 });
 

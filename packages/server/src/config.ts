@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
@@ -14,6 +15,22 @@ const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"]
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
+const bytes = z.coerce.number().int().min(0);
+const mebibytes = (n: number) => n * 1024 * 1024;
+
+/** A list, written in YAML as a list or (as environment variables are) comma-separated. */
+function commaList<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (v) =>
+      typeof v === "string"
+        ? v
+            .split(",")
+            .map((o) => o.trim())
+            .filter((o) => o !== "")
+        : v,
+    z.array(item),
+  );
+}
 
 /**
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
@@ -50,28 +67,56 @@ const schema = z.strictObject({
       jwksFile: z.string().min(1).optional(),
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
       passwordCost: z.coerce.number().int().min(10).max(20).default(15),
+      /**
+       * How long a user's status is trusted before it is read again: the longest a suspension
+       * takes to stop the user's tokens on every instance and worker.
+       */
+      accountStatusMaxAgeMs: z.coerce.number().int().min(0).max(5000).default(2000),
+      /** Password hashes (CreateUser, Login) at once, waiting in all, and per client address. */
+      passwordHashing: z
+        .strictObject({
+          concurrency: z.coerce.number().int().min(1).max(64).default(2),
+          maxQueued: z.coerce.number().int().min(1).default(64),
+          perClient: z.coerce.number().int().min(1).default(4),
+        })
+        .prefault({}),
     })
-    .default({
-      issuer: "keel",
-      audience: "keel",
-      accessTokenTtlSeconds: 900,
-      refreshTokenTtlSeconds: 30 * 24 * 3600,
-      passwordCost: 15,
-    }),
+    .prefault({}),
   rateLimits: z
     .strictObject({
       ratePerSecond: z.coerce.number().positive().default(100),
       burst: z.coerce.number().int().min(1).default(200),
       loginPerMinute: z.coerce.number().positive().default(10),
       loginBurst: z.coerce.number().int().min(1).default(5),
+      /** CreateUser per client address: sign-ups are anonymous, and each hashes a password. */
+      createUserPerMinute: z.coerce.number().positive().default(10),
+      createUserBurst: z.coerce.number().int().min(1).default(5),
       /** Per-method limits by procedure, for example "order.v1.OrderService/CreateOrder". */
       methods: z
         .record(z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"), limit)
         .default({}),
     })
-    .default({ ratePerSecond: 100, burst: 200, loginPerMinute: 10, loginBurst: 5, methods: {} }),
+    .prefault({}),
+  /** Streaming calls open at once per authenticated caller, and per address for anonymous ones. */
+  streamLimits: z
+    .strictObject({
+      perPrincipal: z.coerce.number().int().min(1).default(100),
+      perAddress: z.coerce.number().int().min(1).default(200),
+    })
+    .default({ perPrincipal: 100, perAddress: 200 }),
   defaultTimeoutMs: milliseconds.default(30_000),
-  auditLog: z.string().min(1).optional(),
+  /** The audit log: where (a file, or "-" for standard output), its rotation and summaries. */
+  auditLog: z
+    .strictObject({
+      path: z.string().min(1).optional(),
+      /** Rotate the file before it grows past this many bytes; 0: never. */
+      maxBytes: bytes.default(mebibytes(100)),
+      /** Rotated files kept: audit.log.1 … audit.log.<keep>. */
+      keep: z.coerce.number().int().min(1).max(1000).default(5),
+      /** Repeated refusals of one caller and method: one entry, then a count per interval; 0: off. */
+      summaryIntervalMs: milliseconds.default(60_000),
+    })
+    .default({ maxBytes: mebibytes(100), keep: 5, summaryIntervalMs: 60_000 }),
   log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
   tracing: z
     .strictObject({
@@ -100,22 +145,18 @@ const schema = z.strictObject({
       maxConcurrentStreams: z.coerce.number().int().min(1).default(1000),
       /** Ping idle connections this often to find dead ones; 0: never. */
       keepaliveIntervalMs: milliseconds.default(60_000),
-      /** Close connections idle for this long; 0: never. */
-      idleTimeoutMs: milliseconds.default(0),
+      /** Close connections without an open stream or request for this long; 0: never. */
+      idleTimeoutMs: milliseconds.default(300_000),
       /** Ask clients to reconnect (GOAWAY) after this long, to rebalance; 0: never. */
       maxConnectionAgeMs: milliseconds.default(0),
     })
     .default({
       maxConcurrentStreams: 1000,
       keepaliveIntervalMs: 60_000,
-      idleTimeoutMs: 0,
+      idleTimeoutMs: 300_000,
       maxConnectionAgeMs: 0,
     }),
-  maxMessageBytes: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .default(4 * 1024 * 1024),
+  maxMessageBytes: bytes.min(1024).default(mebibytes(4)),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /** The API console page at /console. Default: on, except with NODE_ENV=production. */
@@ -123,24 +164,38 @@ const schema = z.strictObject({
   /** Origins whose pages may call the API from a browser (CORS), for example https://app.example.com. */
   cors: z
     .strictObject({
-      allowedOrigins: z
-        .preprocess(
-          (v) =>
-            typeof v === "string"
-              ? v
-                  .split(",")
-                  .map((o) => o.trim())
-                  .filter((o) => o !== "")
-              : v,
-          z.array(
-            z
-              .string()
-              .regex(/^https?:\/\/[^/\s]+$/, "must be an origin such as https://app.example.com"),
-          ),
-        )
-        .default([]),
+      allowedOrigins: commaList(
+        z
+          .string()
+          .regex(/^https?:\/\/[^/\s]+$/, "must be an origin such as https://app.example.com"),
+      ).default([]),
     })
     .default({ allowedOrigins: [] }),
+  /**
+   * Addresses and CIDR ranges of the proxies in front (nginx, a load balancer): from them, the
+   * client's address is read from `clientAddressHeader`. Default none: the socket's address.
+   */
+  trustedProxies: commaList(
+    z.string().superRefine((value, ctx) => {
+      const problem = cidrProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+    }),
+  ).default([]),
+  /** The header the trusted proxies write the client's address into. */
+  clientAddressHeader: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
+  /**
+   * CPU and heap profiles on the admin port (`/debug/profile/*`) for admin tokens; off by
+   * default. `maxSeconds` bounds how long one recording may run.
+   */
+  profiling: z
+    .strictObject({
+      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
+      enabled: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(false),
+      maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
+    })
+    .prefault({}),
 });
 
 /** The configuration as written (file and environment merged) and validated. */
@@ -165,12 +220,23 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_JWKS_FILE: ["auth", "jwksFile"],
   KEEL_JWKS_URL: ["auth", "jwksUrl"],
   KEEL_PASSWORD_COST: ["auth", "passwordCost"],
+  KEEL_ACCOUNT_STATUS_MAX_AGE_MS: ["auth", "accountStatusMaxAgeMs"],
+  KEEL_PASSWORD_HASH_CONCURRENCY: ["auth", "passwordHashing", "concurrency"],
+  KEEL_PASSWORD_HASH_MAX_QUEUED: ["auth", "passwordHashing", "maxQueued"],
+  KEEL_PASSWORD_HASH_PER_CLIENT: ["auth", "passwordHashing", "perClient"],
   KEEL_RATE_LIMIT_RPS: ["rateLimits", "ratePerSecond"],
   KEEL_RATE_LIMIT_BURST: ["rateLimits", "burst"],
   KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: ["rateLimits", "loginPerMinute"],
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
+  KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: ["rateLimits", "createUserPerMinute"],
+  KEEL_CREATE_USER_RATE_LIMIT_BURST: ["rateLimits", "createUserBurst"],
+  KEEL_STREAM_LIMIT_PER_PRINCIPAL: ["streamLimits", "perPrincipal"],
+  KEEL_STREAM_LIMIT_PER_ADDRESS: ["streamLimits", "perAddress"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
-  KEEL_AUDIT_LOG: ["auditLog"],
+  KEEL_AUDIT_LOG: ["auditLog", "path"],
+  KEEL_AUDIT_LOG_MAX_BYTES: ["auditLog", "maxBytes"],
+  KEEL_AUDIT_LOG_KEEP: ["auditLog", "keep"],
+  KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: ["auditLog", "summaryIntervalMs"],
   KEEL_LOG_LEVEL: ["log", "level"],
   KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
   KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
@@ -187,6 +253,10 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_WORKERS: ["workers"],
   KEEL_CONSOLE: ["console", "enabled"],
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
+  KEEL_TRUSTED_PROXIES: ["trustedProxies"],
+  KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
+  KEEL_PROFILING: ["profiling", "enabled"],
+  KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
 };
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -202,7 +272,7 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
   store:
     | { kind: "sqlite"; path: string }
     | { kind: "postgres"; url: string; schema: string; poolSize: number };
-  /** Where the audit log goes: a file, or standard output ("-"). */
+  /** Where the audit log goes: a file, or standard output ("-"); `auditLog` has the rest. */
   audit: { path: string } | "stdout";
   /** Whether /console is served. */
   consoleEnabled: boolean;
@@ -249,6 +319,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
       `invalid configuration: unknown setting ${unknown.join(", ")}; known: KEEL_CONFIG, ${Object.keys(environment).join(", ")}`,
     );
   }
+  // `auditLog: /var/log/keel/audit.log` names the file alone.
+  if (typeof raw.auditLog === "string") raw.auditLog = { path: raw.auditLog };
   const fromEnv = new Map<string, string>();
   for (const [variable, path] of Object.entries(environment)) {
     const value = env[variable];
@@ -264,7 +336,9 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
         return `unknown setting ${issue.keys.map((k) => at + k).join(", ")}`;
       }
       const key = issue.path.join(".");
-      return `${fromEnv.get(key) ?? key}: ${issue.message}`;
+      // An item of a list names the list's variable (the message names the item).
+      const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
+      return `${fromEnv.get(key) ?? fromEnv.get(list) ?? key}: ${issue.message}`;
     });
     throw new ConfigError(
       `invalid configuration${file === undefined ? "" : ` (${file})`}: ${problems.join("; ")}`,
@@ -305,7 +379,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
             poolSize: s.database.poolSize,
           },
     audit:
-      s.auditLog === "-" ? "stdout" : { path: resolve(s.auditLog ?? join(dataDir, "audit.log")) },
+      s.auditLog.path === "-"
+        ? "stdout"
+        : { path: resolve(s.auditLog.path ?? join(dataDir, "audit.log")) },
     consoleEnabled: s.console.enabled ?? env.NODE_ENV !== "production",
   };
 }

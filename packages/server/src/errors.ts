@@ -18,6 +18,14 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
       );
     case "not_found":
       return new ConnectError(err.message, Code.NotFound, undefined, undefined, err);
+    case "invalid_argument":
+      return new ConnectError(
+        `invalid request: ${err.message}`,
+        Code.InvalidArgument,
+        undefined,
+        undefined,
+        err,
+      );
     case "failed_precondition":
       return new ConnectError(err.message, Code.FailedPrecondition, undefined, undefined, err);
     case "unavailable":
@@ -37,6 +45,11 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
         err,
       );
   }
+}
+
+/** Rethrows a store error as its ConnectError and anything else unchanged; for `.catch`. */
+export function rethrowAsConnect(err: unknown): never {
+  throw storeErrorToConnect(err) ?? err;
 }
 
 /** How live streams end when the server stops under them. */

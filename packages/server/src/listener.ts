@@ -13,7 +13,11 @@ export interface Http2Limits {
   maxConcurrentStreams?: number;
   /** Ping each connection this often, closing it when the ping goes unanswered; 0: never. Default 60000. */
   keepaliveIntervalMs?: number;
-  /** Close connections with no activity for this long; 0: never. Default 0. */
+  /**
+   * Close (GOAWAY) connections that have had no open stream for this long; 0: never. A connection
+   * holding a stream, however quiet, is not idle. Default 300000 (5 minutes, longer than the
+   * keepalive interval). HTTP/1.1 connections are closed after Node's keep-alive timeout (5 s).
+   */
   idleTimeoutMs?: number;
   /**
    * Send GOAWAY to connections older than this, so clients reconnect and load spreads over new
@@ -117,6 +121,9 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     // The HTTP/1.1 server never listens itself; this starts its connection tracking, which enforces
     // its header and request timeouts and lets it close idle keep-alive connections.
     plain.emit("listening");
+    // Node closes an idle keep-alive connection after 5 s; a shorter idle timeout applies too.
+    const idleMs = limits.idleTimeoutMs ?? 300_000;
+    if (idleMs > 0) plain.keepAliveTimeout = Math.min(plain.keepAliveTimeout, idleMs);
     h1 = plain;
     const prefaceTimeoutMs = options.prefaceTimeoutMs ?? 10_000;
     server = net.createServer({ noDelay: true }, (socket) => {
@@ -212,9 +219,8 @@ function manage(session: http2.ServerHttp2Session, limits: Http2Limits): void {
     }, keepalive);
     timers.push(ping);
   }
-  if ((limits.idleTimeoutMs ?? 0) > 0) {
-    session.setTimeout(limits.idleTimeoutMs as number, () => session.close());
-  }
+  const idleMs = limits.idleTimeoutMs ?? 300_000;
+  if (idleMs > 0) closeWhenIdle(session, idleMs);
   const maxAge = limits.maxConnectionAgeMs ?? 0;
   if (maxAge > 0) {
     timers.push(setTimeout(() => session.close(), maxAge));
@@ -224,6 +230,30 @@ function manage(session: http2.ServerHttp2Session, limits: Http2Limits): void {
   session.once("close", () => {
     for (const timer of timers) clearTimeout(timer);
   });
+}
+
+/**
+ * Closes `session` once it has had no open stream for `idleMs`. Not Node's `setTimeout`, which
+ * counts frames: a live stream waiting for events sends none between keepalive pings, and an idle
+ * connection kept busy by pings alone would never time out.
+ */
+function closeWhenIdle(session: http2.ServerHttp2Session, idleMs: number): void {
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    timer = setTimeout(() => session.close(), idleMs);
+    timer.unref();
+  };
+  arm();
+  session.on("stream", (stream: http2.ServerHttp2Stream) => {
+    open++;
+    clearTimeout(timer);
+    stream.once("close", () => {
+      open--;
+      if (open === 0 && !session.closed) arm();
+    });
+  });
+  session.once("close", () => clearTimeout(timer));
 }
 
 function route(socket: net.Socket, timeoutMs: number, h1: http.Server, h2: http2.Http2Server) {

@@ -1,7 +1,15 @@
 #!/usr/bin/env node
 import cluster from "node:cluster";
 import { runPrimary } from "./cluster-primary.ts";
-import { certsCommand, grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
+import {
+  backupCommand,
+  certsCommand,
+  grantCommand,
+  restoreCommand,
+  tokenCommand,
+  UsageError,
+  usage,
+} from "./commands.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { serve } from "./serve.ts";
 
@@ -9,6 +17,8 @@ const commands: Record<string, typeof tokenCommand> = {
   token: tokenCommand,
   grant: grantCommand,
   certs: certsCommand,
+  backup: backupCommand,
+  restore: restoreCommand,
 };
 
 /** keel-server: serve (the default), or an operator command. Exit 2 on a bad flag or setting. */

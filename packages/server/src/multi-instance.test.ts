@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { createOrderClient, createUserClient } from "@keel/clients";
 import { CheckpointStatus, OrderEventType } from "@keel/gen/order/v1/order_pb";
 import { UserStatus, type UserStatusUpdateSchema } from "@keel/gen/user/v1/user_pb";
@@ -109,5 +110,34 @@ describe("two instances on one PostgreSQL database", { skip: skip ?? false }, ()
     assert.equal(live[0]?.event?.checkpoint?.location, "Hamburg");
     assert.equal(live[1]?.event?.type, OrderEventType.DELIVERED);
     assert.equal((await tracking.next()).done, true);
+  });
+
+  it("stops a user's tokens on instance B within 5 s of a suspension made on instance A", async () => {
+    const adminA = createUserClient({ baseUrl: urlA, token: admin });
+    const password = "correct horse battery";
+    const { user } = await adminA.createUser({
+      username: "suspendable",
+      email: "suspendable@example.com",
+      password,
+    });
+    const userId = user?.userId ?? 0n;
+    const { accessToken } = await createUserClient({ baseUrl: urlB }).login({
+      username: "suspendable",
+      password,
+    });
+    const ownB = createUserClient({ baseUrl: urlB, token: accessToken });
+    assert.equal((await ownB.getUser({ userId })).user?.userId, userId);
+    await adminA.batchUpdateUsers(iterate([{ userId, user: { status: UserStatus.SUSPENDED } }]));
+    const suspendedAt = Date.now();
+    // B has the user's status in memory from the call above; it must read it again in time.
+    let refused: ConnectError | undefined;
+    while (refused === undefined && Date.now() - suspendedAt < 5000) {
+      await ownB.getUser({ userId }).catch((err: unknown) => {
+        refused = ConnectError.from(err);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(refused?.code, Code.PermissionDenied, "still accepted 5 s after the suspension");
+    assert.match(refused?.rawMessage ?? "", /this account is suspended/);
   });
 });

@@ -4,7 +4,6 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import type { DescService, MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -13,22 +12,11 @@ import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService, UserStatus, type UserStatusUpdateSchema } from "@keel/gen/user/v1/user_pb";
 import { freePort } from "./testing/free-port.ts";
 import { eventually, findNginx, type Nginx, nginxConfig, startNginx } from "./testing/nginx.ts";
-import { runServer, type ServerProcess, servingUrl } from "./testing/process.ts";
+import { followLogs, runServer, type ServerProcess, servingUrl } from "./testing/process.ts";
 import { read } from "./testing/repo.ts";
 import { iterate, pushable, rejectsWith, take } from "./testing/rpc.ts";
 
 // deploy/nginx/nginx.conf, read and then run for real in front of two server processes.
-
-/** The JSON log lines a server writes from now on (servingUrl has read those before). */
-function followLogs(server: ServerProcess): Record<string, unknown>[] {
-  const lines: Record<string, unknown>[] = [];
-  const stdout = server.child.stdout as NodeJS.ReadableStream;
-  createInterface({ input: stdout }).on("line", (line) => {
-    if (line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  stdout.resume();
-  return lines;
-}
 
 interface Instance {
   name: string;

@@ -1,4 +1,5 @@
 import type { Store } from "@keel/store";
+import { rethrowAsConnect } from "./errors.ts";
 
 /**
  * Who owns an order, for the authorization of order methods. An order's owner never changes, so
@@ -12,7 +13,9 @@ export function createOrderOwners(
   return async (orderId) => {
     const known = owners.get(orderId);
     if (known !== undefined) return known;
-    const order = await store.orders.get(orderId);
+    // Asked by the authorization interceptor, outside any service: a store failure leaves here
+    // with its code, for metrics and logs to record it as the client gets it.
+    const order = await store.orders.get(orderId).catch(rethrowAsConnect);
     if (order === undefined) return undefined;
     if (owners.size >= max) {
       const oldest = owners.keys().next().value;

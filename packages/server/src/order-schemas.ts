@@ -1,5 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CheckpointStatus, OrderStatus } from "@keel/gen/order/v1/order_pb";
+import { quote } from "@keel/interceptors";
 import { z } from "zod";
 import { userId } from "./user-schemas.ts";
 
@@ -78,7 +79,7 @@ const createOrderRequest = z
         ctx.addIssue({
           code: "custom",
           path: ["items", i, "unitPrice", "currencyCode"],
-          message: `every item must be in ${currency}, like items[0]`,
+          message: `every item must be in ${quote(currency)}, like items[0]`,
         });
       }
     });

@@ -121,7 +121,7 @@ for (const protocol of protocols) {
             "user_id: must be a positive user id",
             "items\\[0\\]\\.sku: ",
             "items\\[0\\]\\.quantity: ",
-            "items\\[1\\]\\.unit_price\\.currency_code: every item must be in USD",
+            'items\\[1\\]\\.unit_price\\.currency_code: every item must be in "USD"',
             "items\\[2\\]\\.unit_price\\.amount_minor",
           ]
             .map((fragment) => `(?=.*${fragment})`)

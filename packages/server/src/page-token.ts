@@ -2,6 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 const defaultPageSize = 50;
 const maxPageSize = 1000;
+/** Ids are int64 in the API and the databases: a larger id in a token was never issued. */
+const maxId = 2n ** 63n - 1n;
 
 /** The number of rows a page holds: 0 means 50, more than 1000 is capped (AIP-158). */
 export function resolvePageSize(pageSize: number): number {
@@ -18,6 +20,11 @@ export function encodePageToken(afterId: bigint, filter: string): string {
   );
 }
 
+/**
+ * The id a page token continues after, or undefined for the first page. Anything this service did
+ * not issue (not base64url JSON of the right shape, an id outside 0 to 2^63-1) or issued for
+ * another filter → INVALID_ARGUMENT, never a database error.
+ */
 export function decodePageToken(token: string, filter: string): bigint | undefined {
   if (token === "") return undefined;
   let parsed: unknown;
@@ -30,8 +37,12 @@ export function decodePageToken(token: string, filter: string): bigint | undefin
   if (v !== 1 || typeof a !== "string" || !/^[0-9]{1,19}$/.test(a) || typeof f !== "string") {
     throw invalid("is not a token this service issued; pass next_page_token unchanged");
   }
+  const afterId = BigInt(a);
+  if (afterId > maxId) {
+    throw invalid("is not a token this service issued; pass next_page_token unchanged");
+  }
   if (f !== filter) throw invalid("was issued for another filter; keep the filter while paging");
-  return BigInt(a);
+  return afterId;
 }
 
 function invalid(problem: string): ConnectError {

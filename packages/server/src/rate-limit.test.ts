@@ -5,14 +5,17 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createUserClient } from "@keel/clients";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
-import { startTestServer, type TestServer } from "./testing/test-server.ts";
+import { mintToken, startTestServer, type TestServer } from "./testing/test-server.ts";
 
 let server: TestServer;
 before(async () => {
   server = await startTestServer({
     rateLimits: {
       default: { ratePerSecond: 5, burst: 3 },
-      methods: { "user.v1.UserService/Login": { ratePerSecond: 1 / 60, burst: 2 } },
+      methods: {
+        "user.v1.UserService/Login": { ratePerSecond: 1 / 60, burst: 2 },
+        "user.v1.UserService/CreateUser": { ratePerSecond: 1 / 60, burst: 2 },
+      },
     },
   });
 });
@@ -57,5 +60,33 @@ describe("rate limits on the server", () => {
     for (const attempt of attempts)
       results.push(await attempt().catch((err: unknown) => ConnectError.from(err).code));
     assert.deepEqual(results, [Code.Unauthenticated, Code.Unauthenticated, Code.ResourceExhausted]);
+  });
+
+  it("limits sign-ups per address, whatever token comes with them", async () => {
+    const results = [];
+    for (const n of [1, 2, 3]) {
+      // A new caller each time, as far as tokens go: the budget is still the address's.
+      const client = createUserClient({
+        baseUrl: server.url,
+        token: await mintToken(`signer${n}`, []),
+      });
+      results.push(
+        await client
+          .createUser({
+            username: `signup${n}`,
+            email: `s${n}@example.com`,
+            password: "long enough",
+          })
+          .then(
+            () => "created",
+            (err: unknown) => ConnectError.from(err).rawMessage,
+          ),
+      );
+    }
+    assert.deepEqual(results.slice(0, 2), ["created", "created"]);
+    assert.match(
+      results[2] ?? "",
+      /^rate limit of 0\.01\d* requests per second for user\.v1\.UserService\/CreateUser exceeded/,
+    );
   });
 });

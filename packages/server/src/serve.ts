@@ -10,6 +10,7 @@ import { type Logger, pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import type { ServerConfig } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
+import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
 
 /**
@@ -48,7 +49,14 @@ export async function serve(config: ServerConfig): Promise<void> {
   }
   const store = await openStore(config, logger, worker === undefined ? undefined : workerRelay());
   const auditLog = createAuditLog({
-    ...(config.audit === "stdout" ? { destination: process.stdout } : { path: config.audit.path }),
+    ...(config.audit === "stdout"
+      ? { destination: process.stdout }
+      : {
+          path: config.audit.path,
+          maxBytes: config.auditLog.maxBytes,
+          keep: config.auditLog.keep,
+        }),
+    summary: { intervalMs: config.auditLog.summaryIntervalMs },
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
@@ -66,7 +74,14 @@ export async function serve(config: ServerConfig): Promise<void> {
       ...(await loadJwks(config.auth)),
     },
     passwordCost: config.auth.passwordCost,
+    passwordHashing: {
+      concurrency: config.auth.passwordHashing.concurrency,
+      maxQueued: config.auth.passwordHashing.maxQueued,
+      perCaller: config.auth.passwordHashing.perClient,
+    },
+    accountStatusMaxAgeMs: config.auth.accountStatusMaxAgeMs,
     rateLimits: rateLimitsOf(config),
+    streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
     corsAllowedOrigins: config.cors.allowedOrigins,
@@ -74,6 +89,10 @@ export async function serve(config: ServerConfig): Promise<void> {
     http2: config.http2,
     ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
     auditLog,
+    clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
+    ...(config.profiling.enabled && worker === undefined
+      ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
+      : {}),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     logger,
   });
@@ -125,6 +144,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     process.on("message", (message: { keel?: string }) => {
       if (message.keel === "shutdown") stop("SIGTERM");
     });
+    if (config.profiling.enabled) answerProfileRequests();
     // The primary's /readyz answers for every worker: tell it when this one's readiness changes.
     let ready: boolean | undefined;
     const report = () => {
@@ -149,13 +169,17 @@ function workerRelay(): EventRelay {
   };
 }
 
-/** The rate limits the configuration asks for: the default, Login's own, and per-method ones. */
+/** The rate limits the configuration asks for: the default, Login's and CreateUser's, per-method ones. */
 function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
   const r = config.rateLimits;
   return {
     default: { ratePerSecond: r.ratePerSecond, burst: r.burst },
     methods: {
       "user.v1.UserService/Login": { ratePerSecond: r.loginPerMinute / 60, burst: r.loginBurst },
+      "user.v1.UserService/CreateUser": {
+        ratePerSecond: r.createUserPerMinute / 60,
+        burst: r.createUserBurst,
+      },
       ...r.methods,
     },
   };
@@ -184,7 +208,11 @@ export async function openStore(
 ): Promise<Store> {
   const db = config.store;
   if (db.kind === "sqlite") {
-    const store = openSqliteStore({ path: db.path, ...(relay === undefined ? {} : { relay }) });
+    const store = openSqliteStore({
+      path: db.path,
+      ...(relay === undefined ? {} : { relay }),
+      onWarning: (message) => logger.warn({ path: db.path }, message),
+    });
     logger.info({ path: db.path }, "opened the SQLite store");
     return store;
   }

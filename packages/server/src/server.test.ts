@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import * as http from "node:http";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
@@ -142,6 +144,57 @@ describe("listener", () => {
     await once(socket, "close");
     assert.match(response, /^HTTP\/1\.1 200/);
     assert.match(response, /x-version: 1\.1/i);
+    await listener.close(100);
+  });
+
+  it("closes an HTTP/2 connection without streams after the idle timeout, never one with a stream open", async () => {
+    let finish: (() => void) | undefined;
+    const listener = await listen({
+      host: "127.0.0.1",
+      port: 0,
+      http2: { idleTimeoutMs: 100 },
+      handler: (req, res) => {
+        if (req.url === "/hold") finish = () => res.end("done");
+        else res.end("ok");
+      },
+    });
+    const url = `http://127.0.0.1:${listener.port}`;
+    const idle = http2.connect(url);
+    await once(idle, "goaway");
+    await once(idle, "close");
+
+    // A quiet stream open for many idle timeouts keeps its connection; its end starts the clock.
+    const busy = http2.connect(url);
+    let closed = false;
+    busy.once("close", () => (closed = true));
+    const held = busy.request({ ":path": "/hold" });
+    held.resume();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(closed, false, "a connection with an open stream was closed as idle");
+    finish?.();
+    await once(held, "close");
+    await once(busy, "close");
+    await listener.close(100);
+  });
+
+  it("closes an idle HTTP/1.1 keep-alive connection after the idle timeout", async () => {
+    const listener = await listen({
+      host: "127.0.0.1",
+      port: 0,
+      http2: { idleTimeoutMs: 100 },
+      handler: (_req, res) => res.end("ok"),
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    const socketClosed = new Promise<void>((resolve, reject) => {
+      http
+        .get(`http://127.0.0.1:${listener.port}/`, { agent }, (res) => {
+          res.resume();
+          res.socket.once("close", () => resolve());
+        })
+        .on("error", reject);
+    });
+    await socketClosed;
+    agent.destroy();
     await listener.close(100);
   });
 });

@@ -1,6 +1,13 @@
-import { createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  type ConnectRouter,
+  createClient,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { createUserClient } from "@keel/clients";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
+import { createEngine } from "@keel/engine";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -9,42 +16,52 @@ import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import {
   type AuditLog,
+  type ClientAddressOptions,
   createAuditInterceptor,
   createAuthenticationInterceptor,
   createAuthorizationInterceptor,
+  createBoundedErrorsInterceptor,
+  createClientAddressResolver,
   createDeadlineInterceptor,
   createLoggingInterceptor,
+  createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
+  createStreamLimitInterceptor,
   createValidationInterceptor,
-  deadlineDefaults,
+  type IncomingHeaders,
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type StreamLimitOptions,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
+  createClientTracingInterceptor,
   createHealthService,
   createMetricsHandler,
   createServerMetrics,
   createTracingInterceptor,
   registerReflection,
+  takeProfile,
 } from "@keel/observability";
 import { createRestHandler, readOpenApiDocument } from "@keel/rest";
 import type { Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
+import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
-import { shuttingDown, storeErrorToConnect } from "./errors.ts";
-import { createGrpcFastPath } from "./grpc-fast-path.ts";
+import { shuttingDown } from "./errors.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
-import { createPasswordHasher } from "./passwords.ts";
+import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
+import { createProfileEndpoint, ProfileRequestError } from "./profile-endpoint.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
-import { createRemoteUserDirectory } from "./user-directory.ts";
+import { createUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
 import { createUserService } from "./user-service.ts";
 
@@ -69,12 +86,27 @@ export interface ServerOptions {
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
   tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
-  /** Token buckets per caller and method. Default: 100/s with bursts of 200; Login 10/min per peer. */
+  /**
+   * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
+   * 10/min per client address, bursts of 5.
+   */
   rateLimits?: RateLimits;
+  /**
+   * Streaming calls open at once per authenticated caller and per address (anonymous calls).
+   * Default: 100 per caller, 200 per address.
+   */
+  streamLimits?: StreamLimitOptions;
   /** The deadline of unary and client-streaming calls that set none, in ms. Default 30000. */
   defaultTimeoutMs?: number;
   /** log2 of the scrypt cost for password hashes; default 15. */
   passwordCost?: number;
+  /** How password hashing is shared between client addresses; see `PasswordHasherOptions.queue`. */
+  passwordHashing?: PasswordHasherOptions["queue"];
+  /**
+   * How long a user's status is trusted before it is read again, in ms: the longest a suspension
+   * made elsewhere takes to stop the user's tokens here. Default 2000.
+   */
+  accountStatusMaxAgeMs?: number;
   /**
    * Where OrderService finds UserService, for example `http://users.internal:9090`.
    * Default: this server itself.
@@ -90,6 +122,16 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Where calls that change state are recorded (see `(policy.v1.method).audit`). Default: nowhere. */
   auditLog?: Pick<AuditLog, "write">;
+  /**
+   * The proxies in front of the server, whose forwarding header names the client: its address is
+   * then the one rate limits, audit and logs see (`peerKey`). Default: none, the socket's address.
+   */
+  clientAddress?: ClientAddressOptions;
+  /**
+   * Serve CPU and heap profiles of this process on the admin port to admin tokens, recordings of
+   * at most `maxSeconds`. Default: not served.
+   */
+  profiling?: { maxSeconds: number };
   logger: Logger;
 }
 
@@ -117,7 +159,10 @@ export interface RunningServer {
 /** Default limits: generous for one caller, strict for password guessing. */
 const defaultRateLimits: RateLimits = {
   default: { ratePerSecond: 100, burst: 200 },
-  methods: { "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 } },
+  methods: {
+    "user.v1.UserService/Login": { ratePerSecond: 10 / 60, burst: 5 },
+    "user.v1.UserService/CreateUser": { ratePerSecond: 10 / 60, burst: 5 },
+  },
 };
 
 /** Starts serving UserService and OrderService over gRPC, gRPC-Web and Connect on one port. */
@@ -126,10 +171,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
   const tokens = createTokenIssuer(options.tokens);
+  const accounts = createAccountGuard({
+    user: (userId) => store.users.get(userId),
+    session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
+    issuer: tokens.issuer,
+    ...(options.accountStatusMaxAgeMs === undefined
+      ? {}
+      : { maxAgeMs: options.accountStatusMaxAgeMs }),
+  });
   const userService = createUserService({
     store,
-    passwords: createPasswordHasher({ cost: options.passwordCost ?? 15 }),
+    passwords: createPasswordHasher({
+      cost: options.passwordCost ?? 15,
+      ...(options.passwordHashing === undefined ? {} : { queue: options.passwordHashing }),
+    }),
     tokens,
+    accounts,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
   const clientMetrics = createClientMetrics({
@@ -137,17 +194,36 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     services: [UserService],
   });
   let selfUrl = "";
+  // OrderService checks users through UserService: in this process through the engine (the same
+  // interceptor chain a network call gets, no socket, no TLS), or at KEEL_USER_SERVICE_URL.
+  const userServiceUrl = options.userServiceUrl;
+  const clientInterceptors = [createClientTracingInterceptor(), clientMetrics.interceptor];
   const orderService = createOrderService(
     store,
-    createRemoteUserDirectory({
-      baseUrl: options.userServiceUrl ?? (() => selfUrl),
-      interceptors: [clientMetrics.interceptor],
+    createUserDirectory({
+      where: userServiceUrl ?? "in-process",
+      logger,
+      connect: () =>
+        userServiceUrl === undefined
+          ? createClient(
+              UserService,
+              engine.inProcessTransport({
+                interceptors: clientInterceptors,
+                peer: (values) => values.get(peerKey),
+              }),
+            )
+          : createUserClient({
+              baseUrl: userServiceUrl,
+              protocol: "grpc",
+              timeoutMs: 0,
+              interceptors: clientInterceptors,
+            }),
     }),
   );
   const rateLimiter = createRateLimiter({
     limits: options.rateLimits ?? defaultRateLimits,
-    // Login is open to anyone: limit guesses per address, whoever they claim to be.
-    keyBy: { "user.v1.UserService/Login": "peer" },
+    // Login and CreateUser are open to anyone: limit them per address, whoever callers claim to be.
+    keyBy: { "user.v1.UserService/Login": "peer", "user.v1.UserService/CreateUser": "peer" },
   });
   const publicServices = {
     [Health.typeName]: { public: true },
@@ -160,10 +236,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
+  // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const interceptors: Interceptor[] = [
+    createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
-    createRecoveryInterceptor({ logger, mapError: storeErrorToConnect }),
+    // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
+    // left for recovery is unexpected, and becomes INTERNAL.
+    createRecoveryInterceptor({ logger }),
     createTracingInterceptor(),
     metrics.interceptor,
     createLoggingInterceptor({ logger }),
@@ -174,12 +254,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       issuer: tokens.issuer,
       audience: tokens.audience,
       policies: publicServices,
+      checkPrincipal: accounts.check,
     }),
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
       orderOwner: createOrderOwners(store),
+      // Another user's order answers as a missing one does, unless the caller may see them all.
+      hideOthersOrders: {
+        notFound: orderNotFound,
+        exceptRoles: [...createPolicyResolver()(OrderService.method.getOrder).roles],
+      },
       policies: publicServices,
     }),
+    createStreamLimitInterceptor(options.streamLimits),
     createValidationInterceptor({
       schemas: { ...userRequestSchemas, ...orderRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
@@ -190,15 +277,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { service: OrderService, impl: orderService },
     { service: Health, impl: health.service },
   ];
-  const valuesFor = (remoteAddress: string) => createContextValues().set(peerKey, remoteAddress);
-  const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
-    valuesFor(req.socket.remoteAddress ?? "");
+  const clientAddress = createClientAddressResolver(options.clientAddress);
+  const contextValues = (req: {
+    socket: { remoteAddress?: string | undefined };
+    headers: IncomingHeaders;
+  }) =>
+    createContextValues().set(peerKey, clientAddress(req.socket.remoteAddress ?? "", req.headers));
+  const routes = (router: ConnectRouter) => {
+    for (const { service, impl } of services) router.service(service, impl);
+    registerReflection(router, { services: [UserService, OrderService, Health] });
+  };
+  // The engine serves gRPC over HTTP/2; connect-node's adapter, for now, the other protocols.
+  const engine = createEngine({
+    routes,
+    interceptors,
+    contextValues,
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    shutdownSignal: shutdown.signal,
+  });
   // REST routes are transcoded onto the very same router, so the same interceptors run for them.
   let rest: ReturnType<typeof createRestHandler> | undefined;
   const connectHandler = connectNodeAdapter({
     routes: (router) => {
-      for (const { service, impl } of services) router.service(service, impl);
-      registerReflection(router, { services: [UserService, OrderService, Health] });
+      routes(router);
       rest = createRestHandler({
         handlers: router.handlers,
         services: [UserService, OrderService],
@@ -214,14 +317,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
-  const fastPath = createGrpcFastPath({
-    services,
-    interceptors,
-    defaultTimeoutMs: deadlineDefaults(deadlines),
-    contextValues: valuesFor,
-    maxMessageBytes,
-    shutdownSignal: shutdown.signal,
-  });
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
@@ -233,7 +328,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     host,
     port: options.port ?? 9090,
     handler,
-    streamHandler: fastPath,
+    // A browser (an `origin` header) is answered on the other path, where CORS is.
+    streamHandler: (stream, headers) =>
+      headers.origin === undefined && engine.handleStream(stream, headers),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
@@ -246,6 +343,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           port: options.adminPort ?? 9091,
           metrics: createMetricsHandler({ registries: [metrics.registry] }),
           ready: () => health.status("") === Serving.SERVING,
+          ...(options.profiling === undefined
+            ? {}
+            : {
+                routes: createProfileEndpoint({
+                  tokens: {
+                    secret: options.tokens.secret,
+                    issuer: options.tokens.issuer ?? "keel",
+                    audience: options.tokens.audience ?? "keel",
+                  },
+                  maxSeconds: options.profiling.maxSeconds,
+                  take: async (request) => {
+                    if (request.worker !== undefined) {
+                      throw new ProfileRequestError(400, "worker is for cluster mode only");
+                    }
+                    return { path: await takeProfile(request) };
+                  },
+                }),
+              }),
         });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const scheme = options.tls === undefined ? "http" : "https";

@@ -1,8 +1,9 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { type UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
+import { peerKey } from "@keel/interceptors";
 import type { Store } from "@keel/store";
 import { decodePageToken, encodePageToken, resolvePageSize } from "./page-token.ts";
-import type { PasswordHasher } from "./passwords.ts";
+import type { HashCaller, PasswordHasher } from "./passwords.ts";
 import { pickUserFields, resolveUserFields, toUser } from "./user-mapping.ts";
 
 type Handlers = Pick<ServiceImpl<typeof UserService>, "getUser" | "createUser" | "listUsers">;
@@ -17,13 +18,15 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
       return { user: pickUserFields(toUser(record), fields) };
     },
 
-    async createUser(req) {
+    async createUser(req, ctx) {
+      // A taken name costs a lookup, not a password hash.
+      await store.users.checkAvailable(req.username, req.email);
       const record = await store.users.create({
         username: req.username,
         email: req.email,
         status: UserStatus.ACTIVE,
         tags: req.tags,
-        passwordHash: await passwords.hash(req.password),
+        passwordHash: await passwords.hash(req.password, hashCaller(ctx)),
       });
       return { user: toUser(record) };
     },
@@ -46,6 +49,11 @@ export function createUserHandlers(store: Store, passwords: PasswordHasher): Han
       };
     },
   };
+}
+
+/** Whose share of password hashing a call takes: its client address's. */
+export function hashCaller(ctx: HandlerContext): HashCaller {
+  return { caller: ctx.values.get(peerKey), signal: ctx.signal };
 }
 
 export function userNotFound(userId: bigint): ConnectError {

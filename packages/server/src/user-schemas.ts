@@ -1,4 +1,5 @@
 import { UserSchema, UserStatus } from "@keel/gen/user/v1/user_pb";
+import { quote } from "@keel/interceptors";
 import { z } from "zod";
 
 /**
@@ -123,7 +124,7 @@ const updateUserRequest = z
         ctx.addIssue({
           code: "custom",
           path: ["updateMask"],
-          message: `unknown field ${JSON.stringify(path)}; use ${maskableUserFields.join(", ")}`,
+          message: `unknown field ${quote(path)}; use ${maskableUserFields.join(", ")}`,
         });
       }
     }
@@ -155,8 +156,7 @@ export const userRequestSchemas = {
     userId,
     fields: z.array(
       z.string().refine((name) => userFieldNames.has(name), {
-        error: (issue) =>
-          `unknown user field ${JSON.stringify(issue.input)}; use one of ${protoFieldNames}`,
+        error: (issue) => `unknown user field ${quote(issue.input)}; use one of ${protoFieldNames}`,
       }),
     ),
   }),

@@ -203,11 +203,33 @@ for (const protocol of protocols) {
       const second = await client.refreshToken({ refreshToken: first.refreshToken });
       assert.equal(second.userId, user.userId);
       assert.notEqual(second.refreshToken, first.refreshToken);
+      // Both logins' access tokens work until the reuse…
+      const asFirst = createUserClient({ baseUrl: server.url, protocol, token: first.accessToken });
+      const asSecond = createUserClient({
+        baseUrl: server.url,
+        protocol,
+        token: second.accessToken,
+      });
+      await asFirst.getUser({ userId: user.userId });
+      await asSecond.getUser({ userId: user.userId });
       await rejectsWith(
         client.refreshToken({ refreshToken: first.refreshToken }),
         Code.Unauthenticated,
-        /already used/,
+        /already used; every session of that login is revoked/,
       );
+      // …and not after it: the access tokens of the revoked login stop at once.
+      for (const revoked of [asFirst, asSecond]) {
+        await rejectsWith(
+          revoked.getUser({ userId: user.userId }),
+          Code.Unauthenticated,
+          /^this login was revoked/,
+        );
+      }
+      // A new login is not affected.
+      const fresh = await client.login({ username: user.username, password });
+      await createUserClient({ baseUrl: server.url, token: fresh.accessToken }).getUser({
+        userId: user.userId,
+      });
       // The reuse revoked the whole family, including the token the legitimate holder has now.
       await rejectsWith(
         client.refreshToken({ refreshToken: second.refreshToken }),

@@ -1,7 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { UserService } from "@keel/gen/user/v1/user_pb";
+import { UserService } from "@keel/gen/user/v1/user_pb";
 import type { Store } from "@keel/store";
+import type { AccountGuard } from "./account-guard.ts";
 import { createAuthHandlers } from "./auth-handlers.ts";
+import { mapStoreErrors } from "./map-store-errors.ts";
 import type { PasswordHasher } from "./passwords.ts";
 import type { TokenIssuer } from "./tokens.ts";
 import { createUserHandlers } from "./user-handlers.ts";
@@ -11,13 +13,15 @@ export interface UserServiceDeps {
   store: Store;
   passwords: PasswordHasher;
   tokens: TokenIssuer;
+  /** Told of status changes and revoked logins here, so that they take effect at once. */
+  accounts?: Pick<AccountGuard, "forget" | "forgetSession">;
 }
 
-/** The implementation of user.v1.UserService. */
+/** The implementation of user.v1.UserService; store errors leave it as ConnectErrors. */
 export function createUserService(deps: UserServiceDeps): ServiceImpl<typeof UserService> {
-  return {
+  return mapStoreErrors(UserService, {
     ...createUserHandlers(deps.store, deps.passwords),
-    ...createUserStreamHandlers(deps.store),
-    ...createAuthHandlers(deps.store, deps.passwords, deps.tokens),
-  };
+    ...createUserStreamHandlers(deps.store, deps.accounts),
+    ...createAuthHandlers(deps.store, deps.passwords, deps.tokens, deps.accounts),
+  });
 }

@@ -13,6 +13,7 @@ import {
 } from "@keel/gen/user/v1/user_pb";
 import { validateMessage } from "@keel/interceptors";
 import type { StatusEvent, Store, UserPatch } from "@keel/store";
+import type { AccountGuard } from "./account-guard.ts";
 import { shuttingDown } from "./errors.ts";
 import { applyEach } from "./partial-apply.ts";
 import { userNotFound } from "./user-handlers.ts";
@@ -28,7 +29,10 @@ const historyPageSize = 500;
 const maxFollowedUsers = 10_000;
 
 /** StreamUserActivities, BatchUpdateUsers and SyncUserStatus. */
-export function createUserStreamHandlers(store: Store): Handlers {
+export function createUserStreamHandlers(
+  store: Store,
+  accounts?: Pick<AccountGuard, "forget">,
+): Handlers {
   return {
     async *streamUserActivities(req, ctx) {
       if ((await store.users.get(req.userId)) === undefined) throw userNotFound(req.userId);
@@ -74,7 +78,9 @@ export function createUserStreamHandlers(store: Store): Handlers {
             userRequestSchemas["user.v1.UpdateUserRequest"],
             req,
           );
-          await store.users.update(req.userId, toPatch(req));
+          const patch = toPatch(req);
+          await store.users.update(req.userId, patch);
+          if (patch.status !== undefined) accounts?.forget(req.userId);
         },
       );
       return { updatedCount: applied, errors };
@@ -108,6 +114,7 @@ export function createUserStreamHandlers(store: Store): Handlers {
             });
           } else {
             await store.users.update(req.userId, { status: req.status }, origin);
+            accounts?.forget(req.userId);
           }
         }
         // The client closed its side: what is buffered is still sent, then the stream ends.

@@ -36,3 +36,21 @@ export function decodeEventData(json: string): { checkpoint?: CheckpointRecord; 
     ...(raw.reason === undefined ? {} : { reason: raw.reason }),
   };
 }
+
+/**
+ * Rows of an order's children (items, payments, checkpoints) read for many orders at once, mapped
+ * and grouped by their `order_id`, in the order they were read.
+ */
+export function groupByOrder<Row extends Readonly<Record<string, unknown>>, T>(
+  rows: readonly Row[],
+  map: (row: Row) => T,
+): Map<bigint, T[]> {
+  const groups = new Map<bigint, T[]>();
+  for (const row of rows) {
+    const orderId = BigInt(row.order_id as bigint | number | string);
+    const group = groups.get(orderId);
+    if (group === undefined) groups.set(orderId, [map(row)]);
+    else group.push(map(row));
+  }
+  return groups;
+}

@@ -7,6 +7,8 @@ export type StoreErrorKind =
   | "already_exists"
   /** The row to change does not exist. */
   | "not_found"
+  /** A value the database cannot store, such as text with a NUL character. */
+  | "invalid_argument"
   /** The change is not allowed in the row's current state; the message names that state. */
   | "failed_precondition"
   /** The database cannot be reached or is shutting down. */

@@ -87,6 +87,12 @@ export interface UserRepository {
   /** Creates a user and records `user.created`. Throws `already_exists` naming the field. */
   create(user: NewUser): Promise<UserRecord>;
   get(id: bigint): Promise<UserRecord | undefined>;
+  /**
+   * Throws `already_exists` naming the field, as `create` would, when the username or email is
+   * taken (case-insensitively): a check that costs a lookup, made before an expensive step such as
+   * hashing a password. `create` still enforces uniqueness.
+   */
+  checkAvailable(username: string, email: string): Promise<void>;
   /** Looks a user up by username (case-insensitive), with the password hash. */
   findCredentials(
     username: string,
@@ -116,6 +122,11 @@ export interface RefreshTokenRepository {
   rotate(jti: string, next: RefreshTokenRecord, now: Date): Promise<RotateOutcome>;
   /** Revokes every token of a family (one login and its rotations). */
   revokeFamily(familyId: string): Promise<void>;
+  /**
+   * Whether a login (a family) can still be refreshed: one of its tokens is neither revoked nor
+   * expired at `now`. False once the family was revoked, for example because a token was reused.
+   */
+  familyActive(familyId: string, now: Date): Promise<boolean>;
 }
 
 /** A line of an order. Money is in minor units of the order's currency. */

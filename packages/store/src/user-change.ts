@@ -60,3 +60,11 @@ export function foldKey(value: string): string {
 export function userNotFound(id: bigint): StoreError {
   return new StoreError("not_found", `user ${id} not found`);
 }
+
+/** The error of a username or email already taken, as `create` throws it. */
+export function alreadyTaken(field: "username" | "email", cause?: unknown): StoreError {
+  return new StoreError("already_exists", `${field} is already taken`, {
+    field,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file policy/v1/policy.proto.
  */
 export const file_policy_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("ChZwb2xpY3kvdjEvcG9saWN5LnByb3RvEglwb2xpY3kudjEiRAoMTWV0aG9kUG9saWN5EiUKBmFjY2VzcxgBIAEoCzIVLnBvbGljeS52MS5BY2Nlc3NSdWxlEg0KBWF1ZGl0GAIgASgIImcKCkFjY2Vzc1J1bGUSDgoGcHVibGljGAEgASgIEhUKDWF1dGhlbnRpY2F0ZWQYAiABKAgSDQoFcm9sZXMYAyADKAkSIwoFb3duZXIYBCABKAsyFC5wb2xpY3kudjEuT3duZXJzaGlwIlEKCU93bmVyc2hpcBIVCg11c2VyX2lkX2ZpZWxkGAEgASgJEhYKDm9yZGVyX2lkX2ZpZWxkGAIgASgJEhUKDW9ubHlfd2hlbl9zZXQYAyABKAk6UQoGbWV0aG9kEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYtIcDIAEoCzIXLnBvbGljeS52MS5NZXRob2RQb2xpY3lSBm1ldGhvZGIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChZwb2xpY3kvdjEvcG9saWN5LnByb3RvEglwb2xpY3kudjEidQoMTWV0aG9kUG9saWN5EiUKBmFjY2VzcxgBIAEoCzIVLnBvbGljeS52MS5BY2Nlc3NSdWxlEg0KBWF1ZGl0GAIgASgIEi8KEXJlc3RyaWN0ZWRfZmllbGRzGAMgAygLMhQucG9saWN5LnYxLkZpZWxkUnVsZSI9CglGaWVsZFJ1bGUSDAoEcGF0aBgBIAEoCRINCgVyb2xlcxgCIAMoCRITCgt1cGRhdGVfbWFzaxgDIAEoCSJnCgpBY2Nlc3NSdWxlEg4KBnB1YmxpYxgBIAEoCBIVCg1hdXRoZW50aWNhdGVkGAIgASgIEg0KBXJvbGVzGAMgAygJEiMKBW93bmVyGAQgASgLMhQucG9saWN5LnYxLk93bmVyc2hpcCJRCglPd25lcnNoaXASFQoNdXNlcl9pZF9maWVsZBgBIAEoCRIWCg5vcmRlcl9pZF9maWVsZBgCIAEoCRIVCg1vbmx5X3doZW5fc2V0GAMgASgJOlEKBm1ldGhvZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLSHAyABKAsyFy5wb2xpY3kudjEuTWV0aG9kUG9saWN5UgZtZXRob2RiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * @generated from message policy.v1.MethodPolicy
@@ -31,6 +31,16 @@ export type MethodPolicy = Message<"policy.v1.MethodPolicy"> & {
    * @generated from field: bool audit = 2;
    */
   audit: boolean;
+
+  /**
+   * Request fields that only callers with certain roles may set, whatever `access` allows
+   * otherwise: for example, users may update their own profile but not their own status. Every
+   * request message is checked; a message that sets such a field without the role is refused with
+   * PERMISSION_DENIED.
+   *
+   * @generated from field: repeated policy.v1.FieldRule restricted_fields = 3;
+   */
+  restrictedFields: FieldRule[];
 };
 
 /**
@@ -50,6 +60,16 @@ export type MethodPolicyJson = {
    * @generated from field: bool audit = 2;
    */
   audit?: boolean;
+
+  /**
+   * Request fields that only callers with certain roles may set, whatever `access` allows
+   * otherwise: for example, users may update their own profile but not their own status. Every
+   * request message is checked; a message that sets such a field without the role is refused with
+   * PERMISSION_DENIED.
+   *
+   * @generated from field: repeated policy.v1.FieldRule restricted_fields = 3;
+   */
+  restrictedFields?: FieldRuleJson[];
 };
 
 /**
@@ -58,6 +78,79 @@ export type MethodPolicyJson = {
  */
 export const MethodPolicySchema: GenMessage<MethodPolicy, {jsonType: MethodPolicyJson}> = /*@__PURE__*/
   messageDesc(file_policy_v1_policy, 0);
+
+/**
+ * A request field that only some roles may set.
+ *
+ * @generated from message policy.v1.FieldRule
+ */
+export type FieldRule = Message<"policy.v1.FieldRule"> & {
+  /**
+   * The field: proto names from the request message, joined by '.', for example "status" or
+   * "user.status" (the `status` of the message field `user`).
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * The roles that may set it, for example "admin". Empty: nobody may.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * A google.protobuf.FieldMask field of the request (proto name, for example "update_mask") that
+   * chooses which fields an update applies; its paths name fields of the message `path` leads into
+   * (for "user.status": "status"). When the mask lists any path, the field counts as set exactly
+   * when the mask lists it; with an empty mask, when it holds other than its zero value.
+   * Empty: the field counts as set when it holds other than its zero value.
+   *
+   * @generated from field: string update_mask = 3;
+   */
+  updateMask: string;
+};
+
+/**
+ * A request field that only some roles may set.
+ *
+ * @generated from message policy.v1.FieldRule
+ */
+export type FieldRuleJson = {
+  /**
+   * The field: proto names from the request message, joined by '.', for example "status" or
+   * "user.status" (the `status` of the message field `user`).
+   *
+   * @generated from field: string path = 1;
+   */
+  path?: string;
+
+  /**
+   * The roles that may set it, for example "admin". Empty: nobody may.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles?: string[];
+
+  /**
+   * A google.protobuf.FieldMask field of the request (proto name, for example "update_mask") that
+   * chooses which fields an update applies; its paths name fields of the message `path` leads into
+   * (for "user.status": "status"). When the mask lists any path, the field counts as set exactly
+   * when the mask lists it; with an empty mask, when it holds other than its zero value.
+   * Empty: the field counts as set when it holds other than its zero value.
+   *
+   * @generated from field: string update_mask = 3;
+   */
+  updateMask?: string;
+};
+
+/**
+ * Describes the message policy.v1.FieldRule.
+ * Use `create(FieldRuleSchema)` to create a new message.
+ */
+export const FieldRuleSchema: GenMessage<FieldRule, {jsonType: FieldRuleJson}> = /*@__PURE__*/
+  messageDesc(file_policy_v1_policy, 1);
 
 /**
  * A caller is allowed when any part of the rule allows it.
@@ -134,7 +227,7 @@ export type AccessRuleJson = {
  * Use `create(AccessRuleSchema)` to create a new message.
  */
 export const AccessRuleSchema: GenMessage<AccessRule, {jsonType: AccessRuleJson}> = /*@__PURE__*/
-  messageDesc(file_policy_v1_policy, 1);
+  messageDesc(file_policy_v1_policy, 2);
 
 /**
  * How the owner of what a request acts on is found. Every request message is checked, so a
@@ -203,7 +296,7 @@ export type OwnershipJson = {
  * Use `create(OwnershipSchema)` to create a new message.
  */
 export const OwnershipSchema: GenMessage<Ownership, {jsonType: OwnershipJson}> = /*@__PURE__*/
-  messageDesc(file_policy_v1_policy, 2);
+  messageDesc(file_policy_v1_policy, 3);
 
 /**
  * @generated from extension: policy.v1.MethodPolicy method = 50100;

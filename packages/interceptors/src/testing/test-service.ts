@@ -2,6 +2,8 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import {
   type Client,
+  Code,
+  ConnectError,
   createClient,
   createContextValues,
   type HandlerContext,
@@ -110,4 +112,19 @@ export async function startTestService(
 /** An async iterable of the given messages, for client-streaming calls. */
 export async function* messages<T>(items: T[]): AsyncIterable<T> {
   yield* items;
+}
+
+/**
+ * Calls `open` again while it fails with RESOURCE_EXHAUSTED, up to about a second: a server lets go
+ * of a call a moment after its client saw it end.
+ */
+export async function retryWhileExhausted<T>(open: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await open();
+    } catch (err) {
+      if (i >= 50 || ConnectError.from(err).code !== Code.ResourceExhausted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }

@@ -63,3 +63,31 @@ export async function servingUrl(server: ServerProcess): Promise<string> {
   }
   throw new Error(`the server exited before serving: ${(await server.exited).stderr}`);
 }
+
+/** The JSON log lines a server writes from now on (servingUrl has read those before). */
+export function followLogs(server: ServerProcess): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  const stdout = server.child.stdout as NodeJS.ReadableStream;
+  createInterface({ input: stdout }).on("line", (line) => {
+    if (line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  stdout.resume();
+  return lines;
+}
+
+/**
+ * The admin port from the first log line with this message ("serving gRPC, gRPC-Web and
+ * Connect", or a cluster primary's "cluster started"); the rest of the output is read and dropped.
+ */
+export async function adminPortOf(server: ServerProcess, message: string): Promise<number> {
+  const lines = createInterface({ input: server.child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const entry = JSON.parse(line) as { msg?: string; adminPort?: number };
+    if (entry.msg === message && entry.adminPort) {
+      // Keep reading, so that the server never blocks on a full pipe.
+      lines.on("line", () => {});
+      return entry.adminPort;
+    }
+  }
+  throw new Error(`the server exited before logging ${message}: ${(await server.exited).stderr}`);
+}

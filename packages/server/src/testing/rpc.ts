@@ -16,6 +16,17 @@ export async function rejectsWith(
   });
 }
 
+/** "ok" when `call` succeeds, else its code and message as "PermissionDenied: …", for tables. */
+export async function outcomeOf(call: unknown): Promise<string> {
+  try {
+    await call;
+    return "ok";
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return `${Code[e.code]}: ${e.rawMessage}`;
+  }
+}
+
 export async function* iterate<T>(items: T[]): AsyncIterable<T> {
   yield* items;
 }

@@ -45,19 +45,26 @@ export async function startTestServer(
       | "tls"
       | "healthCheckIntervalMs"
       | "defaultTimeoutMs"
+      | "passwordHashing"
+      | "accountStatusMaxAgeMs"
+      | "clientAddress"
+      | "logger"
+      | "streamLimits"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
     wrapStore?: (store: Store) => Store;
+    /** Serve from this store (for example PostgreSQL) instead of a fresh SQLite file. */
+    store?: Store;
   } = {},
 ): Promise<TestServer> {
-  const { wrapStore = (store: Store) => store, ...rest } = options;
+  const { wrapStore = (store: Store) => store, store, ...rest } = options;
   const dir = mkdtempSync(join(tmpdir(), "keel-server-"));
   const server = await startServer({
     host: "127.0.0.1",
     port: 0,
     adminPort: 0,
-    store: wrapStore(openSqliteStore({ path: join(dir, "keel.db") })),
+    store: wrapStore(store ?? openSqliteStore({ path: join(dir, "keel.db") })),
     tokens: { secret: testSecret },
     // The lowest cost the configuration allows: tests hash many passwords.
     passwordCost: 10,

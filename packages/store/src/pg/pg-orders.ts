@@ -1,7 +1,7 @@
 import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
 import type pg from "pg";
 import type { BusEvent } from "../event-codec.ts";
-import { decodeEventData, encodeEventData, orderTotal } from "../order-codec.ts";
+import { decodeEventData, encodeEventData, groupByOrder, orderTotal } from "../order-codec.ts";
 import { checkTransition, idempotencyKeyReused, orderNotFound } from "../order-rules.ts";
 import type {
   CheckpointRecord,
@@ -74,7 +74,7 @@ export class PgOrders {
 
   async get(c: Queryable, id: bigint): Promise<OrderRecord | undefined> {
     const { rows } = await c.query("SELECT * FROM orders WHERE id = $1", [id]);
-    return rows[0] === undefined ? undefined : this.toOrder(c, rows[0]);
+    return (await this.toOrders(c, rows))[0];
   }
 
   async list(query: ListOrdersQuery): Promise<OrderRecord[]> {
@@ -88,7 +88,7 @@ export class PgOrders {
             "SELECT * FROM orders WHERE user_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
             [query.userId, query.status, query.afterId ?? 0n, query.limit],
           );
-    return Promise.all(rows.map((row: PgRow) => this.toOrder(this.pool, row)));
+    return this.toOrders(this.pool, rows);
   }
 
   cancel(id: bigint, reason: string): Promise<OrderRecord> {
@@ -198,7 +198,7 @@ export class PgOrders {
     if (rows[0].request_fingerprint !== (input.fingerprint ?? null)) {
       throw idempotencyKeyReused();
     }
-    return this.toOrder(c, rows[0]);
+    return (await this.toOrders(c, rows))[0];
   }
 
   private transition(
@@ -261,47 +261,66 @@ export class PgOrders {
     return order;
   }
 
-  private async toOrder(c: Queryable, row: PgRow): Promise<OrderRecord> {
-    const id = BigInt(row.id);
+  /**
+   * Orders with their items, payment and checkpoints, in at most three more queries whatever the
+   * number of orders (one query per order made a page of 1,000 cost 2,001 round trips).
+   */
+  private async toOrders(c: Queryable, rows: PgRow[]): Promise<OrderRecord[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((row) => row.id as string);
+    const shipped = rows.filter((row) => row.shipped_at !== null).map((row) => row.id as string);
     const [items, payments, checkpoints] = await Promise.all([
-      c.query("SELECT * FROM order_items WHERE order_id = $1 ORDER BY position", [id]),
-      c.query("SELECT * FROM payments WHERE order_id = $1 ORDER BY id LIMIT 1", [id]),
-      row.shipped_at === null
+      c.query(
+        "SELECT * FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position",
+        [ids],
+      ),
+      c.query("SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id", [
+        ids,
+      ]),
+      shipped.length === 0
         ? Promise.resolve({ rows: [] })
         : c.query(
-            "SELECT * FROM order_events WHERE order_id = $1 AND type IN ($2, $3) ORDER BY id",
-            [id, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
+            `SELECT * FROM order_events WHERE order_id = ANY($1::bigint[]) AND type IN ($2, $3)
+             ORDER BY order_id, id`,
+            [shipped, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
           ),
     ]);
-    return {
-      id,
-      userId: BigInt(row.user_id),
-      status: row.status as OrderStatus,
-      currency: row.currency,
-      items: items.rows.map((item: PgRow) => ({
-        sku: item.sku,
-        name: item.name,
-        quantity: item.quantity,
-        unitPriceMinor: BigInt(item.unit_price_minor),
-      })),
-      totalMinor: BigInt(row.total_minor),
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
-      payment: payments.rows[0] === undefined ? undefined : toPayment(payments.rows[0]),
-      shipment:
-        row.shipped_at === null
-          ? undefined
-          : {
-              carrier: row.carrier,
-              trackingNumber: row.tracking_number,
-              shippedAt: row.shipped_at,
-              deliveredAt: row.delivered_at ?? undefined,
-              checkpoints: checkpoints.rows.map(
-                (e: PgRow) => toEvent(e).checkpoint as CheckpointRecord,
-              ),
-            },
-      cancelReason: row.cancel_reason,
-    };
+    const itemsOf = groupByOrder(items.rows, (item: PgRow) => ({
+      sku: item.sku,
+      name: item.name,
+      quantity: item.quantity,
+      unitPriceMinor: BigInt(item.unit_price_minor),
+    }));
+    const paymentsOf = groupByOrder(payments.rows, toPayment);
+    const checkpointsOf = groupByOrder(
+      checkpoints.rows,
+      (e: PgRow) => toEvent(e).checkpoint as CheckpointRecord,
+    );
+    return rows.map((row) => {
+      const id = BigInt(row.id);
+      return {
+        id,
+        userId: BigInt(row.user_id),
+        status: row.status as OrderStatus,
+        currency: row.currency,
+        items: itemsOf.get(id) ?? [],
+        totalMinor: BigInt(row.total_minor),
+        createdAt: row.created_at,
+        updatedAt: row.updated_at,
+        payment: paymentsOf.get(id)?.[0],
+        shipment:
+          row.shipped_at === null
+            ? undefined
+            : {
+                carrier: row.carrier,
+                trackingNumber: row.tracking_number,
+                shippedAt: row.shipped_at,
+                deliveredAt: row.delivered_at ?? undefined,
+                checkpoints: checkpointsOf.get(id) ?? [],
+              },
+        cancelReason: row.cancel_reason,
+      };
+    });
   }
 }
 

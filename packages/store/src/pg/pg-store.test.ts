@@ -15,7 +15,11 @@ import { openPostgresStore } from "./pg-store.ts";
 // Skipped only outside CI when no PostgreSQL is reachable; in CI that is a failure.
 const skip = await postgresSkipReason();
 
-storeContract("postgres", () => openTestPostgresStore(), skip === undefined ? {} : { skip });
+storeContract(
+  "postgres",
+  (options) => openTestPostgresStore(undefined, options),
+  skip === undefined ? {} : { skip },
+);
 
 describe("postgres store", { skip: skip ?? false }, () => {
   it("migrates once when several instances start together, and shares events between them", async () => {

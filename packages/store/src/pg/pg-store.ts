@@ -12,7 +12,7 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
@@ -26,6 +26,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Receives errors that no caller waits for (a lost idle connection, the event listener). */
   onError?: (err: unknown) => void;
+  /**
+   * Called with the SQL of every query sent on the pool's connections, before it is sent (BEGIN
+   * and COMMIT included): for counting round trips per call in tests or tracing them. Default none.
+   */
+  onQuery?: (sql: string) => void;
 }
 
 /** What a query runs on: the pool, or the client of a transaction. */
@@ -50,6 +55,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   });
   // An idle connection that dies emits here; without a listener it would crash the process.
   pool.on("error", onError);
+  const onQuery = options.onQuery;
+  if (onQuery !== undefined) {
+    pool.on("connect", (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        const first = args[0] as string | { text?: string };
+        onQuery(typeof first === "string" ? first : (first.text ?? ""));
+        return query(...args);
+      }) as typeof client.query;
+    });
+  }
   const bus = new PgEventBus({
     connectionString: options.connectionString,
     channel: `keel_events_${schema}`,
@@ -115,6 +131,14 @@ class PgStore implements Store {
       get: run(async (id) => {
         const { rows } = await this.pool.query("SELECT * FROM users WHERE id = $1", [id]);
         return rows[0] === undefined ? undefined : toUser(rows[0]);
+      }),
+      checkAvailable: run(async (username, email) => {
+        const { rows } = await this.pool.query(
+          `SELECT username_key = $1 AS username FROM users WHERE username_key = $1 OR email_key = $2
+           ORDER BY username_key = $1 DESC LIMIT 1`,
+          [foldKey(username), foldKey(email)],
+        );
+        if (rows[0] !== undefined) throw alreadyTaken(rows[0].username ? "username" : "email");
       }),
       findCredentials: run(async (username) => {
         const { rows } = await this.pool.query("SELECT * FROM users WHERE username_key = $1", [
@@ -247,6 +271,14 @@ class PgStore implements Store {
           [familyId],
         );
       }),
+      familyActive: run(async (familyId, now) => {
+        const { rowCount } = await this.pool.query(
+          `SELECT 1 FROM refresh_tokens
+           WHERE family_id = $1 AND revoked_at IS NULL AND expires_at > $2 LIMIT 1`,
+          [familyId, now],
+        );
+        return (rowCount ?? 0) > 0;
+      }),
     };
     const orders = new PgOrders(
       this.pool,
@@ -369,6 +401,15 @@ export function translate(err: unknown): unknown {
       cause: err,
       ...(field === undefined ? {} : { field }),
     });
+  }
+  // Text the database cannot hold: a NUL in text (22021) or in JSON (22P05). Validation refuses
+  // these first; this keeps one that slips through from surfacing as INTERNAL.
+  if (code === "22021" || code === "22P05") {
+    return new StoreError(
+      "invalid_argument",
+      "text must not contain the NUL character (U+0000) or invalid UTF-8",
+      { cause: err },
+    );
   }
   // Connection refused or lost, server shutting down, too many connections, out of resources.
   const unavailable =

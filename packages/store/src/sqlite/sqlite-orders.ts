@@ -1,7 +1,7 @@
 import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v1/order_pb";
 import type { LocalEventBus } from "../local-event-bus.ts";
-import { decodeEventData, encodeEventData, orderTotal } from "../order-codec.ts";
+import { decodeEventData, encodeEventData, groupByOrder, orderTotal } from "../order-codec.ts";
 import { checkTransition, idempotencyKeyReused, orderNotFound } from "../order-rules.ts";
 import type {
   CheckpointRecord,
@@ -73,8 +73,7 @@ export class SqliteOrders {
   }
 
   get(id: bigint): OrderRecord | undefined {
-    const row = this.sql.getOrder.get(id);
-    return row === undefined ? undefined : this.toOrder(row);
+    return this.toOrders(this.sql.getOrder.all(id))[0];
   }
 
   list(query: ListOrdersQuery): OrderRecord[] {
@@ -87,7 +86,7 @@ export class SqliteOrders {
             query.afterId ?? 0n,
             query.limit,
           );
-    return rows.map((row) => this.toOrder(row));
+    return this.toOrders(rows);
   }
 
   cancel(id: bigint, reason: string): OrderRecord {
@@ -204,41 +203,65 @@ export class SqliteOrders {
     return order;
   }
 
-  private toOrder(row: Row): OrderRecord {
-    const id = row.id as bigint;
-    const payment = this.sql.paymentOf.get(id);
-    const shippedAt = row.shipped_at as bigint | null;
-    const deliveredAt = row.delivered_at as bigint | null;
-    return {
-      id,
-      userId: row.user_id as bigint,
-      status: Number(row.status) as OrderStatus,
-      currency: row.currency as string,
-      items: this.sql.itemsOf.all(id).map((item) => ({
-        sku: item.sku as string,
-        name: item.name as string,
-        quantity: Number(item.quantity),
-        unitPriceMinor: item.unit_price_minor as bigint,
-      })),
-      totalMinor: row.total_minor as bigint,
-      createdAt: new Date(Number(row.created_at)),
-      updatedAt: new Date(Number(row.updated_at)),
-      payment: payment === undefined ? undefined : toPayment(payment),
-      shipment:
-        shippedAt === null
-          ? undefined
-          : {
-              carrier: row.carrier as string,
-              trackingNumber: row.tracking_number as string,
-              shippedAt: new Date(Number(shippedAt)),
-              deliveredAt: deliveredAt === null ? undefined : new Date(Number(deliveredAt)),
-              checkpoints: this.sql.checkpointsOf
-                .all(id, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED)
-                .map((e) => toEvent(e).checkpoint as CheckpointRecord),
-            },
-      cancelReason: row.cancel_reason as string,
-    };
+  /**
+   * Orders with their items, payment and checkpoints, in at most three more statements whatever
+   * the number of orders (ids passed as one JSON array).
+   */
+  private toOrders(rows: Row[]): OrderRecord[] {
+    if (rows.length === 0) return [];
+    const ids = idArray(rows);
+    const shipped = rows.filter((row) => row.shipped_at !== null);
+    const itemsOf = groupByOrder(this.sql.itemsOf.all(ids), (item) => ({
+      sku: item.sku as string,
+      name: item.name as string,
+      quantity: Number(item.quantity),
+      unitPriceMinor: item.unit_price_minor as bigint,
+    }));
+    const paymentsOf = groupByOrder(this.sql.paymentsOf.all(ids), toPayment);
+    const checkpointsOf =
+      shipped.length === 0
+        ? new Map<bigint, CheckpointRecord[]>()
+        : groupByOrder(
+            this.sql.checkpointsOf.all(
+              idArray(shipped),
+              OrderEventType.CHECKPOINT,
+              OrderEventType.DELIVERED,
+            ),
+            (e) => toEvent(e).checkpoint as CheckpointRecord,
+          );
+    return rows.map((row) => {
+      const id = row.id as bigint;
+      const shippedAt = row.shipped_at as bigint | null;
+      const deliveredAt = row.delivered_at as bigint | null;
+      return {
+        id,
+        userId: row.user_id as bigint,
+        status: Number(row.status) as OrderStatus,
+        currency: row.currency as string,
+        items: itemsOf.get(id) ?? [],
+        totalMinor: row.total_minor as bigint,
+        createdAt: new Date(Number(row.created_at)),
+        updatedAt: new Date(Number(row.updated_at)),
+        payment: paymentsOf.get(id)?.[0],
+        shipment:
+          shippedAt === null
+            ? undefined
+            : {
+                carrier: row.carrier as string,
+                trackingNumber: row.tracking_number as string,
+                shippedAt: new Date(Number(shippedAt)),
+                deliveredAt: deliveredAt === null ? undefined : new Date(Number(deliveredAt)),
+                checkpoints: checkpointsOf.get(id) ?? [],
+              },
+        cancelReason: row.cancel_reason as string,
+      };
+    });
   }
+}
+
+/** The rows' ids as a JSON array for `json_each`, digits exactly as stored (never a rounded number). */
+function idArray(rows: Row[]): string {
+  return `[${rows.map((row) => String(row.id)).join(",")}]`;
 }
 
 function toPayment(row: Row): PaymentRecord {
@@ -277,11 +300,18 @@ function prepare(db: DatabaseSync) {
       INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
       VALUES (?, ?, ?, ?, ?, ?)`),
     getOrder: db.prepare("SELECT * FROM orders WHERE id = ?"),
-    itemsOf: db.prepare("SELECT * FROM order_items WHERE order_id = ? ORDER BY position"),
-    paymentOf: db.prepare("SELECT * FROM payments WHERE order_id = ? ORDER BY id LIMIT 1"),
+    // Children of many orders at once: the ids come as one JSON array, `[1,2,3]`.
+    itemsOf: db.prepare(
+      `SELECT * FROM order_items WHERE order_id IN (SELECT value FROM json_each(?))
+       ORDER BY order_id, position`,
+    ),
+    paymentsOf: db.prepare(
+      "SELECT * FROM payments WHERE order_id IN (SELECT value FROM json_each(?)) ORDER BY order_id, id",
+    ),
     paymentByKey: db.prepare("SELECT * FROM payments WHERE order_id = ? AND idempotency_key = ?"),
     checkpointsOf: db.prepare(
-      "SELECT * FROM order_events WHERE order_id = ? AND type IN (?, ?) ORDER BY id",
+      `SELECT * FROM order_events WHERE order_id IN (SELECT value FROM json_each(?))
+       AND type IN (?, ?) ORDER BY order_id, id`,
     ),
     listOrders: db.prepare("SELECT * FROM orders WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?"),
     listOrdersByStatus: db.prepare(

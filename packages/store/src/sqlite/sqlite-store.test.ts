@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -10,8 +10,11 @@ import { openSqliteStore } from "./sqlite-store.ts";
 const dir = mkdtempSync(join(tmpdir(), "keel-sqlite-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
+const modeOf = (file: string) => statSync(file).mode & 0o777;
 
-storeContract("sqlite", async () => openSqliteStore({ path: join(dir, `db${++files}.sqlite`) }));
+storeContract("sqlite", async (options) =>
+  openSqliteStore({ path: join(dir, `db${++files}.sqlite`), ...options }),
+);
 
 describe("sqlite store", () => {
   it("keeps what it stored across a reopen of the same file", async () => {
@@ -55,6 +58,46 @@ describe("sqlite store", () => {
     assert.equal((await follower.next()).value?.status, UserStatus.SUSPENDED);
     await a.close();
     await b.close();
+  });
+
+  it("creates the database and its -wal and -shm files readable by their owner only", async () => {
+    const path = join(dir, "private", "keel.db");
+    const warnings: string[] = [];
+    const store = openSqliteStore({ path, onWarning: (m) => warnings.push(m) });
+    await store.users.create({
+      username: "private",
+      email: "private@example.com",
+      status: UserStatus.ACTIVE,
+      tags: [],
+      passwordHash: "h",
+    });
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      assert.ok(existsSync(file), file);
+      assert.equal(modeOf(file), 0o600, file);
+    }
+    assert.deepEqual(warnings, []);
+    await store.close();
+  });
+
+  it("restricts an existing database and its companions found readable by others, and says so", async () => {
+    const path = join(dir, "loose.db");
+    const first = openSqliteStore({ path });
+    await first.users.list({ limit: 1 });
+    const files = [path, `${path}-wal`, `${path}-shm`];
+    for (const file of files) chmodSync(file, 0o644);
+    const warnings: string[] = [];
+    const second = openSqliteStore({ path, onWarning: (m) => warnings.push(m) });
+    for (const file of files) assert.equal(modeOf(file), 0o600, file);
+    assert.equal(warnings.length, 3);
+    for (const [i, file] of files.entries()) {
+      assert.equal(
+        warnings[i],
+        `${file} was readable beyond its owner (mode 0644); changed to 0600`,
+      );
+    }
+    assert.equal((await second.users.list({ limit: 1 })).length, 0);
+    await first.close();
+    await second.close();
   });
 
   it("migrates a file once when two processes' stores open it together", async () => {

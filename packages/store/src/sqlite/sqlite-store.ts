@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLOutputValue, type StatementSync } from "node:sqli
 import type { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { type EventRelay, LocalEventBus } from "../local-event-bus.ts";
 import { StoreError } from "../store-error.ts";
+import { refuseNulText } from "../text-values.ts";
 import type {
   ActivityRecord,
   ActivityRepository,
@@ -20,8 +21,10 @@ import type {
   UserRecord,
   UserRepository,
 } from "../types.ts";
-import { describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { restrictDatabaseFiles } from "./database-file-modes.ts";
 import { migrate } from "./migrations.ts";
+import { observeStatements } from "./observed-database.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
 export interface SqliteStoreOptions {
@@ -34,18 +37,33 @@ export interface SqliteStoreOptions {
    * events reach this process's subscribers only.
    */
   relay?: EventRelay;
+  /**
+   * Receives what the store changed on its own that an operator should know, such as a database
+   * file found readable by others and restricted to its owner. Default: nowhere.
+   */
+  onWarning?: (message: string) => void;
+  /**
+   * Called with the SQL of every statement the store runs, before it runs: for counting queries
+   * per call in tests or tracing them. Default none (statements are then not wrapped at all).
+   */
+  onQuery?: (sql: string) => void;
 }
 
 /**
  * Opens (creating and migrating when needed) the embedded SQLite store. Writes are durable once
- * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed.
+ * they resolve: WAL journaling with synchronous=NORMAL survives the process being killed. The
+ * database and its -wal and -shm files are readable by their owner only (0600).
  */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
-  if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+  if (options.path !== ":memory:") {
+    mkdirSync(dirname(options.path), { recursive: true });
+    for (const warning of restrictDatabaseFiles(options.path)) options.onWarning?.(warning);
+  }
   const db = new DatabaseSync(options.path, {
     enableForeignKeyConstraints: true,
     timeout: options.busyTimeoutMs ?? 5000,
   });
+  if (options.onQuery !== undefined) observeStatements(db, options.onQuery);
   try {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
@@ -72,12 +90,27 @@ class SqliteStore implements Store {
   constructor(db: DatabaseSync) {
     this.db = db;
     this.sql = prepareStatements(db);
+    // What changes data is refused text with a NUL first, as PostgreSQL refuses it.
+    const write = <A extends unknown[], T>(change: (...args: A) => T) => {
+      return (...args: A) =>
+        this.run(() => {
+          refuseNulText(args);
+          return change(...args);
+        });
+    };
     this.users = {
-      create: (user) => this.run(() => this.createUser(user)),
+      create: write((user) => this.createUser(user)),
       get: (id) => this.run(() => this.getUser(id)),
+      checkAvailable: (username, email) =>
+        this.run(() => {
+          const row = this.sql.findTaken.get(foldKey(username), foldKey(email)) as
+            | { username: bigint }
+            | undefined;
+          if (row !== undefined) throw alreadyTaken(row.username === 1n ? "username" : "email");
+        }),
       findCredentials: (username) => this.run(() => this.findCredentials(username)),
       list: (query) => this.run(() => this.listUsers(query)),
-      update: (id, patch, origin) => this.run(() => this.updateUser(id, patch, origin)),
+      update: write((id, patch, origin) => this.updateUser(id, patch, origin)),
       setRoles: (id, roles) =>
         this.run(() => {
           const { changes } = this.sql.setRoles.run(JSON.stringify(roles), Date.now(), id);
@@ -86,33 +119,34 @@ class SqliteStore implements Store {
         }),
     };
     this.activities = {
-      record: (userId, action, details) =>
-        this.run(() => {
-          const activity = this.transaction(() =>
-            this.insertActivity(userId, action, details, Date.now()),
-          );
-          this.events.publishActivity(activity);
-          return activity;
-        }),
+      record: write((userId, action, details) => {
+        const activity = this.transaction(() =>
+          this.insertActivity(userId, action, details, Date.now()),
+        );
+        this.events.publishActivity(activity);
+        return activity;
+      }),
       list: (userId, query) => this.run(() => this.listActivities(userId, query)),
     };
     this.refreshTokens = {
-      create: (token) => this.run(() => this.insertRefreshToken(token, Date.now())),
-      rotate: (jti, next, now) => this.run(() => this.rotateRefreshToken(jti, next, now)),
+      create: write((token) => this.insertRefreshToken(token, Date.now())),
+      rotate: write((jti, next, now) => this.rotateRefreshToken(jti, next, now)),
       revokeFamily: (familyId) =>
         this.run(() => {
           this.sql.revokeFamily.run(Date.now(), familyId);
         }),
+      familyActive: (familyId, now) =>
+        this.run(() => this.sql.familyActive.get(familyId, now.getTime()) !== undefined),
     };
     const orders = new SqliteOrders(db, (body) => this.transaction(body), this.events);
     this.orders = {
-      create: (order) => this.run(() => orders.create(order)),
+      create: write((order) => orders.create(order)),
       get: (id) => this.run(() => orders.get(id)),
       list: (query) => this.run(() => orders.list(query)),
-      cancel: (id, reason) => this.run(() => orders.cancel(id, reason)),
-      pay: (id, payment) => this.run(() => orders.pay(id, payment)),
-      ship: (id, shipment) => this.run(() => orders.ship(id, shipment)),
-      addCheckpoint: (id, checkpoint) => this.run(() => orders.addCheckpoint(id, checkpoint)),
+      cancel: write((id, reason) => orders.cancel(id, reason)),
+      pay: write((id, payment) => orders.pay(id, payment)),
+      ship: write((id, shipment) => orders.ship(id, shipment)),
+      addCheckpoint: write((id, checkpoint) => orders.addCheckpoint(id, checkpoint)),
       events: (orderId, query) => this.run(() => orders.events(orderId, query)),
     };
   }
@@ -296,6 +330,10 @@ function prepareStatements(db: DatabaseSync) {
     findCredentials: db.prepare(
       `SELECT ${userColumns.list}, password_hash FROM users WHERE username_key = ?`,
     ),
+    findTaken: db.prepare(
+      `SELECT username_key = ?1 AS username FROM users WHERE username_key = ?1 OR email_key = ?2
+       ORDER BY username_key = ?1 DESC LIMIT 1`,
+    ),
     listUsers: db.prepare(`SELECT ${userColumns.list} FROM users WHERE id > ? ORDER BY id LIMIT ?`),
     listUsersByStatus: db.prepare(
       `SELECT ${userColumns.list} FROM users WHERE status = ? AND id > ? ORDER BY id LIMIT ?`,
@@ -322,6 +360,9 @@ function prepareStatements(db: DatabaseSync) {
     ),
     revokeFamily: db.prepare(
       "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
+    ),
+    familyActive: db.prepare(
+      "SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked_at IS NULL AND expires_at > ? LIMIT 1",
     ),
   } satisfies Record<string, StatementSync>;
   // Ids are int64 in the API: read every integer as a bigint, never a rounded number.

@@ -4,16 +4,20 @@ import { CheckpointStatus, OrderEventType, OrderStatus } from "@keel/gen/order/v
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { StoreError } from "../store-error.ts";
 import type { NewOrder, Store } from "../types.ts";
+import type { ContractStoreOptions } from "./store-contract.ts";
 
 /** The order behaviour every Store must have; see storeContract. */
 export function orderContract(
   name: string,
-  open: () => Promise<Store>,
+  open: (options?: ContractStoreOptions) => Promise<Store>,
   options: { skip?: string } = {},
 ): void {
   describe(`${name} store contract: orders`, { skip: options.skip ?? false }, () => {
-    const withStore = async (body: (store: Store, userId: bigint) => Promise<void>) => {
-      const store = await open();
+    const withStore = async (
+      body: (store: Store, userId: bigint) => Promise<void>,
+      options?: ContractStoreOptions,
+    ) => {
+      const store = await open(options);
       try {
         const user = await store.users.create({
           username: "buyer",
@@ -246,5 +250,66 @@ export function orderContract(
         );
         assert.deepEqual(await store.orders.list({ userId: userId + 100n, limit: 10 }), []);
       }));
+
+    it("reads an order or a page of orders in a bounded number of queries, whatever their size", () => {
+      let queries = 0;
+      const counted = async <T>(read: () => Promise<T>) => {
+        queries = 0;
+        const result = await read();
+        return { result, queries };
+      };
+      return withStore(
+        async (store, userId) => {
+          // Every shape an order can have: pending, paid, shipped with checkpoints, cancelled.
+          const ids: bigint[] = [];
+          for (let i = 0; i < 24; i++) {
+            const { order: created } = await store.orders.create(order(userId));
+            ids.push(created.id);
+            if (i % 4 === 3) await store.orders.cancel(created.id, `reason ${i}`);
+            if (i % 4 === 0) continue;
+            if (i % 4 === 3) continue;
+            await store.orders.pay(created.id, {
+              amountMinor: 825n,
+              currency: "USD",
+              idempotencyKey: `p${i}`,
+            });
+            if (i % 4 === 1) continue;
+            await store.orders.ship(created.id, { carrier: "DHL", trackingNumber: `T${i}` });
+            for (let c = 0; c < i % 3; c++) {
+              await store.orders.addCheckpoint(created.id, {
+                location: `hub ${i}.${c}`,
+                status: CheckpointStatus.IN_TRANSIT,
+                time: new Date(1_700_000_000_000 + c),
+                note: "",
+              });
+            }
+          }
+          const one = await counted(() => store.orders.get(ids[2] as bigint));
+          const small = await counted(() => store.orders.list({ userId, limit: 3 }));
+          const large = await counted(() => store.orders.list({ userId, limit: 1000 }));
+          // The orders, then items, payments and (when one is shipped) checkpoints: 4 at most.
+          assert.ok(one.queries <= 4, `get ran ${one.queries} queries`);
+          assert.ok(large.queries <= 4, `a page of 24 ran ${large.queries} queries`);
+          assert.equal(large.queries, small.queries);
+          assert.deepEqual(
+            large.result.map((o) => o.id),
+            ids,
+          );
+          // Batched reads put each item, payment and checkpoint on its own order.
+          for (const listed of large.result) {
+            assert.deepEqual(listed, await store.orders.get(listed.id));
+          }
+          assert.equal(large.result[2]?.shipment?.checkpoints.length, 2);
+          assert.equal(large.result[1]?.payment?.idempotencyKey, "p1");
+          assert.equal(large.result[3]?.cancelReason, "reason 3");
+          assert.deepEqual(await store.orders.list({ userId: userId + 100n, limit: 10 }), []);
+        },
+        {
+          onQuery: () => {
+            queries++;
+          },
+        },
+      );
+    });
   });
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { openPostgresStore } from "../pg/pg-store.ts";
+import { openPostgresStore, type PostgresStoreOptions } from "../pg/pg-store.ts";
 import type { Store } from "../types.ts";
 
 /** The PostgreSQL that tests use: KEEL_TEST_DATABASE_URL, or the machine's local server. */
@@ -51,8 +51,16 @@ export async function dropSchema(schema: string): Promise<void> {
 }
 
 /** A PostgreSQL store in a fresh schema that is dropped when the store closes. */
-export async function openTestPostgresStore(schema = freshSchema()): Promise<Store> {
-  const store = await openPostgresStore({ connectionString: postgresUrl, schema, poolSize: 4 });
+export async function openTestPostgresStore(
+  schema = freshSchema(),
+  options: Pick<PostgresStoreOptions, "onQuery"> = {},
+): Promise<Store> {
+  const store = await openPostgresStore({
+    connectionString: postgresUrl,
+    schema,
+    poolSize: 4,
+    ...options,
+  });
   const close = store.close.bind(store);
   return Object.assign(store, {
     async close() {

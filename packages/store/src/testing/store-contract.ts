@@ -7,13 +7,19 @@ import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
 import { orderContract } from "./order-contract.ts";
 
+/** What a contract test may ask of the store it opens. */
+export interface ContractStoreOptions {
+  /** Receives the SQL of every statement the store runs (see the stores' `onQuery`). */
+  onQuery?: (sql: string) => void;
+}
+
 /**
  * The behaviour every Store must have. Each implementation's test calls this with a factory that
  * opens a fresh, empty store.
  */
 export function storeContract(
   name: string,
-  open: () => Promise<Store>,
+  open: (options?: ContractStoreOptions) => Promise<Store>,
   options: { skip?: string } = {},
 ): void {
   orderContract(name, open, options);
@@ -54,6 +60,39 @@ export function storeContract(
         assert.equal(creds?.passwordHash, "hash");
       }));
 
+    it("refuses text with a NUL character as invalid_argument, storing nothing", () =>
+      withStore(async (store) => {
+        const invalid = (err: unknown) =>
+          err instanceof StoreError && err.kind === "invalid_argument";
+        await assert.rejects(store.users.create(newUser({ username: "nul\0name" })), invalid);
+        await assert.rejects(store.users.create(newUser({ tags: ["ok", "b\0d"] })), invalid);
+        assert.deepEqual(await store.users.list({ limit: 10 }), []);
+        const user = await store.users.create(newUser());
+        await assert.rejects(store.users.update(user.id, { email: "a\0@example.com" }), invalid);
+        await assert.rejects(store.users.update(user.id, { metadata: { "k\0": "v" } }), invalid);
+        await assert.rejects(store.users.update(user.id, { metadata: { k: "v\0" } }), invalid);
+        assert.deepEqual(await store.users.get(user.id), user);
+        await assert.rejects(store.activities.record(user.id, "a\0", {}), invalid);
+        const { order } = await store.orders.create({
+          userId: user.id,
+          currency: "EUR",
+          items: [{ sku: "S", name: "Sock", quantity: 1, unitPriceMinor: 1n }],
+        });
+        await assert.rejects(
+          store.orders.create({
+            userId: user.id,
+            currency: "EUR",
+            items: [{ sku: "S", name: "So\0ck", quantity: 1, unitPriceMinor: 1n }],
+          }),
+          invalid,
+        );
+        await assert.rejects(store.orders.cancel(order.id, "why\0"), invalid);
+        assert.deepEqual(
+          (await store.orders.list({ userId: user.id, limit: 10 })).map((o) => o.status),
+          [order.status],
+        );
+      }));
+
     it("keeps a user's roles", () =>
       withStore(async (store) => {
         const user = await store.users.create(newUser());
@@ -83,6 +122,28 @@ export function storeContract(
           (err: unknown) =>
             err instanceof StoreError && err.kind === "already_exists" && err.field === "email",
         );
+      }));
+
+    it("tells whether a username or email is taken before a create, naming the field", () =>
+      withStore(async (store) => {
+        const a = await store.users.create(newUser());
+        await store.users.checkAvailable(`${a.username}x`, `x${a.email}`);
+        const cases: [string, string, string][] = [
+          [a.username.toUpperCase(), `other-${a.email}`, "username"],
+          [`${a.username}x`, a.email.toUpperCase(), "email"],
+          // Both taken: the username is named.
+          [a.username, a.email, "username"],
+        ];
+        for (const [username, email, field] of cases) {
+          await assert.rejects(
+            store.users.checkAvailable(username, email),
+            (err: unknown) =>
+              err instanceof StoreError &&
+              err.kind === "already_exists" &&
+              err.field === field &&
+              err.message === `${field} is already taken`,
+          );
+        }
       }));
 
     it("lists users in id order by keyset, filtered by status", () =>
@@ -196,14 +257,19 @@ export function storeContract(
         const token = (jti: string) => ({ jti, familyId, userId: user.id, expiresAt });
         await store.refreshTokens.create(token("t1"));
         const now = new Date();
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), true);
         assert.deepEqual(await store.refreshTokens.rotate("t1", token("t2"), now), {
           kind: "rotated",
           userId: user.id,
         });
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), true, "t2 lives on");
+        assert.equal(await store.refreshTokens.familyActive(familyId, expiresAt), false, "expired");
         assert.deepEqual(await store.refreshTokens.rotate("t1", token("t3"), now), {
           kind: "reused",
           userId: user.id,
         });
+        assert.equal(await store.refreshTokens.familyActive(familyId, now), false, "revoked");
+        assert.equal(await store.refreshTokens.familyActive(randomUUID(), now), false, "unknown");
         // The reuse revoked t2 as well: the family is dead.
         assert.deepEqual(await store.refreshTokens.rotate("t2", token("t4"), now), {
           kind: "reused",
