@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { describeIssue, unknownName } from "./config-problems.ts";
 
 /** Limits of one method: a token bucket. */
 const limit = z.strictObject({
@@ -12,7 +13,8 @@ const limit = z.strictObject({
 });
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-const port = z.coerce.number().int().min(0).max(65535);
+const notPort = "is not a port number (0 to 65535)";
+const port = z.coerce.number({ error: notPort }).int(notPort).min(0, notPort).max(65535, notPort);
 const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
 
@@ -223,6 +225,21 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
 };
 
+/**
+ * `KEEL_*` variables that are not the server's settings, and that it therefore leaves alone:
+ * the configuration file's name.
+ */
+export const otherVariables: readonly string[] = ["KEEL_CONFIG"];
+
+/** Variables for tests (KEEL_TEST_DATABASE_URL, …): never settings, whatever follows. */
+const testPrefix = "KEEL_TEST_";
+
+/** Every dotted key a configuration file may hold (those without a variable included). */
+const fileKeys = [
+  ...Object.values(environment).map((path) => path.join(".")),
+  "rateLimits.methods",
+];
+
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
 export interface ServerConfig extends Omit<Settings, "auth"> {
   /** The configuration file, when there is one (it is watched for safe live changes). */
@@ -276,11 +293,16 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
       throw new ConfigError(`${file} must hold a mapping of settings`);
   }
   const unknown = Object.keys(env).filter(
-    (key) => key.startsWith("KEEL_") && key !== "KEEL_CONFIG" && !(key in environment),
+    (key) =>
+      key.startsWith("KEEL_") &&
+      !key.startsWith(testPrefix) &&
+      !(key in environment) &&
+      !otherVariables.includes(key),
   );
   if (unknown.length > 0) {
+    const known = new Set([...Object.keys(environment), ...otherVariables]);
     throw new ConfigError(
-      `invalid configuration: unknown setting ${unknown.join(", ")}; known: KEEL_CONFIG, ${Object.keys(environment).join(", ")}`,
+      `invalid configuration: ${unknown.map((name) => unknownName(name, name, known)).join("; ")}`,
     );
   }
   const fromEnv = new Map<string, string>();
@@ -290,18 +312,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
     setPath(raw, path, value);
     fromEnv.set(path.join("."), variable);
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      if (issue.code === "unrecognized_keys") {
-        const at = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
-        return `unknown setting ${issue.keys.map((k) => at + k).join(", ")}`;
-      }
-      const key = issue.path.join(".");
-      // An item of a list names the list's variable (the message names the item).
-      const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
-      return `${fromEnv.get(key) ?? fromEnv.get(list) ?? key}: ${issue.message}`;
-    });
+    const source = { fromEnv, raw, knownKeys: fileKeys };
+    const problems = parsed.error.issues.map((issue) => describeIssue(issue, source));
     throw new ConfigError(
       `invalid configuration${file === undefined ? "" : ` (${file})`}: ${problems.join("; ")}`,
     );

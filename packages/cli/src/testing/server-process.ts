@@ -7,10 +7,10 @@ import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { compileCache } from "./run-cli.ts";
 
-// The real server process, from the workspace's sources. KEEL_CLI_TEST_SERVER_MAIN names another
+// The real server process, from the workspace's sources. KEEL_TEST_CLI_SERVER_MAIN names another
 // entry point (another checkout's packages/server/src/main.ts) to test the CLI against.
 const serverMain =
-  process.env.KEEL_CLI_TEST_SERVER_MAIN ??
+  process.env.KEEL_TEST_CLI_SERVER_MAIN ??
   fileURLToPath(new URL("../../../server/src/main.ts", import.meta.url));
 
 // Everything started here is removed when the test file ends (a hook registered at load time:
