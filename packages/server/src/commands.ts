@@ -20,6 +20,8 @@ commands:
                                         from the user's next login or token refresh
   certs [--out DIR] [--hosts a,b]       write a development CA, server and client certificates (TLS, mTLS)
                                         into DIR (default: <data dir>/certs)
+  connection                            print, as JSON, where a client on this machine reaches the server
+                                        (the keel command's default --url)
   help                                  show this`;
 
 function flags<T extends Record<string, { type: "string" }>>(args: string[], options: T) {
@@ -92,4 +94,23 @@ export async function certsCommand(config: ServerConfig, args: string[]): Promis
     ...(hosts === undefined ? {} : { hosts }),
   });
   return `wrote ${files.join(", ")}`;
+}
+
+/**
+ * `connection`: where a client on this machine reaches the configured server, as JSON: `url`
+ * (http or https, the API port, 127.0.0.1 for a wildcard address) and `clientCertificate`
+ * (whether the server asks for one). The keel command reads it for its default --url.
+ */
+export async function connectionCommand(config: ServerConfig, args: string[]): Promise<string> {
+  flags(args, {});
+  const wildcard = config.host === "0.0.0.0" || config.host === "::";
+  const host = wildcard
+    ? "127.0.0.1"
+    : config.host.includes(":")
+      ? `[${config.host}]`
+      : config.host;
+  return JSON.stringify({
+    url: `${config.tls === undefined ? "http" : "https"}://${host}:${config.port}`,
+    clientCertificate: config.tls?.clientCa !== undefined,
+  });
 }

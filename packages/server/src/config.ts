@@ -227,9 +227,15 @@ export const environment: Record<string, readonly string[]> = {
 
 /**
  * `KEEL_*` variables that are not the server's settings, and that it therefore leaves alone:
- * the configuration file's name.
+ * the configuration file's name, and the CA and client certificate the `keel` command calls a
+ * TLS server with.
  */
-export const otherVariables: readonly string[] = ["KEEL_CONFIG"];
+export const otherVariables: readonly string[] = [
+  "KEEL_CONFIG",
+  "KEEL_TLS_CA",
+  "KEEL_TLS_CLIENT_CERT",
+  "KEEL_TLS_CLIENT_KEY",
+];
 
 /** Variables for tests (KEEL_TEST_DATABASE_URL, …): never settings, whatever follows. */
 const testPrefix = "KEEL_TEST_";
@@ -323,25 +329,44 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
   return { settings: parsed.data, file };
 }
 
+/** What `loadConfig` does about the JWT secret. */
+export interface LoadConfigOptions {
+  /**
+   * "create" (the default, the server's): the configured secret, else the development one in
+   * `$KEEL_DATA_DIR/jwt-secret`, created when missing. "existing" (a command that signs with the
+   * server's key): the same, but a missing development secret is a ConfigError naming the file,
+   * never a new secret whose tokens the server would refuse. "none" (a command that signs
+   * nothing): no secret is read; `auth.secret` is empty.
+   */
+  secret?: "create" | "existing" | "none";
+}
+
 /** Reads and resolves the whole configuration for the server process. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  options: LoadConfigOptions = {},
+): ServerConfig {
   const { settings: s, file } = readSettings(env);
   const dataDir = resolve(s.dataDir);
-  if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production") {
+  const mode = options.secret ?? "create";
+  if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production" && mode !== "none") {
     throw new ConfigError(
       "invalid configuration: KEEL_JWT_SECRET (auth.jwtSecret): required when NODE_ENV=production",
     );
   }
+  const secret =
+    s.auth.jwtSecret !== undefined
+      ? new TextEncoder().encode(s.auth.jwtSecret)
+      : mode === "none"
+        ? new Uint8Array()
+        : developmentSecret(dataDir, mode === "create");
   return {
     ...s,
     file,
     dataDir,
     auth: {
       ...s.auth,
-      secret:
-        s.auth.jwtSecret === undefined
-          ? developmentSecret(dataDir)
-          : new TextEncoder().encode(s.auth.jwtSecret),
+      secret,
       generated: s.auth.jwtSecret === undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },
@@ -370,13 +395,21 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path.at(-1) as string] = value;
 }
 
-/** A random secret kept in the data directory, so that tokens survive restarts in development. */
-function developmentSecret(dataDir: string): Uint8Array {
+/**
+ * A random secret kept in the data directory, so that tokens survive restarts in development;
+ * created when missing only if `create`.
+ */
+function developmentSecret(dataDir: string, create: boolean): Uint8Array {
   const path = join(dataDir, "jwt-secret");
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (!create) {
+    throw new ConfigError(
+      `no JWT secret: KEEL_JWT_SECRET (auth.jwtSecret) is not set and ${path} does not exist. Use the server's KEEL_JWT_SECRET or KEEL_DATA_DIR (or KEEL_CONFIG), or start the server once to create the development secret there`,
+    );
   }
   mkdirSync(dataDir, { recursive: true });
   const secret = randomBytes(32);

@@ -1,13 +1,29 @@
 import cluster from "node:cluster";
 import { runPrimary } from "./cluster-primary.ts";
-import { certsCommand, grantCommand, tokenCommand, UsageError, usage } from "./commands.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import {
+  certsCommand,
+  connectionCommand,
+  grantCommand,
+  tokenCommand,
+  UsageError,
+  usage,
+} from "./commands.ts";
+import { ConfigError, type LoadConfigOptions, loadConfig, type ServerConfig } from "./config.ts";
 import { serve } from "./serve.ts";
 
-const commands: Record<string, typeof tokenCommand> = {
-  token: tokenCommand,
-  grant: grantCommand,
-  certs: certsCommand,
+/** The operator commands, each with what it needs of the JWT secret (see LoadConfigOptions). */
+const commands: Record<
+  string,
+  {
+    secret: LoadConfigOptions["secret"];
+    run: (config: ServerConfig, args: string[]) => Promise<string>;
+  }
+> = {
+  // Signs with the server's key: never with a new one the server has never seen.
+  token: { secret: "existing", run: tokenCommand },
+  grant: { secret: "none", run: grantCommand },
+  certs: { secret: "none", run: certsCommand },
+  connection: { secret: "none", run: connectionCommand },
 };
 
 /** keel-server: serve (the default), or an operator command. Exit 2 on a bad flag or setting. */
@@ -25,9 +41,10 @@ async function main(argv: string[]): Promise<void> {
     else await serve(config);
     return;
   }
-  const run = commands[command];
-  if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  process.stdout.write(`${await run(loadConfig(), args)}\n`);
+  const found = commands[command];
+  if (found === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  const config = loadConfig(process.env, { secret: found.secret });
+  process.stdout.write(`${await found.run(config, args)}\n`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

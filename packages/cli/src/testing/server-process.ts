@@ -21,8 +21,10 @@ after(() => {
 });
 
 export interface ServerProcess {
-  /** The API's base URL, `http://127.0.0.1:<port>`. */
+  /** The API's base URL, `http://127.0.0.1:<port>` (https with KEEL_TLS_CERT). */
   url: string;
+  /** The API's port. */
+  port: number;
   /**
    * The environment a CLI run on "the same machine" needs: the server's data directory and JWT
    * secret, so that the CLI mints tokens the server accepts.
@@ -35,7 +37,9 @@ export interface ServerProcess {
  * and its own process group; both are removed when the test file ends. Rate limits are roomy:
  * tests make many quick calls as one caller.
  */
-export async function startServerProcess(): Promise<ServerProcess> {
+export async function startServerProcess(
+  extraEnv: Record<string, string> = {},
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "keel-cli-"));
   const env = {
     KEEL_DATA_DIR: dataDir,
@@ -56,7 +60,11 @@ export async function startServerProcess(): Promise<ServerProcess> {
       KEEL_LOGIN_RATE_LIMIT_BURST: "1000",
       KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "10000",
       KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000",
+      // keel perf's CreateUser keeps many hashes in flight from one address.
+      KEEL_PASSWORD_HASH_PER_CLIENT: "1000",
+      KEEL_PASSWORD_HASH_MAX_QUEUED: "1000",
       KEEL_LOG_LEVEL: "info",
+      ...extraEnv,
     },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -83,5 +91,6 @@ export async function startServerProcess(): Promise<ServerProcess> {
       reject(new Error(`the server exited (${code}) before serving: ${stderr}`));
     });
   });
-  return { url: `http://127.0.0.1:${port}`, env };
+  const scheme = extraEnv.KEEL_TLS_CERT === undefined ? "http" : "https";
+  return { url: `${scheme}://127.0.0.1:${port}`, port, env };
 }
