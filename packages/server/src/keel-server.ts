@@ -4,9 +4,11 @@ import {
   certsCommand,
   connectionCommand,
   grantCommand,
+  revokeCommand,
   tokenCommand,
   UsageError,
   usage,
+  usageOf,
 } from "./commands.ts";
 import { ConfigError, type LoadConfigOptions, loadConfig, type ServerConfig } from "./config.ts";
 import { serve } from "./serve.ts";
@@ -22,6 +24,7 @@ const commands: Record<
   // Signs with the server's key: never with a new one the server has never seen.
   token: { secret: "existing", run: tokenCommand },
   grant: { secret: "none", run: grantCommand },
+  revoke: { secret: "none", run: revokeCommand },
   certs: { secret: "none", run: certsCommand },
   connection: { secret: "none", run: connectionCommand },
 };
@@ -31,6 +34,13 @@ async function main(argv: string[]): Promise<void> {
   const [command = "serve", ...args] = argv;
   if (command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(`${usage}\n`);
+    return;
+  }
+  if (command !== "serve" && !(command in commands))
+    throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  // Before the configuration is read: help needs none.
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${usageOf(command)}\n`);
     return;
   }
   if (command === "serve") {

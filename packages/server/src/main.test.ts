@@ -94,6 +94,58 @@ describe("the server process", () => {
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
   });
 
+  it("grant adds roles, revoke takes them, and both refuse a role no policy names", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-roles-"));
+    try {
+      const env = { KEEL_DATA_DIR: dir, KEEL_PASSWORD_COST: "10" };
+      const server = runServer(env);
+      await createUserClient({ baseUrl: await servingUrl(server) }).createUser({
+        username: "ada",
+        email: "ada@example.com",
+        password: "long enough password",
+      });
+      const roles = async (...args: string[]) => {
+        const result = await runServer(env, [...args, "--username", "ada"]).exited;
+        return `${result.code} ${result.stdout}${result.stderr.split("\n")[0]}`;
+      };
+      assert.equal(
+        await roles("grant", "--roles", "admin"),
+        "0 user 1 (ada) now has roles: admin\n",
+      );
+      assert.equal(
+        await roles("grant", "--roles", "fulfillment,admin"),
+        "0 user 1 (ada) now has roles: admin, fulfillment\n",
+      );
+      assert.equal(
+        await roles("revoke", "--roles", "admin"),
+        "0 user 1 (ada) now has roles: fulfillment\n",
+      );
+      assert.equal(
+        await roles("grant", "--roles", "admin,superuser"),
+        '2 keel-server: unknown role "superuser": the services\' policies name admin, fulfillment',
+      );
+      assert.equal(
+        await roles("revoke", "--roles", "fulfillment"),
+        "0 user 1 (ada) now has roles: (none)\n",
+      );
+      process.kill(server.child.pid as number, "SIGTERM");
+      assert.equal((await server.exited).code, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("prints each command's usage with --help or -h, reading no configuration", async () => {
+    const commands = ["serve", "token", "grant", "revoke", "certs", "connection"];
+    for (const command of commands) {
+      const flag = command === "certs" ? "-h" : "--help";
+      // A bad setting does not matter: help reads none.
+      const result = await runServer({ KEEL_PORT: "bad" }, [command, flag]).exited;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^usage: keel-server ${command}\\b.*\\n\\n\\S`));
+    }
+  });
+
   it("exits with code 2 and names the setting when the configuration is bad", async () => {
     const badPort = await runServer({ KEEL_DATA_DIR: dataDir, KEEL_PORT: "ninety" }).exited;
     assert.equal(badPort.code, 2);
