@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { startAdminServer } from "./admin-server.ts";
 import type { ServerConfig } from "./config.ts";
+import { warnIfGeneratedSecret } from "./serve.ts";
 
 /**
  * Cluster mode: the primary forks workers that share the API port (the kernel spreads
@@ -14,6 +15,7 @@ import type { ServerConfig } from "./config.ts";
 export async function runPrimary(config: ServerConfig): Promise<void> {
   const count = config.workers === 0 ? availableParallelism() : config.workers;
   const logger = pino({ level: config.log.level, base: { service: "keel", role: "primary" } });
+  warnIfGeneratedSecret(config, logger);
   const ready = new Map<number, boolean>();
   let stopping = false;
   // Workers take connections in turns: even load, whatever the kernel's preference.

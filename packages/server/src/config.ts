@@ -5,6 +5,7 @@ import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { describeIssue, unknownName } from "./config-problems.ts";
+import { describeStartError } from "./start-errors.ts";
 
 /** Limits of one method: a token bucket. */
 const limit = z.strictObject({
@@ -248,6 +249,8 @@ const fileKeys = [
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
 export interface ServerConfig extends Omit<Settings, "auth"> {
+  /** The settings as read, before anything was resolved: what a reload compares with. */
+  settings: Settings;
   /** The configuration file, when there is one (it is watched for safe live changes). */
   file: string | undefined;
   auth: Settings["auth"] & {
@@ -359,9 +362,10 @@ export function loadConfig(
       ? new TextEncoder().encode(s.auth.jwtSecret)
       : mode === "none"
         ? new Uint8Array()
-        : developmentSecret(dataDir, mode === "create");
+        : developmentSecretOf(dataDir, mode === "create");
   return {
     ...s,
+    settings: s,
     file,
     dataDir,
     auth: {
@@ -393,6 +397,17 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
     node = node[key] as Record<string, unknown>;
   }
   node[path.at(-1) as string] = value;
+}
+
+/** The development secret; a file system failure names KEEL_DATA_DIR, where it lives. */
+function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
+  try {
+    return developmentSecret(dataDir, create);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const sources = [{ setting: "KEEL_DATA_DIR (dataDir)", path: dataDir }];
+    throw new Error(describeStartError(err, sources), { cause: err });
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import {
 } from "./commands.ts";
 import { ConfigError, type LoadConfigOptions, loadConfig, type ServerConfig } from "./config.ts";
 import { serve } from "./serve.ts";
+import { describeStartError, startSources } from "./start-errors.ts";
 
 /** The operator commands, each with what it needs of the JWT secret (see LoadConfigOptions). */
 const commands: Record<
@@ -47,8 +48,12 @@ async function main(argv: string[]): Promise<void> {
     if (args.length > 0)
       throw new UsageError("serve takes no arguments; configure it with KEEL_* variables");
     const config = loadConfig();
-    if (config.workers !== 1 && cluster.isPrimary) await runPrimary(config);
-    else await serve(config);
+    try {
+      if (config.workers !== 1 && cluster.isPrimary) await runPrimary(config);
+      else await serve(config);
+    } catch (err) {
+      throw new Error(describeStartError(err, startSources(config)), { cause: err });
+    }
     return;
   }
   const found = commands[command];
