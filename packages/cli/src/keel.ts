@@ -12,7 +12,8 @@ commands:
   help      show this, or a command's usage: keel help <command>
 
 Run keel <command> --help for a command's flags. The commands that call a server take
---url (default http://127.0.0.1:9090), --protocol grpc|grpc-web|connect and --token.
+--url (default: the server configured here by KEEL_* variables or KEEL_CONFIG, as the server
+reads them), --protocol grpc|grpc-web|connect, --token, and --ca, --cert, --key for TLS.
 Exit codes: 0 success, 1 failure, 2 a command line mistake.`;
 
 // Each command is loaded only when run: the server's code is large and a probe must start fast.
