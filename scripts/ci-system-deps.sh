@@ -4,6 +4,8 @@
 #   nginx                          packages/server/src/*nginx* tests (gRPC through a reverse proxy)
 #   chromium, fonts-dejavu-core    packages/console/src/console.test.ts (the console and CORS in a
 #                                  real browser, driven by playwright-core; no browser download)
+#   prometheus (for promtool)      packages/server/src/dashboards.test.ts (the alert rules and every
+#                                  dashboard expression checked by promtool)
 #
 # Idempotent and quiet: installs only what is missing, prints nothing on success, and on failure
 # prints apt's output and exits non-zero, so CI stops here instead of skipping tests.
@@ -14,6 +16,7 @@ export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
@@ -39,7 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# nginx's maintainer script would start an nginx on port 80; the tests start their own.
+# nginx's and prometheus's maintainer scripts would start servers (ports 80, 9090); the tests
+# start their own nginx and need only promtool.
 # policy-rc.d answering 101 ("action forbidden") is Debian's way to say "install, do not start".
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
@@ -56,3 +60,4 @@ fi
 
 command -v nginx >/dev/null 2>&1 || fail "apt-get ran but no nginx binary is on PATH or in /usr/sbin"
 [ -x /usr/bin/chromium ] || fail "apt-get ran but /usr/bin/chromium is missing"
+command -v promtool >/dev/null 2>&1 || fail "apt-get ran but no promtool binary is on PATH"

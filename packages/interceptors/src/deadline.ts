@@ -20,8 +20,8 @@ export interface DeadlineOptions {
 
 /**
  * The deadline, in milliseconds, a call of `method` gets when its client sets none (0: none), as
- * the deadline interceptor applies it. A transport that arms its own timer with it (the server's
- * gRPC fast path) sets `deadlineKey`, and the interceptor then only enforces it.
+ * the deadline interceptor applies it. A transport that arms its own timer with it sets
+ * `deadlineKey`, and the interceptor then only enforces it.
  */
 export function deadlineDefaults(options: DeadlineOptions = {}): (method: DescMethod) => number {
   const unary = options.defaultTimeoutMs ?? 30_000;

@@ -4,6 +4,8 @@ export type { HealthOptions, HealthStatus, ServingStatus } from "./health.ts";
 export { createHealthService } from "./health.ts";
 export type { MetricsHandlerOptions } from "./metrics-handler.ts";
 export { createMetricsHandler } from "./metrics-handler.ts";
+export type { ProfileKind, ProfileOptions } from "./profiler.ts";
+export { ProfilerBusyError, profileExtensions, takeProfile } from "./profiler.ts";
 export type { ReflectionOptions, ReflectionServices } from "./reflection.ts";
 export { createReflectionServices, registerReflection } from "./reflection.ts";
 export type { ServerMetrics, ServerMetricsOptions } from "./server-metrics.ts";

@@ -9,6 +9,8 @@ export interface AdminServerOptions {
   metrics: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
   /** Whether the server should receive traffic: serving, database reachable, not shutting down. */
   ready: () => boolean;
+  /** More routes (profiling): answers and returns true for its paths, false for others. */
+  routes?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 export interface AdminServer {
@@ -30,6 +32,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         .end("method not allowed\n");
       return;
     }
+    if (options.routes?.(req, res)) return;
     switch (path) {
       case "/metrics":
         options.metrics(req, res).catch(() => {

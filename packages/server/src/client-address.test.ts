@@ -67,7 +67,7 @@ describe("the client's address behind a trusted proxy", () => {
       "x-forwarded-for": `203.0.113.66, 198.51.100.${n}`,
     });
     const grpc = userClientFrom(server.url, proxy);
-    // Unary and server streams over gRPC take the fast path; the other calls take connect's.
+    // gRPC calls are the engine's; the other protocols take connect's adapter.
     await grpc.getUser({ userId: 1n }, { headers: headers(1) });
     const abort = new AbortController();
     const stream = grpc

@@ -4,6 +4,8 @@ import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { startAdminServer } from "./admin-server.ts";
 import type { ServerConfig } from "./config.ts";
+import { createProfileEndpoint } from "./profile-endpoint.ts";
+import { takeProfileInWorker } from "./profile-relay.ts";
 import { warnIfGeneratedSecret } from "./serve.ts";
 
 /**
@@ -17,6 +19,8 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
   const logger = pino({ level: config.log.level, base: { service: "keel", role: "primary" } });
   warnIfGeneratedSecret(config, logger);
   const ready = new Map<number, boolean>();
+  // Workers that have reported their readiness once: they have started and listen for requests.
+  const reported = new Set<number>();
   let stopping = false;
   // Workers take connections in turns: even load, whatever the kernel's preference.
   cluster.schedulingPolicy = cluster.SCHED_RR;
@@ -32,12 +36,14 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
         }
       } else if (message.keel === "ready") {
         ready.set(worker.id, message.ready === true);
+        reported.add(worker.id);
       }
     });
     return worker;
   };
   cluster.on("exit", (worker: Worker, code, signal) => {
     ready.delete(worker.id);
+    reported.delete(worker.id);
     if (stopping) return;
     logger.error({ worker: worker.id, code, signal }, "worker died; starting another");
     fork();
@@ -57,6 +63,19 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
       res.writeHead(200, { "content-type": aggregator.contentType }).end(text);
     },
     ready: () => !stopping && ready.size === count && [...ready.values()].every(Boolean),
+    ...(config.profiling.enabled
+      ? {
+          routes: createProfileEndpoint({
+            tokens: {
+              secret: config.auth.secret,
+              issuer: config.auth.issuer,
+              audience: config.auth.audience,
+            },
+            maxSeconds: config.profiling.maxSeconds,
+            take: (request) => takeProfileInWorker(request, (id) => reported.has(id)),
+          }),
+        }
+      : {}),
   });
   logger.info({ workers: count, adminPort: admin.port }, "cluster started");
 

@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { backupSqlite, restoreSqlite, type SqliteCopyResult } from "@keel/store";
 import { SignJWT } from "jose";
 import { pino } from "pino";
 import type { ServerConfig } from "./config.ts";
@@ -23,6 +24,10 @@ export const commandUsage: Readonly<Record<string, string>> = {
     "write a development CA, server and client certificates (TLS, mTLS) into DIR\n(default: <data dir>/certs)",
   connection:
     "print, as JSON, where a client on this machine reaches the server (the keel command's\ndefault --url)",
+  "backup --out FILE":
+    "copy the SQLite database into a new FILE while the server runs (SQLite's online backup:\nconsistent, writes go on)",
+  "restore --from FILE":
+    "replace the SQLite database with a backup; the server (every worker) must be stopped",
   help: "show this",
 };
 
@@ -150,4 +155,35 @@ export async function connectionCommand(config: ServerConfig, args: string[]): P
     url: `${config.tls === undefined ? "http" : "https"}://${host}:${config.port}`,
     clientCertificate: config.tls?.clientCa !== undefined,
   });
+}
+
+/** `backup`: a consistent copy of the embedded SQLite database, taken while the server runs. */
+export async function backupCommand(config: ServerConfig, args: string[]): Promise<string> {
+  const f = flags(args, { out: { type: "string" } });
+  if (f.out === undefined) throw new UsageError("backup needs --out FILE");
+  const path = sqlitePath(config, "backup");
+  const out = resolve(f.out);
+  return describeCopy(`backed up ${path} to ${out}`, await backupSqlite(path, out));
+}
+
+/** `restore`: puts a backup in place of the embedded SQLite database, the server stopped. */
+export async function restoreCommand(config: ServerConfig, args: string[]): Promise<string> {
+  const f = flags(args, { from: { type: "string" } });
+  if (f.from === undefined) throw new UsageError("restore needs --from FILE");
+  const path = sqlitePath(config, "restore");
+  const from = resolve(f.from);
+  return describeCopy(`restored ${from} to ${path}`, await restoreSqlite(from, path));
+}
+
+function sqlitePath(config: ServerConfig, command: string): string {
+  if (config.store.kind !== "sqlite") {
+    throw new UsageError(
+      `${command} is for the embedded SQLite database; with PostgreSQL (KEEL_DATABASE_URL) use pg_dump and pg_restore`,
+    );
+  }
+  return config.store.path;
+}
+
+function describeCopy(what: string, copy: SqliteCopyResult): string {
+  return `${what}: ${copy.pages} pages, ${copy.bytes} bytes, schema version ${copy.schemaVersion}`;
 }

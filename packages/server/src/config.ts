@@ -170,6 +170,19 @@ const schema = z.strictObject({
   ).default([]),
   /** The header the trusted proxies write the client's address into. */
   clientAddressHeader: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
+  /**
+   * CPU and heap profiles on the admin port (`/debug/profile/*`) for admin tokens; off by
+   * default. `maxSeconds` bounds how long one recording may run.
+   */
+  profiling: z
+    .strictObject({
+      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
+      enabled: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(false),
+      maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
+    })
+    .prefault({}),
 });
 
 /** The configuration as written (file and environment merged) and validated. */
@@ -224,6 +237,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
   KEEL_TRUSTED_PROXIES: ["trustedProxies"],
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
+  KEEL_PROFILING: ["profiling", "enabled"],
+  KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
 };
 
 /**

@@ -1,9 +1,11 @@
 import cluster from "node:cluster";
 import { runPrimary } from "./cluster-primary.ts";
 import {
+  backupCommand,
   certsCommand,
   connectionCommand,
   grantCommand,
+  restoreCommand,
   revokeCommand,
   tokenCommand,
   UsageError,
@@ -28,6 +30,8 @@ const commands: Record<
   revoke: { secret: "none", run: revokeCommand },
   certs: { secret: "none", run: certsCommand },
   connection: { secret: "none", run: connectionCommand },
+  backup: { secret: "none", run: backupCommand },
+  restore: { secret: "none", run: restoreCommand },
 };
 
 /** keel-server: serve (the default), or an operator command. Exit 2 on a bad flag or setting. */

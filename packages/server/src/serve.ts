@@ -10,6 +10,7 @@ import { type Logger, pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import type { ServerConfig } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
+import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
 
 /** Warns when tokens are signed with the development secret rather than a configured one. */
@@ -86,6 +87,9 @@ export async function serve(config: ServerConfig): Promise<void> {
     ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
     auditLog,
     clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
+    ...(config.profiling.enabled && worker === undefined
+      ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
+      : {}),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     logger,
   });
@@ -138,6 +142,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     process.on("message", (message: { keel?: string }) => {
       if (message.keel === "shutdown") stop("SIGTERM");
     });
+    if (config.profiling.enabled) answerProfileRequests();
     // The primary's /readyz answers for every worker: tell it when this one's readiness changes.
     let ready: boolean | undefined;
     const report = () => {

@@ -1,6 +1,13 @@
-import { createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  type ConnectRouter,
+  createClient,
+  createContextValues,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { createUserClient } from "@keel/clients";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
+import { createEngine } from "@keel/engine";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -21,7 +28,6 @@ import {
   createRecoveryInterceptor,
   createRequestIdInterceptor,
   createValidationInterceptor,
-  deadlineDefaults,
   type IncomingHeaders,
   peerKey,
   type RateLimiter,
@@ -29,11 +35,13 @@ import {
 } from "@keel/interceptors";
 import {
   createClientMetrics,
+  createClientTracingInterceptor,
   createHealthService,
   createMetricsHandler,
   createServerMetrics,
   createTracingInterceptor,
   registerReflection,
+  takeProfile,
 } from "@keel/observability";
 import { createRestHandler, readOpenApiDocument } from "@keel/rest";
 import type { Store } from "@keel/store";
@@ -42,15 +50,15 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
-import { createGrpcFastPath } from "./grpc-fast-path.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
 import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
+import { createProfileEndpoint, ProfileRequestError } from "./profile-endpoint.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
-import { createRemoteUserDirectory } from "./user-directory.ts";
+import { createUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
 import { createUserService } from "./user-service.ts";
 
@@ -111,6 +119,11 @@ export interface ServerOptions {
    * then the one rate limits, audit and logs see (`peerKey`). Default: none, the socket's address.
    */
   clientAddress?: ClientAddressOptions;
+  /**
+   * Serve CPU and heap profiles of this process on the admin port to admin tokens, recordings of
+   * at most `maxSeconds`. Default: not served.
+   */
+  profiling?: { maxSeconds: number };
   logger: Logger;
 }
 
@@ -173,11 +186,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     services: [UserService],
   });
   let selfUrl = "";
+  // OrderService checks users through UserService: in this process through the engine (the same
+  // interceptor chain a network call gets, no socket, no TLS), or at KEEL_USER_SERVICE_URL.
+  const userServiceUrl = options.userServiceUrl;
+  const clientInterceptors = [createClientTracingInterceptor(), clientMetrics.interceptor];
   const orderService = createOrderService(
     store,
-    createRemoteUserDirectory({
-      baseUrl: options.userServiceUrl ?? (() => selfUrl),
-      interceptors: [clientMetrics.interceptor],
+    createUserDirectory({
+      where: userServiceUrl ?? "in-process",
+      logger,
+      connect: () =>
+        userServiceUrl === undefined
+          ? createClient(
+              UserService,
+              engine.inProcessTransport({
+                interceptors: clientInterceptors,
+                peer: (values) => values.get(peerKey),
+              }),
+            )
+          : createUserClient({
+              baseUrl: userServiceUrl,
+              protocol: "grpc",
+              timeoutMs: 0,
+              interceptors: clientInterceptors,
+            }),
     }),
   );
   const rateLimiter = createRateLimiter({
@@ -235,18 +267,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     { service: Health, impl: health.service },
   ];
   const clientAddress = createClientAddressResolver(options.clientAddress);
-  const valuesFor = (remoteAddress: string, headers: IncomingHeaders) =>
-    createContextValues().set(peerKey, clientAddress(remoteAddress, headers));
   const contextValues = (req: {
     socket: { remoteAddress?: string | undefined };
     headers: IncomingHeaders;
-  }) => valuesFor(req.socket.remoteAddress ?? "", req.headers);
+  }) =>
+    createContextValues().set(peerKey, clientAddress(req.socket.remoteAddress ?? "", req.headers));
+  const routes = (router: ConnectRouter) => {
+    for (const { service, impl } of services) router.service(service, impl);
+    registerReflection(router, { services: [UserService, OrderService, Health] });
+  };
+  // The engine serves gRPC over HTTP/2; connect-node's adapter, for now, the other protocols.
+  const engine = createEngine({
+    routes,
+    interceptors,
+    contextValues,
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    shutdownSignal: shutdown.signal,
+  });
   // REST routes are transcoded onto the very same router, so the same interceptors run for them.
   let rest: ReturnType<typeof createRestHandler> | undefined;
   const connectHandler = connectNodeAdapter({
     routes: (router) => {
-      for (const { service, impl } of services) router.service(service, impl);
-      registerReflection(router, { services: [UserService, OrderService, Health] });
+      routes(router);
       rest = createRestHandler({
         handlers: router.handlers,
         services: [UserService, OrderService],
@@ -262,14 +306,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
-  const fastPath = createGrpcFastPath({
-    services,
-    interceptors,
-    defaultTimeoutMs: deadlineDefaults(deadlines),
-    contextValues: valuesFor,
-    maxMessageBytes,
-    shutdownSignal: shutdown.signal,
-  });
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
@@ -281,7 +317,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     host,
     port: options.port ?? 9090,
     handler,
-    streamHandler: fastPath,
+    // A browser (an `origin` header) is answered on the other path, where CORS is.
+    streamHandler: (stream, headers) =>
+      headers.origin === undefined && engine.handleStream(stream, headers),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
@@ -294,6 +332,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           port: options.adminPort ?? 9091,
           metrics: createMetricsHandler({ registries: [metrics.registry] }),
           ready: () => health.status("") === Serving.SERVING,
+          ...(options.profiling === undefined
+            ? {}
+            : {
+                routes: createProfileEndpoint({
+                  tokens: {
+                    secret: options.tokens.secret,
+                    issuer: options.tokens.issuer ?? "keel",
+                    audience: options.tokens.audience ?? "keel",
+                  },
+                  maxSeconds: options.profiling.maxSeconds,
+                  take: async (request) => {
+                    if (request.worker !== undefined) {
+                      throw new ProfileRequestError(400, "worker is for cluster mode only");
+                    }
+                    return { path: await takeProfile(request) };
+                  },
+                }),
+              }),
         });
   const urlHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   const scheme = options.tls === undefined ? "http" : "https";

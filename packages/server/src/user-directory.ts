@@ -1,7 +1,7 @@
-import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { createUserClient, type UserClient } from "@keel/clients";
-import { remainingTimeMs, requestIdKey } from "@keel/interceptors";
-import { createClientTracingInterceptor } from "@keel/observability";
+import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { UserClient } from "@keel/clients";
+import { peerKey, remainingTimeMs, requestIdKey } from "@keel/interceptors";
+import type { Logger } from "pino";
 
 /** How OrderService learns whether a user exists. */
 export interface UserDirectory {
@@ -10,25 +10,23 @@ export interface UserDirectory {
 }
 
 /**
- * Asks UserService over the network with the typed client, passing on the caller's credentials,
- * its remaining deadline (the client's, or the server's default), its cancellation, its request
- * id and its trace (the call is a child span of the one being handled).
+ * Asks UserService with the typed client `connect` makes (once, on first use): in this process
+ * through the engine's in-process transport, or over the network. It passes on the caller's
+ * credentials, its address, its remaining deadline (the client's, or the server's default), its
+ * cancellation, its request id and its trace (the call is a child span of the one being handled).
+ * When UserService cannot be reached, the caller gets UNAVAILABLE and the log says why.
  */
-export function createRemoteUserDirectory(options: {
-  /** Where UserService listens; a function when that is known only once the server listens. */
-  baseUrl: string | (() => string);
-  /** More client interceptors, such as client metrics. */
-  interceptors?: Interceptor[];
+export function createUserDirectory(options: {
+  /** Makes the client; called once, on the first check. */
+  connect: () => UserClient;
+  /** Where UserService is, for the log: "in-process" or its URL. */
+  where: string;
+  logger: Pick<Logger, "warn">;
 }): UserDirectory {
   let users: UserClient | undefined;
   return {
     async requireUser(userId, ctx) {
-      users ??= createUserClient({
-        baseUrl: typeof options.baseUrl === "string" ? options.baseUrl : options.baseUrl(),
-        protocol: "grpc",
-        timeoutMs: 0,
-        interceptors: [createClientTracingInterceptor(), ...(options.interceptors ?? [])],
-      });
+      users ??= options.connect();
       const headers = new Headers();
       const authorization = ctx.requestHeader.get("authorization");
       if (authorization !== null) headers.set("authorization", authorization);
@@ -40,6 +38,7 @@ export function createRemoteUserDirectory(options: {
           { userId, fields: ["user_id"] },
           {
             headers,
+            contextValues: createContextValues().set(peerKey, ctx.values.get(peerKey)),
             signal: ctx.signal,
             ...(remaining === undefined ? {} : { timeoutMs: remaining }),
           },
@@ -61,6 +60,10 @@ export function createRemoteUserDirectory(options: {
           case Code.PermissionDenied:
             throw e;
           default:
+            options.logger.warn(
+              { err: e, userService: options.where, userId: String(userId) },
+              "cannot reach UserService to check a user",
+            );
             throw new ConnectError(
               "cannot reach UserService to check the user; retry later",
               Code.Unavailable,

@@ -60,9 +60,7 @@ export async function startServerProcess(
       KEEL_LOGIN_RATE_LIMIT_BURST: "1000",
       KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "10000",
       KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000",
-      // keel perf's CreateUser keeps many hashes in flight from one address.
-      KEEL_PASSWORD_HASH_PER_CLIENT: "1000",
-      KEEL_PASSWORD_HASH_MAX_QUEUED: "1000",
+      KEEL_PASSWORD_HASH_PER_CLIENT: "64",
       KEEL_LOG_LEVEL: "info",
       ...extraEnv,
     },

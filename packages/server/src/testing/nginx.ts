@@ -1,25 +1,19 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { read } from "./repo.ts";
+import { findSystemTool } from "./system-tool.ts";
 
 /** The nginx binary (Debian puts it in /usr/sbin, often not on PATH), or why the tests skip. */
 export function findNginx():
   | { nginx: string; skip?: undefined }
   | { nginx?: undefined; skip: string } {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"];
-  const nginx = dirs
-    .filter((d) => d !== "")
-    .map((d) => join(d, "nginx"))
-    .find((p) => existsSync(p));
-  if (nginx !== undefined) return { nginx };
-  const reason = "nginx is not installed (scripts/ci-system-deps.sh installs it)";
-  if (process.env.CI === "true") throw new Error(`${reason}; CI must run the nginx tests.`);
-  return { skip: reason };
+  const found = findSystemTool("nginx");
+  return found.path === undefined ? { skip: found.skip } : { nginx: found.path };
 }
 
 /** deploy/nginx/nginx.conf with the test's port and upstreams, and temp files in `dir`. */

@@ -80,3 +80,20 @@ export function followLogs(server: ServerProcess): Record<string, unknown>[] {
   stdout.resume();
   return lines;
 }
+
+/**
+ * The admin port from the first log line with this message ("serving gRPC, gRPC-Web and
+ * Connect", or a cluster primary's "cluster started"); the rest of the output is read and dropped.
+ */
+export async function adminPortOf(server: ServerProcess, message: string): Promise<number> {
+  const lines = createInterface({ input: server.child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) {
+    const entry = JSON.parse(line) as { msg?: string; adminPort?: number };
+    if (entry.msg === message && entry.adminPort) {
+      // Keep reading, so that the server never blocks on a full pipe.
+      lines.on("line", () => {});
+      return entry.adminPort;
+    }
+  }
+  throw new Error(`the server exited before logging ${message}: ${(await server.exited).stderr}`);
+}

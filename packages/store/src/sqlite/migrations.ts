@@ -109,6 +109,9 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
   },
 ];
 
+/** The schema version this build migrates databases to. */
+export const latestSchemaVersion = migrations.at(-1)?.version ?? 0;
+
 /**
  * Brings the schema up to date. The check and the steps run under one write lock
  * (BEGIN IMMEDIATE), so several processes opening the same file at once migrate it once.
@@ -123,7 +126,7 @@ export function migrate(db: DatabaseSync): void {
     )`);
     const row = db.prepare("SELECT MAX(version) AS version FROM schema_migrations").get();
     const current = Number(row?.version ?? 0);
-    const latest = migrations.at(-1)?.version ?? 0;
+    const latest = latestSchemaVersion;
     if (current > latest) {
       throw new Error(
         `the database schema is at version ${current}, newer than this build knows (${latest}); run a newer build`,

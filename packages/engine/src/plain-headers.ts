@@ -6,7 +6,7 @@ const forbiddenInValue = /[\0\r\n]/;
 const isHttpWhitespace = (code: number) => code === 9 || code === 10 || code === 13 || code === 32;
 
 /**
- * The Fetch `Headers` of a fast-path call, over a plain object: what interceptors and handlers
+ * The Fetch `Headers` of an engine call, over a plain object: what interceptors and handlers
  * read and set behaves as undici's `Headers` does (names case-insensitive, values trimmed,
  * invalid names and values refused with a TypeError, repeated values joined with ", ", iteration
  * in sorted order, `set-cookie` kept apart), without its per-call bookkeeping. The request

@@ -1,0 +1,92 @@
+import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
+import { PlainHeaders } from "./plain-headers.ts";
+
+/**
+ * One call in flight: what its handler context holds besides the request, its deadline, and its
+ * signal. The signal's AbortController is made only when something reads the signal; until then
+ * an abort is only remembered. The signal is aborted when the call completes, fails, is
+ * cancelled or times out, as connect's is.
+ */
+export class Call {
+  readonly responseHeader: PlainHeaders;
+  readonly responseTrailer: PlainHeaders;
+  /** The absolute deadline from the client's timeout (ms since the epoch); 0: none. */
+  readonly deadline: number;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private aborted = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listeners: ((reason: unknown) => void)[] = [];
+
+  /**
+   * @param protocolName what `HandlerContext.protocolName` says: "grpc", "grpc-web", "connect".
+   * @param timeoutMs the client's timeout, from its headers; undefined: none.
+   */
+  readonly protocolName: string;
+
+  constructor(
+    protocolName: string,
+    timeoutMs: number | undefined,
+    responseHeader: PlainHeaders = new PlainHeaders(),
+    responseTrailer: PlainHeaders = new PlainHeaders(),
+  ) {
+    this.protocolName = protocolName;
+    this.responseHeader = responseHeader;
+    this.responseTrailer = responseTrailer;
+    if (timeoutMs === undefined) {
+      this.deadline = 0;
+    } else {
+      this.deadline = Date.now() + timeoutMs;
+      const expire = () =>
+        this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+      // Below a millisecond a timer cannot wait: the deadline has passed ("1n" included).
+      if (timeoutMs < 1) expire();
+      else this.timer = setTimeout(expire, timeoutMs);
+    }
+  }
+
+  /** The call's signal, made on first read. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Whether the call was aborted (or completed), without making a signal. */
+  get isAborted(): boolean {
+    return this.aborted;
+  }
+
+  /** Why the call was aborted; undefined while it runs. */
+  get reason(): unknown {
+    return this.abortReason;
+  }
+
+  /** What the handler's `timeoutMs()` answers: the client's deadline only, as in connect. */
+  readonly timeoutMs = (): number | undefined =>
+    this.deadline === 0 ? undefined : this.deadline - Date.now();
+
+  /** Ends the call: its signal aborts with `reason` (none: it completed). Only the first counts. */
+  abort(reason?: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.abortReason = reason;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.controller?.abort(reason);
+    for (const listener of this.listeners) listener(reason);
+    this.listeners.length = 0;
+  }
+
+  /** Calls `listener` once the call is aborted (at once if it is), without making a signal. */
+  onAbort(listener: (reason: unknown) => void): void {
+    if (this.aborted) listener(this.abortReason);
+    else this.listeners.push(listener);
+  }
+}
+
+/** Where the engine keeps a call's state: in the request's context values, not on the request. */
+export const callKey = createContextKey<Call | undefined>(undefined, {
+  description: "keel engine call",
+});

@@ -1,0 +1,100 @@
+import type { IncomingHttpHeaders } from "node:http2";
+import type { ContextValues, HandlerContext } from "@connectrpc/connect";
+import {
+  type Compression,
+  createMethodSerializationLookup,
+  type MethodSerializationLookup,
+} from "@connectrpc/connect/protocol";
+import { ByteBudget } from "./byte-budget.ts";
+import type { Call } from "./call.ts";
+import type { EngineMethod } from "./method-table.ts";
+import type { RequestBodyOptions } from "./request-body.ts";
+
+/** What the engine's options resolve to, and what it keeps per method and per connection. */
+export interface EngineContext {
+  readonly readMaxBytes: number;
+  readonly writeMaxBytes: number;
+  readonly compressMinBytes: number;
+  readonly maxTimeoutMs: number;
+  readonly acceptCompression: Compression[];
+  readonly contextValues:
+    | ((req: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } }) => ContextValues)
+    | undefined;
+  readonly requestGate: ((context: HandlerContext) => void | Promise<void>) | undefined;
+  /** The method's (de)serializers, made on its first call. */
+  serialization(entry: EngineMethod): MethodSerializationLookup<never, never>;
+  /** The limits a request body on `connection` is read within. */
+  bodyOptions(connection: object | undefined): RequestBodyOptions;
+  /** Counts the call as in flight until it ends; the shutdown signal aborts the calls in flight. */
+  track(call: Call): () => void;
+}
+
+export interface EngineLimits {
+  readMaxBytes: number;
+  writeMaxBytes: number;
+  compressMinBytes: number;
+  maxTimeoutMs: number;
+  bufferedBytesPerConnection: number;
+  bufferedBytesPerProcess: number;
+  bodyIdleTimeoutMs: number;
+}
+
+export function createEngineContext(
+  limits: EngineLimits,
+  acceptCompression: Compression[],
+  contextValues: EngineContext["contextValues"],
+  requestGate: EngineContext["requestGate"],
+  shutdownSignal: AbortSignal | undefined,
+): EngineContext {
+  const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
+  const process = new ByteBudget("the server", limits.bufferedBytesPerProcess);
+  const connections = new WeakMap<object, RequestBodyOptions>();
+  const orphan: RequestBodyOptions = {
+    readMaxBytes: limits.readMaxBytes,
+    budget: new ByteBudget("this connection", limits.bufferedBytesPerConnection, process),
+    idleTimeoutMs: limits.bodyIdleTimeoutMs,
+  };
+  const inFlight = new Set<Call>();
+  shutdownSignal?.addEventListener(
+    "abort",
+    () => {
+      for (const call of inFlight) call.abort(shutdownSignal.reason);
+    },
+    { once: true },
+  );
+  return {
+    ...limits,
+    acceptCompression,
+    contextValues,
+    requestGate,
+    serialization(entry) {
+      let lookup = serializations.get(entry);
+      if (lookup === undefined) {
+        lookup = createMethodSerializationLookup(entry.method as never, undefined, undefined, {
+          readMaxBytes: limits.readMaxBytes,
+          writeMaxBytes: limits.writeMaxBytes,
+        }) as MethodSerializationLookup<never, never>;
+        serializations.set(entry, lookup);
+      }
+      return lookup;
+    },
+    bodyOptions(connection) {
+      if (connection === undefined) return orphan;
+      let options = connections.get(connection);
+      if (options === undefined) {
+        options = {
+          readMaxBytes: limits.readMaxBytes,
+          budget: new ByteBudget("this connection", limits.bufferedBytesPerConnection, process),
+          idleTimeoutMs: limits.bodyIdleTimeoutMs,
+        };
+        connections.set(connection, options);
+      }
+      return options;
+    },
+    track(call) {
+      if (shutdownSignal?.aborted) call.abort(shutdownSignal.reason);
+      inFlight.add(call);
+      return () => inFlight.delete(call);
+    },
+  };
+}

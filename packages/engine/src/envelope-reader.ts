@@ -1,0 +1,87 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+const empty = Buffer.alloc(0);
+
+/** One length-prefixed message: its flags byte and its payload. */
+export interface Envelope {
+  flags: number;
+  data: Uint8Array;
+}
+
+/**
+ * Splits a request body into envelopes (a flags byte, a 4-byte big-endian length, the payload)
+ * synchronously, as the body's chunks arrive. A prefix that declares more than `readMaxBytes` is
+ * refused at once, before any of its payload is buffered, with connect's error. A payload that
+ * sits whole in one chunk is handed on as a view of it, not a copy.
+ */
+export class EnvelopeReader {
+  private readonly pending: Buffer[] = [];
+  private held = 0;
+  /** The payload length of the envelope whose prefix was read; -1 while waiting for a prefix. */
+  private need = -1;
+  private flags = 0;
+
+  private readonly readMaxBytes: number;
+
+  constructor(readMaxBytes: number) {
+    this.readMaxBytes = readMaxBytes;
+  }
+
+  /** Bytes received and not yet handed on as an envelope. */
+  get byteLength(): number {
+    return this.held;
+  }
+
+  /** Takes a chunk of the body; appends every envelope it completes to `out`. */
+  push(chunk: Buffer, out: Envelope[]): void {
+    if (chunk.length === 0) return;
+    this.pending.push(chunk);
+    this.held += chunk.length;
+    for (;;) {
+      if (this.need < 0) {
+        if (this.held < 5) return;
+        const prefix = this.take(5);
+        this.flags = prefix[0] as number;
+        const length = prefix.readUInt32BE(1);
+        if (length > this.readMaxBytes) {
+          throw new ConnectError(
+            `message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`,
+            Code.ResourceExhausted,
+          );
+        }
+        this.need = length;
+      }
+      if (this.held < this.need) return;
+      out.push({ flags: this.flags, data: this.take(this.need) });
+      this.need = -1;
+    }
+  }
+
+  /** Whether the body may end here: no envelope is half received. */
+  get complete(): boolean {
+    return this.held === 0 && this.need < 0;
+  }
+
+  /** The first `n` bytes held (n <= held), as a view when they lie in one chunk. */
+  private take(n: number): Buffer {
+    if (n === 0) return empty;
+    this.held -= n;
+    const first = this.pending[0] as Buffer;
+    if (first.length >= n) {
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const head = this.pending[0] as Buffer;
+      const part = Math.min(head.length, n - at);
+      head.copy(out, at, 0, part);
+      at += part;
+      if (part === head.length) this.pending.shift();
+      else this.pending[0] = head.subarray(part);
+    }
+    return out;
+  }
+}

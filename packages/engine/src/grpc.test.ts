@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  createFixtureClient,
+  type FixtureClient,
+  frame,
+  startEngineServer,
+} from "./testing/fixture.ts";
+
+let server: Awaited<ReturnType<typeof startEngineServer>>;
+let client: FixtureClient;
+const seen: HandlerContext[] = [];
+const intercepted: { url: string; stream: boolean; aborted: () => boolean }[] = [];
+
+// An interceptor that hands on a request object of its own, as an interceptor may.
+const rebuild: Interceptor = (next) => (req) => {
+  intercepted.push({ url: req.url, stream: req.stream, aborted: () => req.signal.aborted });
+  return next({ ...req, header: new Headers(req.header) });
+};
+
+async function* values(...texts: string[]) {
+  for (const value of texts) yield { value };
+}
+
+async function codeOf(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "ok";
+  } catch (err) {
+    const e = ConnectError.from(err);
+    return `${Code[e.code]}: ${e.rawMessage}`;
+  }
+}
+
+before(async () => {
+  server = await startEngineServer({ interceptors: [rebuild], seen, readMaxBytes: 1024 });
+  client = createFixtureClient(createGrpcTransport({ baseUrl: server.url }));
+});
+after(() => server.close());
+
+describe("engine, gRPC over HTTP/2", () => {
+  it("serves every call kind through the interceptors, which may rebuild the request", async () => {
+    assert.equal((await client.unary({ value: "hi" })).value, "hi");
+    const streamed: string[] = [];
+    for await (const m of client.serverStream({ value: "count:3" })) streamed.push(m.value);
+    assert.deepEqual(streamed, ["0", "1", "2"]);
+    assert.equal((await client.clientStream(values("a", "b", "c"))).value, "a,b,c");
+    const echoed: string[] = [];
+    for await (const m of client.bidi(values("x", "y"))) echoed.push(m.value);
+    assert.deepEqual(echoed, ["x", "y"]);
+    assert.deepEqual(
+      intercepted.slice(-4).map((c) => [c.url, c.stream]),
+      [
+        ["/fixture.v1.FixtureService/Unary", false],
+        ["/fixture.v1.FixtureService/ServerStream", true],
+        ["/fixture.v1.FixtureService/ClientStream", true],
+        ["/fixture.v1.FixtureService/Bidi", true],
+      ],
+    );
+  });
+
+  it("aborts the handler's signal once the call completes", async () => {
+    await client.unary({ value: "done" });
+    const ctx = seen.at(-1);
+    assert.equal(ctx?.signal.aborted, true);
+    assert.equal(intercepted.at(-1)?.aborted(), true);
+  });
+
+  it("answers errors with their code, message and metadata; a plain error as a bare internal error", async () => {
+    assert.equal(
+      await codeOf(client.unary({ value: "error:NotFound:no such thing" })),
+      "NotFound: no such thing",
+    );
+    assert.equal(await codeOf(client.unary({ value: "plain-error" })), "Internal: internal error");
+    assert.equal(
+      await codeOf(client.clientStream(values("a", "error:FailedPrecondition:not now"))),
+      "FailedPrecondition: not now",
+    );
+    let header: string | null = null;
+    let trailer: string | null = null;
+    await client.unary({ value: "header:h1" }, { onHeader: (h) => (header = h.get("x-fixture")) });
+    await client.unary(
+      { value: "trailer:t1" },
+      { onTrailer: (t) => (trailer = t.get("x-fixture")) },
+    );
+    assert.equal(header, "h1");
+    assert.equal(trailer, "t1");
+  });
+
+  it("enforces the client's deadline from the headers, 1 ns included, before the handler runs", async () => {
+    const before = seen.length;
+    const raw = await rawCall(
+      server.url,
+      "/fixture.v1.FixtureService/Unary",
+      { "grpc-timeout": "1n" },
+      frame("never"),
+    );
+    assert.equal(raw.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    assert.equal(seen.length, before, "the handler ran");
+    assert.equal(
+      await codeOf(client.unary({ value: "sleep:5000" }, { timeoutMs: 50 })),
+      "DeadlineExceeded: the operation timed out",
+    );
+  });
+
+  it("times out a call whose client delays the body past its deadline", async () => {
+    const raw = await rawCall(
+      server.url,
+      "/fixture.v1.FixtureService/Unary",
+      { "grpc-timeout": "50m" },
+      frame("late"),
+      { delayBodyMs: 2000 },
+    );
+    assert.equal(raw.trailers["grpc-status"], String(Code.DeadlineExceeded));
+    assert.ok(raw.ms < 1500, `answered after ${raw.ms} ms`);
+  });
+
+  it("refuses a message declared larger than the limit at its prefix", async () => {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(4 * 1024 * 1024 * 1024 - 1, 1);
+    const raw = await rawCall(server.url, "/fixture.v1.FixtureService/Unary", {}, prefix, {
+      keepOpen: true,
+    });
+    assert.equal(raw.trailers["grpc-status"], String(Code.ResourceExhausted));
+    assert.match(
+      decodeURIComponent(String(raw.trailers["grpc-message"])),
+      /message size 4294967295 is larger than configured readMaxBytes 1024/,
+    );
+  });
+
+  it("answers an unknown service or method with HTTP 200 and grpc-status 12", async () => {
+    for (const [path, message] of [
+      [
+        "/fixture.v1.FixtureService/Nope",
+        "unknown method Nope for service fixture.v1.FixtureService",
+      ],
+      ["/nope.v1.Nope/Call", "unknown method Call for service nope.v1.Nope"],
+    ] as const) {
+      const raw = await rawCall(server.url, path, {}, frame("x"));
+      assert.equal(raw.status, 200);
+      assert.equal(raw.trailers["grpc-status"], "12");
+      assert.equal(decodeURIComponent(String(raw.trailers["grpc-message"])), message);
+    }
+  });
+
+  it("aborts the handler's signal when the client cancels a stream", async () => {
+    const controller = new AbortController();
+    const it = client
+      .bidi(values("a", "sleep:10000"), { signal: controller.signal })
+      [Symbol.asyncIterator]();
+    assert.equal((await it.next()).value?.value, "a");
+    const ctx = seen.at(-1);
+    controller.abort();
+    await assert.rejects(it.next());
+    for (let i = 0; i < 100 && !ctx?.signal.aborted; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(ctx?.signal.aborted, true);
+  });
+});
+
+/** One gRPC request by hand, for what a typed client cannot send. */
+function rawCall(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  opts: { delayBodyMs?: number; keepOpen?: boolean } = {},
+): Promise<{ status: number; trailers: http2.IncomingHttpHeaders; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const req = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let status = 0;
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      if (h["grpc-status"] !== undefined) trailers = h;
+    });
+    req.on("trailers", (t) => {
+      trailers = t;
+    });
+    req.on("data", () => {});
+    req.on("close", () => {
+      session.close();
+      resolve({ status, trailers, ms: performance.now() - started });
+    });
+    req.on("error", () => {});
+    const send = () => (opts.keepOpen ? req.write(body) : req.end(body));
+    if (opts.delayBodyMs === undefined) send();
+    else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
+  });
+}

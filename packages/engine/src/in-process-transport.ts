@@ -1,0 +1,206 @@
+import { clone, create, type DescMessage, type DescMethod, isMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import { Call, callKey } from "./call.ts";
+import type { EngineContext } from "./engine-context.ts";
+import type { AnyRequest, EngineMethod } from "./method-table.ts";
+import { PlainHeaders } from "./plain-headers.ts";
+
+export interface InProcessTransportOptions {
+  /** Client interceptors (tracing, metrics), outermost first, as a network transport takes them. */
+  interceptors?: Interceptor[];
+  /**
+   * The address the server's `contextValues` sees as the peer of a call, from the call's client
+   * context values; for example the address of the call being served that makes this one.
+   * Default "in-process".
+   */
+  peer?: (clientValues: ContextValues) => string;
+}
+
+/**
+ * A transport that calls the engine's methods in this process: no socket, no TLS, no
+ * serialization, and the very same server interceptor chain a network call gets (authentication
+ * with the headers it is given, deadlines, tracing, request ids, rate limits, audit). Messages are
+ * copied on the way in and out, so that neither side sees the other change them. Errors reach the
+ * caller as a network caller gets them: a ConnectError as it was thrown, anything else as a bare
+ * INTERNAL "internal error".
+ */
+export function createInProcessTransport(
+  methods: ReadonlyMap<string, EngineMethod>,
+  engine: Pick<EngineContext, "contextValues" | "track">,
+  options: InProcessTransportOptions = {},
+): Transport {
+  const interceptors = options.interceptors ?? [];
+  const peer = options.peer ?? (() => "in-process");
+  const find = (method: DescMethod): EngineMethod => {
+    const entry = methods.get(`/${method.parent.typeName}/${method.name}`);
+    if (entry === undefined) {
+      throw new ConnectError(
+        `unknown method ${method.name} for service ${method.parent.typeName}`,
+        Code.Unimplemented,
+      );
+    }
+    return entry;
+  };
+  /** The server side of a call: its own state, context values and request, then the chain. */
+  const serve = async (
+    entry: EngineMethod,
+    clientReq: {
+      header: Headers;
+      signal: AbortSignal;
+      contextValues: ContextValues;
+      url: string;
+    },
+    message: unknown,
+    timeoutMs: number | undefined,
+  ) => {
+    const call = new Call("in-process", timeoutMs);
+    const onClientAbort = () => call.abort(clientReq.signal.reason);
+    if (clientReq.signal.aborted) onClientAbort();
+    else clientReq.signal.addEventListener("abort", onClientAbort, { once: true });
+    call.onAbort(() => clientReq.signal.removeEventListener("abort", onClientAbort));
+    const untrack = engine.track(call);
+    call.onAbort(untrack);
+    const headers: Record<string, string> = {};
+    clientReq.header.forEach((value, key) => {
+      headers[key] = value;
+    });
+    const contextValues =
+      engine.contextValues?.({
+        headers,
+        socket: { remoteAddress: peer(clientReq.contextValues) },
+      }) ?? createContextValues();
+    contextValues.set(callKey, call);
+    const request = {
+      stream: entry.method.methodKind !== "unary",
+      service: entry.service,
+      method: entry.method,
+      requestMethod: "POST",
+      url: clientReq.url,
+      header: PlainHeaders.fromHttp2(headers),
+      contextValues,
+      message,
+    } as unknown as AnyRequest;
+    Object.defineProperty(request, "signal", { get: () => call.signal, enumerable: true });
+    try {
+      return { call, response: await entry.invoke(request) };
+    } catch (err) {
+      call.abort(err);
+      throw asWireError(err);
+    }
+  };
+
+  return {
+    async unary(method, signal, timeoutMs, header, input, contextValues) {
+      const entry = find(method);
+      return runUnaryCall({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: entry.path,
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: async (req) => {
+          const { call, response } = await serve(
+            entry,
+            req,
+            copy(method.input, req.message),
+            timeoutMs,
+          );
+          call.abort();
+          if (response.stream)
+            throw new ConnectError("a unary method answered a stream", Code.Internal);
+          return {
+            stream: false,
+            service: method.parent,
+            method,
+            header: copyOf(response.header),
+            trailer: copyOf(response.trailer),
+            message: copy(method.output, response.message),
+          } as UnaryResponse<never, never>;
+        },
+      }) as never;
+    },
+    async stream(method, signal, timeoutMs, header, input, contextValues) {
+      const entry = find(method);
+      return runStreamingCall({
+        interceptors,
+        signal,
+        timeoutMs,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: entry.path,
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: async (req) => {
+          const messages = copyAll(method.input, req.message);
+          const { call, response } = await serve(entry, req, messages, timeoutMs);
+          if (!response.stream)
+            throw new ConnectError("a streaming method answered once", Code.Internal);
+          return {
+            stream: true,
+            service: method.parent,
+            method,
+            header: copyOf(response.header),
+            trailer: copyOf(response.trailer),
+            message: finishing(copyAll(method.output, response.message), call),
+          } as StreamResponse<never, never>;
+        },
+      }) as never;
+    },
+  };
+}
+
+function asWireError(err: unknown): ConnectError {
+  return err instanceof ConnectError
+    ? err
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+function copy(desc: DescMessage, message: unknown): never {
+  return (
+    isMessage(message, desc) ? clone(desc, message) : create(desc, message as never)
+  ) as never;
+}
+
+function copyOf(headers: Headers): Headers {
+  return new Headers(headers);
+}
+
+async function* copyAll(desc: DescMessage, messages: AsyncIterable<unknown>): AsyncIterable<never> {
+  for await (const message of messages) yield copy(desc, message);
+}
+
+/** The server's answers; the call ends (its signal aborts) when they end, fail or are left. */
+async function* finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncIterable<T> {
+  try {
+    yield* messages;
+    call.abort();
+  } catch (err) {
+    call.abort(err);
+    throw asWireError(err);
+  } finally {
+    call.abort(new ConnectError("the client stopped reading", Code.Canceled));
+  }
+}

@@ -1,0 +1,5 @@
+export type { Engine, EngineOptions } from "./engine.ts";
+export { createEngine } from "./engine.ts";
+export type { InProcessTransportOptions } from "./in-process-transport.ts";
+export type { AnyRequest, AnyResponse, EngineMethod } from "./method-table.ts";
+export { PlainHeaders } from "./plain-headers.ts";

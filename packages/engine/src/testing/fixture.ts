@@ -1,0 +1,162 @@
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
+import {
+  FileDescriptorProtoSchema,
+  file_google_protobuf_wrappers,
+  MethodOptions_IdempotencyLevel,
+} from "@bufbuild/protobuf/wkt";
+import {
+  type CallOptions,
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createClient,
+  type HandlerContext,
+  type Transport,
+} from "@connectrpc/connect";
+import { createEngine, type EngineOptions } from "../engine.ts";
+
+/**
+ * A deterministic service of every call kind, on `google.protobuf.StringValue` messages, made at
+ * run time (no generated code): what the engine's tests, and its comparison with connect-node's
+ * adapter, call.
+ */
+export const FixtureService: DescService = (() => {
+  const sv = ".google.protobuf.StringValue";
+  const registry = createFileRegistry(
+    create(FileDescriptorProtoSchema, {
+      name: "fixture/v1/fixture.proto",
+      package: "fixture.v1",
+      syntax: "proto3",
+      dependency: ["google/protobuf/wrappers.proto"],
+      service: [
+        {
+          name: "FixtureService",
+          method: [
+            {
+              name: "Unary",
+              inputType: sv,
+              outputType: sv,
+              options: { idempotencyLevel: MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS },
+            },
+            { name: "ServerStream", inputType: sv, outputType: sv, serverStreaming: true },
+            { name: "ClientStream", inputType: sv, outputType: sv, clientStreaming: true },
+            {
+              name: "Bidi",
+              inputType: sv,
+              outputType: sv,
+              clientStreaming: true,
+              serverStreaming: true,
+            },
+          ],
+        },
+      ],
+    }),
+    () => file_google_protobuf_wrappers,
+  );
+  const service = registry.getService("fixture.v1.FixtureService");
+  if (service === undefined) throw new Error("fixture service missing");
+  return service;
+})();
+
+type Value = { value: string };
+
+/** The fixture's client, typed (the descriptor is made at run time, so connect cannot type it). */
+export interface FixtureClient {
+  unary(req: Value, options?: CallOptions): Promise<Value>;
+  serverStream(req: Value, options?: CallOptions): AsyncIterable<Value>;
+  clientStream(reqs: AsyncIterable<Value>, options?: CallOptions): Promise<Value>;
+  bidi(reqs: AsyncIterable<Value>, options?: CallOptions): AsyncIterable<Value>;
+}
+
+export function createFixtureClient(transport: Transport): FixtureClient {
+  return createClient(FixtureService, transport) as unknown as FixtureClient;
+}
+
+/**
+ * What a request's text makes the handler do: "error:<Code name>:<message>" throws that error,
+ * "plain-error" throws a plain Error, "sleep:<ms>" waits (until the call's signal aborts),
+ * "count:<n>" (server stream) sends n messages; anything else is echoed. Every call records the
+ * handler context it got in `seen`.
+ */
+export function fixtureRoutes(seen: HandlerContext[] = []) {
+  const act = async (text: string, ctx: HandlerContext): Promise<string> => {
+    const [verb, arg = "", rest = ""] = text.split(":");
+    if (verb === "error") throw new ConnectError(rest, Code[arg as keyof typeof Code]);
+    if (verb === "plain-error") throw new Error("secret detail");
+    if (verb === "sleep") {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, Number(arg));
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(ctx.signal.reason);
+        });
+      });
+    }
+    if (verb === "header") ctx.responseHeader.set("x-fixture", arg);
+    if (verb === "trailer") ctx.responseTrailer.set("x-fixture", arg);
+    return text;
+  };
+  return (router: ConnectRouter) =>
+    router.service(FixtureService, {
+      async unary(req: Value, ctx: HandlerContext) {
+        seen.push(ctx);
+        return { value: await act(req.value, ctx) };
+      },
+      async *serverStream(req: Value, ctx: HandlerContext) {
+        seen.push(ctx);
+        const [verb, arg = "0"] = req.value.split(":");
+        const n = verb === "count" ? Number(arg) : 1;
+        for (let i = 0; i < n; i++) yield { value: `${i}` };
+        if (verb !== "count") yield { value: await act(req.value, ctx) };
+      },
+      async clientStream(reqs: AsyncIterable<Value>, ctx: HandlerContext) {
+        seen.push(ctx);
+        const parts: string[] = [];
+        for await (const req of reqs) parts.push(await act(req.value, ctx));
+        return { value: parts.join(",") };
+      },
+      async *bidi(reqs: AsyncIterable<Value>, ctx: HandlerContext) {
+        seen.push(ctx);
+        for await (const req of reqs) yield { value: await act(req.value, ctx) };
+      },
+    } as never);
+}
+
+/** An HTTP/2 server on a free port serving the engine; anything it leaves answers 404. */
+export async function startEngineServer(
+  options: Omit<EngineOptions, "routes"> & { seen?: HandlerContext[] },
+) {
+  const { seen, ...rest } = options;
+  const engine = createEngine({ ...rest, routes: fixtureRoutes(seen) });
+  const server = http2.createServer();
+  server.on("stream", (stream, headers) => {
+    if (!engine.handleStream(stream, headers))
+      stream.respond({ ":status": 404 }, { endStream: true });
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    engine,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A StringValue request as one gRPC frame, for what a typed client cannot send. */
+export function frame(text: string): Buffer {
+  // google.protobuf.StringValue: field 1, length-delimited.
+  const payload = Buffer.concat([Buffer.from([0x0a, Buffer.byteLength(text)]), Buffer.from(text)]);
+  const out = Buffer.alloc(5 + payload.length);
+  out.writeUInt32BE(payload.length, 1);
+  payload.copy(out, 5);
+  return out;
+}
