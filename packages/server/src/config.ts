@@ -60,6 +60,20 @@ const schema = z.strictObject({
     })
     .default({ schema: "public", poolSize: 10 }),
   userServiceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * TLS of an https:// `userServiceUrl`: PEM files of the CA that signed UserService's certificate
+   * (default: Node's bundle) and of this server's client certificate and key, for mutual TLS.
+   */
+  userServiceTls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+    })
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+      error: "cert and key go together: give both, or neither",
+    })
+    .optional(),
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
@@ -215,6 +229,9 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_DATABASE_POOL_SIZE: ["database", "poolSize"],
   KEEL_SQLITE_PATH: ["database", "sqlitePath"],
   KEEL_USER_SERVICE_URL: ["userServiceUrl"],
+  KEEL_USER_SERVICE_CA: ["userServiceTls", "ca"],
+  KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
+  KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],

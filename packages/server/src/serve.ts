@@ -99,6 +99,9 @@ export async function serve(config: ServerConfig): Promise<void> {
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
+    ...(config.userServiceTls === undefined
+      ? {}
+      : { userServiceTls: await loadUserServiceTls(config.userServiceTls) }),
     logger,
   });
   const watcher =
@@ -204,6 +207,16 @@ async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
     key: await readFile(tls.key),
     ...(tls.clientCa === undefined ? {} : { clientCa: await readFile(tls.clientCa) }),
   };
+}
+
+/** The PEM files of `userServiceTls`, read. */
+async function loadUserServiceTls(tls: NonNullable<ServerConfig["userServiceTls"]>) {
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const name of ["ca", "cert", "key"] as const) {
+    const file = tls[name];
+    if (file !== undefined) out[name] = await readFile(file);
+  }
+  return out;
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */
