@@ -1,5 +1,5 @@
 import { createClient } from "@connectrpc/connect";
-import { createTransport, type Protocol } from "@keel/clients";
+import { createTransport, type Protocol, type TlsOptions } from "@keel/clients";
 import {
   Health,
   HealthCheckResponse_ServingStatus,
@@ -11,6 +11,8 @@ export interface CheckHealthOptions {
   baseUrl: string;
   protocol: Protocol;
   token: string | undefined;
+  /** CA and client certificate for an https:// server, when given. */
+  tls: TlsOptions | undefined;
   /** The service to check; "" is the whole server. */
   service: string;
   /** Deadline of the check, connecting included, in milliseconds. */

@@ -35,9 +35,9 @@ export const clientCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const { baseUrl, protocol } = connectionOf(flags);
+    const { baseUrl, protocol, tls } = await connectionOf(flags);
     // Loaded after the flags are read: a mistake or --help costs no client code.
     const { walkthrough } = await import("./walkthrough.ts");
-    return walkthrough({ baseUrl, protocol, adminToken: flags["admin-token"] ?? flags.token });
+    return walkthrough({ baseUrl, protocol, tls, adminToken: flags["admin-token"] ?? flags.token });
   },
 };

@@ -1,9 +1,11 @@
+import { readFileSync } from "node:fs";
 import { type ParseArgsOptionsConfig, parseArgs } from "node:util";
-import type { Protocol } from "@keel/clients";
+import type { Protocol, TlsOptions } from "@keel/clients";
+import { serverOutput } from "./server-bin.ts";
 import { UsageError } from "./usage-error.ts";
 
-/** Where the commands that call a server look for it when `--url` is not given. */
-export const defaultUrl = "http://127.0.0.1:9090";
+/** An example of `--url`, for messages. */
+const exampleUrl = "http://127.0.0.1:9090";
 
 const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect"];
 
@@ -12,16 +14,26 @@ export const helpFlag = { help: { type: "boolean", short: "h" } } as const;
 
 /** The flags of every command that calls a server. */
 export const connectionFlags = {
-  url: { type: "string", default: defaultUrl },
+  url: { type: "string" },
   protocol: { type: "string", default: "grpc" },
   token: { type: "string" },
+  ca: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
 } as const;
 
 /** The help text of `connectionFlags`, for the commands' usage. */
 export const connectionHelp = `connection flags:
-  --url URL           the server's address (default ${defaultUrl})
+  --url URL           the server's address (default: the server configured here, read like the
+                      server reads it: KEEL_HOST, KEEL_PORT, KEEL_TLS_CERT or KEEL_CONFIG's keys;
+                      http://127.0.0.1:9090 when nothing is set)
   --protocol NAME     grpc (default), grpc-web or connect
-  --token TOKEN       access token sent as "authorization: Bearer TOKEN"`;
+  --token TOKEN       access token sent as "authorization: Bearer TOKEN"
+  --ca FILE           PEM CAs that signed the server's certificate, for an https:// server that
+                      Node does not trust (default: $KEEL_TLS_CA)
+  --cert FILE         PEM client certificate, for a server that asks for one (mutual TLS)
+                      (default: $KEEL_TLS_CLIENT_CERT)
+  --key FILE          the private key of --cert (default: $KEEL_TLS_CLIENT_KEY)`;
 
 /**
  * Parses a command's flags strictly (no positionals, no unknown flags). A mistake becomes a
@@ -56,31 +68,80 @@ export interface Connection {
   baseUrl: string;
   protocol: Protocol;
   token: string | undefined;
+  /** CA and client certificate, when given (by flag or KEEL_TLS_* variable). */
+  tls: TlsOptions | undefined;
 }
 
-/** Validates the values of `connectionFlags`. */
-export function connectionOf(values: {
+/** The values of `connectionFlags`, as parsed. */
+export interface ConnectionValues {
   url?: string | undefined;
   protocol?: string | undefined;
   token?: string | undefined;
-}): Connection {
-  const url = values.url ?? defaultUrl;
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`--url ${JSON.stringify(url)} is not a URL, for example ${defaultUrl}`);
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
-  }
+  ca?: string | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+/**
+ * Validates the values of `connectionFlags`, reads the TLS files and, without `--url`, asks the
+ * server's own executable where the server configured here listens (`keel-server connection`),
+ * so that the CLI and the server read the same settings.
+ */
+export async function connectionOf(
+  values: ConnectionValues,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Connection> {
   const protocol = values.protocol ?? "grpc";
   if (!protocols.includes(protocol as Protocol)) {
     throw new UsageError(
       `--protocol must be one of ${protocols.join(", ")}, not ${JSON.stringify(protocol)}`,
     );
   }
-  return { baseUrl: url.replace(/\/+$/, ""), protocol: protocol as Protocol, token: values.token };
+  const tls = tlsOf(values, env);
+  const url = values.url ?? (JSON.parse(await serverOutput(["connection"])) as { url: string }).url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url ${JSON.stringify(url)} is not a URL, for example ${exampleUrl}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new UsageError(`--url must be an http:// or https:// URL, not ${JSON.stringify(url)}`);
+  }
+  return {
+    baseUrl: url.replace(/\/+$/, ""),
+    protocol: protocol as Protocol,
+    token: values.token,
+    tls,
+  };
+}
+
+/** `--ca`, `--cert` and `--key` (or their KEEL_TLS_* variables), read. */
+function tlsOf(values: ConnectionValues, env: NodeJS.ProcessEnv): TlsOptions | undefined {
+  const given = (flag: "ca" | "cert" | "key", variable: string) => {
+    const path = values[flag] ?? (env[variable] || undefined);
+    if (path === undefined) return undefined;
+    const source = values[flag] === undefined ? variable : `--${flag}`;
+    try {
+      return { path, pem: readFileSync(path) };
+    } catch (err) {
+      throw new UsageError(
+        `${source} ${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
+    }
+  };
+  const ca = given("ca", "KEEL_TLS_CA");
+  const cert = given("cert", "KEEL_TLS_CLIENT_CERT");
+  const key = given("key", "KEEL_TLS_CLIENT_KEY");
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError("give a client certificate and its key together: --cert and --key");
+  }
+  if (ca === undefined && cert === undefined) return undefined;
+  return {
+    ...(ca === undefined ? {} : { ca: ca.pem }),
+    ...(cert === undefined ? {} : { cert: cert.pem }),
+    ...(key === undefined ? {} : { key: key.pem }),
+  };
 }
 
 /** A whole number ≥ `min` from flag `name`, or its default when the flag is absent. */

@@ -36,7 +36,7 @@ export const healthCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const connection = connectionOf(flags);
+    const connection = await connectionOf(flags);
     const timeoutMs = durationFlag("timeout", flags.timeout, 1000);
     const service = flags.service === "" ? '"" (the server)' : flags.service;
     // Loaded after the flags are read: a mistake or --help costs no client code.

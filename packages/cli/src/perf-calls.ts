@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { create, type DescMethod, toBinary } from "@bufbuild/protobuf";
-import type { Protocol } from "@keel/clients";
+import type { Protocol, TlsOptions } from "@keel/clients";
 import { OrderService, TrackOrderRequestSchema } from "@keel/gen/order/v1/order_pb";
 import {
   CreateUserRequestSchema,
@@ -16,6 +16,8 @@ export interface PerfCallsOptions {
   method: PerfMethod;
   baseUrl: string;
   protocol: Protocol;
+  /** CA and client certificate for an https:// server, when given. */
+  tls: TlsOptions | undefined;
   /** Sent with every call, when set. */
   token: string | undefined;
   /** Deadline of each call, in milliseconds. */
@@ -49,7 +51,7 @@ export interface PerfCalls {
 export function createPerfCalls(options: PerfCallsOptions): PerfCalls {
   const connections = Array.from(
     { length: options.connections },
-    () => new WireConnection(options.baseUrl),
+    () => new WireConnection(options.baseUrl, options.tls),
   );
   const prefix = new URL(options.baseUrl).pathname.replace(/\/+$/, "");
   const { method, request, streaming } = requestOf(options);

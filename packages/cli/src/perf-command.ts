@@ -68,7 +68,7 @@ export const perfCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const connection = connectionOf(flags);
+    const connection = await connectionOf(flags);
     const method = perfMethods.find((m) => m.toLowerCase() === flags.method.toLowerCase());
     if (method === undefined) {
       throw new UsageError(

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import type { WriteStream } from "node:tty";
 import { Worker } from "node:worker_threads";
 import { type Code, createClient } from "@connectrpc/connect";
-import { createTransport, type Protocol } from "@keel/clients";
+import { createTransport, type Protocol, type TlsOptions } from "@keel/clients";
 import { OrderService } from "@keel/gen/order/v1/order_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import { describeError } from "./describe-error.ts";
@@ -18,6 +18,8 @@ import { startProgressBar } from "./progress-bar.ts";
 export interface PerfOptions {
   baseUrl: string;
   protocol: Protocol;
+  /** CA and client certificate for an https:// server, when given. */
+  tls: TlsOptions | undefined;
   /** The measured calls' token; when absent, perf's own user's (or an admin one for ListUsers). */
   token: string | undefined;
   method: PerfMethod;
@@ -182,7 +184,8 @@ interface Target {
 async function prepare(options: PerfOptions): Promise<Target> {
   const { method } = options;
   if (method === "CreateUser") return { token: options.token, userId: 0n, orderId: 0n };
-  const transport = createTransport({ baseUrl: options.baseUrl, protocol: options.protocol });
+  const { baseUrl, protocol, tls } = options;
+  const transport = createTransport({ baseUrl, protocol, tls });
   const users = createClient(UserService, transport);
   const username = `perf-${randomBytes(4).toString("hex")}`;
   const password = "perf password 1";

@@ -7,6 +7,7 @@ describe("splitShards", () => {
     method: "GetUser",
     baseUrl: "http://127.0.0.1:9090",
     protocol: "grpc",
+    tls: undefined,
     token: undefined,
     timeoutMs: 1000,
     concurrency: 10,

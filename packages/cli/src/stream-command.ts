@@ -42,7 +42,7 @@ export const streamCommand: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const connection = connectionOf(flags);
+    const connection = await connectionOf(flags);
     const intervalMs = durationFlag("interval", flags.interval, 300);
     // Loaded after the flags are read: a mistake or --help costs no client code.
     const { streamDemo } = await import("./stream-demo.ts");

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createTransport, type Protocol } from "@keel/clients";
+import { createTransport, type Protocol, type TlsOptions } from "@keel/clients";
 import {
   type UpdateUserRequestSchema,
   UserService,
@@ -18,6 +18,8 @@ import { mintLocalToken } from "./local-token.ts";
 export interface StreamDemoOptions {
   baseUrl: string;
   protocol: Protocol;
+  /** CA and client certificate for an https:// server, when given. */
+  tls: TlsOptions | undefined;
   /** Calls are made with this token; when absent, with the demo user's own. */
   token: string | undefined;
   /** The pause between the messages a stream sends, in milliseconds. */
@@ -35,7 +37,7 @@ type Print = (kind: string, line: string) => void;
 export async function streamDemo(options: StreamDemoOptions): Promise<number> {
   const users = createClient(
     UserService,
-    createTransport({ baseUrl: options.baseUrl, protocol: options.protocol }),
+    createTransport({ baseUrl: options.baseUrl, protocol: options.protocol, tls: options.tls }),
   );
   const started = performance.now();
   const print: Print = (kind, line) => {

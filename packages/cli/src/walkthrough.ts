@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createTransport, type Protocol } from "@keel/clients";
+import { createTransport, type Protocol, type TlsOptions } from "@keel/clients";
 import {
   CheckpointStatus,
   OrderEventType,
@@ -20,6 +20,8 @@ import { mintLocalToken } from "./local-token.ts";
 export interface WalkthroughOptions {
   baseUrl: string;
   protocol: Protocol;
+  /** CA and client certificate for an https:// server, when given. */
+  tls: TlsOptions | undefined;
   /** A token with the admin role; when absent, one is minted with the local configuration. */
   adminToken: string | undefined;
 }
@@ -32,7 +34,8 @@ const password = "correct horse battery";
  * code: 1 when a step fails, saying which and why on stderr.
  */
 export async function walkthrough(options: WalkthroughOptions): Promise<number> {
-  const transport = createTransport({ baseUrl: options.baseUrl, protocol: options.protocol });
+  const { baseUrl, protocol, tls } = options;
+  const transport = createTransport({ baseUrl, protocol, tls });
   const users = createClient(UserService, transport);
   const orders = createClient(OrderService, transport);
   const print = (line: string) => process.stdout.write(`${line}\n`);

@@ -9,7 +9,7 @@ import {
 import { Code } from "@connectrpc/connect";
 import { codeFromString } from "@connectrpc/connect/protocol-connect";
 import { codeFromHttpStatus } from "@connectrpc/connect/protocol-grpc";
-import type { Protocol } from "@keel/clients";
+import type { Protocol, TlsOptions } from "@keel/clients";
 import { EnvelopeReader, envelope } from "./envelope-reader.ts";
 import type { Call, CallDone } from "./load-generator.ts";
 import { codeOfRstCode, statusOfTrailers } from "./wire-status.ts";
@@ -20,17 +20,20 @@ import { codeOfRstCode, statusOfTrailers } from "./wire-status.ts";
  */
 export class WireConnection {
   readonly #url: string;
+  readonly #tls: TlsOptions;
   #session: ClientHttp2Session | undefined;
 
-  constructor(baseUrl: string) {
+  /** `tls`: the CA and client certificate of an https:// server, when given. */
+  constructor(baseUrl: string, tls: TlsOptions = {}) {
     this.#url = baseUrl;
+    this.#tls = tls;
   }
 
   /** The open session, connecting when there is none. */
   session(): ClientHttp2Session {
     const current = this.#session;
     if (current !== undefined && !current.closed && !current.destroyed) return current;
-    const session = connect(this.#url);
+    const session = connect(this.#url, this.#tls);
     const forget = () => {
       if (this.#session === session) this.#session = undefined;
     };

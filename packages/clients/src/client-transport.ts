@@ -13,12 +13,7 @@ import {
   type Transport,
 } from "@connectrpc/connect";
 import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
-import {
-  type ClientMetrics,
-  type ClientMetricsOptions,
-  createClientMetrics,
-  createClientTracingInterceptor,
-} from "@keel/observability";
+import type { ClientMetrics, ClientMetricsOptions } from "@keel/observability";
 import {
   type BalancedEndpoint,
   createBalancingTransport,
@@ -100,7 +95,32 @@ export interface ClientTransport extends Transport {
   close(): void;
 }
 
-const sharedMetrics = new WeakMap<Registry, ClientMetrics>();
+const sharedMetrics = new WeakMap<Registry, Promise<ClientMetrics>>();
+
+/**
+ * `@keel/observability`, loaded only by a client that asks for metrics or tracing: it brings
+ * prom-client and the OpenTelemetry SDK and exporters (hundreds of modules), which a client
+ * without them should not pay for at import.
+ */
+function observability() {
+  return import("@keel/observability");
+}
+
+/**
+ * An interceptor made once `make` resolves, which it starts doing now; each call waits for it
+ * (once loaded, a resolved promise), so the first calls are observed too.
+ */
+function deferredInterceptor(make: Promise<Interceptor>): Interceptor {
+  // A load failure surfaces in every call, not as an unhandled rejection at creation.
+  make.catch(() => {});
+  return (next) => {
+    let wrapped: ReturnType<Interceptor> | undefined;
+    return async (req) => {
+      wrapped ??= (await make)(next);
+      return wrapped(req);
+    };
+  };
+}
 
 /**
  * The transport of keel's clients: calls go through the interceptors (tracing, metrics, request
@@ -266,10 +286,10 @@ function metricsInterceptor(metrics: NonNullable<ClientOptions["metrics"]>): Int
         "the registry has client metrics already: pass the createClientMetrics() result that made them as `metrics`",
       );
     }
-    shared = createClientMetrics(metrics);
+    shared = observability().then(({ createClientMetrics }) => createClientMetrics(metrics));
     sharedMetrics.set(metrics.registry, shared);
   }
-  return shared.interceptor;
+  return deferredInterceptor(shared.then((m) => m.interceptor));
 }
 
 /** Health checking is on by default with several endpoints over HTTP/2. */
@@ -293,7 +313,11 @@ export function withHealthService(options: ClientOptions, service: string): Clie
 function callInterceptors(options: ClientOptions): Interceptor[] {
   const interceptors: Interceptor[] = [];
   // Tracing outermost, so that metrics see its span (for exemplars) and it sees everything.
-  if (options.tracing === true) interceptors.push(createClientTracingInterceptor());
+  if (options.tracing === true) {
+    interceptors.push(
+      deferredInterceptor(observability().then((o) => o.createClientTracingInterceptor())),
+    );
+  }
   if (options.metrics !== undefined) interceptors.push(metricsInterceptor(options.metrics));
   const requestId = options.requestId ?? false;
   if (requestId !== false) {

@@ -2,7 +2,12 @@ import type * as http2 from "node:http2";
 import * as net from "node:net";
 import type { Transport } from "@connectrpc/connect";
 import { Http2SessionManager } from "@connectrpc/connect-node";
-import { type ConnectionOptions, createProtocolTransport, pingOptions } from "./transport.ts";
+import {
+  type ConnectionOptions,
+  createProtocolTransport,
+  pingOptions,
+  tlsSessionOptions,
+} from "./transport.ts";
 
 /** An endpoint's transport, with what a balancer needs to watch its connection. */
 export interface EndpointConnection {
@@ -32,6 +37,7 @@ export function createEndpointConnection(
   const calls =
     httpVersion === "2"
       ? new WatchedSessionManager(baseUrl, ping, {
+          tls: tlsSessionOptions(options),
           onGoaway: () => {
             for (const listener of goawayListeners) listener();
           },
@@ -44,7 +50,10 @@ export function createEndpointConnection(
       if (health === undefined) {
         const sessions =
           httpVersion === "2"
-            ? new WatchedSessionManager(baseUrl, ping, { background: true })
+            ? new WatchedSessionManager(baseUrl, ping, {
+                tls: tlsSessionOptions(options),
+                background: true,
+              })
             : undefined;
         health = {
           transport: createProtocolTransport(baseUrl, options, { sessionManager: sessions }),
@@ -104,9 +113,13 @@ class WatchedSessionManager extends Http2SessionManager {
   constructor(
     url: string,
     ping: ReturnType<typeof pingOptions>,
-    options: { onGoaway?: () => void; background?: boolean },
+    options: {
+      tls: ReturnType<typeof tlsSessionOptions>;
+      onGoaway?: () => void;
+      background?: boolean;
+    },
   ) {
-    super(url, ping);
+    super(url, ping, options.tls);
     this.onGoaway = options.onGoaway ?? (() => {});
     this.background = options.background ?? false;
   }

@@ -17,7 +17,7 @@ export { serverRetryDelayMs } from "./retry.ts";
 export type { RetryBudgetOptions } from "./retry-budget.ts";
 export type { TokenPair, TokenProviderOptions } from "./token-provider.ts";
 export { createTokenProvider } from "./token-provider.ts";
-export type { ConnectionOptions, Protocol, TransportOptions } from "./transport.ts";
+export type { ConnectionOptions, Protocol, TlsOptions, TransportOptions } from "./transport.ts";
 export { createTransport } from "./transport.ts";
 export type { UserClient, UserClientOptions } from "./user-client.ts";
 export { createUserClient } from "./user-client.ts";

@@ -38,6 +38,18 @@ export interface ConnectionOptions {
   keepaliveIntervalMs?: number;
   /** How long to wait for a PING's answer, in ms. Default 15000. */
   keepaliveTimeoutMs?: number;
+  /** For https:// endpoints: whom to trust, and the client's certificate for mutual TLS. */
+  tls?: TlsOptions;
+}
+
+/** TLS of https:// endpoints, in PEM (text or bytes). */
+export interface TlsOptions {
+  /** The CAs that may sign the server's certificate. Default: Node's (the Mozilla bundle). */
+  ca?: string | Buffer;
+  /** The client's certificate chain, sent when the server asks for one (mutual TLS). */
+  cert?: string | Buffer;
+  /** The private key of `cert`. */
+  key?: string | Buffer;
 }
 
 export interface TransportOptions extends ConnectionOptions {
@@ -78,6 +90,16 @@ export function pingOptions(options: ConnectionOptions) {
     : {};
 }
 
+/** Node's TLS options for `options.tls` (those of an HTTP/2 session, and of an HTTPS request). */
+export function tlsSessionOptions(options: ConnectionOptions): TlsOptions {
+  const { ca, cert, key } = options.tls ?? {};
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
+}
+
 /** The protocol's transport for `baseUrl`, with the connection options applied. */
 export function createProtocolTransport(
   baseUrl: string,
@@ -102,21 +124,22 @@ export function createProtocolTransport(
     ...(options.gzip === true ? { sendCompression: compressionGzip } : {}),
     ...rest,
   };
-  const http2Options = {
-    ...(sessionManager === undefined ? pingOptions(options) : { sessionManager }),
-  };
+  // A session manager of the caller's carries the TLS options itself (see tlsSessionOptions).
+  const nodeOptions = options.tls === undefined ? {} : { nodeOptions: tlsSessionOptions(options) };
+  const http2Options =
+    sessionManager === undefined ? { ...pingOptions(options), ...nodeOptions } : { sessionManager };
   switch (protocol) {
     case "grpc":
       return createGrpcTransport({ ...common, ...http2Options });
     case "grpc-web":
       return httpVersion === "2"
         ? createGrpcWebTransport({ ...common, ...http2Options, httpVersion })
-        : createGrpcWebTransport({ ...common, httpVersion });
+        : createGrpcWebTransport({ ...common, ...nodeOptions, httpVersion });
     case "connect": {
       const useBinaryFormat = !(options.useJson ?? false);
       return httpVersion === "2"
         ? createConnectTransport({ ...common, ...http2Options, httpVersion, useBinaryFormat })
-        : createConnectTransport({ ...common, httpVersion, useBinaryFormat });
+        : createConnectTransport({ ...common, ...nodeOptions, httpVersion, useBinaryFormat });
     }
     default:
       throw new Error(

@@ -6,6 +6,7 @@ import { startAdminServer } from "./admin-server.ts";
 import type { ServerConfig } from "./config.ts";
 import { createProfileEndpoint } from "./profile-endpoint.ts";
 import { takeProfileInWorker } from "./profile-relay.ts";
+import { warnIfGeneratedSecret } from "./serve.ts";
 
 /**
  * Cluster mode: the primary forks workers that share the API port (the kernel spreads
@@ -16,6 +17,7 @@ import { takeProfileInWorker } from "./profile-relay.ts";
 export async function runPrimary(config: ServerConfig): Promise<void> {
   const count = config.workers === 0 ? availableParallelism() : config.workers;
   const logger = pino({ level: config.log.level, base: { service: "keel", role: "primary" } });
+  warnIfGeneratedSecret(config, logger);
   const ready = new Map<number, boolean>();
   // Workers that have reported their readiness once: they have started and listen for requests.
   const reported = new Set<number>();

@@ -120,6 +120,68 @@ tls: { cert: a.pem, key: b.pem }
     assert.throws(() => readSettings({ KEEL_CONFIG: file("port: [") }), /is not valid YAML/);
   });
 
+  it("leaves test variables alone, suggests the nearest name for an unknown one, and quotes bad values", () => {
+    // The README tells developers to export KEEL_TEST_DATABASE_URL: the server still starts.
+    const settings = readSettings({
+      KEEL_TEST_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
+      KEEL_TEST_ANYTHING: "x",
+      KEEL_PORT: "9100",
+    }).settings;
+    assert.equal(settings.port, 9100);
+    const problem = (env: NodeJS.ProcessEnv) => {
+      try {
+        readSettings(env);
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.message.replace(/^invalid configuration(?: \([^)]*\))?: /, "");
+      }
+      assert.fail("no problem reported");
+    };
+    assert.equal(
+      problem({ KEEL_PROT: "9090" }),
+      "unknown setting KEEL_PROT: did you mean KEEL_PORT?",
+    );
+    assert.equal(
+      problem({ KEEL_JWT_SECRT: "x", KEEL_LOG_LEVL: "debug" }),
+      "unknown setting KEEL_JWT_SECRT: did you mean KEEL_JWT_SECRET?; unknown setting KEEL_LOG_LEVL: did you mean KEEL_LOG_LEVEL?",
+    );
+    assert.equal(problem({ KEEL_FROBNICATE: "1" }), "unknown setting KEEL_FROBNICATE");
+    assert.equal(
+      problem({ KEEL_PORT: "abc" }),
+      'KEEL_PORT: "abc" is not a port number (0 to 65535)',
+    );
+    assert.equal(
+      problem({ KEEL_ADMIN_PORT: "70000" }),
+      'KEEL_ADMIN_PORT: "70000" is not a port number (0 to 65535)',
+    );
+    assert.equal(problem({ KEEL_WORKERS: "1.5" }), 'KEEL_WORKERS: "1.5" is not a whole number');
+    assert.equal(
+      problem({ KEEL_PASSWORD_COST: "30" }),
+      'KEEL_PASSWORD_COST: "30" must be at most 20',
+    );
+    assert.equal(
+      problem({ KEEL_LOG_LEVEL: "loud" }),
+      'KEEL_LOG_LEVEL: "loud" must be one of fatal, error, warn, info, debug, trace, silent',
+    );
+    assert.equal(
+      problem({ KEEL_TRACING_ENDPOINT: "collector:4318" }),
+      'KEEL_TRACING_ENDPOINT: "collector:4318" is not an http:// or https:// URL',
+    );
+    // Secrets are never repeated.
+    assert.equal(
+      problem({ KEEL_JWT_SECRET: "hunter2" }),
+      "KEEL_JWT_SECRET: the value must be at least 32 characters",
+    );
+    assert.equal(
+      problem({ KEEL_CONFIG: file("prot: 9090\nauth: { isuer: x }\n") }),
+      "unknown setting auth.isuer: did you mean auth.issuer?; unknown setting prot: did you mean port?",
+    );
+    assert.equal(
+      problem({ KEEL_CONFIG: file("tls: { cert: a.pem }\nhttp2: { idleTimeoutMs: -1 }\n") }),
+      "tls.key: is required; http2.idleTimeoutMs: -1 must be at least 0",
+    );
+  });
+
   it("reads trusted proxies as a list, and names a bad range by its variable or key", () => {
     const none = readSettings({}).settings;
     assert.deepEqual([none.trustedProxies, none.clientAddressHeader], [[], "x-forwarded-for"]);

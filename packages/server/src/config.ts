@@ -4,6 +4,8 @@ import { join, resolve } from "node:path";
 import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { describeIssue, unknownName } from "./config-problems.ts";
+import { describeStartError } from "./start-errors.ts";
 
 /** Limits of one method: a token bucket. */
 const limit = z.strictObject({
@@ -12,7 +14,8 @@ const limit = z.strictObject({
 });
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-const port = z.coerce.number().int().min(0).max(65535);
+const notPort = "is not a port number (0 to 65535)";
+const port = z.coerce.number({ error: notPort }).int(notPort).min(0, notPort).max(65535, notPort);
 const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
 const bytes = z.coerce.number().int().min(0);
@@ -57,6 +60,20 @@ const schema = z.strictObject({
     })
     .default({ schema: "public", poolSize: 10 }),
   userServiceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /**
+   * TLS of an https:// `userServiceUrl`: PEM files of the CA that signed UserService's certificate
+   * (default: Node's bundle) and of this server's client certificate and key, for mutual TLS.
+   */
+  userServiceTls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      cert: z.string().min(1).optional(),
+      key: z.string().min(1).optional(),
+    })
+    .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+      error: "cert and key go together: give both, or neither",
+    })
+    .optional(),
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
@@ -212,6 +229,9 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_DATABASE_POOL_SIZE: ["database", "poolSize"],
   KEEL_SQLITE_PATH: ["database", "sqlitePath"],
   KEEL_USER_SERVICE_URL: ["userServiceUrl"],
+  KEEL_USER_SERVICE_CA: ["userServiceTls", "ca"],
+  KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
+  KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
@@ -259,8 +279,31 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
 };
 
+/**
+ * `KEEL_*` variables that are not the server's settings, and that it therefore leaves alone:
+ * the configuration file's name, and the CA and client certificate the `keel` command calls a
+ * TLS server with.
+ */
+export const otherVariables: readonly string[] = [
+  "KEEL_CONFIG",
+  "KEEL_TLS_CA",
+  "KEEL_TLS_CLIENT_CERT",
+  "KEEL_TLS_CLIENT_KEY",
+];
+
+/** Variables for tests (KEEL_TEST_DATABASE_URL, …): never settings, whatever follows. */
+const testPrefix = "KEEL_TEST_";
+
+/** Every dotted key a configuration file may hold (those without a variable included). */
+const fileKeys = [
+  ...Object.values(environment).map((path) => path.join(".")),
+  "rateLimits.methods",
+];
+
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
 export interface ServerConfig extends Omit<Settings, "auth"> {
+  /** The settings as read, before anything was resolved: what a reload compares with. */
+  settings: Settings;
   /** The configuration file, when there is one (it is watched for safe live changes). */
   file: string | undefined;
   auth: Settings["auth"] & {
@@ -312,11 +355,16 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
       throw new ConfigError(`${file} must hold a mapping of settings`);
   }
   const unknown = Object.keys(env).filter(
-    (key) => key.startsWith("KEEL_") && key !== "KEEL_CONFIG" && !(key in environment),
+    (key) =>
+      key.startsWith("KEEL_") &&
+      !key.startsWith(testPrefix) &&
+      !(key in environment) &&
+      !otherVariables.includes(key),
   );
   if (unknown.length > 0) {
+    const known = new Set([...Object.keys(environment), ...otherVariables]);
     throw new ConfigError(
-      `invalid configuration: unknown setting ${unknown.join(", ")}; known: KEEL_CONFIG, ${Object.keys(environment).join(", ")}`,
+      `invalid configuration: ${unknown.map((name) => unknownName(name, name, known)).join("; ")}`,
     );
   }
   // `auditLog: /var/log/keel/audit.log` names the file alone.
@@ -328,18 +376,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
     setPath(raw, path, value);
     fromEnv.set(path.join("."), variable);
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      if (issue.code === "unrecognized_keys") {
-        const at = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
-        return `unknown setting ${issue.keys.map((k) => at + k).join(", ")}`;
-      }
-      const key = issue.path.join(".");
-      // An item of a list names the list's variable (the message names the item).
-      const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
-      return `${fromEnv.get(key) ?? fromEnv.get(list) ?? key}: ${issue.message}`;
-    });
+    const source = { fromEnv, raw, knownKeys: fileKeys };
+    const problems = parsed.error.issues.map((issue) => describeIssue(issue, source));
     throw new ConfigError(
       `invalid configuration${file === undefined ? "" : ` (${file})`}: ${problems.join("; ")}`,
     );
@@ -347,25 +387,45 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
   return { settings: parsed.data, file };
 }
 
+/** What `loadConfig` does about the JWT secret. */
+export interface LoadConfigOptions {
+  /**
+   * "create" (the default, the server's): the configured secret, else the development one in
+   * `$KEEL_DATA_DIR/jwt-secret`, created when missing. "existing" (a command that signs with the
+   * server's key): the same, but a missing development secret is a ConfigError naming the file,
+   * never a new secret whose tokens the server would refuse. "none" (a command that signs
+   * nothing): no secret is read; `auth.secret` is empty.
+   */
+  secret?: "create" | "existing" | "none";
+}
+
 /** Reads and resolves the whole configuration for the server process. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  options: LoadConfigOptions = {},
+): ServerConfig {
   const { settings: s, file } = readSettings(env);
   const dataDir = resolve(s.dataDir);
-  if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production") {
+  const mode = options.secret ?? "create";
+  if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production" && mode !== "none") {
     throw new ConfigError(
       "invalid configuration: KEEL_JWT_SECRET (auth.jwtSecret): required when NODE_ENV=production",
     );
   }
+  const secret =
+    s.auth.jwtSecret !== undefined
+      ? new TextEncoder().encode(s.auth.jwtSecret)
+      : mode === "none"
+        ? new Uint8Array()
+        : developmentSecretOf(dataDir, mode === "create");
   return {
     ...s,
+    settings: s,
     file,
     dataDir,
     auth: {
       ...s.auth,
-      secret:
-        s.auth.jwtSecret === undefined
-          ? developmentSecret(dataDir)
-          : new TextEncoder().encode(s.auth.jwtSecret),
+      secret,
       generated: s.auth.jwtSecret === undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },
@@ -396,13 +456,32 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path.at(-1) as string] = value;
 }
 
-/** A random secret kept in the data directory, so that tokens survive restarts in development. */
-function developmentSecret(dataDir: string): Uint8Array {
+/** The development secret; a file system failure names KEEL_DATA_DIR, where it lives. */
+function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
+  try {
+    return developmentSecret(dataDir, create);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const sources = [{ setting: "KEEL_DATA_DIR (dataDir)", path: dataDir }];
+    throw new Error(describeStartError(err, sources), { cause: err });
+  }
+}
+
+/**
+ * A random secret kept in the data directory, so that tokens survive restarts in development;
+ * created when missing only if `create`.
+ */
+function developmentSecret(dataDir: string, create: boolean): Uint8Array {
   const path = join(dataDir, "jwt-secret");
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (!create) {
+    throw new ConfigError(
+      `no JWT secret: KEEL_JWT_SECRET (auth.jwtSecret) is not set and ${path} does not exist. Use the server's KEEL_JWT_SECRET or KEEL_DATA_DIR (or KEEL_CONFIG), or start the server once to create the development secret there`,
+    );
   }
   mkdirSync(dataDir, { recursive: true });
   const secret = randomBytes(32);

@@ -109,7 +109,10 @@ describe("deploy/kubernetes", () => {
       KEEL_JWT_SECRET: fromSecret("jwt-secret"),
       KEEL_DATABASE_URL: fromSecret("database-url"),
     };
-    assert.throws(() => loadConfig(env), /KEEL_JWT_SECRET: must be at least 32 characters/);
+    assert.throws(
+      () => loadConfig(env),
+      /KEEL_JWT_SECRET: the value must be at least 32 characters/,
+    );
     assert.doesNotThrow(() =>
       loadConfig({ ...env, KEEL_JWT_SECRET: "a real secret of at least 32 characters" }),
     );

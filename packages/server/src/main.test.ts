@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { createUserClient } from "@keel/clients";
 import { runServer, servingUrl } from "./testing/process.ts";
@@ -92,6 +95,142 @@ describe("the server process", () => {
     const unknown = await runServer(env, ["frobnicate"]).exited;
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  it("grant adds roles, revoke takes them, and both refuse a role no policy names", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-roles-"));
+    try {
+      const env = { KEEL_DATA_DIR: dir, KEEL_PASSWORD_COST: "10" };
+      const server = runServer(env);
+      await createUserClient({ baseUrl: await servingUrl(server) }).createUser({
+        username: "ada",
+        email: "ada@example.com",
+        password: "long enough password",
+      });
+      const roles = async (...args: string[]) => {
+        const result = await runServer(env, [...args, "--username", "ada"]).exited;
+        return `${result.code} ${result.stdout}${result.stderr.split("\n")[0]}`;
+      };
+      assert.equal(
+        await roles("grant", "--roles", "admin"),
+        "0 user 1 (ada) now has roles: admin\n",
+      );
+      assert.equal(
+        await roles("grant", "--roles", "fulfillment,admin"),
+        "0 user 1 (ada) now has roles: admin, fulfillment\n",
+      );
+      assert.equal(
+        await roles("revoke", "--roles", "admin"),
+        "0 user 1 (ada) now has roles: fulfillment\n",
+      );
+      assert.equal(
+        await roles("grant", "--roles", "admin,superuser"),
+        '2 keel-server: unknown role "superuser": the services\' policies name admin, fulfillment',
+      );
+      assert.equal(
+        await roles("revoke", "--roles", "fulfillment"),
+        "0 user 1 (ada) now has roles: (none)\n",
+      );
+      process.kill(server.child.pid as number, "SIGTERM");
+      assert.equal((await server.exited).code, 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("prints each command's usage with --help or -h, reading no configuration", async () => {
+    const commands = ["serve", "token", "grant", "revoke", "certs", "connection"];
+    for (const command of commands) {
+      const flag = command === "certs" ? "-h" : "--help";
+      // A bad setting does not matter: help reads none.
+      const result = await runServer({ KEEL_PORT: "bad" }, [command, flag]).exited;
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^usage: keel-server ${command}\\b.*\\n\\n\\S`));
+    }
+  });
+
+  it("reloads a log level change without asking for a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-reload-"));
+    try {
+      const file = join(dir, "keel.yaml");
+      writeFileSync(file, "log: { level: info }\n");
+      // Nothing but the file: the data directory and the secret are resolved from defaults.
+      const server = runServer({ KEEL_CONFIG: file }, [], dir);
+      const entries: { msg?: string; settings?: string[] }[] = [];
+      for await (const line of createInterface({ input: server.child.stdout as Readable })) {
+        const entry = JSON.parse(line) as { msg?: string; settings?: string[] };
+        entries.push(entry);
+        if (entry.msg === "serving gRPC, gRPC-Web and Connect") {
+          writeFileSync(file, "log: { level: debug }\n");
+        }
+        if (entry.msg === "configuration reloaded") break;
+      }
+      process.kill(server.child.pid as number, "SIGTERM");
+      await server.exited;
+      assert.deepEqual(entries.at(-1)?.settings, ["log"]);
+      assert.deepEqual(
+        entries.filter((e) => /restart/.test(e.msg ?? "")),
+        [],
+        "nothing but the log level changed",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("names the setting behind a port in use or a data directory it cannot create", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = String((taken.address() as AddressInfo).port);
+    const notAFolder = join(dataDir, "a-file");
+    writeFileSync(notAFolder, "");
+    try {
+      const [api, admin, data] = await Promise.all([
+        runServer({ KEEL_DATA_DIR: dataDir, KEEL_PORT: port }).exited,
+        runServer({ KEEL_DATA_DIR: dataDir, KEEL_ADMIN_PORT: port }).exited,
+        runServer({ KEEL_DATA_DIR: join(notAFolder, "data") }).exited,
+      ]);
+      assert.equal(api.code, 1);
+      assert.match(
+        api.stderr,
+        new RegExp(
+          `^keel-server: KEEL_PORT \\(port\\) = ${port}: the port is in use: stop what listens there, or set another \\(listen EADDRINUSE`,
+        ),
+      );
+      assert.equal(admin.code, 1);
+      assert.match(
+        admin.stderr,
+        new RegExp(`^keel-server: KEEL_ADMIN_PORT \\(adminPort\\) = ${port}: the port is in use`),
+      );
+      assert.equal(data.code, 1);
+      assert.match(
+        data.stderr,
+        new RegExp(
+          `^keel-server: KEEL_DATA_DIR \\(dataDir\\) = "${join(notAFolder, "data")}": a part of the path is not a folder \\(ENOTDIR`,
+        ),
+      );
+    } finally {
+      taken.close();
+    }
+  });
+
+  it("warns once, not once per worker, that it signs with a development secret", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-workers-"));
+    try {
+      const server = runServer({ KEEL_DATA_DIR: dir, KEEL_WORKERS: "2" });
+      let serving = 0;
+      let warnings = 0;
+      for await (const line of createInterface({ input: server.child.stdout as Readable })) {
+        const entry = JSON.parse(line) as { msg?: string };
+        if (/no JWT secret configured/.test(entry.msg ?? "")) warnings++;
+        if (entry.msg === "serving gRPC, gRPC-Web and Connect" && ++serving === 2) break;
+      }
+      process.kill(server.child.pid as number, "SIGTERM");
+      assert.equal((await server.exited).code, 0);
+      assert.equal(warnings, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("exits with code 2 and names the setting when the configuration is bad", async () => {

@@ -1,55 +1,12 @@
 #!/usr/bin/env node
-import cluster from "node:cluster";
-import { runPrimary } from "./cluster-primary.ts";
-import {
-  backupCommand,
-  certsCommand,
-  grantCommand,
-  restoreCommand,
-  tokenCommand,
-  UsageError,
-  usage,
-} from "./commands.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { serve } from "./serve.ts";
-
-const commands: Record<string, typeof tokenCommand> = {
-  token: tokenCommand,
-  grant: grantCommand,
-  certs: certsCommand,
-  backup: backupCommand,
-  restore: restoreCommand,
-};
-
-/** keel-server: serve (the default), or an operator command. Exit 2 on a bad flag or setting. */
-async function main(argv: string[]): Promise<void> {
-  const [command = "serve", ...args] = argv;
-  if (command === "help" || command === "--help" || command === "-h") {
-    process.stdout.write(`${usage}\n`);
-    return;
-  }
-  if (command === "serve") {
-    if (args.length > 0)
-      throw new UsageError("serve takes no arguments; configure it with KEEL_* variables");
-    const config = loadConfig();
-    if (config.workers !== 1 && cluster.isPrimary) await runPrimary(config);
-    else await serve(config);
-    return;
-  }
-  const run = commands[command];
-  if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-  process.stdout.write(`${await run(loadConfig(), args)}\n`);
-}
-
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError) {
-    process.stderr.write(`keel-server: ${err.message}\n\n${usage}\n`);
-    process.exit(2);
-  }
-  if (err instanceof ConfigError) {
-    process.stderr.write(`keel-server: ${err.message}\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`keel-server: ${err instanceof Error ? err.message : String(err)}\n`);
+// keel-server's entry point. It checks the Node.js version before anything else is loaded: the
+// server's modules import node:sqlite, which an older Node cannot even link, so a check inside
+// them would never run. Keep this file free of static imports.
+const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+if (major < 24 || (major === 24 && minor < 11)) {
+  process.stderr.write(
+    `keel-server: needs Node.js 24.11 or newer, and ${process.execPath} is ${process.version}; run it with ./dev server … (the pinned Node.js), or install Node.js 24\n`,
+  );
   process.exit(1);
-});
+}
+await import("./keel-server.ts");

@@ -41,6 +41,8 @@ describe("nginx (deploy/nginx/nginx.conf) in front of an instance that trusts it
       // Two guesses, then one a minute.
       KEEL_LOGIN_RATE_LIMIT_BURST: "2",
       KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: "1",
+      // Every refusal on its own line: repeated ones of a caller are otherwise summarised.
+      KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: "0",
     });
     direct = await servingUrl(server);
     logs = followLogs(server);

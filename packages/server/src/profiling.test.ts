@@ -131,7 +131,7 @@ describe("profiling on the admin port", () => {
     assert.equal(readSettings({ KEEL_PROFILING: "on" }).settings.profiling.enabled, true);
     assert.throws(
       () => readSettings({ KEEL_PROFILING: "maybe", KEEL_PROFILING_MAX_SECONDS: "0" }),
-      /KEEL_PROFILING: must be true or false; KEEL_PROFILING_MAX_SECONDS: Too small/,
+      /KEEL_PROFILING: "maybe" must be true or false; KEEL_PROFILING_MAX_SECONDS: "0" must be at least 1/,
     );
   });
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { readSettings } from "./config.ts";
+import { environment, otherVariables, readSettings } from "./config.ts";
 import { startTestServer } from "./testing/test-server.ts";
 
 // The README's examples, run against a real server, so that the README cannot rot.
@@ -43,6 +43,14 @@ describe("README", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("configuration table names every variable the server and keel read", () => {
+    const table = readme.slice(readme.indexOf("| Variable "));
+    const rows = table.slice(0, table.indexOf("\n\n")).split("\n");
+    const named = new Set(rows.flatMap((row) => row.split("|")[1]?.match(/KEEL_\w+/g) ?? []));
+    const missing = [...Object.keys(environment), ...otherVariables].filter((v) => !named.has(v));
+    assert.deepEqual(missing, []);
   });
 
   it("typed client example runs", async () => {

@@ -13,6 +13,15 @@ import { watchConfig } from "./config-reload.ts";
 import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
 
+/** Warns when tokens are signed with the development secret rather than a configured one. */
+export function warnIfGeneratedSecret(config: ServerConfig, logger: Pick<Logger, "warn">): void {
+  if (!config.auth.generated) return;
+  logger.warn(
+    { dataDir: config.dataDir },
+    "no JWT secret configured: signing tokens with a development secret kept in the data directory",
+  );
+}
+
 /**
  * The server process: tracing, the store the configuration names, the audit log, the API and
  * admin ports, live reload of safe settings, and a clean stop on SIGTERM or SIGINT: health turns
@@ -41,12 +50,8 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     pino.destination({ sync: false }),
   );
-  if (config.auth.generated) {
-    logger.warn(
-      { dataDir: config.dataDir },
-      "no JWT secret configured: signing tokens with a development secret kept in the data directory",
-    );
-  }
+  // Said once per server: in cluster mode, by the primary.
+  if (worker === undefined) warnIfGeneratedSecret(config, logger);
   const store = await openStore(config, logger, worker === undefined ? undefined : workerRelay());
   const auditLog = createAuditLog({
     ...(config.audit === "stdout"
@@ -94,6 +99,9 @@ export async function serve(config: ServerConfig): Promise<void> {
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
+    ...(config.userServiceTls === undefined
+      ? {}
+      : { userServiceTls: await loadUserServiceTls(config.userServiceTls) }),
     logger,
   });
   const watcher =
@@ -101,7 +109,8 @@ export async function serve(config: ServerConfig): Promise<void> {
       ? undefined
       : watchConfig({
           file: config.file,
-          current: config,
+          // As read, not as resolved (absolute paths, the secret): only real edits differ.
+          current: config.settings,
           logger,
           apply: (next) => {
             logger.level = next.log.level;
@@ -198,6 +207,16 @@ async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
     key: await readFile(tls.key),
     ...(tls.clientCa === undefined ? {} : { clientCa: await readFile(tls.clientCa) }),
   };
+}
+
+/** The PEM files of `userServiceTls`, read. */
+async function loadUserServiceTls(tls: NonNullable<ServerConfig["userServiceTls"]>) {
+  const out: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const name of ["ca", "cert", "key"] as const) {
+    const file = tls[name];
+    if (file !== undefined) out[name] = await readFile(file);
+  }
+  return out;
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */

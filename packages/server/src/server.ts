@@ -112,6 +112,8 @@ export interface ServerOptions {
    * Default: this server itself.
    */
   userServiceUrl?: string;
+  /** TLS of an https:// `userServiceUrl`: the CA to trust, and a client certificate and key. */
+  userServiceTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Serve the API console at /console. Default false. */
   console?: boolean;
   /** Origins whose pages may call the API from a browser (CORS). Default none. */
@@ -217,6 +219,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
               protocol: "grpc",
               timeoutMs: 0,
               interceptors: clientInterceptors,
+              ...(options.userServiceTls === undefined ? {} : { tls: options.userServiceTls }),
             }),
     }),
   );

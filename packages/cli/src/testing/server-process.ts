@@ -7,10 +7,10 @@ import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { compileCache } from "./run-cli.ts";
 
-// The real server process, from the workspace's sources. KEEL_CLI_TEST_SERVER_MAIN names another
+// The real server process, from the workspace's sources. KEEL_TEST_CLI_SERVER_MAIN names another
 // entry point (another checkout's packages/server/src/main.ts) to test the CLI against.
 const serverMain =
-  process.env.KEEL_CLI_TEST_SERVER_MAIN ??
+  process.env.KEEL_TEST_CLI_SERVER_MAIN ??
   fileURLToPath(new URL("../../../server/src/main.ts", import.meta.url));
 
 // Everything started here is removed when the test file ends (a hook registered at load time:
@@ -21,8 +21,10 @@ after(() => {
 });
 
 export interface ServerProcess {
-  /** The API's base URL, `http://127.0.0.1:<port>`. */
+  /** The API's base URL, `http://127.0.0.1:<port>` (https with KEEL_TLS_CERT). */
   url: string;
+  /** The API's port. */
+  port: number;
   /**
    * The environment a CLI run on "the same machine" needs: the server's data directory and JWT
    * secret, so that the CLI mints tokens the server accepts.
@@ -35,7 +37,9 @@ export interface ServerProcess {
  * and its own process group; both are removed when the test file ends. Rate limits are roomy:
  * tests make many quick calls as one caller.
  */
-export async function startServerProcess(): Promise<ServerProcess> {
+export async function startServerProcess(
+  extraEnv: Record<string, string> = {},
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "keel-cli-"));
   const env = {
     KEEL_DATA_DIR: dataDir,
@@ -58,6 +62,7 @@ export async function startServerProcess(): Promise<ServerProcess> {
       KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000",
       KEEL_PASSWORD_HASH_PER_CLIENT: "64",
       KEEL_LOG_LEVEL: "info",
+      ...extraEnv,
     },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -84,5 +89,6 @@ export async function startServerProcess(): Promise<ServerProcess> {
       reject(new Error(`the server exited (${code}) before serving: ${stderr}`));
     });
   });
-  return { url: `http://127.0.0.1:${port}`, env };
+  const scheme = extraEnv.KEEL_TLS_CERT === undefined ? "http" : "https";
+  return { url: `${scheme}://127.0.0.1:${port}`, port, env };
 }

@@ -77,7 +77,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       // Keep draining stdout, or a chatty server would block on a full pipe.
       child.stdout?.resume();
       return {
-        url: `http://127.0.0.1:${entry.port}`,
+        url: `${env.KEEL_TLS_CERT === undefined ? "http" : "https"}://127.0.0.1:${entry.port}`,
         child,
         async kill() {
           if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
@@ -92,14 +92,19 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   throw new Error(`the server exited before serving: ${stderr}`);
 }
 
-/** An access token for user 1 with the given roles, from the server's own `token` command. */
-export async function mintToken(roles: string[] = ["admin"]): Promise<string> {
-  const dataDir = mkdtempSync(join(tmpdir(), "keel-clients-token-"));
+/** What one of the server's commands (`token`, `certs`, …) prints. */
+export async function serverCommand(args: string[]): Promise<string> {
+  const dataDir = mkdtempSync(join(tmpdir(), "keel-clients-command-"));
   dirs.add(dataDir);
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--conditions=source", main, "token", "--user-id", "1", "--roles", roles.join(",")],
+    ["--conditions=source", main, ...args],
     { env: baseEnv(dataDir, {}) },
   );
   return stdout.trim();
+}
+
+/** An access token for user 1 with the given roles, from the server's own `token` command. */
+export function mintToken(roles: string[] = ["admin"]): Promise<string> {
+  return serverCommand(["token", "--user-id", "1", "--roles", roles.join(",")]);
 }

@@ -17,9 +17,14 @@ export interface ServerProcess {
 
 /**
  * Runs the server process as `node src/main.ts` with the real Node binary, in its own process
- * group (killed when the test file ends), listening on a free port of 127.0.0.1.
+ * group (killed when the test file ends), listening on a free port of 127.0.0.1, in `cwd`
+ * (default this process's: give one when relative paths such as the default data directory matter).
  */
-export function runServer(env: Record<string, string>, args: string[] = []): ServerProcess {
+export function runServer(
+  env: Record<string, string>,
+  args: string[] = [],
+  cwd?: string,
+): ServerProcess {
   const child = spawn(process.execPath, ["--conditions=source", main, ...args], {
     env: {
       PATH: process.env.PATH ?? "",
@@ -30,6 +35,7 @@ export function runServer(env: Record<string, string>, args: string[] = []): Ser
     },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
+    ...(cwd === undefined ? {} : { cwd }),
   });
   children.add(child);
   child.once("exit", () => children.delete(child));

@@ -40,6 +40,7 @@ export async function startTestServer(
     Pick<
       ServerOptions,
       | "userServiceUrl"
+      | "userServiceTls"
       | "rateLimits"
       | "auditLog"
       | "tls"
