@@ -207,3 +207,52 @@ function rawCall(
     else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
   });
 }
+
+describe("engine, request bytes buffered per connection", () => {
+  it("refuses calls past the connection's budget instead of holding their bodies", async () => {
+    const small = await startEngineServer({
+      readMaxBytes: 1024 * 1024,
+      bufferedBytesPerConnection: 2 * 1024 * 1024,
+    });
+    try {
+      const session = http2.connect(small.url);
+      session.on("error", () => {});
+      // Ten calls on one connection, each sending 900 KiB of a 1 MiB message and then waiting:
+      // the connection may hold 2 MiB, so most are refused at once, whoever the caller is.
+      const outcomes = await Promise.all(
+        Array.from(
+          { length: 10 },
+          () =>
+            new Promise<string>((resolve) => {
+              const req = session.request({
+                ":method": "POST",
+                ":path": "/fixture.v1.FixtureService/Unary",
+                "content-type": "application/grpc",
+                te: "trailers",
+              });
+              const prefix = Buffer.alloc(5);
+              prefix.writeUInt32BE(1024 * 1024, 1);
+              req.write(Buffer.concat([prefix, Buffer.alloc(900 * 1024)]));
+              const status = (h: http2.IncomingHttpHeaders) => {
+                if (h["grpc-status"] !== undefined) {
+                  resolve(`${h["grpc-status"]} ${decodeURIComponent(String(h["grpc-message"]))}`);
+                }
+              };
+              req.on("response", status);
+              req.on("trailers", status);
+              req.on("error", () => resolve("reset"));
+              req.on("data", () => {});
+              setTimeout(() => resolve("still open"), 2000).unref();
+            }),
+        ),
+      );
+      const refused = outcomes.filter((o) =>
+        o.startsWith(`${Code.ResourceExhausted} this connection is holding its limit`),
+      );
+      assert.ok(refused.length >= 7, outcomes.join("\n"));
+      session.destroy();
+    } finally {
+      await small.close();
+    }
+  });
+});
