@@ -6,6 +6,9 @@
 #                                  real browser, driven by playwright-core; no browser download)
 #   prometheus (for promtool)      packages/server/src/dashboards.test.ts (the alert rules and every
 #                                  dashboard expression checked by promtool)
+#   python3-grpcio, python3-protobuf, packages/server/src/grpcio.test.ts (every RPC of both services
+#   protobuf-compiler              from grpc's C-core, an independent client: protoc writes the
+#                                  Python message classes at test time)
 #
 # Idempotent and quiet: installs only what is missing, prints nothing on success, and on failure
 # prints apt's output and exits non-zero, so CI stops here instead of skipping tests.
@@ -17,6 +20,10 @@ missing=()
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# The system python3, which is the one that sees Debian's python3-* packages.
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 ||
+  missing+=(python3-grpcio python3-protobuf)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
@@ -61,3 +68,6 @@ fi
 command -v nginx >/dev/null 2>&1 || fail "apt-get ran but no nginx binary is on PATH or in /usr/sbin"
 [ -x /usr/bin/chromium ] || fail "apt-get ran but /usr/bin/chromium is missing"
 command -v promtool >/dev/null 2>&1 || fail "apt-get ran but no promtool binary is on PATH"
+command -v protoc >/dev/null 2>&1 || fail "apt-get ran but no protoc binary is on PATH"
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 ||
+  fail "apt-get ran but /usr/bin/python3 cannot import grpc and google.protobuf"
