@@ -95,6 +95,18 @@ const cases: Record<string, Expected> = {
     method: status("UNIMPLEMENTED", /^unknown method Nope for service user\.v1\.UserService$/),
     service: status("UNIMPLEMENTED", /^unknown method Nope for service nope\.v1\.NopeService$/),
   },
+  message_too_large: {
+    unary: status(
+      "RESOURCE_EXHAUSTED",
+      /^message size \d+ is larger than configured readMaxBytes 4194304$/,
+    ),
+    client_stream: status(
+      "RESOURCE_EXHAUSTED",
+      /^message size \d+ is larger than configured readMaxBytes 4194304$/,
+    ),
+    served_after: true,
+  },
+  concurrent_calls: { answered_for_itself: 100 },
   batch_update_users: {
     updated_count: 2,
     errors: ["update #2 (user_id=N): user N not found"],

@@ -320,6 +320,42 @@ class Cases:
                                                           timeout=WAIT_S)),
         }
 
+    def message_too_large(self):
+        """A request over the server's 4 MiB limit, unary and in a client stream, is refused with
+        RESOURCE_EXHAUSTED while C-core is still sending it; the connection keeps serving."""
+        alice = self.state["alice"]
+        huge = "p" * (5 * 1024 * 1024)
+        unary = fails_with(lambda: self.call("CreateUser", self.user_msg(
+            "CreateUserRequest", username="huge", email="huge@example.com", password=huge),
+            metadata=()))
+        update = self.user_msg("UpdateUserRequest", user_id=alice.user_id,
+                               user=self.user_msg("User", username=huge))
+        stream = fails_with(lambda: self.api.stub("BatchUpdateUsers")(
+            iter([update]), metadata=self.admin, timeout=WAIT_S))
+        after = self.call("GetUser", self.user_msg("GetUserRequest", user_id=alice.user_id))
+        return {
+            "unary": unary,
+            "client_stream": stream,
+            "served_after": after.user.user_id == alice.user_id,
+        }
+
+    def concurrent_calls(self):
+        """100 calls at once on one channel (one HTTP/2 connection), each answered for itself."""
+        users = [self.state["alice"], self.state["bob"]]
+        futures = [
+            self.api.stub("GetUser").future(
+                self.user_msg("GetUserRequest", user_id=users[i % 2].user_id),
+                metadata=self.admin + (("x-request-id", f"concurrent-{i}"),), timeout=WAIT_S)
+            for i in range(100)
+        ]
+        matched = 0
+        for i, future in enumerate(futures):
+            response = future.result()
+            request_id = dict(future.initial_metadata()).get("x-request-id")
+            if response.user.user_id == users[i % 2].user_id and request_id == f"concurrent-{i}":
+                matched += 1
+        return {"answered_for_itself": matched}
+
     # UserService, streaming --------------------------------------------------------------------
 
     def batch_update_users(self):
@@ -508,8 +544,9 @@ class Cases:
         reader = Reader(track)
         history = [self.event_type(reader.next().event.type) for _ in range(3)]
         checkpoint = self.api.message
-        in_transit = self.api.enum_value("order.v1.CheckpointStatus", "CHECKPOINT_STATUS_IN_TRANSIT")
-        delivered = self.api.enum_value("order.v1.CheckpointStatus", "CHECKPOINT_STATUS_DELIVERED")
+        checkpoint_status = "order.v1.CheckpointStatus"
+        in_transit = self.api.enum_value(checkpoint_status, "CHECKPOINT_STATUS_IN_TRANSIT")
+        delivered = self.api.enum_value(checkpoint_status, "CHECKPOINT_STATUS_DELIVERED")
         updates = Requests()
         shipment = self.api.stub("UpdateShipment").future(iter(updates), metadata=self.admin,
                                                           timeout=WAIT_S)
@@ -636,7 +673,7 @@ class Cases:
         }
 
     def gzip_response_probe(self):
-        """(Run alone under GRPC_TRACE=http.) alice, with the 2 KiB of tags gzip_request gave her."""
+        """(Run alone, traced, by gzip_response.) alice, with gzip_request's 2 KiB of tags."""
         response = self.call("GetUser", self.user_msg("GetUserRequest", user_id=self.args.user_id))
         return {"tags": len(response.user.tags), "over_1_kib": response.ByteSize() > 1024}
 
@@ -705,6 +742,8 @@ ORDER = [
     "get_user_permission_denied",
     "list_users_paging",
     "unknown_method",
+    "message_too_large",
+    "concurrent_calls",
     "batch_update_users",
     "stream_user_activities",
     "sync_user_status",
