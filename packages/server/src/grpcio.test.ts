@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { followLogs, runServer, servingUrl } from "./testing/process.ts";
+import { followLogs, runServer, type ServerProcess, servingUrl } from "./testing/process.ts";
 import { root } from "./testing/repo.ts";
 import { findSystemTool } from "./testing/system-tool.ts";
 import { mintToken } from "./testing/test-server.ts";
@@ -190,6 +191,8 @@ describe("grpc C-core (Debian's python3-grpcio) against the server", {
   const results = new Map<string, { observed?: unknown; error?: string; trace?: string }>();
   let logs: Record<string, unknown>[] = [];
   let stderr = "";
+  let server: ServerProcess;
+  let clientArgs: string[];
 
   before(async () => {
     const descriptors = join(dir, "api.binpb");
@@ -210,7 +213,7 @@ describe("grpc C-core (Debian's python3-grpcio) against the server", {
     );
     assert.equal(protoc.status, 0, protoc.stderr);
 
-    const server = runServer({
+    server = runServer({
       KEEL_DATA_DIR: join(dir, "data"),
       KEEL_JWT_SECRET: secret,
       KEEL_PASSWORD_COST: "10",
@@ -220,14 +223,17 @@ describe("grpc C-core (Debian's python3-grpcio) against the server", {
       KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: "6000",
       KEEL_LOGIN_RATE_LIMIT_BURST: "100",
       KEEL_PASSWORD_HASH_PER_CLIENT: "64",
+      // The last test stops the server; live streams end at once, calls in flight get this long.
+      KEEL_SHUTDOWN_GRACE_MS: "500",
     });
     const url = new URL(await servingUrl(server));
     logs = followLogs(server);
     const token = await mintToken("9001", ["admin"], 600, new TextEncoder().encode(secret));
+    clientArgs = [client, "--target", url.host, "--token", token, "--descriptors", descriptors];
     const run = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
       execFile(
         python,
-        [client, "--target", url.host, "--token", token, "--descriptors", descriptors],
+        clientArgs,
         { timeout: 60_000, encoding: "utf8" },
         (error, stdout, stderr) =>
           error ? reject(Object.assign(error, { stderr })) : resolve({ stdout, stderr }),
@@ -266,5 +272,34 @@ describe("grpc C-core (Debian's python3-grpcio) against the server", {
     // With C-core's own deadline check off, the server's timer from grpc-timeout ended the call.
     assert.equal(codeOf("server-deadline-"), "DeadlineExceeded");
     assert.equal(codeOf("cancel-"), "Canceled");
+  });
+
+  // Last: it stops the server.
+  it("ends a live stream with UNAVAILABLE when the server shuts down, and the server exits 0", async () => {
+    const child = spawn(python, [...clientArgs, "--only", "shutdown_stream"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    try {
+      assert.deepEqual(JSON.parse((await lines.next()).value ?? "null"), { ready: true });
+      server.child.kill("SIGTERM");
+      const { value } = await lines.next();
+      assertObserved(
+        JSON.parse(value ?? "null"),
+        {
+          case: "shutdown_stream",
+          observed: {
+            ended: "error",
+            code: "UNAVAILABLE",
+            message: "the server is shutting down; reconnect",
+          },
+        },
+        "shutdown_stream",
+      );
+      assert.equal((await server.exited).code, 0);
+    } finally {
+      clearTimeout(timer);
+    }
   });
 });

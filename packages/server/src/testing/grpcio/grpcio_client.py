@@ -34,9 +34,10 @@ def parse_args():
     parser.add_argument("--token", required=True, help="an access token with the admin role")
     parser.add_argument("--descriptors", required=True, help="a FileDescriptorSet from protoc")
     parser.add_argument(
-        "--only", help="run one case (used by the gzip-response case, under GRPC_TRACE)"
+        "--only", help="run one case: gzip_response_probe (traced, by gzip_response) or "
+        "shutdown_stream (by the test, which stops the server)"
     )
-    parser.add_argument("--user-id", type=int, help="the user of --only gzip_response_probe")
+    parser.add_argument("--user-id", type=int, help="the user of gzip_response_probe")
     return parser.parse_args()
 
 
@@ -702,6 +703,23 @@ class Cases:
             ],
         }
 
+
+    def shutdown_stream(self):
+        """(Run alone.) A live stream open while the server shuts down: prints a "ready" line once
+        the stream is live, for the test to send SIGTERM, then how it ended."""
+        user = self.new_user("shutdown")
+        call = self.api.stub("StreamUserActivities")(
+            self.user_msg("StreamUserActivitiesRequest", user_id=user.user_id),
+            metadata=self.admin)
+        reader = Reader(call)
+        reader.next()
+        print(json.dumps({"ready": True}), flush=True)
+        kind, err = drain(reader)
+        return {
+            "ended": kind,
+            "code": err.code().name if err else "OK",
+            "message": err.details() if err else "",
+        }
 
 def data_frames(received):
     """The payloads of the HTTP/2 DATA frames in bytes a client read (the server sends no preface
