@@ -9,6 +9,9 @@
 #   podman, runc, debootstrap      packages/server/src/container.test.ts (deploy/Dockerfile built
 #                                  and run for real; debootstrap makes the base image when the
 #                                  official one cannot be pulled, see scripts/container/)
+#   python3-grpcio, python3-protobuf, packages/server/src/grpcio.test.ts (every RPC of both services
+#   protobuf-compiler              from grpc's C-core, an independent client: protoc writes the
+#                                  Python message classes at test time)
 #
 # Idempotent and quiet: installs only what is missing, prints nothing on success, and on failure
 # prints apt's output and exits non-zero, so CI stops here instead of skipping tests.
@@ -23,6 +26,10 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# The system python3, which is the one that sees Debian's python3-* packages.
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 ||
+  missing+=(python3-grpcio python3-protobuf)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
@@ -70,3 +77,6 @@ command -v promtool >/dev/null 2>&1 || fail "apt-get ran but no promtool binary 
 for tool in podman runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || fail "apt-get ran but there is no $tool on PATH or in /usr/sbin"
 done
+command -v protoc >/dev/null 2>&1 || fail "apt-get ran but no protoc binary is on PATH"
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 ||
+  fail "apt-get ran but /usr/bin/python3 cannot import grpc and google.protobuf"

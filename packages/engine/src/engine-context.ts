@@ -17,6 +17,11 @@ export interface EngineContext {
   readonly compressMinBytes: number;
   readonly maxTimeoutMs: number;
   readonly acceptCompression: Compression[];
+  /**
+   * The `grpc-accept-encoding` every answer carries (the names of `acceptCompression`), so that a
+   * client knows what it may compress with; undefined when the engine accepts no compression.
+   */
+  readonly acceptEncoding: string | undefined;
   readonly contextValues:
     | ((req: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } }) => ContextValues)
     | undefined;
@@ -65,6 +70,8 @@ export function createEngineContext(
   return {
     ...limits,
     acceptCompression,
+    acceptEncoding:
+      acceptCompression.length > 0 ? acceptCompression.map((c) => c.name).join(",") : undefined,
     contextValues,
     requestGate,
     serialization(entry) {

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
 import {
   createFixtureClient,
   type FixtureClient,
@@ -153,6 +156,47 @@ describe("engine, gRPC over HTTP/2", () => {
     assert.ok(String(long.trailers["grpc-message"]).length < 400, "the path is echoed whole");
   });
 
+  // grpc's C-core reads the answer's grpc-accept-encoding as what the server accepts; without it,
+  // identity only (packages/server/src/grpcio.test.ts drives the server with C-core).
+  it("names the compressions it accepts in every answer, and gzips a large one", async () => {
+    const gzipping = await startEngineServer({ acceptCompression: [compressionGzip] });
+    try {
+      const large = "x".repeat(2000);
+      const body = Buffer.from(
+        toBinary(StringValueSchema, create(StringValueSchema, { value: large })),
+      );
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(body.length, 1);
+      const raw = await rawCall(
+        gzipping.url,
+        "/fixture.v1.FixtureService/Unary",
+        { "grpc-accept-encoding": "gzip" },
+        Buffer.concat([prefix, body]),
+      );
+      assert.equal(raw.trailers["grpc-status"], "0");
+      assert.equal(raw.headers["grpc-encoding"], "gzip");
+      assert.equal(raw.headers["grpc-accept-encoding"], "gzip");
+      assert.equal(raw.body[0], 1, "the message's compressed flag");
+      const answer = fromBinary(StringValueSchema, gunzipSync(raw.body.subarray(5)));
+      assert.equal(answer.value, large);
+      // An answer that is an error alone (trailers-only) names them too.
+      const failed = await rawCall(
+        gzipping.url,
+        "/fixture.v1.FixtureService/Unary",
+        {},
+        frame("error:NotFound:nope"),
+      );
+      assert.equal(failed.trailers["grpc-status"], "5");
+      assert.equal(failed.headers["grpc-accept-encoding"], "gzip");
+    } finally {
+      await gzipping.close();
+    }
+    // An engine that accepts no compression says nothing.
+    const plain = await rawCall(server.url, "/fixture.v1.FixtureService/Unary", {}, frame("x"));
+    assert.equal(plain.trailers["grpc-status"], "0");
+    assert.equal(plain.headers["grpc-accept-encoding"], undefined);
+  });
+
   it("aborts the handler's signal when the client cancels a stream", async () => {
     const controller = new AbortController();
     const it = client
@@ -175,7 +219,13 @@ function rawCall(
   headers: Record<string, string>,
   body: Buffer,
   opts: { delayBodyMs?: number; keepOpen?: boolean } = {},
-): Promise<{ status: number; trailers: http2.IncomingHttpHeaders; ms: number }> {
+): Promise<{
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  body: Buffer;
+  ms: number;
+}> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const session = http2.connect(url);
@@ -188,18 +238,27 @@ function rawCall(
       ...headers,
     });
     let status = 0;
+    let responseHeaders: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
     req.on("response", (h) => {
       status = Number(h[":status"]);
+      responseHeaders = h;
       if (h["grpc-status"] !== undefined) trailers = h;
     });
     req.on("trailers", (t) => {
       trailers = t;
     });
-    req.on("data", () => {});
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("close", () => {
       session.close();
-      resolve({ status, trailers, ms: performance.now() - started });
+      resolve({
+        status,
+        headers: responseHeaders,
+        trailers,
+        body: Buffer.concat(chunks),
+        ms: performance.now() - started,
+      });
     });
     req.on("error", () => {});
     const send = () => (opts.keepOpen ? req.write(body) : req.end(body));

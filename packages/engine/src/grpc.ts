@@ -52,6 +52,11 @@ export function serveGrpc(
     "grpc-accept-encoding",
   );
   if (compression.response !== null) responseHeader.set("grpc-encoding", compression.response.name);
+  // gRPC's Message-Accept-Encoding: without it, grpc's C-core takes the server to accept identity
+  // only (and, tracing compression, logs every gzipped answer as a violation).
+  if (engine.acceptEncoding !== undefined) {
+    responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
+  }
   const early = timeout.error ?? compression.error;
   if (early !== undefined) {
     finish(stream, call, undefined, early);

@@ -157,7 +157,8 @@ export class RequestBody implements AsyncIterable<Envelope> {
 
   private armIdle(): void {
     const ms = this.options.idleTimeoutMs;
-    if (ms <= 0 || this.ended) return;
+    // A failed body (its call may have ended before it was made) waits for nothing more.
+    if (ms <= 0 || this.ended || this.failure !== undefined) return;
     if (this.idleTimer !== undefined) {
       this.idleTimer.refresh();
       return;
