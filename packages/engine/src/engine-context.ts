@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http2";
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ContextValues, HandlerContext } from "@connectrpc/connect";
 import {
   type Compression,
@@ -6,7 +7,7 @@ import {
   type MethodSerializationLookup,
 } from "@connectrpc/connect/protocol";
 import { ByteBudget } from "./byte-budget.ts";
-import type { Call } from "./call.ts";
+import type { Call, DefaultDeadline } from "./call.ts";
 import type { EngineMethod } from "./method-table.ts";
 import type { RequestBodyOptions } from "./request-body.ts";
 
@@ -32,6 +33,10 @@ export interface EngineContext {
   bodyOptions(connection: object | undefined): RequestBodyOptions;
   /** Counts the call as in flight until it ends; the shutdown signal aborts the calls in flight. */
   track(call: Call): () => void;
+  /** The deadline of the method's calls whose client sets none; worked out once per method. */
+  deadlineFor(entry: EngineMethod): DefaultDeadline | undefined;
+  /** Tells the call's context values of its default deadline (see `EngineOptions`). */
+  readonly onDefaultDeadline: ((values: ContextValues, deadline: number) => void) | undefined;
 }
 
 export interface EngineLimits {
@@ -50,7 +55,10 @@ export function createEngineContext(
   contextValues: EngineContext["contextValues"],
   requestGate: EngineContext["requestGate"],
   shutdownSignal: AbortSignal | undefined,
+  defaultDeadline: ((method: DescMethod) => DefaultDeadline | undefined) | undefined,
+  onDefaultDeadline: EngineContext["onDefaultDeadline"],
 ): EngineContext {
+  const deadlines = new WeakMap<EngineMethod, DefaultDeadline | null>();
   const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
   const process = new ByteBudget("the server", limits.bufferedBytesPerProcess);
   const connections = new WeakMap<object, RequestBodyOptions>();
@@ -97,6 +105,16 @@ export function createEngineContext(
         connections.set(connection, options);
       }
       return options;
+    },
+    onDefaultDeadline,
+    deadlineFor(entry) {
+      if (defaultDeadline === undefined) return undefined;
+      let deadline = deadlines.get(entry);
+      if (deadline === undefined) {
+        deadline = defaultDeadline(entry.method) ?? null;
+        deadlines.set(entry, deadline);
+      }
+      return deadline ?? undefined;
     },
     track(call) {
       if (shutdownSignal?.aborted) call.abort(shutdownSignal.reason);

@@ -1,4 +1,5 @@
 import type * as http2 from "node:http2";
+import type { DescMethod } from "@bufbuild/protobuf";
 import type {
   ConnectRouter,
   ContextValues,
@@ -8,6 +9,7 @@ import type {
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { contentTypeRegExp } from "@connectrpc/connect/protocol-grpc";
+import type { DefaultDeadline } from "./call.ts";
 import { createEngineContext } from "./engine-context.ts";
 import { serveGrpc } from "./grpc.ts";
 import {
@@ -52,6 +54,16 @@ export interface EngineOptions {
   bodyIdleTimeoutMs?: number;
   /** Aborts every call in flight with its reason (what clients get): the server is stopping. */
   shutdownSignal?: AbortSignal;
+  /**
+   * The deadline of a call whose client sets none, by method (worked out once per method): armed
+   * on the call's own timer, its signal aborting with `error()` when it passes. Default: none.
+   */
+  defaultDeadline?: (method: DescMethod) => DefaultDeadline | undefined;
+  /**
+   * Told of each call's default deadline (absolute, ms since the epoch) with its context values,
+   * so that an interceptor can know it without a timer of its own. Default: nothing.
+   */
+  onDefaultDeadline?: (values: ContextValues, deadline: number) => void;
 }
 
 /** A protocol engine serving Connect routes on `node:http2` streams. */
@@ -153,6 +165,8 @@ export function createEngine(options: EngineOptions): Engine {
     options.contextValues,
     options.requestGate,
     options.shutdownSignal,
+    options.defaultDeadline,
+    options.onDefaultDeadline,
   );
   return {
     methods,

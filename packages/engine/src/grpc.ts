@@ -44,7 +44,13 @@ export function serveGrpc(
   responseHeader.set("content-type", binary ? contentTypeProto : contentTypeJson);
   const responseTrailer = new PlainHeaders();
   responseTrailer.set("grpc-status", grpcStatusOk);
-  const call = new Call("grpc", timeout.timeoutMs, responseHeader, responseTrailer);
+  const call = new Call(
+    "grpc",
+    timeout.timeoutMs,
+    responseHeader,
+    responseTrailer,
+    engine.deadlineFor(entry),
+  );
   const compression = compressionNegotiate(
     engine.acceptCompression,
     (headers["grpc-encoding"] as string | undefined) ?? null,
@@ -65,6 +71,7 @@ export function serveGrpc(
   const contextValues =
     engine.contextValues?.({ headers, socket: { remoteAddress: peer } }) ?? createContextValues();
   contextValues.set(callKey, call);
+  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
   const requestHeader = PlainHeaders.fromHttp2(headers);
   const untrack = engine.track(call);
   // The client resetting the stream before the answer cancels the call.

@@ -30,6 +30,9 @@ import {
   createRequestIdInterceptor,
   createStreamLimitInterceptor,
   createValidationInterceptor,
+  deadlineDefaults,
+  deadlineKey,
+  defaultDeadlineExpired,
   type IncomingHeaders,
   peerKey,
   type RateLimiter,
@@ -239,6 +242,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
+  const defaultTimeoutFor = deadlineDefaults(deadlines);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const interceptors: Interceptor[] = [
     createBoundedErrorsInterceptor(),
@@ -299,6 +303,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
+    // interceptor then only races the call's signal, with no timer or controller of its own.
+    defaultDeadline: (method) => {
+      const ms = defaultTimeoutFor(method);
+      return ms > 0 ? { ms, error: () => defaultDeadlineExpired(ms) } : undefined;
+    },
+    onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
   });
   // REST routes are transcoded onto the very same router, so the same interceptors run for them.
   let rest: ReturnType<typeof createRestHandler> | undefined;
