@@ -8,6 +8,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { ByteBudget } from "./byte-budget.ts";
 import type { Call, DefaultDeadline } from "./call.ts";
+import { IdleWatch } from "./idle-watch.ts";
 import type { EngineMethod } from "./method-table.ts";
 import type { RequestBodyOptions } from "./request-body.ts";
 
@@ -62,10 +63,11 @@ export function createEngineContext(
   const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
   const process = new ByteBudget("the server", limits.bufferedBytesPerProcess);
   const connections = new WeakMap<object, RequestBodyOptions>();
+  const idle = new IdleWatch(limits.bodyIdleTimeoutMs);
   const orphan: RequestBodyOptions = {
     readMaxBytes: limits.readMaxBytes,
     budget: new ByteBudget("this connection", limits.bufferedBytesPerConnection, process),
-    idleTimeoutMs: limits.bodyIdleTimeoutMs,
+    idle,
   };
   const inFlight = new Set<Call>();
   shutdownSignal?.addEventListener(
@@ -100,7 +102,7 @@ export function createEngineContext(
         options = {
           readMaxBytes: limits.readMaxBytes,
           budget: new ByteBudget("this connection", limits.bufferedBytesPerConnection, process),
-          idleTimeoutMs: limits.bodyIdleTimeoutMs,
+          idle,
         };
         connections.set(connection, options);
       }

@@ -112,8 +112,7 @@ async function run(
   const serialization = engine.serialization(entry);
   const parse = serialization.getI(parts.binary);
   const serialize = serialization.getO(parts.binary);
-  const signalOf = () => call.signal;
-  const fields: Record<string, unknown> = {
+  const fields: { message: unknown } & Record<string, unknown> = {
     stream: method.methodKind !== "unary",
     service,
     method,
@@ -122,10 +121,13 @@ async function run(
     header: parts.requestHeader,
     contextValues: parts.contextValues,
     message: undefined,
+    // The signal is made when an interceptor or the handler first reads it. A getter in the
+    // literal keeps every request of one shape (defineProperty per call would not).
+    get signal() {
+      return call.signal;
+    },
   };
   const request = fields as unknown as AnyRequest;
-  // The signal is made when an interceptor or the handler first reads it.
-  Object.defineProperty(request, "signal", { get: signalOf, enumerable: true, configurable: true });
   try {
     if (engine.requestGate !== undefined) {
       await engine.requestGate(handlerContext(entry, request, call));
@@ -167,11 +169,8 @@ async function run(
     }
     const response = await entry.invoke(request);
     if (!response.stream) {
-      const frame = await envelope(
-        serialize.serialize(response.message as never),
-        parts.compress,
-        engine,
-      );
+      let frame = envelope(serialize.serialize(response.message as never), parts.compress, engine);
+      if (frame instanceof Promise) frame = await frame;
       finish(stream, call, response, undefined, frame);
       return;
     }
@@ -198,13 +197,14 @@ function handlerContext(entry: EngineMethod, request: AnyRequest, call: Call): H
   };
 }
 
-async function envelope(
+/** One framed message; a promise only when it is compressed (no microtask per plain message). */
+function envelope(
   data: Uint8Array,
   compress: CallParts["compress"],
   engine: EngineContext,
-): Promise<Uint8Array> {
+): Uint8Array | Promise<Uint8Array> {
   if (compress !== null && data.byteLength >= engine.compressMinBytes) {
-    return encodeEnvelope(compressedFlag, await compress.compress(data));
+    return compress.compress(data).then((zipped) => encodeEnvelope(compressedFlag, zipped));
   }
   return encodeEnvelope(0, data);
 }
@@ -227,7 +227,8 @@ async function pump(
     for (;;) {
       const step = await it.next();
       if (step.done === true) break;
-      const frame = await envelope(serialize.serialize(step.value), compress, engine);
+      let frame = envelope(serialize.serialize(step.value), compress, engine);
+      if (frame instanceof Promise) frame = await frame;
       if (stream.destroyed || stream.closed) return;
       if (!stream.headersSent)
         stream.respond(responseHeaders(response.header), { waitForTrailers: true });

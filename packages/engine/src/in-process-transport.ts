@@ -89,8 +89,10 @@ export function createInProcessTransport(
       header: PlainHeaders.fromHttp2(headers),
       contextValues,
       message,
+      get signal() {
+        return call.signal;
+      },
     } as unknown as AnyRequest;
-    Object.defineProperty(request, "signal", { get: () => call.signal, enumerable: true });
     try {
       return { call, response: await entry.invoke(request) };
     } catch (err) {

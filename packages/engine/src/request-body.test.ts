@@ -4,39 +4,58 @@ import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ByteBudget } from "./byte-budget.ts";
 import { Call } from "./call.ts";
+import { IdleWatch } from "./idle-watch.ts";
 import { RequestBody } from "./request-body.ts";
 
-const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+const options = (idle: IdleWatch) => ({
+  readMaxBytes: 1024,
+  budget: new ByteBudget("this connection", 1024),
+  idle,
+});
 
 describe("RequestBody", () => {
   // A call can end before its body is read: a deadline below a millisecond ("1n"), a client gone
-  // during the request gate, a shutdown. Its idle timer would hold the call for 30 s.
-  it("arms no idle timer for a call that has already ended, and fails with its reason", async () => {
+  // during the request gate, a shutdown. Watched for stalls, it would be held until the timeout.
+  it("is not watched for stalls when its call has already ended, and fails with its reason", async () => {
     const call = new Call("grpc", undefined);
     call.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-    const budget = new ByteBudget("this connection", 1024);
-    const before = timers();
-    const body = new RequestBody(new PassThrough(), call, {
-      readMaxBytes: 1024,
-      budget,
-      idleTimeoutMs: 30_000,
-    });
-    assert.equal(timers(), before, "an idle timer is left armed");
+    const idle = new IdleWatch(30_000);
+    const body = new RequestBody(new PassThrough(), call, options(idle));
+    assert.equal(idle.size, 0, "a body of an ended call is watched");
     await assert.rejects(body.all(), /the operation timed out/);
   });
 
-  it("arms its idle timer while the body is incomplete, and clears it at the end", async () => {
-    const call = new Call("grpc", undefined);
+  it("is watched while incomplete, and no more once it ends", async () => {
     const source = new PassThrough();
-    const before = timers();
-    const body = new RequestBody(source, call, {
-      readMaxBytes: 1024,
-      budget: new ByteBudget("this connection", 1024),
-      idleTimeoutMs: 30_000,
-    });
-    assert.equal(timers(), before + 1);
+    const idle = new IdleWatch(30_000);
+    const body = new RequestBody(source, new Call("grpc", undefined), options(idle));
+    assert.equal(idle.size, 1);
     source.end(Buffer.from([0, 0, 0, 0, 0]));
     assert.equal((await body.all()).length, 1);
-    assert.equal(timers(), before);
+    assert.equal(idle.size, 0);
+  });
+
+  it("fails a body that stalls, with what it waited for, and keeps one that trickles", async () => {
+    const idle = new IdleWatch(60);
+    const stalled = new RequestBody(new PassThrough(), new Call("grpc", undefined), options(idle));
+    const trickle = new PassThrough();
+    const alive = new RequestBody(trickle, new Call("grpc", undefined), options(idle));
+    const bytes = [0, 0, 0, 0, 3, 1, 2, 3];
+    const feeding = setInterval(() => {
+      const next = bytes.shift();
+      if (next === undefined) {
+        clearInterval(feeding);
+        trickle.end();
+      } else trickle.write(Buffer.from([next]));
+    }, 20);
+    await assert.rejects(stalled.all(), (err: unknown) => {
+      assert.ok(err instanceof ConnectError);
+      assert.equal(err.code, Code.DeadlineExceeded);
+      assert.equal(err.rawMessage, "the request body stalled: no data for 60 ms");
+      return true;
+    });
+    const got = await alive.all();
+    assert.deepEqual([...(got[0]?.data ?? [])], [1, 2, 3]);
+    assert.equal(idle.size, 0);
   });
 });

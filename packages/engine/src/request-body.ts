@@ -3,13 +3,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteBudget } from "./byte-budget.ts";
 import type { Call } from "./call.ts";
 import { type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import type { IdleWatch, Watched } from "./idle-watch.ts";
 
 export interface RequestBodyOptions {
   readMaxBytes: number;
   /** The connection's budget (whose parent is the process's). */
   budget: ByteBudget;
-  /** How long the body may go without a byte while incomplete, in ms; 0: no limit. */
-  idleTimeoutMs: number;
+  /** Fails bodies that go without a byte too long (one per engine). */
+  idle: IdleWatch;
 }
 
 const noop = () => {};
@@ -21,15 +22,17 @@ const noop = () => {};
  * budget; past a few of them the source is paused, so a slow handler makes a slow client, not a
  * large buffer. Read it with `all()` (unary input) or as an async iterable (streaming input).
  */
-export class RequestBody implements AsyncIterable<Envelope> {
+export class RequestBody implements AsyncIterable<Envelope>, Watched {
+  lastActivity = performance.now();
   private readonly reader: EnvelopeReader;
   private readonly queue: Envelope[] = [];
   private charged = 0;
   private ended = false;
   private failure: unknown;
   private wake: (() => void) | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
   private paused = false;
+  /** Read whole by `all()`: never paused, since nothing takes envelopes before the end. */
+  private collecting = false;
 
   private readonly source: Readable;
   private readonly options: RequestBodyOptions;
@@ -41,14 +44,37 @@ export class RequestBody implements AsyncIterable<Envelope> {
     source.on("data", this.onData);
     source.on("end", this.onEnd);
     call.onAbort(this.onAbort);
-    this.armIdle();
+    // A failed body (its call may have ended before it was made) waits for nothing more.
+    if (this.failure === undefined) options.idle.watch(this);
   }
 
-  /** Every envelope of a body that must end before the call goes on (unary input). */
-  async all(): Promise<Envelope[]> {
-    const out: Envelope[] = [];
-    for await (const envelope of this) out.push(envelope);
-    return out;
+  /** The body went without a byte for `ms`: the call fails. */
+  stall(ms: number): void {
+    this.fail(
+      new ConnectError(`the request body stalled: no data for ${ms} ms`, Code.DeadlineExceeded),
+    );
+  }
+
+  /**
+   * Every envelope of a body that must end before the call goes on (unary input): one promise,
+   * settled when the body ends or fails, without the async iteration a stream needs.
+   */
+  all(): Promise<Envelope[]> {
+    this.collecting = true;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.failure !== undefined) {
+          reject(this.failure);
+        } else if (this.ended) {
+          const out = this.queue.splice(0);
+          for (const envelope of out) this.release(envelope.data.length);
+          resolve(out);
+        } else {
+          this.wake = check;
+        }
+      };
+      check();
+    });
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Envelope> {
@@ -78,7 +104,7 @@ export class RequestBody implements AsyncIterable<Envelope> {
   stop(): void {
     this.source.off("data", this.onData);
     this.source.off("end", this.onEnd);
-    clearTimeout(this.idleTimer);
+    this.options.idle.unwatch(this);
     this.options.budget.give(this.charged);
     this.charged = 0;
     this.queue.length = 0;
@@ -97,11 +123,11 @@ export class RequestBody implements AsyncIterable<Envelope> {
       const consumed = before + chunk.length - this.reader.byteLength - payload;
       this.release(consumed);
       for (const envelope of out) this.queue.push(envelope);
-      if (this.queue.length > 4 && !this.paused) {
+      if (this.queue.length > 4 && !this.paused && !this.collecting) {
         this.paused = true;
         this.source.pause();
       }
-      this.armIdle();
+      this.lastActivity = performance.now();
       this.signal();
     } catch (err) {
       this.fail(err);
@@ -109,7 +135,7 @@ export class RequestBody implements AsyncIterable<Envelope> {
   };
 
   private readonly onEnd = () => {
-    clearTimeout(this.idleTimer);
+    this.options.idle.unwatch(this);
     // Nothing of the call may stay on the stream, which outlives it until the client has its
     // trailers: a listener would keep the call's state alive with it.
     this.source.off("data", this.onData);
@@ -153,20 +179,5 @@ export class RequestBody implements AsyncIterable<Envelope> {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
-  }
-
-  private armIdle(): void {
-    const ms = this.options.idleTimeoutMs;
-    // A failed body (its call may have ended before it was made) waits for nothing more.
-    if (ms <= 0 || this.ended || this.failure !== undefined) return;
-    if (this.idleTimer !== undefined) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.idleTimer = setTimeout(() => {
-      this.fail(
-        new ConnectError(`the request body stalled: no data for ${ms} ms`, Code.DeadlineExceeded),
-      );
-    }, ms);
   }
 }
