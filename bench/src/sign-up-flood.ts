@@ -3,13 +3,15 @@
  * review ran it: does hashing passwords for the flood starve everyone else?
  *
  *   ./dev build
- *   ./dev node --conditions=source bench/src/sign-up-flood.ts [--seconds=10] [--in-flight=64]
+ *   ./dev node --conditions=source bench/src/sign-up-flood.ts [--seconds=10] [--rate=100]
+ *     [--in-flight=64] [--default-limits]
  *     [--server-root=DIR]   (another checkout's build, for example the commit before the fix)
  *
  * Our server runs on CPU 1 with its defaults, except that the per-address rate limits of Login
- * and CreateUser are lifted on purpose: they would stop a one-address flood on their own, and what
- * is measured here is what protects the server when they do not (many addresses, or limits set
- * high). The flood comes from 127.0.0.2 (`--in-flight` CreateUser calls with fresh names, each a
+ * and CreateUser are lifted on purpose (unless `--default-limits`): they would stop a one-address
+ * flood on their own, and what is measured here is what protects the server when they do not
+ * (many addresses, or limits set high). The flood comes from 127.0.0.2: `--rate` CreateUser calls a second, open loop (at most
+ * `--in-flight` unanswered; the review's flood was 50/s), with fresh names, each a
  * password hash); the victim from 127.0.0.1 logs in, and calls GetUser with a fresh token each
  * time (so that the token is verified, not found in the cache), 20 times each, one at a time,
  * first on an idle server, then during the flood. Prints medians and the flood's outcomes.
@@ -32,11 +34,15 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
     "in-flight": { type: "string", default: "64" },
+    rate: { type: "string", default: "100" },
+    // Keep the default per-address CreateUser limit (10 a minute): the flood then meets it first.
+    "default-limits": { type: "boolean", default: false },
     "server-root": { type: "string", default: resolve(import.meta.dirname, "../..") },
   },
 });
 const floodSeconds = Number(values.seconds);
 const inFlight = Number(values["in-flight"]);
+const rate = Number(values.rate);
 const samples = 20;
 const password = "correct horse battery";
 
@@ -51,8 +57,12 @@ const env = {
   ...base,
   KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: "1000000",
   KEEL_LOGIN_RATE_LIMIT_BURST: "1000000",
-  KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "1000000",
-  KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000000",
+  ...(values["default-limits"]
+    ? {}
+    : {
+        KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "1000000",
+        KEEL_CREATE_USER_RATE_LIMIT_BURST: "1000000",
+      }),
 };
 const server = await startKeel({ main, env, cpu: 1, logFile: join(work, "server.log") });
 try {
@@ -122,27 +132,36 @@ try {
   const outcomes = new Map<string, number>();
   let running = true;
   let created = 0;
-  const worker = async (w: number) => {
-    for (let i = 0; running; i++) {
-      const name = `flood${w}x${i}`;
-      const code = await flood
-        .createUser({ username: name, email: `${name}@example.com`, password })
-        .then(
-          () => "OK",
-          (err: unknown) => Code[ConnectError.from(err).code] as string,
-        );
-      if (code === "OK") created++;
-      outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
-    }
+  let open = 0;
+  let sent = 0;
+  const fire = () => {
+    if (!running || open >= inFlight) return;
+    open++;
+    const name = `flood${sent++}`;
+    void flood
+      .createUser({ username: name, email: `${name}@example.com`, password })
+      .then(
+        () => "OK",
+        (err: unknown) => Code[ConnectError.from(err).code] as string,
+      )
+      .then((code) => {
+        open--;
+        if (code === "OK") created++;
+        outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+      });
   };
   const floodStarted = performance.now();
-  const workers = Array.from({ length: inFlight }, (_, w) => worker(w));
+  // Open loop: a call every 1/rate s whatever the answers, as an attacker sends.
+  const ticker = setInterval(() => {
+    for (let i = 0; i < rate / 100; i++) fire();
+  }, 10);
   await new Promise((r) => setTimeout(r, 2000));
   const loaded = { login: await time(login), getUser: await timeGetUser() };
   const remaining = floodSeconds * 1000 - (performance.now() - floodStarted);
   if (remaining > 0) await new Promise((r) => setTimeout(r, remaining));
   running = false;
-  await Promise.all(workers);
+  clearInterval(ticker);
+  while (open > 0) await new Promise((r) => setTimeout(r, 10));
   const floodMs = performance.now() - floodStarted;
 
   const row = (name: string, a: number[], b: number[]) => {
@@ -152,7 +171,7 @@ try {
   };
   console.log(`\nserver: ${main}`);
   console.log(
-    `flood: ${inFlight} CreateUser calls in flight from 127.0.0.2 for ${(floodMs / 1000).toFixed(1)} s: ${[
+    `flood: ${rate} CreateUser calls/s (at most ${inFlight} unanswered) from 127.0.0.2 for ${(floodMs / 1000).toFixed(1)} s: ${[
       ...outcomes,
     ]
       .map(([code, count]) => `${code} ${count}`)

@@ -5,6 +5,7 @@ import { cidrProblem } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { describeIssue, unknownName } from "./config-problems.ts";
+import { defaultHashConcurrency } from "./passwords.ts";
 import { describeStartError } from "./start-errors.ts";
 
 /** Limits of one method: a token bucket. */
@@ -92,7 +93,7 @@ const schema = z.strictObject({
       /** Password hashes (CreateUser, Login) at once, waiting in all, and per client address. */
       passwordHashing: z
         .strictObject({
-          concurrency: z.coerce.number().int().min(1).max(64).default(2),
+          concurrency: z.coerce.number().int().min(1).max(64).default(defaultHashConcurrency),
           maxQueued: z.coerce.number().int().min(1).default(64),
           perClient: z.coerce.number().int().min(1).default(4),
         })

@@ -49,8 +49,8 @@ describe("fair queue", () => {
       await tick();
     }
     assert.deepEqual(await Promise.all(results), ["a1", "a2", "a3", "a4", "b1", "c1", "b2"]);
-    // a1 ran alone; then b and c each got a turn before a's next task.
-    assert.deepEqual(log, ["a1", "a2", "b1", "c1", "a3", "b2", "a4"]);
+    // a1 ran alone; then b and c, who had had no turn, went before a's next task.
+    assert.deepEqual(log, ["a1", "b1", "c1", "a2", "b2", "a3", "a4"]);
     assert.deepEqual(queue.stats(), { running: 0, queued: 0, callers: 0, refused: 0 });
   });
 

@@ -24,9 +24,9 @@ export interface FairQueueStats {
 
 export interface FairQueue {
   /**
-   * Runs `task` when its turn comes. Callers take turns: one task of each caller with waiting
-   * tasks before a second of any, so a caller with many tasks delays another by at most one task
-   * per slot. Refused at once with RESOURCE_EXHAUSTED and a retry delay when `caller` already has
+   * Runs `task` when its turn comes. Callers take turns: the waiting caller that has started the
+   * fewest tasks goes next, so a caller with many tasks delays a newcomer by at most the tasks
+   * already running. Refused at once with RESOURCE_EXHAUSTED and a retry delay when `caller` already has
    * `perCaller` tasks or the queue is full; a task whose `signal` aborts while it waits leaves
    * the queue, rejected with the signal's reason.
    */
@@ -51,7 +51,7 @@ export function createFairQueue(options: FairQueueOptions): FairQueue {
       throw new RangeError(`${name}: ${key} must be a positive integer, got ${value}`);
     }
   }
-  // Callers with waiting tasks, in turn order: the first one goes next, then moves to the end.
+  // Callers with waiting tasks, in the order they began to wait.
   const waiting = new Map<string, Waiting[]>();
   const held = new Map<string, number>();
   let running = 0;
@@ -62,18 +62,34 @@ export function createFairQueue(options: FairQueueOptions): FairQueue {
 
   const release = (caller: string) => {
     const n = (held.get(caller) ?? 1) - 1;
-    if (n === 0) held.delete(caller);
-    else held.set(caller, n);
+    if (n > 0) {
+      held.set(caller, n);
+      return;
+    }
+    held.delete(caller);
+    started.delete(caller);
   };
 
+  // Tasks started per caller in its current stay (until it holds nothing): the waiting caller
+  // with the fewest goes next, the longest waiting of those first, so that a newcomer goes ahead
+  // of a caller that has had its turn already, however many tasks that one has queued.
+  const started = new Map<string, number>();
   const pump = () => {
     while (running < concurrency) {
-      const next = waiting.entries().next().value;
-      if (next === undefined) return;
-      const [caller, tasks] = next;
+      let caller: string | undefined;
+      let fewest = Number.POSITIVE_INFINITY;
+      for (const candidate of waiting.keys()) {
+        const n = started.get(candidate) ?? 0;
+        if (n < fewest) {
+          fewest = n;
+          caller = candidate;
+        }
+      }
+      if (caller === undefined) return;
+      const tasks = waiting.get(caller) as Waiting[];
       const task = tasks.shift() as Waiting;
-      waiting.delete(caller);
-      if (tasks.length > 0) waiting.set(caller, tasks);
+      if (tasks.length === 0) waiting.delete(caller);
+      started.set(caller, fewest + 1);
       queued--;
       task.start();
     }

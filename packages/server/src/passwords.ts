@@ -1,4 +1,5 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { createFairQueue, type FairQueue, type FairQueueOptions } from "./fair-queue.ts";
 
 export interface PasswordHasherOptions {
@@ -8,9 +9,10 @@ export interface PasswordHasherOptions {
    */
   cost?: number;
   /**
-   * How hashing is shared between callers (see `createFairQueue`). Default: 2 at once (libuv's
-   * thread pool has 4 threads; the rest stay free for file system and other work), 64 waiting,
-   * 4 per caller.
+   * How hashing is shared between callers (see `createFairQueue`). Default: half the CPUs this
+   * process may use at once (at least 1: hashes on more threads than cores only slow each other,
+   * and a login that waits for a flood's hash waits for all of its CPU time), 64 waiting, 4 per
+   * caller. libuv's thread pool has 4 threads: what hashing leaves stays free for other work.
    */
   queue?: Partial<Pick<FairQueueOptions, "concurrency" | "maxQueued" | "perCaller">>;
 }
@@ -48,7 +50,7 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
   const cost = 2 ** (options.cost ?? 15);
   const queue = createFairQueue({
     name: "password hashing",
-    concurrency: options.queue?.concurrency ?? 2,
+    concurrency: options.queue?.concurrency ?? defaultHashConcurrency(),
     maxQueued: options.queue?.maxQueued ?? 64,
     perCaller: options.queue?.perCaller ?? 4,
   });
@@ -97,6 +99,11 @@ export function createPasswordHasher(options: PasswordHasherOptions = {}): Passw
       await derive(by, password, dummySalt, cost, blockSize, parallelization);
     },
   };
+}
+
+/** Half the CPUs this process may run on (its affinity counts), at least 1, at most 4. */
+export function defaultHashConcurrency(): number {
+  return Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2)));
 }
 
 function b64(buffer: Buffer): string {
