@@ -318,7 +318,7 @@ export function renderProfile(profile: ProfileRun, body: string): string {
       `GetUser with 1000 calls in flight (h2load, 50 connections × 20 streams, on CPU 0) for ` +
       `${profile.seconds} s after a warm-up: ${int(profile.requestsPerSecond)} req/s while ` +
       "profiled. Only samples taken during the measured load count. Written by " +
-      "`bench/src/run.ts`; summarize any profile with `node bench/src/profile-summary.ts FILE`.",
+      "`bench/src/run.ts`; summarize any profile with `./dev node --conditions=source bench/src/profile-summary.ts FILE`.",
     "",
     body,
   ].join("\n");

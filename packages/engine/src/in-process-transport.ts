@@ -101,6 +101,21 @@ export function createInProcessTransport(
     }
   };
 
+  /** What the client's interceptors get, but the message and the call kind. */
+  const clientRequest = (
+    method: DescMethod,
+    entry: EngineMethod,
+    header: ConstructorParameters<typeof Headers>[0],
+    contextValues: ContextValues | undefined,
+  ) => ({
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url: entry.path,
+    header: new Headers(header),
+    contextValues: contextValues ?? createContextValues(),
+  });
+
   return {
     async unary(method, signal, timeoutMs, header, input, contextValues) {
       const entry = find(method);
@@ -109,13 +124,9 @@ export function createInProcessTransport(
         signal,
         timeoutMs,
         req: {
+          ...clientRequest(method, entry, header, contextValues),
           stream: false,
-          service: method.parent,
           method,
-          requestMethod: "POST",
-          url: entry.path,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
           message: input,
         },
         next: async (req) => {
@@ -146,13 +157,9 @@ export function createInProcessTransport(
         signal,
         timeoutMs,
         req: {
+          ...clientRequest(method, entry, header, contextValues),
           stream: true,
-          service: method.parent,
           method,
-          requestMethod: "POST",
-          url: entry.path,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
           message: input,
         },
         next: async (req) => {
