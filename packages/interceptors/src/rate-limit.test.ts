@@ -69,7 +69,7 @@ async function rejection(call: Promise<unknown>): Promise<ConnectError> {
 /** Asserts the error is a complete rate limit error and returns its retry delay in ms. */
 function retryDelayMs(err: ConnectError, method: string): number {
   assert.equal(err.code, Code.ResourceExhausted, err.message);
-  const pattern = `^rate limit of [\\d.]+ requests per second for user\\.v1\\.UserService/${method} exceeded; retry in \\d+\\.\\ds$`;
+  const pattern = `^rate limit of [\\d.]+ requests? per (second|minute) for user\\.v1\\.UserService/${method} exceeded; retry in \\d+\\.\\ds$`;
   assert.match(err.rawMessage, new RegExp(pattern));
   const [info] = err.findDetails(RetryInfoSchema);
   assert.ok(info?.retryDelay, "the error carries a RetryInfo detail");
@@ -168,7 +168,7 @@ describe("rate limit interceptor against a real server", () => {
     await client.login({}, as("mallory-2"));
     const err = await rejection(client.login({}, as("mallory-3")));
     assert.ok(retryDelayMs(err, "Login") > 9000, "one token at 0.1/s is ~10s away");
-    assert.match(err.rawMessage, /rate limit of 0\.1 requests per second/);
+    assert.match(err.rawMessage, /rate limit of 6 requests per minute/);
     assert.equal(err.metadata.get("retry-after"), "10");
     await fromOtherPeer().login({}, as("mallory-3"));
   });

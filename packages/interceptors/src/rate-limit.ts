@@ -185,9 +185,20 @@ function take(bucket: Bucket, rule: Rule, t: number): number {
 function exhausted(rule: Rule, waitMs: number): ConnectError {
   const seconds = (Math.ceil(waitMs / 100) / 10).toFixed(1);
   return resourceExhausted(
-    `rate limit of ${rule.ratePerSecond} requests per second for ${rule.method} exceeded; retry in ${seconds}s`,
+    `rate limit of ${rateText(rule.ratePerSecond)} for ${rule.method} exceeded; retry in ${seconds}s`,
     waitMs,
   );
+}
+
+/** "100 requests per second", or per minute below one a second: "10 requests per minute". */
+export function rateText(ratePerSecond: number): string {
+  const count = (n: number) => {
+    const rounded = Number(n.toPrecision(3));
+    return `${rounded} request${rounded === 1 ? "" : "s"}`;
+  };
+  return ratePerSecond >= 1
+    ? `${count(ratePerSecond)} per second`
+    : `${count(ratePerSecond * 60)} per minute`;
 }
 
 function validate(limits: RateLimits): RateLimits {

@@ -86,7 +86,7 @@ describe("rate limits on the server", () => {
     assert.deepEqual(results.slice(0, 2), ["created", "created"]);
     assert.match(
       results[2] ?? "",
-      /^rate limit of 0\.01\d* requests per second for user\.v1\.UserService\/CreateUser exceeded/,
+      /^rate limit of 1 request per minute for user\.v1\.UserService\/CreateUser exceeded/,
     );
   });
 });
