@@ -13,7 +13,8 @@
  * (many addresses, or limits set high). The flood comes from 127.0.0.2: `--rate` CreateUser calls a second, open loop (at most
  * `--in-flight` unanswered; the review's flood was 50/s), with fresh names, each a
  * password hash); the victim from 127.0.0.1 logs in, and calls GetUser with a fresh token each
- * time (so that the token is verified, not found in the cache), 20 times each, one at a time,
+ * time (so that the token is verified, not found in the cache), 20 times each, one at a time
+ * after a random pause (logins come at any moment, not just as the flood's next hash starts),
  * first on an idle server, then during the flood. Prints medians and the flood's outcomes.
  */
 import { createHmac } from "node:crypto";
@@ -103,10 +104,15 @@ try {
     return `${input}.${signature}`;
   };
 
-  /** Milliseconds of `samples` calls one after another; failures are thrown. */
+  /**
+   * Milliseconds of `samples` calls one after another, each after a random pause of up to 200 ms:
+   * a user's login comes at any moment, while one sent the instant the last one ended always
+   * arrives as the flood's next hash starts (the end of ours is what starts it).
+   */
   const time = async (call: () => Promise<unknown>): Promise<number[]> => {
     const ms: number[] = [];
     for (let i = 0; i < samples; i++) {
+      await new Promise((r) => setTimeout(r, Math.random() * 200));
       const started = performance.now();
       await call();
       ms.push(performance.now() - started);
