@@ -315,3 +315,41 @@ describe("engine, request bytes buffered per connection", () => {
     }
   });
 });
+
+describe("engine, the request gate", () => {
+  it("refuses a call on its headers, before any of its body is read", async () => {
+    const gateSeen: HandlerContext[] = [];
+    const handlerSeen: HandlerContext[] = [];
+    const gated = await startEngineServer({
+      seen: handlerSeen,
+      requestGate: (ctx) => {
+        gateSeen.push(ctx);
+        if (ctx.requestHeader.get("x-key") !== "open sesame") {
+          throw new ConnectError("send x-key", Code.Unauthenticated);
+        }
+      },
+    });
+    try {
+      // A body that never ends: the answer must come from the headers alone.
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(1000, 1);
+      const refused = await rawCall(gated.url, "/fixture.v1.FixtureService/Unary", {}, prefix, {
+        keepOpen: true,
+      });
+      assert.equal(refused.trailers["grpc-status"], String(Code.Unauthenticated));
+      assert.equal(decodeURIComponent(String(refused.trailers["grpc-message"])), "send x-key");
+      assert.equal(handlerSeen.length, 0);
+      assert.equal(new URL(gateSeen[0]?.url ?? "").pathname, "/fixture.v1.FixtureService/Unary");
+      const passed = await rawCall(
+        gated.url,
+        "/fixture.v1.FixtureService/Unary",
+        { "x-key": "open sesame" },
+        frame("in"),
+      );
+      assert.equal(passed.trailers["grpc-status"], "0");
+      assert.equal(handlerSeen.length, 1);
+    } finally {
+      await gated.close();
+    }
+  });
+});

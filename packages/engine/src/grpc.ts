@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { compressedFlag, compressionNegotiate, encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
@@ -11,7 +11,7 @@ import {
 import { Call, callKey } from "./call.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Envelope } from "./envelope-reader.ts";
-import type { AnyRequest, AnyResponse, EngineMethod } from "./method-table.ts";
+import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
 import { RequestBody } from "./request-body.ts";
 
@@ -130,7 +130,8 @@ async function run(
   const request = fields as unknown as AnyRequest;
   try {
     if (engine.requestGate !== undefined) {
-      await engine.requestGate(handlerContext(entry, request, call));
+      // The context a handler would get, of the call as it arrived.
+      await engine.requestGate(contextOf(request));
     }
     const body = new RequestBody(stream, call, engine.bodyOptions(stream.session));
     const decode = async (envelope: Envelope): Promise<unknown> => {
@@ -178,23 +179,6 @@ async function run(
   } catch (err) {
     finish(stream, call, undefined, err);
   }
-}
-
-/** The handler context the request gate sees: the call as it arrived. */
-function handlerContext(entry: EngineMethod, request: AnyRequest, call: Call): HandlerContext {
-  return {
-    method: entry.method,
-    service: entry.service,
-    signal: request.signal,
-    timeoutMs: call.timeoutMs,
-    requestMethod: request.requestMethod,
-    requestHeader: request.header,
-    responseHeader: call.responseHeader,
-    responseTrailer: call.responseTrailer,
-    protocolName: call.protocolName,
-    values: request.contextValues,
-    url: request.url,
-  };
 }
 
 /** One framed message; a promise only when it is compressed (no microtask per plain message). */

@@ -141,7 +141,7 @@ function lastStep(
  * The handler's context, as connect gives it: the request as the interceptors left it (service,
  * headers, signal, context values), and the call's own parts.
  */
-function contextOf(req: AnyRequest): HandlerContext {
+export function contextOf(req: AnyRequest): HandlerContext {
   const call = req.contextValues.get(callKey);
   if (call === undefined) {
     throw new ConnectError(
