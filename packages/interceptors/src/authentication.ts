@@ -141,14 +141,17 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       );
     }
     const token = match[1] as string;
-    if (verifyHs256 !== undefined && isHs256(token)) {
+    if (verifyHs256 !== undefined) {
       let payload: unknown;
       try {
         payload = verifyHs256(token);
       } catch (err) {
-        throw unauthenticated(describe(err), err);
+        // Another algorithm: RS256 and ES256 tokens are jose's to verify, with the JWKS.
+        if (!(err instanceof errors.JOSEAlgNotAllowed && jwks !== undefined)) {
+          throw unauthenticated(describe(err), err);
+        }
       }
-      return toPrincipal(header, payload);
+      if (payload !== undefined) return toPrincipal(header, payload);
     }
     return jwtVerify(token, getKey, verifyOptions).then(
       ({ payload }) => toPrincipal(header, payload),
@@ -222,18 +225,6 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       },
     );
   };
-}
-
-/** Whether a compact JWS's header names HS256, without verifying anything. */
-function isHs256(token: string): boolean {
-  try {
-    const header = JSON.parse(
-      Buffer.from(token.slice(0, token.indexOf(".")), "base64url").toString("utf8"),
-    );
-    return typeof header === "object" && header !== null && header.alg === "HS256";
-  } catch {
-    return false;
-  }
 }
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {
