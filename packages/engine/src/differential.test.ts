@@ -7,13 +7,14 @@ import {
   Code,
   ConnectError,
   type ConnectRouter,
+  createContextKey,
   createContextValues,
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createEngine } from "./engine.ts";
-import { fixtureRoutes, frame } from "./testing/fixture.ts";
+import { fixtureRoutes, frame, rawCall } from "./testing/fixture.ts";
 
 // The engine against its oracle, connect-node's own adapter: the same fixture routes and the same
 // recording interceptor behind both, the same raw HTTP/2 requests to both, and everything compared:
@@ -54,8 +55,6 @@ function recorder(views: View[]): Interceptor {
   };
 }
 
-import { createContextKey } from "@connectrpc/connect";
-
 const tagKey = createContextKey("", { description: "tag" });
 const readMaxBytes = 1024;
 
@@ -66,13 +65,12 @@ interface Side {
   close(): Promise<void>;
 }
 
+/** `server` listening on a free port of 127.0.0.1, as one side of the comparison. */
 async function serve(
-  handler: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => void,
+  server: http2.Http2Server,
   views: View[],
   seen: HandlerContext[],
 ): Promise<Side> {
-  const server = http2.createServer();
-  server.on("stream", handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => sessions.add(s));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -103,32 +101,18 @@ before(async () => {
     const views: View[] = [];
     const seen: HandlerContext[] = [];
     const engine = createEngine(common(views, seen));
-    engineSide = await serve(
-      (stream, headers) => {
-        if (!engine.handleStream(stream, headers))
-          stream.respond({ ":status": 415 }, { endStream: true });
-      },
-      views,
-      seen,
-    );
+    const server = http2.createServer();
+    server.on("stream", (stream, headers) => {
+      if (!engine.handleStream(stream, headers))
+        stream.respond({ ":status": 415 }, { endStream: true });
+    });
+    engineSide = await serve(server, views, seen);
   }
   {
     const views: View[] = [];
     const seen: HandlerContext[] = [];
     const adapter = connectNodeAdapter({ ...common(views, seen), grpcWeb: false, connect: false });
-    const server = http2.createServer(adapter);
-    const sessions = new Set<http2.ServerHttp2Session>();
-    server.on("session", (s) => sessions.add(s));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    connectSide = {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      views,
-      seen,
-      close: async () => {
-        for (const s of sessions) s.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      },
-    };
+    connectSide = await serve(http2.createServer(adapter), views, seen);
   }
 });
 after(async () => {
@@ -143,44 +127,14 @@ interface Outcome {
 }
 
 /** One raw request; what came back, headers and trailers merged, `date` left out. */
-function call(
+async function call(
   url: string,
   path: string,
   headers: Record<string, string>,
   body: Buffer,
 ): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const req = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    let status = 0;
-    const fields: Record<string, string> = {};
-    const take = (h: http2.IncomingHttpHeaders) => {
-      for (const [k, v] of Object.entries(h)) {
-        if (k.startsWith(":") || k === "date" || v === undefined) continue;
-        fields[k] = Array.isArray(v) ? v.join(", ") : v;
-      }
-    };
-    const chunks: Buffer[] = [];
-    req.on("response", (h) => {
-      status = Number(h[":status"]);
-      take(h);
-    });
-    req.on("trailers", take);
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("error", () => {});
-    req.on("close", () => {
-      session.close();
-      resolve({ status, fields, body: Buffer.concat(chunks).toString("hex") });
-    });
-    req.end(body);
-  });
+  const raw = await rawCall(url, path, headers, body);
+  return { status: raw.status, fields: raw.fields, body: raw.body.toString("hex") };
 }
 
 /** Both sides' outcome and views of one case. */

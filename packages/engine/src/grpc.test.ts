@@ -10,6 +10,7 @@ import {
   createFixtureClient,
   type FixtureClient,
   frame,
+  rawCall,
   startEngineServer,
 } from "./testing/fixture.ts";
 
@@ -211,61 +212,6 @@ describe("engine, gRPC over HTTP/2", () => {
     assert.equal(ctx?.signal.aborted, true);
   });
 });
-
-/** One gRPC request by hand, for what a typed client cannot send. */
-function rawCall(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  body: Buffer,
-  opts: { delayBodyMs?: number; keepOpen?: boolean } = {},
-): Promise<{
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-  ms: number;
-}> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const session = http2.connect(url);
-    session.on("error", reject);
-    const req = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    let status = 0;
-    let responseHeaders: http2.IncomingHttpHeaders = {};
-    let trailers: http2.IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    req.on("response", (h) => {
-      status = Number(h[":status"]);
-      responseHeaders = h;
-      if (h["grpc-status"] !== undefined) trailers = h;
-    });
-    req.on("trailers", (t) => {
-      trailers = t;
-    });
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("close", () => {
-      session.close();
-      resolve({
-        status,
-        headers: responseHeaders,
-        trailers,
-        body: Buffer.concat(chunks),
-        ms: performance.now() - started,
-      });
-    });
-    req.on("error", () => {});
-    const send = () => (opts.keepOpen ? req.write(body) : req.end(body));
-    if (opts.delayBodyMs === undefined) send();
-    else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
-  });
-}
 
 describe("engine, request bytes buffered per connection", () => {
   it("refuses calls past the connection's budget instead of holding their bodies", async () => {

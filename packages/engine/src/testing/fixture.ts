@@ -160,3 +160,68 @@ export function frame(text: string): Buffer {
   payload.copy(out, 5);
   return out;
 }
+
+/** One gRPC request by hand, for what a typed client cannot send. */
+export function rawCall(
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer,
+  opts: { delayBodyMs?: number; keepOpen?: boolean } = {},
+): Promise<{
+  status: number;
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  /** Headers and trailers together, pseudo-headers and `date` left out. */
+  fields: Record<string, string>;
+  body: Buffer;
+  ms: number;
+}> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const req = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let status = 0;
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    req.on("response", (h) => {
+      status = Number(h[":status"]);
+      responseHeaders = h;
+      if (h["grpc-status"] !== undefined) trailers = h;
+    });
+    req.on("trailers", (t) => {
+      trailers = t;
+    });
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("close", () => {
+      session.close();
+      const fields: Record<string, string> = {};
+      for (const h of [responseHeaders, trailers]) {
+        for (const [k, v] of Object.entries(h)) {
+          if (k.startsWith(":") || k === "date" || v === undefined) continue;
+          fields[k] = Array.isArray(v) ? v.join(", ") : v;
+        }
+      }
+      resolve({
+        status,
+        headers: responseHeaders,
+        trailers,
+        fields,
+        body: Buffer.concat(chunks),
+        ms: performance.now() - started,
+      });
+    });
+    req.on("error", () => {});
+    const send = () => (opts.keepOpen ? req.write(body) : req.end(body));
+    if (opts.delayBodyMs === undefined) send();
+    else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
+  });
+}
