@@ -1,5 +1,5 @@
 /**
- * Where a V8 CPU profile (`node --cpu-prof`) spends its time: self time summed by function and
+ * Where a V8 CPU profile (Node.js with `--cpu-prof`) spends its time: self time summed by function and
  * file, and by package; total time of our own functions; optionally only within a time window.
  *
  *   node bench/src/profile-summary.ts FILE.cpuprofile [TOP]

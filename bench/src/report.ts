@@ -314,7 +314,7 @@ export function renderProfile(profile: ProfileRun, body: string): string {
   return [
     "# Where our server spends its CPU",
     "",
-    `Our server (\`packages/server/dist/main.js\`, \`node --cpu-prof\`, pinned to CPU 1) under unary ` +
+    `Our server (\`packages/server/dist/main.js\`, Node.js with \`--cpu-prof\`, pinned to CPU 1) under unary ` +
       `GetUser with 1000 calls in flight (h2load, 50 connections × 20 streams, on CPU 0) for ` +
       `${profile.seconds} s after a warm-up: ${int(profile.requestsPerSecond)} req/s while ` +
       "profiled. Only samples taken during the measured load count. Written by " +

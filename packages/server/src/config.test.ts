@@ -250,4 +250,22 @@ describe("configuration reload", () => {
       watcher.close();
     }
   });
+
+  it("reads a remote UserService's TLS files, and refuses a certificate without its key", () => {
+    const tls = readSettings({
+      KEEL_USER_SERVICE_URL: "https://users.internal:9090",
+      KEEL_USER_SERVICE_CA: "/etc/keel/ca.pem",
+      KEEL_USER_SERVICE_CERT: "/etc/keel/client.pem",
+      KEEL_USER_SERVICE_KEY: "/etc/keel/client-key.pem",
+    }).settings.userServiceTls;
+    assert.deepEqual(tls, {
+      ca: "/etc/keel/ca.pem",
+      cert: "/etc/keel/client.pem",
+      key: "/etc/keel/client-key.pem",
+    });
+    assert.throws(
+      () => readSettings({ KEEL_USER_SERVICE_CERT: "/etc/keel/client.pem" }),
+      /userServiceTls: cert and key go together: give both, or neither/,
+    );
+  });
 });
