@@ -11,6 +11,7 @@ import type { Compression } from "@connectrpc/connect/protocol";
 import { contentTypeRegExp } from "@connectrpc/connect/protocol-grpc";
 import type { DefaultDeadline } from "./call.ts";
 import { createEngineContext } from "./engine-context.ts";
+import { StreamExchange } from "./exchange.ts";
 import { serveGrpc } from "./grpc.ts";
 import {
   createInProcessTransport,
@@ -185,7 +186,14 @@ export function createEngine(options: EngineOptions): Engine {
         return true;
       }
       const session = stream.session as AddressedSession | undefined;
-      serveGrpc(context, entry, stream, headers, binary, peerOf(session), urlOf(session, headers));
+      serveGrpc(
+        context,
+        entry,
+        new StreamExchange(stream, headers),
+        binary,
+        peerOf(session),
+        urlOf(session, headers),
+      );
       return true;
     },
   };

@@ -1,0 +1,255 @@
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
+import { Call, callKey } from "./call.ts";
+import type { EngineContext } from "./engine-context.ts";
+import type { BodyReader, Envelope } from "./envelope-reader.ts";
+import type { Exchange } from "./exchange.ts";
+import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
+import { PlainHeaders } from "./plain-headers.ts";
+import { RequestBody } from "./request-body.ts";
+
+const noop = () => {};
+
+/** How one protocol writes a call's answer; one per call. */
+export interface Answer {
+  /** The answer of a call with one response message (serialized, not compressed). */
+  unary(response: AnyResponse, data: Uint8Array): void | Promise<void>;
+  /** One message of a streamed answer, the headers before the first; resolves when more fit. */
+  message(response: AnyResponse, data: Uint8Array): void | Promise<void>;
+  /**
+   * Ends the call: the status of `err` (OK when undefined) with the response's headers and
+   * trailers, or the call's own when the handler never answered.
+   */
+  end(response: AnyResponse | undefined, err: unknown): void;
+}
+
+/** What a protocol has worked out of a request before its call runs. */
+export interface CallStart {
+  protocolName: string;
+  /** Serialization: binary (proto) or JSON. */
+  binary: boolean;
+  /** The client's timeout; an error when it is malformed. */
+  timeout: { timeoutMs?: number; error?: ConnectError };
+  /** The negotiated compressions; an error when the client's is not supported. */
+  decompress: Compression | null;
+  compress: Compression | null;
+  compressionError?: ConnectError | undefined;
+  /** The HTTP method, as interceptors see it. */
+  requestMethod: string;
+  responseHeader: PlainHeaders;
+  responseTrailer: PlainHeaders;
+  /** Splits the body into messages; default gRPC's envelopes. */
+  reader?: (() => BodyReader) | undefined;
+  /** The request's one message when it is not in the body (a Connect GET). */
+  input?: Uint8Array | undefined;
+}
+
+/**
+ * Runs one call of `entry` on `exchange`, whatever the protocol: the deadline starts at the
+ * headers and covers reading the body; the request gate runs before any body byte is read;
+ * messages are read within the limits, decompressed and parsed, handed to the method's
+ * interceptor chain; `answer` writes the outcome. The call's signal is aborted at the end.
+ */
+export function serveCall(
+  engine: EngineContext,
+  entry: EngineMethod,
+  exchange: Exchange,
+  start: CallStart,
+  answer: (call: Call) => Answer,
+  peer: string,
+  url: string,
+): void {
+  const call = new Call(
+    start.protocolName,
+    start.timeout.timeoutMs,
+    start.responseHeader,
+    start.responseTrailer,
+    engine.deadlineFor(entry),
+  );
+  const out = answer(call);
+  const early = start.timeout.error ?? start.compressionError;
+  if (early !== undefined) {
+    out.end(undefined, early);
+    call.abort(early);
+    return;
+  }
+  const contextValues =
+    engine.contextValues?.({ headers: exchange.headers, socket: { remoteAddress: peer } }) ??
+    createContextValues();
+  contextValues.set(callKey, call);
+  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
+  const untrack = engine.track(call);
+  // The client going away before the answer cancels the call.
+  const onGone = () => call.abort(new ConnectError("the client cancelled the call", Code.Canceled));
+  exchange.onGone(onGone);
+  call.onAbort(() => {
+    untrack();
+    exchange.offGone(onGone);
+  });
+  run(engine, entry, exchange, call, start, out, contextValues, url).catch(noop);
+}
+
+async function run(
+  engine: EngineContext,
+  entry: EngineMethod,
+  exchange: Exchange,
+  call: Call,
+  start: CallStart,
+  out: Answer,
+  contextValues: ReturnType<typeof createContextValues>,
+  url: string,
+): Promise<void> {
+  const { method, service } = entry;
+  const serialization = engine.serialization(entry);
+  const parse = serialization.getI(start.binary);
+  const serialize = serialization.getO(start.binary);
+  const fields: { message: unknown } & Record<string, unknown> = {
+    stream: method.methodKind !== "unary",
+    service,
+    method,
+    requestMethod: start.requestMethod,
+    url,
+    header: PlainHeaders.fromHttp2(exchange.headers),
+    contextValues,
+    message: undefined,
+    // The signal is made when an interceptor or the handler first reads it. A getter in the
+    // literal keeps every request of one shape (defineProperty per call would not).
+    get signal() {
+      return call.signal;
+    },
+  };
+  const request = fields as unknown as AnyRequest;
+  let response: AnyResponse | undefined;
+  try {
+    if (engine.requestGate !== undefined) {
+      // The context a handler would get, of the call as it arrived.
+      await engine.requestGate(contextOf(request));
+    }
+    const decode = async (envelope: Envelope): Promise<unknown> => {
+      let data = envelope.data;
+      if ((envelope.flags & compressedFlag) === compressedFlag) {
+        if (start.decompress === null) {
+          throw new ConnectError(
+            "received compressed envelope, but do not know how to decompress",
+            Code.Internal,
+          );
+        }
+        data = await start.decompress.decompress(data, engine.readMaxBytes);
+      }
+      return parse.parse(data);
+    };
+    const unaryInput = method.methodKind === "unary" || method.methodKind === "server_streaming";
+    if (unaryInput) {
+      let envelopes: Envelope[];
+      if (start.input !== undefined) {
+        envelopes = [{ flags: start.decompress === null ? 0 : compressedFlag, data: start.input }];
+      } else {
+        const body = new RequestBody(
+          exchange.body,
+          call,
+          engine.bodyOptions(exchange.connection),
+          start.reader?.(),
+        );
+        envelopes = await body.all();
+      }
+      const kind = method.methodKind === "unary" ? "unary" : "server-streaming";
+      if (envelopes.length === 0) {
+        throw new ConnectError(
+          `protocol error: missing input message for ${kind} method`,
+          Code.Unimplemented,
+        );
+      }
+      if (envelopes.length > 1) {
+        throw new ConnectError(
+          `protocol error: received extra input message for ${kind} method`,
+          Code.Unimplemented,
+        );
+      }
+      const input = await decode(envelopes[0] as Envelope);
+      fields.message = method.methodKind === "unary" ? input : one(input);
+    } else {
+      const body = new RequestBody(
+        exchange.body,
+        call,
+        engine.bodyOptions(exchange.connection),
+        start.reader?.(),
+      );
+      fields.message = mapAsync(body, decode);
+    }
+    response = await entry.invoke(request);
+    if (!response.stream) {
+      const sent = out.unary(response, serialize.serialize(response.message as never));
+      if (sent !== undefined) await sent;
+      call.abort();
+      return;
+    }
+    await pump(exchange, call, response, serialize, out);
+  } catch (err) {
+    out.end(response, err);
+    call.abort(err === call.reason ? undefined : err);
+  }
+}
+
+/**
+ * Writes a streamed answer's messages as they come, waiting when the client reads slower than the
+ * handler writes.
+ */
+async function pump(
+  exchange: Exchange,
+  call: Call,
+  response: AnyResponse & { stream: true },
+  serialize: { serialize(message: unknown): Uint8Array },
+  out: Answer,
+): Promise<void> {
+  const it = response.message[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const step = await it.next();
+      if (step.done === true) break;
+      if (exchange.gone) return;
+      const sent = out.message(response, serialize.serialize(step.value));
+      if (sent !== undefined) await sent;
+    }
+    finished = true;
+    out.end(response, undefined);
+    call.abort();
+  } catch (err) {
+    finished = true;
+    out.end(response, err);
+    call.abort(err === call.reason ? undefined : err);
+  } finally {
+    // Stopped early (the client went away): let the handler's generator clean up.
+    if (!finished) it.return?.()?.catch(noop);
+  }
+}
+
+/** `err` as connect answers it: a ConnectError as it is, anything else a bare "internal error". */
+export function asConnectError(err: unknown): ConnectError {
+  return err instanceof ConnectError
+    ? err
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
+/** One enveloped message; a promise only when it is compressed (no microtask per plain one). */
+export function envelope(
+  data: Uint8Array,
+  compress: Compression | null,
+  compressMinBytes: number,
+): Uint8Array | Promise<Uint8Array> {
+  if (compress !== null && data.byteLength >= compressMinBytes) {
+    return compress.compress(data).then((zipped) => encodeEnvelope(compressedFlag, zipped));
+  }
+  return encodeEnvelope(0, data);
+}
+
+async function* one(message: unknown): AsyncIterable<unknown> {
+  yield message;
+}
+
+async function* mapAsync<T, U>(
+  source: AsyncIterable<T>,
+  f: (value: T) => Promise<U>,
+): AsyncIterable<U> {
+  for await (const value of source) yield await f(value);
+}
