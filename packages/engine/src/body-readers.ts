@@ -11,10 +11,13 @@ export class WholeBodyReader implements BodyReader {
   private held = 0;
   private readonly readMaxBytes: number;
   private readonly promised: number | undefined;
+  private readonly flags: number;
   readonly complete = true;
 
-  constructor(readMaxBytes: number, contentLength: string | undefined) {
+  /** @param flags what the message's envelope flags say (compressed: the body is). */
+  constructor(readMaxBytes: number, contentLength: string | undefined, flags: number) {
     this.readMaxBytes = readMaxBytes;
+    this.flags = flags;
     const n = contentLength === undefined ? Number.NaN : Number.parseInt(contentLength, 10);
     this.promised = Number.isSafeInteger(n) && n >= 0 ? n : undefined;
     if (this.promised !== undefined && this.promised > readMaxBytes) {
@@ -56,7 +59,7 @@ export class WholeBodyReader implements BodyReader {
     const data = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     this.chunks.length = 0;
     this.held = 0;
-    out.push({ flags: 0, data });
+    out.push({ flags: this.flags, data });
   }
 }
 

@@ -20,8 +20,16 @@ export interface Exchange {
   readonly headersSent: boolean;
   /** Whether nothing more can be written: the answer ended or the client went away. */
   readonly gone: boolean;
-  /** Sends the status and headers; with `end`, the answer is only them. */
-  respond(status: number, headers: http2.OutgoingHttpHeaders, end: boolean): void;
+  /**
+   * Sends the status and headers; with `end`, the answer is only them; with `trailers`, HTTP
+   * trailers will follow the body (given to `end`).
+   */
+  respond(
+    status: number,
+    headers: http2.OutgoingHttpHeaders,
+    end: boolean,
+    trailers?: boolean,
+  ): void;
   /** Writes body bytes; false when the client reads slower than this writes (see `drained`). */
   write(chunk: Uint8Array): boolean;
   /** Resolves when more may be written, or the client has gone. */
@@ -64,9 +72,17 @@ export class StreamExchange implements Exchange {
     return this.stream.destroyed || this.stream.closed;
   }
 
-  respond(status: number, headers: http2.OutgoingHttpHeaders, end: boolean): void {
+  respond(
+    status: number,
+    headers: http2.OutgoingHttpHeaders,
+    end: boolean,
+    trailers = false,
+  ): void {
     headers[":status"] = status;
-    this.stream.respond(headers, end ? { endStream: true } : { waitForTrailers: true });
+    this.stream.respond(
+      headers,
+      end ? { endStream: true } : trailers ? { waitForTrailers: true } : {},
+    );
   }
 
   write(chunk: Uint8Array): boolean {
@@ -79,12 +95,14 @@ export class StreamExchange implements Exchange {
 
   end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
     const stream = this.stream;
-    // Emitted once per stream; taken off by hand, which is cheaper than a `once` wrapper.
-    const send = () => {
-      stream.off("wantTrailers", send);
-      stream.sendTrailers(trailers ?? {});
-    };
-    stream.on("wantTrailers", send);
+    if (trailers !== undefined) {
+      // Emitted once per stream; taken off by hand, which is cheaper than a `once` wrapper.
+      const send = () => {
+        stream.off("wantTrailers", send);
+        stream.sendTrailers(trailers);
+      };
+      stream.on("wantTrailers", send);
+    }
     if (chunk === undefined) stream.end();
     else stream.end(chunk);
   }

@@ -105,7 +105,7 @@ class GrpcAnswer implements Answer {
   private write(response: AnyResponse, frame: Uint8Array): void | Promise<void> {
     const exchange = this.exchange;
     if (exchange.gone) return;
-    if (!exchange.headersSent) exchange.respond(200, responseHeaders(response.header), false);
+    if (!exchange.headersSent) exchange.respond(200, responseHeaders(response.header), false, true);
     if (!exchange.write(frame)) return exchange.drained();
   }
 
@@ -134,7 +134,7 @@ class GrpcAnswer implements Answer {
         exchange.stopBody();
         return;
       }
-      exchange.respond(200, responseHeaders(header), false);
+      exchange.respond(200, responseHeaders(header), false, true);
     }
     exchange.end(frame, trailers);
   }

@@ -40,8 +40,10 @@ export interface CallStart {
   responseTrailer: PlainHeaders;
   /** Splits the body into messages; default gRPC's envelopes. */
   reader?: (() => BodyReader) | undefined;
+  /** Envelopes with these flags are skipped, as connect skips them (an end-of-stream marker). */
+  skipFlag?: number | undefined;
   /** The request's one message when it is not in the body (a Connect GET). */
-  input?: Uint8Array | undefined;
+  input?: (() => Uint8Array) | undefined;
 }
 
 /**
@@ -138,43 +140,41 @@ async function run(
       }
       return parse.parse(data);
     };
-    const unaryInput = method.methodKind === "unary" || method.methodKind === "server_streaming";
-    if (unaryInput) {
-      let envelopes: Envelope[];
-      if (start.input !== undefined) {
-        envelopes = [{ flags: start.decompress === null ? 0 : compressedFlag, data: start.input }];
-      } else {
-        const body = new RequestBody(
-          exchange.body,
-          call,
-          engine.bodyOptions(exchange.connection),
-          start.reader?.(),
-        );
-        envelopes = await body.all();
-      }
-      const kind = method.methodKind === "unary" ? "unary" : "server-streaming";
-      if (envelopes.length === 0) {
-        throw new ConnectError(
-          `protocol error: missing input message for ${kind} method`,
-          Code.Unimplemented,
-        );
-      }
-      if (envelopes.length > 1) {
-        throw new ConnectError(
-          `protocol error: received extra input message for ${kind} method`,
-          Code.Unimplemented,
-        );
-      }
-      const input = await decode(envelopes[0] as Envelope);
-      fields.message = method.methodKind === "unary" ? input : one(input);
-    } else {
-      const body = new RequestBody(
+    const readBody = () =>
+      new RequestBody(
         exchange.body,
         call,
         engine.bodyOptions(exchange.connection),
         start.reader?.(),
       );
-      fields.message = mapAsync(body, decode);
+    if (method.methodKind === "unary") {
+      let envelopes: Envelope[];
+      if (start.input !== undefined) {
+        envelopes = [
+          { flags: start.decompress === null ? 0 : compressedFlag, data: start.input() },
+        ];
+      } else {
+        envelopes = withoutSkipped(await readBody().all(), start.skipFlag);
+      }
+      if (envelopes.length === 0) {
+        throw new ConnectError(
+          "protocol error: missing input message for unary method",
+          Code.Unimplemented,
+        );
+      }
+      if (envelopes.length > 1) {
+        throw new ConnectError(
+          "protocol error: received extra input message for unary method",
+          Code.Unimplemented,
+        );
+      }
+      fields.message = await decode(envelopes[0] as Envelope);
+    } else if (method.methodKind === "server_streaming") {
+      // Read when the chain asks for it, as connect does: the interceptors see a call whose
+      // message is bad, and the method's own check counts the messages.
+      fields.message = decodeAll(readBody, decode, start.skipFlag);
+    } else {
+      fields.message = mapAsync(readBody(), decode, start.skipFlag);
     }
     response = await entry.invoke(request);
     if (!response.stream) {
@@ -243,13 +243,28 @@ export function envelope(
   return encodeEnvelope(0, data);
 }
 
-async function* one(message: unknown): AsyncIterable<unknown> {
-  yield message;
+function withoutSkipped(envelopes: Envelope[], skipFlag: number | undefined): Envelope[] {
+  return skipFlag === undefined
+    ? envelopes
+    : envelopes.filter((e) => (e.flags & skipFlag) !== skipFlag);
 }
 
-async function* mapAsync<T, U>(
-  source: AsyncIterable<T>,
-  f: (value: T) => Promise<U>,
+/** A body that must end before its messages are decoded (one, to a server-streaming method). */
+async function* decodeAll<U>(
+  readBody: () => RequestBody,
+  f: (value: Envelope) => Promise<U>,
+  skipFlag: number | undefined,
 ): AsyncIterable<U> {
-  for await (const value of source) yield await f(value);
+  for (const envelope of withoutSkipped(await readBody().all(), skipFlag)) yield await f(envelope);
+}
+
+async function* mapAsync<U>(
+  source: AsyncIterable<Envelope>,
+  f: (value: Envelope) => Promise<U>,
+  skipFlag: number | undefined,
+): AsyncIterable<U> {
+  for await (const value of source) {
+    if (skipFlag !== undefined && (value.flags & skipFlag) === skipFlag) continue;
+    yield await f(value);
+  }
 }

@@ -1,3 +1,4 @@
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
@@ -223,5 +224,84 @@ export function rawCall(
     const send = () => (opts.keepOpen ? req.write(body) : req.end(body));
     if (opts.delayBodyMs === undefined) send();
     else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
+  });
+}
+
+/** What came back from `rawRequest`. */
+export interface RawAnswer {
+  status: number;
+  /** Headers and trailers together; pseudo-headers, `date` and HTTP/1.1's hop-by-hop ones left out. */
+  fields: Record<string, string>;
+  body: Buffer;
+}
+
+const hopByHop = new Set(["date", "connection", "keep-alive", "transfer-encoding"]);
+
+/**
+ * One request by hand, over HTTP/2 or HTTP/1.1, for what a typed client cannot send: any method,
+ * path, headers and body, read back whole (status, headers with trailers, body).
+ */
+export function rawRequest(
+  url: string,
+  request: {
+    httpVersion: "1.1" | "2";
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: Buffer;
+  },
+): Promise<RawAnswer> {
+  const fields: Record<string, string> = {};
+  const keep = (h: Record<string, string | string[] | undefined>) => {
+    for (const [k, v] of Object.entries(h)) {
+      if (k.startsWith(":") || hopByHop.has(k) || v === undefined) continue;
+      fields[k] = Array.isArray(v) ? v.join(", ") : v;
+    }
+  };
+  const method = request.method ?? "POST";
+  const body = request.body ?? Buffer.alloc(0);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    if (request.httpVersion === "2") {
+      const session = http2.connect(url);
+      session.on("error", reject);
+      const req = session.request({
+        ":method": method,
+        ":path": request.path,
+        ...request.headers,
+      });
+      let status = 0;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+        keep(h);
+      });
+      req.on("trailers", (t) => keep(t));
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("error", () => {});
+      req.on("close", () => {
+        session.close();
+        resolve({ status, fields, body: Buffer.concat(chunks) });
+      });
+      if (method === "GET") req.end();
+      else req.end(body);
+      return;
+    }
+    const req = http.request(`${url}${request.path}`, {
+      method,
+      headers: { ...request.headers, connection: "close" },
+      agent: false,
+    });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      keep(res.headers);
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        keep(res.trailers);
+        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks) });
+      });
+      res.on("error", reject);
+    });
+    if (method === "GET") req.end();
+    else req.end(body);
   });
 }
