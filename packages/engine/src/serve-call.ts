@@ -1,3 +1,4 @@
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { Call, callKey } from "./call.ts";
@@ -9,6 +10,31 @@ import { PlainHeaders } from "./plain-headers.ts";
 import { RequestBody } from "./request-body.ts";
 
 const noop = () => {};
+
+/**
+ * A call the request gate refused: its body is not read, but the call still goes through the
+ * interceptors (logging, metrics and audit see it) with an empty message, or none for a stream;
+ * the implementation is never reached, and the answer is an error whatever the chain returns:
+ * the chain's own (an authentication interceptor refuses the same call) or the gate's.
+ */
+async function refuse(
+  entry: EngineMethod,
+  call: Call,
+  request: AnyRequest,
+  fields: { message: unknown },
+  refusal: unknown,
+): Promise<void> {
+  // The unread body waits within HTTP/2's flow-control window; the answer tells the client to
+  // stop sending it.
+  call.refusal = refusal;
+  const kind = entry.method.methodKind;
+  fields.message = kind === "unary" ? create(entry.method.input) : none();
+  const response = await entry.invoke(request);
+  if (response.stream) response.message[Symbol.asyncIterator]().return?.()?.catch(noop);
+  throw refusal;
+}
+
+async function* none(): AsyncIterable<never> {}
 
 /** How one protocol writes a call's answer; one per call. */
 export interface Answer {
@@ -124,8 +150,19 @@ async function run(
   let response: AnyResponse | undefined;
   try {
     if (engine.requestGate !== undefined) {
-      // The context a handler would get, of the call as it arrived.
-      await engine.requestGate(contextOf(request));
+      // The context a handler would get, of the call as it arrived; a promise awaited only
+      // when the gate returns one.
+      let refusal: unknown;
+      try {
+        const pending = engine.requestGate(contextOf(request));
+        if (pending !== undefined) await pending;
+      } catch (err) {
+        refusal = err;
+      }
+      if (refusal !== undefined) {
+        await refuse(entry, call, request, fields, refusal);
+        return;
+      }
     }
     const decode = async (envelope: Envelope): Promise<unknown> => {
       let data = envelope.data;
