@@ -310,7 +310,7 @@ describe("engine, the request gate", () => {
       interceptors: [
         // A logging interceptor sees the refusal; one that answers by itself cannot let it in.
         (next) => async (req) => {
-          chainSaw.push([req.method.name, req.stream ? "stream" : (req.message as { value: string }).value]);
+          chainSaw.push([req.method.name, req.stream ? "stream" : (req.message as unknown as { value: string }).value]);
           return next(req);
         },
         () => async (req) =>
