@@ -23,7 +23,7 @@ import { grpcFrame } from "./grpc-frame.ts";
 import { checkBuilt, prepareKeel } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
 import { measure, type Sample, settle } from "./measure.ts";
-import { loadCpu, plans, serverCpu } from "./plan.ts";
+import { loadCpu, loadOptions, plans, serverCpu } from "./plan.ts";
 import { getUser, type LoadContext, type Scenario, unary } from "./scenarios.ts";
 import { median } from "./stats.ts";
 import { type RunningTarget, startKeel } from "./targets.ts";
@@ -98,14 +98,7 @@ async function main(): Promise<void> {
   if (new Set(variants.map((v) => v.label)).size !== variants.length) {
     throw new Error("each --variant needs a label of its own");
   }
-  const number = (name: keyof typeof values) => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`--${name} must be a whole number ≥ 1`);
-    return value;
-  };
-  const [rounds, seconds, warmUp] = [number("rounds"), number("seconds"), number("warm-up")];
-  const [connections, streams] = [number("connections"), number("streams")];
+  const { rounds, seconds, warmUp, connections, streams } = loadOptions(values);
   preflight();
   pinThisProcess(loadCpu);
   // The harness's own unary load and measurement, with this run's lengths.

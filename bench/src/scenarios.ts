@@ -99,12 +99,31 @@ const keelCluster: Variant = {
  */
 const openingSeconds = 1;
 
-/** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
-export function unary(connections: number, streams: number) {
+/** A unary request other than GetUser over gRPC (see `unary`). */
+export interface UnaryRequest {
+  /** The path, with its query. */
+  path: string;
+  /** The body; none: a GET. */
+  bodyFile?: string | undefined;
+  /** Default `application/grpc`; null: none. */
+  contentType: string | null;
+  http1: boolean;
+}
+
+/**
+ * Unary GetUser by h2load (or `request`), `connections × streams` in flight, for the plan's
+ * duration.
+ */
+export function unary(connections: number, streams: number, request?: UnaryRequest) {
   return async (ctx: LoadContext): Promise<LoadOutcome> => {
     const result = await runH2load({
-      url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
-      bodyFile: ctx.getUserBody,
+      url: `http://127.0.0.1:${ctx.target.port}${request?.path ?? `/${getUser}`}`,
+      ...(request === undefined
+        ? { bodyFile: ctx.getUserBody }
+        : request.bodyFile === undefined
+          ? {}
+          : { bodyFile: request.bodyFile }),
+      ...(request === undefined ? {} : { contentType: request.contentType, http1: request.http1 }),
       headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: streams,
@@ -119,6 +138,7 @@ export function unary(connections: number, streams: number) {
       completed: result.succeeded,
       latencyMs: result.latencyMs,
       errors: result.errors,
+      ...(result.clientCpuShare === undefined ? {} : { generatorCpuShare: result.clientCpuShare }),
     };
   };
 }
