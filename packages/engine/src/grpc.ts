@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { compressedFlag, compressionNegotiate, encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
@@ -8,7 +8,8 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { Call, callKey } from "./call.ts";
+import type { Call } from "./call.ts";
+import { type StartedRequest, startCall } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Envelope } from "./envelope-reader.ts";
 import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
@@ -44,13 +45,6 @@ export function serveGrpc(
   responseHeader.set("content-type", binary ? contentTypeProto : contentTypeJson);
   const responseTrailer = new PlainHeaders();
   responseTrailer.set("grpc-status", grpcStatusOk);
-  const call = new Call(
-    "grpc",
-    timeout.timeoutMs,
-    responseHeader,
-    responseTrailer,
-    engine.deadlineFor(entry),
-  );
   const compression = compressionNegotiate(
     engine.acceptCompression,
     (headers["grpc-encoding"] as string | undefined) ?? null,
@@ -63,29 +57,28 @@ export function serveGrpc(
   if (engine.acceptEncoding !== undefined) {
     responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
   }
+  const { call, request } = startCall(engine, entry, {
+    protocolName: "grpc",
+    timeoutMs: timeout.timeoutMs,
+    headers,
+    peer,
+    url,
+    requestMethod: "POST",
+    header: PlainHeaders.fromHttp2(headers),
+    responseHeader,
+    responseTrailer,
+  });
   const early = timeout.error ?? compression.error;
   if (early !== undefined) {
     finish(stream, call, undefined, early);
     return;
   }
-  const contextValues =
-    engine.contextValues?.({ headers, socket: { remoteAddress: peer } }) ?? createContextValues();
-  contextValues.set(callKey, call);
-  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
-  const requestHeader = PlainHeaders.fromHttp2(headers);
-  const untrack = engine.track(call);
   // The client resetting the stream before the answer cancels the call.
   const onClose = () =>
     call.abort(new ConnectError("the client cancelled the call", Code.Canceled));
   stream.on("close", onClose);
-  call.onAbort(() => {
-    untrack();
-    stream.off("close", onClose);
-  });
-  run(engine, entry, stream, call, {
-    requestHeader,
-    contextValues,
-    url,
+  call.onAbort(() => stream.off("close", onClose));
+  run(engine, entry, stream, call, request, {
     binary,
     decompress: compression.request,
     compress: compression.response,
@@ -93,9 +86,6 @@ export function serveGrpc(
 }
 
 interface CallParts {
-  requestHeader: PlainHeaders;
-  contextValues: ReturnType<typeof createContextValues>;
-  url: string;
   binary: boolean;
   decompress: ReturnType<typeof compressionNegotiate>["request"];
   compress: ReturnType<typeof compressionNegotiate>["response"];
@@ -106,32 +96,17 @@ async function run(
   entry: EngineMethod,
   stream: http2.ServerHttp2Stream,
   call: Call,
+  request: StartedRequest,
   parts: CallParts,
 ): Promise<void> {
-  const { method, service } = entry;
+  const { method } = entry;
   const serialization = engine.serialization(entry);
   const parse = serialization.getI(parts.binary);
   const serialize = serialization.getO(parts.binary);
-  const fields: { message: unknown } & Record<string, unknown> = {
-    stream: method.methodKind !== "unary",
-    service,
-    method,
-    requestMethod: "POST",
-    url: parts.url,
-    header: parts.requestHeader,
-    contextValues: parts.contextValues,
-    message: undefined,
-    // The signal is made when an interceptor or the handler first reads it. A getter in the
-    // literal keeps every request of one shape (defineProperty per call would not).
-    get signal() {
-      return call.signal;
-    },
-  };
-  const request = fields as unknown as AnyRequest;
   try {
     if (engine.requestGate !== undefined) {
       // The context a handler would get, of the call as it arrived.
-      await engine.requestGate(contextOf(request));
+      await engine.requestGate(contextOf(request as AnyRequest));
     }
     const body = new RequestBody(stream, call, engine.bodyOptions(stream.session));
     const decode = async (envelope: Envelope): Promise<unknown> => {
@@ -164,11 +139,11 @@ async function run(
         );
       }
       const input = await decode(envelopes[0] as Envelope);
-      fields.message = method.methodKind === "unary" ? input : one(input);
+      request.message = method.methodKind === "unary" ? input : one(input);
     } else {
-      fields.message = mapAsync(body, decode);
+      request.message = mapAsync(body, decode);
     }
-    const response = await entry.invoke(request);
+    const response = await entry.invoke(request as AnyRequest);
     if (!response.stream) {
       let frame = envelope(serialize.serialize(response.message as never), parts.compress, engine);
       if (frame instanceof Promise) frame = await frame;
