@@ -107,16 +107,34 @@ export function asWireError(err: unknown): ConnectError {
 
 /**
  * A call's answers; the call ends (its signal aborts) when they end, fail (with the error as
- * clients get it) or are left unread (CANCELED).
+ * clients get it) or are left unread (CANCELED), even before the first was asked for.
  */
-export async function* finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncIterable<T> {
-  try {
-    yield* messages;
-    call.abort();
-  } catch (err) {
-    call.abort(err);
-    throw asWireError(err);
-  } finally {
-    call.abort(new ConnectError("the client stopped reading", Code.Canceled));
-  }
+export function finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        async next() {
+          try {
+            const step = await it.next();
+            if (step.done === true) call.abort();
+            return step;
+          } catch (err) {
+            call.abort(err);
+            throw asWireError(err);
+          }
+        },
+        async return(value?: unknown) {
+          call.abort(new ConnectError("the client stopped reading", Code.Canceled));
+          await it.return?.(value);
+          return { done: true, value: value as T };
+        },
+      };
+    },
+  };
+}
+
+/** One message as the stream a server-streaming method's chain takes. */
+export async function* one<T>(message: T): AsyncIterable<T> {
+  yield message;
 }

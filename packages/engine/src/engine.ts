@@ -16,6 +16,12 @@ import {
   createInProcessTransport,
   type InProcessTransportOptions,
 } from "./in-process-transport.ts";
+import {
+  type InvokeOptions,
+  type InvokeResult,
+  invokeMethod,
+  unknownMethod,
+} from "./invoke.ts";
 import { createMethodTable, type EngineMethod } from "./method-table.ts";
 
 export interface EngineOptions {
@@ -80,6 +86,13 @@ export interface Engine {
    * calls, without a socket or serialization (see `createInProcessTransport`).
    */
   inProcessTransport(options?: InProcessTransportOptions): Transport;
+  /**
+   * Runs a call of a method (its path, "/user.v1.UserService/GetUser", or its entry in `methods`)
+   * on behalf of another protocol, REST, with its message already decoded: the same per-call
+   * state, request gate and interceptor chain as a call off the wire (see `invokeMethod`). Never
+   * rejects: a failed call answers with its error.
+   */
+  invoke(method: string | EngineMethod, options: InvokeOptions): Promise<InvokeResult>;
 }
 
 /** The answer to a gRPC call of a method not served: HTTP 200, grpc-status 12, grpc-go's words. */
@@ -172,6 +185,11 @@ export function createEngine(options: EngineOptions): Engine {
     methods,
     inProcessTransport: (transportOptions) =>
       createInProcessTransport(methods, context, transportOptions),
+    invoke(method, invokeOptions) {
+      const entry = typeof method === "string" ? methods.get(method) : method;
+      if (entry === undefined) return Promise.resolve(unknownMethod(String(method)));
+      return invokeMethod(context, entry, invokeOptions);
+    },
     handleStream(stream, headers) {
       const contentType = headers["content-type"];
       if (contentType === undefined || !contentTypeRegExp.test(contentType)) return false;

@@ -9,7 +9,7 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import type { Call } from "./call.ts";
-import { type StartedRequest, startCall } from "./call-lifecycle.ts";
+import { one, type StartedRequest, startCall } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Envelope } from "./envelope-reader.ts";
 import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
@@ -280,10 +280,6 @@ function drained(stream: http2.ServerHttp2Stream): Promise<void> {
     stream.on("drain", done);
     stream.on("close", done);
   });
-}
-
-async function* one(message: unknown): AsyncIterable<unknown> {
-  yield message;
 }
 
 async function* mapAsync<T, U>(
