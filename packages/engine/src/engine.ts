@@ -16,12 +16,7 @@ import {
   createInProcessTransport,
   type InProcessTransportOptions,
 } from "./in-process-transport.ts";
-import {
-  type InvokeOptions,
-  type InvokeResult,
-  invokeMethod,
-  unknownMethod,
-} from "./invoke.ts";
+import { type InvokeOptions, type InvokeResult, invokeMethod, unknownMethod } from "./invoke.ts";
 import { createMethodTable, type EngineMethod } from "./method-table.ts";
 
 export interface EngineOptions {

@@ -61,11 +61,11 @@ function callOf(text: string, more: Partial<InvokeOptions> = {}): InvokeOptions 
   };
 }
 
-const valueOf = (message: Message | undefined) => (message as { value?: string })?.value;
+const textOf = (message: Message | undefined) => (message as { value?: string })?.value;
 
 async function collect(messages: AsyncIterable<Message>): Promise<string[]> {
   const out: string[] = [];
-  for await (const m of messages) out.push(valueOf(m) ?? "");
+  for await (const m of messages) out.push(textOf(m) ?? "");
   return out;
 }
 
@@ -75,7 +75,7 @@ describe("Engine.invoke", () => {
     const result = await engine.invoke("/fixture.v1.FixtureService/Unary", callOf("header:h1"));
     assert.equal(result.error, undefined);
     assert.equal(result.stream, false);
-    assert.equal(valueOf(result.message), "header:h1");
+    assert.equal(textOf(result.message), "header:h1");
     assert.equal(result.header.get("x-fixture"), "h1");
     assert.deepEqual(views, [
       {
@@ -97,7 +97,7 @@ describe("Engine.invoke", () => {
     const entry = engine.methods.get("/fixture.v1.FixtureService/Unary");
     assert.ok(entry);
     const result = await engine.invoke(entry, callOf("hi"));
-    assert.equal(valueOf(result.message as Message), "hi");
+    assert.equal(textOf(result.message as Message), "hi");
   });
 
   it("answers a server stream as it comes, and ends the call when it ends", async () => {
@@ -165,7 +165,10 @@ describe("Engine.invoke", () => {
     });
     const unknown = await engine.invoke("/fixture.v1.FixtureService/Nope", callOf("x"));
     assert.equal(unknown.error?.code, Code.Unimplemented);
-    assert.match(unknown.error?.rawMessage ?? "", /unknown method \/fixture.v1.FixtureService\/Nope/);
+    assert.match(
+      unknown.error?.rawMessage ?? "",
+      /unknown method \/fixture.v1.FixtureService\/Nope/,
+    );
   });
 
   it("reads the message after the request gate, and not at all when it refuses", async () => {
@@ -195,7 +198,7 @@ describe("Engine.invoke", () => {
       "/fixture.v1.FixtureService/Unary",
       callOf("", { message: read, header }),
     );
-    assert.equal(valueOf(letThrough.message as Message), "body");
+    assert.equal(textOf(letThrough.message as Message), "body");
     assert.deepEqual(order, ["gate rest-test", "gate rest-test", "read"]);
   });
 

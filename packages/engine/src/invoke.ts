@@ -108,7 +108,8 @@ export async function invokeMethod(
         Code.InvalidArgument,
       );
     }
-    if (engine.requestGate !== undefined) await engine.requestGate(contextOf(request as AnyRequest));
+    if (engine.requestGate !== undefined)
+      await engine.requestGate(contextOf(request as AnyRequest));
     let message = options.message;
     if (typeof message === "function") {
       if (call.isAborted) throw abortReason(call);
@@ -119,7 +120,12 @@ export async function invokeMethod(
     const response = await entry.invoke(request as AnyRequest);
     if (!response.stream) {
       call.abort();
-      return { stream: false, message: response.message, header: response.header, trailer: response.trailer };
+      return {
+        stream: false,
+        message: response.message,
+        header: response.header,
+        trailer: response.trailer,
+      };
     }
     return {
       stream: true,
