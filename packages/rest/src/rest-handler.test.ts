@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { createConnectRouter } from "@connectrpc/connect";
+import { createEngine } from "@keel/engine";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import { createRestHandler } from "./rest-handler.ts";
 import { accessToken, startRestServer } from "./testing/rest-server.ts";
@@ -314,9 +314,8 @@ describe("createRestHandler", () => {
 });
 
 describe("RestHandler.matches and routes", () => {
-  const router = createConnectRouter();
-  router.service(UserService, {});
-  const rest = createRestHandler({ handlers: router.handlers, services: [UserService] });
+  const engine = createEngine({ routes: (router) => router.service(UserService, {}) });
+  const rest = createRestHandler({ engine, services: [UserService] });
 
   it("claims /openapi.json and paths under the routes' first segment", () => {
     assert.ok(rest.matches("/openapi.json"));
@@ -342,7 +341,8 @@ describe("RestHandler.matches and routes", () => {
 
   it("needs a handler for every service it serves", () => {
     assert.throws(
-      () => createRestHandler({ handlers: [], services: [UserService] }),
+      () =>
+        createRestHandler({ engine: createEngine({ routes: () => {} }), services: [UserService] }),
       /no handler for user.v1.UserService\/\w+: register its service on the router/,
     );
   });

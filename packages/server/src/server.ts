@@ -311,20 +311,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
   });
-  // REST routes are transcoded onto the very same router, so the same interceptors run for them.
-  let rest: ReturnType<typeof createRestHandler> | undefined;
+  // REST routes are calls of the engine's methods (the message decoded from the URL and the JSON
+  // body), so the same interceptors, context values and deadlines hold for them.
+  const rest = createRestHandler({
+    engine,
+    services: [UserService, OrderService],
+    openapi: readOpenApiDocument(),
+    readMaxBytes: maxMessageBytes,
+  });
+  // connect-node's adapter serves, for now, what the engine does not take (gRPC-Web, Connect,
+  // HTTP/1.1, browsers); what it does not route (REST, /openapi.json) it hands to the REST
+  // handler, on the same port.
   const connectHandler = connectNodeAdapter({
-    routes: (router) => {
-      routes(router);
-      rest = createRestHandler({
-        handlers: router.handlers,
-        services: [UserService, OrderService],
-        openapi: readOpenApiDocument(),
-        readMaxBytes: maxMessageBytes,
-        contextValues,
-      });
-    },
-    fallback: (req, res) => void rest?.(req, res),
+    routes,
+    fallback: (req, res) => void rest(req, res),
     interceptors,
     contextValues,
     readMaxBytes: maxMessageBytes,
