@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { createEngine } from "@keel/engine";
@@ -127,6 +128,16 @@ describe("createRestHandler", () => {
           "username",
           "email",
         ]);
+      });
+
+      it("ends the call when it answers: the handler's signal aborts", async () => {
+        const res = await c.send("/api/v1/users/7", { header: auth });
+        assert.equal(res.status, 200);
+        const ctx = server.seen.at(-1)?.ctx;
+        assert.equal(ctx?.protocolName, "rest");
+        assert.equal(ctx?.requestMethod, "GET");
+        assert.match(ctx?.url ?? "", /^http:\/\/127\.0\.0\.1:\d+\/api\/v1\/users\/7$/);
+        assert.equal(ctx?.signal.aborted, true);
       });
 
       it("hands on a deadline from grpc-timeout or x-server-timeout", async () => {
@@ -298,6 +309,30 @@ describe("createRestHandler", () => {
       });
     });
   }
+
+  it("starts the deadline at the headers: it covers reading the body", async () => {
+    const url = new URL(server.h1Url);
+    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: "/api/v1/users",
+        headers: { "content-type": "application/json", "grpc-timeout": "100m" },
+      });
+      req.on("error", reject);
+      req.on("response", async (res) => {
+        let text = "";
+        for await (const chunk of res) text += String(chunk);
+        resolve({ status: res.statusCode ?? 0, text });
+        req.destroy();
+      });
+      // Half a body, and the rest never.
+      req.write('{"username": "slow"');
+    });
+    assert.equal(answer.status, 504, answer.text);
+    assert.equal(JSON.parse(answer.text).error.status, "DEADLINE_EXCEEDED");
+  });
 
   it("cancels a stream when the client goes away", async () => {
     for (const [version, url] of [
