@@ -2,14 +2,19 @@ import { readFile, rm } from "node:fs/promises";
 import { run } from "./launch.ts";
 import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 
-/** One h2load run: unary gRPC calls posting one prepared body. */
+/** One h2load run: unary gRPC calls posting one prepared body, or plain GET requests. */
 export interface H2loadOptions {
-  /** `http://127.0.0.1:PORT/package.Service/Method` */
+  /** `http://127.0.0.1:PORT/package.Service/Method`, or a REST route's URL for a GET. */
   url: string;
-  /** The request body: one gRPC length-prefixed message (see `grpcFrame`). */
-  bodyFile: string;
-  /** Extra request headers; `content-type: application/grpc` and `te: trailers` are always sent. */
+  /**
+   * The request body: one gRPC length-prefixed message (see `grpcFrame`), posted with
+   * `content-type: application/grpc` and `te: trailers`. Without one: a GET with neither.
+   */
+  bodyFile?: string;
+  /** Extra request headers. */
   headers?: Record<string, string>;
+  /** HTTP/1.1 instead of HTTP/2 (--h1): one request at a time per connection. Default false. */
+  http1?: boolean;
   /** Connections (-c). */
   connections: number;
   /** Requests in flight on each connection (-m). */
@@ -65,9 +70,14 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     `--clients=${options.connections}`,
     `--max-concurrent-streams=${options.streamsPerConnection}`,
     "--threads=1",
-    `--data=${options.bodyFile}`,
-    "--header=content-type: application/grpc",
-    "--header=te: trailers",
+    ...(options.http1 === true ? ["--h1"] : []),
+    ...(options.bodyFile === undefined
+      ? []
+      : [
+          `--data=${options.bodyFile}`,
+          "--header=content-type: application/grpc",
+          "--header=te: trailers",
+        ]),
     ...Object.entries(options.headers ?? {}).map(([name, value]) => `--header=${name}: ${value}`),
     `--log-file=${options.logFile}`,
     `--connection-active-timeout=${options.timeoutSeconds}`,

@@ -30,6 +30,8 @@ export interface LoadContext {
   authorization: string;
   /** File holding GetUser's request as one gRPC message. */
   getUserBody: string;
+  /** The user GetUser asks for, for loads that put it in a URL (REST). */
+  userId?: bigint;
   /** StreamUserActivities' request as one gRPC message. */
   streamBody: Buffer;
   /** An unmeasured warm-up: shorter, and in the scenario's usual shape. */
@@ -108,6 +110,34 @@ export function unary(connections: number, streams: number) {
       headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: streams,
+      durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+      ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
+      cpu: ctx.variant.loadCpu,
+      logFile: join(ctx.workDir, "h2load-requests.tsv"),
+      timeoutSeconds: 120,
+    });
+    return {
+      rate: result.requestsPerSecond,
+      completed: result.succeeded,
+      latencyMs: result.latencyMs,
+      errors: result.errors,
+    };
+  };
+}
+
+/**
+ * GetUser over REST, `GET /api/v1/users/{id}` by h2load over HTTP/1.1 (`--h1`, one request at a
+ * time per connection), `connections` in flight, for the plan's duration.
+ */
+export function restGet(connections: number) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    if (ctx.userId === undefined) throw new Error("a REST load needs the user's id (userId)");
+    const result = await runH2load({
+      url: `http://127.0.0.1:${ctx.target.port}/api/v1/users/${ctx.userId}`,
+      http1: true,
+      headers: { authorization: ctx.authorization },
+      connections,
+      streamsPerConnection: 1,
       durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
       ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
       cpu: ctx.variant.loadCpu,
