@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runH2load } from "./h2load.ts";
+import { type H2loadOptions, runH2load } from "./h2load.ts";
 import { finish, launch } from "./launch.ts";
 import { loadCpu, type Plan, serverCpu } from "./plan.ts";
 import type { LatencySummary } from "./stats.ts";
@@ -103,26 +103,13 @@ const openingSeconds = 1;
 
 /** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
 export function unary(connections: number, streams: number) {
-  return async (ctx: LoadContext): Promise<LoadOutcome> => {
-    const result = await runH2load({
+  return (ctx: LoadContext): Promise<LoadOutcome> =>
+    timedLoad(ctx, {
       url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
       bodyFile: ctx.getUserBody,
-      headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: streams,
-      durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
-      ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
-      cpu: ctx.variant.loadCpu,
-      logFile: join(ctx.workDir, "h2load-requests.tsv"),
-      timeoutSeconds: 120,
     });
-    return {
-      rate: result.requestsPerSecond,
-      completed: result.succeeded,
-      latencyMs: result.latencyMs,
-      errors: result.errors,
-    };
-  };
 }
 
 /**
@@ -130,26 +117,36 @@ export function unary(connections: number, streams: number) {
  * time per connection), `connections` in flight, for the plan's duration.
  */
 export function restGet(connections: number) {
-  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+  return (ctx: LoadContext): Promise<LoadOutcome> => {
     if (ctx.userId === undefined) throw new Error("a REST load needs the user's id (userId)");
-    const result = await runH2load({
+    return timedLoad(ctx, {
       url: `http://127.0.0.1:${ctx.target.port}/api/v1/users/${ctx.userId}`,
       http1: true,
-      headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: 1,
-      durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
-      ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
-      cpu: ctx.variant.loadCpu,
-      logFile: join(ctx.workDir, "h2load-requests.tsv"),
-      timeoutSeconds: 120,
     });
-    return {
-      rate: result.requestsPerSecond,
-      completed: result.succeeded,
-      latencyMs: result.latencyMs,
-      errors: result.errors,
-    };
+  };
+}
+
+/** One h2load run of the plan's unary length (or its warm-up), authorized, its opening left out. */
+async function timedLoad(
+  ctx: LoadContext,
+  load: Pick<H2loadOptions, "url" | "bodyFile" | "http1" | "connections" | "streamsPerConnection">,
+): Promise<LoadOutcome> {
+  const result = await runH2load({
+    ...load,
+    headers: { authorization: ctx.authorization },
+    durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+    ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
+    cpu: ctx.variant.loadCpu,
+    logFile: join(ctx.workDir, "h2load-requests.tsv"),
+    timeoutSeconds: 120,
+  });
+  return {
+    rate: result.requestsPerSecond,
+    completed: result.succeeded,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
   };
 }
 
