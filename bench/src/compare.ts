@@ -205,7 +205,7 @@ async function main(): Promise<void> {
     )
     .join("; ");
   process.stdout.write(
-    `Unary GetUser, ${connections} connections × ${streams} streams, ${rounds} rounds of ${seconds} s ` +
+    `Unary GetUser, ${shape}, ${rounds} rounds of ${seconds} s ` +
       `(${described})\n\n${renderComparison(new Map(servers.map((s) => [s.label, s.samples])))}\n`,
   );
 }
