@@ -125,7 +125,9 @@ export function finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncItera
           }
         },
         async return(value?: unknown) {
-          call.abort(new ConnectError("the client stopped reading", Code.Canceled));
+          if (!call.isAborted) {
+            call.abort(new ConnectError("the client stopped reading", Code.Canceled));
+          }
           await it.return?.(value);
           return { done: true, value: value as T };
         },
