@@ -5,6 +5,7 @@ import { UserService } from "@keel/gen/user/v1/user_pb";
 import fc from "fast-check";
 import { collectHttpBindings } from "./http-rule.ts";
 import { matchPathTemplate, parsePathTemplate } from "./path-template.ts";
+import { RequestPath } from "./request-path.ts";
 import { createRouteTable } from "./route-table.ts";
 import { LibraryService } from "./testing/library.ts";
 
@@ -41,6 +42,20 @@ describe("matchPathTemplate, on arbitrary paths", () => {
         for (const value of values.values()) assert.equal(typeof value, "string");
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it("answers the same for a path split once and matched against every template", () => {
+    fc.assert(
+      fc.property(anyPath, (path) => {
+        const shared = new RequestPath(path);
+        for (const { template } of bindings) {
+          const once = matchPathTemplate(template, shared);
+          const alone = matchPathTemplate(template, path);
+          assert.deepEqual(once && Object.fromEntries(once), alone && Object.fromEntries(alone));
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 
