@@ -6,6 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createEngine } from "@keel/engine";
 import { createRestHandler } from "./rest-handler.ts";
 import { LibraryService, serverStreamingMethod, unaryMethod } from "./testing/library.ts";
+import { sendBody } from "./testing/send-body.ts";
 
 /**
  * The engine's request gate runs on a REST call's headers before its body is read: a call it
@@ -43,29 +44,20 @@ describe("REST and the engine's request gate", () => {
   });
 
   /** PATCHes a book, sending `body` and, unless `finish` is false, ending the request. */
-  function patch(authorization: string | undefined, body: string, finish: boolean) {
-    return new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request({
-        host: "127.0.0.1",
-        port,
+  const patch = (authorization: string | undefined, body: string, finish: boolean) =>
+    sendBody(
+      `http://127.0.0.1:${port}`,
+      {
         method: "PATCH",
         path: "/v1/shelves/1/books/2",
         headers: {
           "content-type": "application/json",
           ...(authorization === undefined ? {} : { authorization }),
         },
-      });
-      req.on("error", reject);
-      req.on("response", async (res) => {
-        let text = "";
-        for await (const chunk of res) text += String(chunk);
-        resolve({ status: res.statusCode ?? 0, text });
-        req.destroy();
-      });
-      req.write(body);
-      if (finish) req.end();
-    });
-  }
+      },
+      body,
+      finish,
+    );
 
   it("refuses a call on its headers while its body never ends", async () => {
     const refused = await patch(undefined, '{"pages": 1', false);

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import * as http from "node:http";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { createEngine } from "@keel/engine";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import { createRestHandler } from "./rest-handler.ts";
 import { accessToken, startRestServer } from "./testing/rest-server.ts";
+import { sendBody } from "./testing/send-body.ts";
 
 interface Reply {
   status: number;
@@ -311,25 +311,17 @@ describe("createRestHandler", () => {
   }
 
   it("starts the deadline at the headers: it covers reading the body", async () => {
-    const url = new URL(server.h1Url);
-    const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = http.request({
-        host: url.hostname,
-        port: url.port,
+    // Half a body, and the rest never.
+    const answer = await sendBody(
+      server.h1Url,
+      {
         method: "POST",
         path: "/api/v1/users",
         headers: { "content-type": "application/json", "grpc-timeout": "100m" },
-      });
-      req.on("error", reject);
-      req.on("response", async (res) => {
-        let text = "";
-        for await (const chunk of res) text += String(chunk);
-        resolve({ status: res.statusCode ?? 0, text });
-        req.destroy();
-      });
-      // Half a body, and the rest never.
-      req.write('{"username": "slow"');
-    });
+      },
+      '{"username": "slow"',
+      false,
+    );
     assert.equal(answer.status, 504, answer.text);
     assert.equal(JSON.parse(answer.text).error.status, "DEADLINE_EXCEEDED");
   });
