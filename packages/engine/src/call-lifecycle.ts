@@ -1,16 +1,13 @@
 import type { IncomingHttpHeaders } from "node:http2";
+import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type UnaryRequest } from "@connectrpc/connect";
 import { Call, callKey } from "./call.ts";
 import type { EngineContext } from "./engine-context.ts";
-import type { EngineMethod } from "./method-table.ts";
+import { type AnyRequest, contextOf, type EngineMethod } from "./method-table.ts";
 import type { PlainHeaders } from "./plain-headers.ts";
 
-/** What a call starts from, whatever brought it: the wire, a client in this process, REST. */
-export interface CallStart {
-  /** What `HandlerContext.protocolName` says: "grpc", "in-process", "rest", … */
-  protocolName: string;
-  /** The client's timeout in ms, from its headers; undefined: none (the default deadline). */
-  timeoutMs: number | undefined;
+/** What a call's request is made of, whatever brought it: the wire, a client in this process, REST. */
+export interface CallInit {
   /** The request's headers as they arrived, for the engine's `contextValues`. */
   headers: IncomingHttpHeaders;
   /** The peer's address, for the engine's `contextValues`. */
@@ -21,9 +18,6 @@ export interface CallStart {
   requestMethod: string;
   /** What interceptors see as `req.header`. */
   header: Headers;
-  /** The response headers and trailers, when the protocol has set some already. */
-  responseHeader?: PlainHeaders;
-  responseTrailer?: PlainHeaders;
 }
 
 /**
@@ -42,26 +36,40 @@ export type CallEngine = Pick<
 >;
 
 /**
- * Starts a call's state, the one way every kind of call does: its `Call` (deadline from the
- * client's timeout or the method's default, armed now), its context values (the engine's
- * `contextValues`, the call under `callKey`, the default deadline told), counted in flight until
+ * A call of `entry`, its deadline armed now: the client's timeout (ms; undefined: none), or else
+ * the method's default.
+ */
+export function createCall(
+  engine: CallEngine,
+  entry: EngineMethod,
+  protocolName: string,
+  timeoutMs: number | undefined,
+  responseHeader?: PlainHeaders,
+  responseTrailer?: PlainHeaders,
+): Call {
+  return new Call(
+    protocolName,
+    timeoutMs,
+    responseHeader,
+    responseTrailer,
+    engine.deadlineFor(entry),
+  );
+}
+
+/**
+ * Starts a call's state, the one way every kind of call does: its context values (the engine's
+ * `contextValues`, the call under `callKey`, its default deadline told), counted in flight until
  * it ends (the shutdown signal aborts it), and the request the interceptor chain gets, whose
  * signal is made only when read.
  */
 export function startCall(
   engine: CallEngine,
   entry: EngineMethod,
-  start: CallStart,
-): { call: Call; request: StartedRequest } {
-  const call = new Call(
-    start.protocolName,
-    start.timeoutMs,
-    start.responseHeader,
-    start.responseTrailer,
-    engine.deadlineFor(entry),
-  );
+  call: Call,
+  init: CallInit,
+): StartedRequest {
   const contextValues =
-    engine.contextValues?.({ headers: start.headers, socket: { remoteAddress: start.peer } }) ??
+    engine.contextValues?.({ headers: init.headers, socket: { remoteAddress: init.peer } }) ??
     createContextValues();
   contextValues.set(callKey, call);
   if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
@@ -70,9 +78,9 @@ export function startCall(
     stream: entry.method.methodKind !== "unary",
     service: entry.service,
     method: entry.method,
-    requestMethod: start.requestMethod,
-    url: start.url,
-    header: start.header,
+    requestMethod: init.requestMethod,
+    url: init.url,
+    header: init.header,
     contextValues,
     message: undefined as unknown,
     // A getter in the literal keeps every request of one shape (defineProperty per call would
@@ -81,8 +89,54 @@ export function startCall(
       return call.signal;
     },
   };
-  return { call, request: request as StartedRequest };
+  return request as StartedRequest;
 }
+
+/**
+ * Runs the engine's request gate, if any, on the context a handler would get of the call as it
+ * arrived (a promise only when the gate returns one); a call it refuses is refused (see `refuse`),
+ * which throws.
+ */
+export function passGate(
+  engine: Pick<EngineContext, "requestGate">,
+  entry: EngineMethod,
+  call: Call,
+  request: StartedRequest,
+): void | Promise<void> {
+  const gate = engine.requestGate;
+  if (gate === undefined) return;
+  let pending: void | Promise<void>;
+  try {
+    pending = gate(contextOf(request as AnyRequest));
+  } catch (err) {
+    return refuse(entry, call, request, err);
+  }
+  if (pending !== undefined) return pending.then(noop, (err) => refuse(entry, call, request, err));
+}
+
+/**
+ * A call the request gate refused: its body is not read, but the call still goes through the
+ * interceptors (logging, metrics and audit see it) with an empty message, or none for a stream;
+ * the implementation is never reached, and the answer is an error whatever the chain returns:
+ * the chain's own (an authentication interceptor refuses the same call) or the gate's.
+ */
+export async function refuse(
+  entry: EngineMethod,
+  call: Call,
+  request: StartedRequest,
+  refusal: unknown,
+): Promise<never> {
+  call.refusal = refusal;
+  const kind = entry.method.methodKind;
+  request.message = kind === "unary" ? create(entry.method.input) : none();
+  const response = await entry.invoke(request as AnyRequest);
+  if (response.stream) response.message[Symbol.asyncIterator]().return?.()?.catch(noop);
+  throw refusal;
+}
+
+async function* none(): AsyncIterable<never> {}
+
+const noop = () => {};
 
 /** Ends the call with the signal's reason when the signal aborts (at once if it has). */
 export function abortWith(call: Call, signal: AbortSignal): void {
@@ -99,7 +153,7 @@ export function abortWith(call: Call, signal: AbortSignal): void {
  * An error as a client gets it: a ConnectError as it was thrown, anything else as a bare INTERNAL
  * "internal error" (the cause kept, never sent), as connect answers.
  */
-export function asWireError(err: unknown): ConnectError {
+export function asConnectError(err: unknown): ConnectError {
   return err instanceof ConnectError
     ? err
     : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
@@ -121,7 +175,7 @@ export function finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncItera
             return step;
           } catch (err) {
             call.abort(err);
-            throw asWireError(err);
+            throw asConnectError(err);
           }
         },
         async return(value?: unknown) {

@@ -10,7 +10,14 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
-import { abortWith, asWireError, type CallEngine, finishing, startCall } from "./call-lifecycle.ts";
+import {
+  abortWith,
+  asConnectError,
+  type CallEngine,
+  createCall,
+  finishing,
+  startCall,
+} from "./call-lifecycle.ts";
 import type { AnyRequest, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 
@@ -66,9 +73,8 @@ export function createInProcessTransport(
     clientReq.header.forEach((value, key) => {
       headers[key] = value;
     });
-    const { call, request } = startCall(engine, entry, {
-      protocolName: "in-process",
-      timeoutMs,
+    const call = createCall(engine, entry, "in-process", timeoutMs);
+    const request = startCall(engine, entry, call, {
       headers,
       peer: peer(clientReq.contextValues),
       url: clientReq.url,
@@ -81,7 +87,7 @@ export function createInProcessTransport(
       return { call, response: await entry.invoke(request as AnyRequest) };
     } catch (err) {
       call.abort(err);
-      throw asWireError(err);
+      throw asConnectError(err);
     }
   };
 

@@ -2,9 +2,18 @@ import type { IncomingHttpHeaders } from "node:http2";
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Call } from "./call.ts";
-import { abortWith, asWireError, finishing, one, startCall } from "./call-lifecycle.ts";
+import {
+  abortWith,
+  asConnectError,
+  createCall,
+  finishing,
+  one,
+  passGate,
+  type StartedRequest,
+  startCall,
+} from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
-import { type AnyRequest, contextOf, type EngineMethod } from "./method-table.ts";
+import type { AnyRequest, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 
 /** A call made on behalf of another protocol (REST), whose request message is already decoded. */
@@ -84,11 +93,10 @@ export async function invokeMethod(
   entry: EngineMethod,
   options: InvokeOptions,
 ): Promise<InvokeResult> {
-  let started: ReturnType<typeof startCall>;
+  const call = createCall(engine, entry, options.protocolName, options.timeoutMs);
+  let request: StartedRequest;
   try {
-    started = startCall(engine, entry, {
-      protocolName: options.protocolName,
-      timeoutMs: options.timeoutMs,
+    request = startCall(engine, entry, call, {
       headers: options.headers,
       peer: options.peer,
       url: options.url,
@@ -96,10 +104,10 @@ export async function invokeMethod(
       header: options.header,
     });
   } catch (err) {
-    // The engine's `contextValues` threw: no call to end.
-    return failed(err, new PlainHeaders(), new PlainHeaders());
+    // The engine's `contextValues` threw.
+    call.abort(err);
+    return failed(err, call.responseHeader, call.responseTrailer);
   }
-  const { call, request } = started;
   if (options.signal !== undefined) abortWith(call, options.signal);
   try {
     if (options.timeoutMs !== undefined && options.timeoutMs > engine.maxTimeoutMs) {
@@ -108,8 +116,9 @@ export async function invokeMethod(
         Code.InvalidArgument,
       );
     }
-    if (engine.requestGate !== undefined)
-      await engine.requestGate(contextOf(request as AnyRequest));
+    // A refused call still passes through the interceptors, its message unread (see `refuse`).
+    const gated = passGate(engine, entry, call, request);
+    if (gated !== undefined) await gated;
     let message = options.message;
     if (typeof message === "function") {
       if (call.isAborted) throw abortReason(call);
@@ -140,7 +149,7 @@ export async function invokeMethod(
 }
 
 function failed(err: unknown, header: Headers, trailer: Headers): InvokeResult {
-  return { error: asWireError(err), header, trailer };
+  return { error: asConnectError(err), header, trailer };
 }
 
 /** A method not served: UNIMPLEMENTED. */
