@@ -5,12 +5,13 @@ import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 
 /** One h2load run: unary calls posting one prepared body (gRPC unless told otherwise). */
 export interface H2loadOptions {
-  /** `http://127.0.0.1:PORT/package.Service/Method` */
+  /** `http://127.0.0.1:PORT/package.Service/Method`, or a REST route's URL for a GET. */
   url: string;
   /** The request body: one gRPC length-prefixed message (see `grpcFrame`); none: a GET. */
   bodyFile?: string;
   /**
-   * The request's content type. Default `application/grpc` (with `te: trailers`); null: none.
+   * The request's content type. Default: `application/grpc` (with `te: trailers`) for a body,
+   * none for a GET; null: none.
    */
   contentType?: string | null;
   /** HTTP/1.1 instead of HTTP/2 (h2load --h1): one request at a time per connection. */
@@ -76,7 +77,13 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     "--threads=1",
     ...(options.bodyFile === undefined ? [] : [`--data=${options.bodyFile}`]),
     ...(options.http1 === true ? ["--h1"] : []),
-    ...contentTypeHeaders(options.contentType),
+    ...contentTypeHeaders(
+      options.contentType !== undefined
+        ? options.contentType
+        : options.bodyFile === undefined
+          ? null
+          : "application/grpc",
+    ),
     ...Object.entries(options.headers ?? {}).map(([name, value]) => `--header=${name}: ${value}`),
     `--log-file=${options.logFile}`,
     `--connection-active-timeout=${options.timeoutSeconds}`,

@@ -303,7 +303,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     registerReflection(router, { services: [UserService, OrderService, Health] });
   };
   // The engine serves every protocol; connect-node's adapter, with KEEL_ENGINE=connect, serves
-  // them all instead. REST goes through the adapter's router for now, either way.
+  // gRPC, gRPC-Web and Connect instead.
   const engine = createEngine({
     routes,
     interceptors,
@@ -323,20 +323,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
   });
-  // REST routes are transcoded onto the very same router, so the same interceptors run for them.
-  let rest: ReturnType<typeof createRestHandler> | undefined;
+  // REST routes are calls of the engine's methods (the message decoded from the URL and the JSON
+  // body), so the same interceptors, context values and deadlines hold for them.
+  const rest = createRestHandler({
+    engine,
+    services: [UserService, OrderService],
+    openapi: readOpenApiDocument(),
+    readMaxBytes: maxMessageBytes,
+  });
+  // With KEEL_ENGINE=connect: what connect-node's adapter does not route (REST, /openapi.json) it
+  // hands to the REST handler, on the same port.
   const connectHandler = connectNodeAdapter({
-    routes: (router) => {
-      routes(router);
-      rest = createRestHandler({
-        handlers: router.handlers,
-        services: [UserService, OrderService],
-        openapi: readOpenApiDocument(),
-        readMaxBytes: maxMessageBytes,
-        contextValues,
-      });
-    },
-    fallback: (req, res) => void rest?.(req, res),
+    routes,
+    fallback: (req, res) => void rest(req, res),
     interceptors,
     contextValues,
     readMaxBytes: maxMessageBytes,
@@ -349,8 +348,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
     if (cors(req, res) || consolePage(req, res)) return;
-    if (onEngine && engine.handleRequest(req, res)) return;
-    connectHandler(req, res);
+    if (!onEngine) connectHandler(req, res);
+    else if (!engine.handleRequest(req, res)) void rest(req, res);
   };
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
