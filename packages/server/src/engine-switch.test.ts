@@ -79,8 +79,24 @@ for (const engine of ["keel", "connect"] as const) {
       // The engine names the compressions it accepts in every gRPC answer; connect-node does not.
       const users = createUserClient({ baseUrl: server.url, token: server.adminToken });
       let accepted: string | null = null;
-      await users.getUser({ userId }, { onHeader: (h) => (accepted = h.get("grpc-accept-encoding")) });
+      await users.getUser(
+        { userId },
+        { onHeader: (h) => (accepted = h.get("grpc-accept-encoding")) },
+      );
       assert.equal(accepted, engine === "keel" ? "gzip,br" : null);
+    });
+
+    it("answers a Connect GET of a read (GetUser has no side effects), and refuses one of a write", async () => {
+      const get = (path: string, message: unknown) =>
+        fetch(
+          `${server.url}${path}?connect=v1&encoding=json&message=${encodeURIComponent(JSON.stringify(message))}`,
+          { headers: { authorization: `Bearer ${server.adminToken}` } },
+        );
+      const read = await get("/user.v1.UserService/GetUser", { userId: String(userId) });
+      assert.equal(read.status, 200);
+      assert.equal(((await read.json()) as { user: { userId: string } }).user.userId, String(userId));
+      const write = await get("/user.v1.UserService/CreateUser", { username: "x" });
+      assert.equal(write.status, 405);
     });
 
     it("a call without a token: UNAUTHENTICATED on every protocol", async () => {
