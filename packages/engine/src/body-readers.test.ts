@@ -66,9 +66,13 @@ describe("gRPC-Web text reader", () => {
 
   it("never throws anything but a ConnectError on arbitrary bytes", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 400 }), fc.array(fc.nat(), { maxLength: 8 }), (bytes, cuts) => {
-        read(new Base64EnvelopeReader(64), chunks(Buffer.from(bytes), cuts));
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 400 }),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        (bytes, cuts) => {
+          read(new Base64EnvelopeReader(64), chunks(Buffer.from(bytes), cuts));
+        },
+      ),
     );
   });
 });

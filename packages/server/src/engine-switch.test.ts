@@ -94,7 +94,10 @@ for (const engine of ["keel", "connect"] as const) {
         );
       const read = await get("/user.v1.UserService/GetUser", { userId: String(userId) });
       assert.equal(read.status, 200);
-      assert.equal(((await read.json()) as { user: { userId: string } }).user.userId, String(userId));
+      assert.equal(
+        ((await read.json()) as { user: { userId: string } }).user.userId,
+        String(userId),
+      );
       const write = await get("/user.v1.UserService/CreateUser", { username: "x" });
       assert.equal(write.status, 405);
     });
