@@ -7,7 +7,7 @@ import type { LatencySummary } from "./stats.ts";
 import type { StreamLoadOptions, StreamLoadResult } from "./stream-load.ts";
 import type { RunningTarget } from "./targets.ts";
 
-export type TargetKind = "keel" | "grpc-js" | "connect-node";
+export type TargetKind = "keel" | "engine" | "grpc-js" | "connect-node";
 
 /** One server of a scenario, how it runs and where its load runs. */
 export interface Variant {
@@ -81,7 +81,9 @@ const connectNode: Variant = {
   serverCpu,
   loadCpu,
 };
-const peers = [keel, grpcJs, connectNode];
+/** @keel/engine with no interceptors answering the peers' fixed reply: the engine's own cost. */
+const engineOnly: Variant = { label: "keel engine (bare)", kind: "engine", serverCpu, loadCpu };
+const peers = [keel, engineOnly, grpcJs, connectNode];
 /** Our server as cluster mode runs it on this machine: two workers, sharing the cores with the load. */
 const keelCluster: Variant = {
   label: "keel, KEEL_WORKERS=2 (2 cores)",
