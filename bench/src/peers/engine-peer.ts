@@ -6,26 +6,10 @@
  *   node --conditions=source bench/src/peers/engine-peer.ts [PORT]
  */
 import * as http2 from "node:http2";
-import type { ConnectRouter } from "@connectrpc/connect";
 import { createEngine } from "@keel/engine";
-import { UserService } from "@keel/gen/user/v1/user_pb";
-import {
-  benchActivity,
-  benchUserResponse,
-  defaultStreamMessages,
-  portArgument,
-} from "./fixtures.ts";
+import { benchRoutes, portArgument } from "./fixtures.ts";
 
-function routes(router: ConnectRouter): void {
-  router.service(UserService, {
-    getUser: (req) => benchUserResponse(req.userId),
-    async *streamUserActivities() {
-      for (let n = 1; n <= defaultStreamMessages; n++) yield benchActivity(n);
-    },
-  });
-}
-
-const engine = createEngine({ routes });
+const engine = createEngine({ routes: benchRoutes });
 const server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
 server.on("stream", (stream, headers) => {
   if (!engine.handleStream(stream, headers))
