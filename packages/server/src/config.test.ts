@@ -50,7 +50,7 @@ tls: { cert: a.pem, key: b.pem }
       "order.v1.OrderService/CreateOrder": { ratePerSecond: 2, burst: 4 },
     });
     assert.equal(config.log.level, "warn");
-    assert.deepEqual(config.tls, { cert: "a.pem", key: "b.pem" });
+    assert.deepEqual(config.tls, { cert: "a.pem", key: "b.pem", watch: true, reloadDelayMs: 1000 });
     assert.equal(config.file, path);
   });
 
@@ -179,6 +179,28 @@ tls: { cert: a.pem, key: b.pem }
     assert.equal(
       problem({ KEEL_CONFIG: file("tls: { cert: a.pem }\nhttp2: { idleTimeoutMs: -1 }\n") }),
       "tls.key: is required; http2.idleTimeoutMs: -1 must be at least 0",
+    );
+  });
+
+  it("reads whether and after how long renewed TLS files are served, and names a bad value", () => {
+    const tls = { KEEL_TLS_CERT: "a.pem", KEEL_TLS_KEY: "b.pem" };
+    const settings = readSettings({
+      ...tls,
+      KEEL_TLS_WATCH: "false",
+      KEEL_TLS_RELOAD_DELAY_MS: "250",
+    }).settings;
+    assert.deepEqual(settings.tls, {
+      cert: "a.pem",
+      key: "b.pem",
+      watch: false,
+      reloadDelayMs: 250,
+    });
+    assert.throws(
+      () => readSettings({ ...tls, KEEL_TLS_WATCH: "sometimes", KEEL_TLS_RELOAD_DELAY_MS: "-1" }),
+      {
+        message:
+          'invalid configuration: KEEL_TLS_WATCH: "sometimes" must be true or false; KEEL_TLS_RELOAD_DELAY_MS: "-1" must be at least 0',
+      },
     );
   });
 

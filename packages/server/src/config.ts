@@ -156,6 +156,12 @@ const schema = z.strictObject({
       key: z.string().min(1),
       /** With a client CA, clients must present a certificate it signed (mutual TLS). */
       clientCa: z.string().min(1).optional(),
+      /** Watch the three files and serve renewed ones to new connections, without a restart. */
+      watch: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(true),
+      /** How long the files must be quiet before a renewal is read (it writes several files). */
+      reloadDelayMs: z.coerce.number().int().min(0).max(60_000).default(1000),
     })
     .optional(),
   http2: z
@@ -266,6 +272,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_TLS_CERT: ["tls", "cert"],
   KEEL_TLS_KEY: ["tls", "key"],
   KEEL_TLS_CLIENT_CA: ["tls", "clientCa"],
+  KEEL_TLS_WATCH: ["tls", "watch"],
+  KEEL_TLS_RELOAD_DELAY_MS: ["tls", "reloadDelayMs"],
   KEEL_HTTP2_MAX_CONCURRENT_STREAMS: ["http2", "maxConcurrentStreams"],
   KEEL_HTTP2_KEEPALIVE_INTERVAL_MS: ["http2", "keepaliveIntervalMs"],
   KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],

@@ -12,6 +12,8 @@ import type { ServerConfig } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
 import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
+import { readTlsMaterial } from "./tls-material.ts";
+import { watchTlsFiles } from "./tls-reload.ts";
 
 /** Warns when tokens are signed with the development secret rather than a configured one. */
 export function warnIfGeneratedSecret(config: ServerConfig, logger: Pick<Logger, "warn">): void {
@@ -65,6 +67,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
+  const tls = config.tls === undefined ? undefined : await readTlsMaterial(config.tls);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -92,7 +95,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
     http2: config.http2,
-    ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
+    ...(tls === undefined ? {} : { tls }),
     auditLog,
     clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
     ...(config.profiling.enabled && worker === undefined
@@ -118,6 +121,16 @@ export async function serve(config: ServerConfig): Promise<void> {
             tracing.setSamplingRatio(next.tracing.samplingRatio);
           },
         });
+  const tlsWatcher =
+    config.tls === undefined || tls === undefined || !config.tls.watch
+      ? undefined
+      : watchTlsFiles({
+          files: config.tls,
+          current: tls,
+          apply: (next) => server.setTls(next),
+          delayMs: config.tls.reloadDelayMs,
+          logger,
+        });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -127,6 +140,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     }
     stopping = true;
     watcher?.close();
+    tlsWatcher?.close();
     logger.info({ signal, graceMs: config.shutdown.graceMs }, "stopping");
     server
       .close({ graceMs: config.shutdown.graceMs, delayMs: config.shutdown.delayMs })
@@ -199,14 +213,6 @@ async function loadJwks(auth: ServerConfig["auth"]): Promise<{ jwks?: JSONWebKey
   if (auth.jwksUrl !== undefined) return { jwks: new URL(auth.jwksUrl) };
   if (auth.jwksFile === undefined) return {};
   return { jwks: JSON.parse(await readFile(auth.jwksFile, "utf8")) as JSONWebKeySet };
-}
-
-async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
-  return {
-    cert: await readFile(tls.cert),
-    key: await readFile(tls.key),
-    ...(tls.clientCa === undefined ? {} : { clientCa: await readFile(tls.clientCa) }),
-  };
 }
 
 /** The PEM files of `userServiceTls`, read. */

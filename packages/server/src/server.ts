@@ -56,7 +56,7 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
-import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { type Http2Limits, type Listener, listen, type TlsOptions } from "./listener.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -79,7 +79,7 @@ export interface ServerOptions {
    */
   adminPort?: number | null;
   /** Serve TLS, and mutual TLS with a client CA. Default: plaintext. */
-  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  tls?: TlsOptions;
   /** HTTP/2 connection limits: concurrent streams, keepalive pings, idle timeout, maximum age. */
   http2?: Http2Limits;
   /** Where users, credentials, activities and orders live. Closed by `close()`. */
@@ -152,6 +152,12 @@ export interface RunningServer {
   readonly url: string;
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
+  /**
+   * Serves another certificate, key and client CA to new connections (open ones keep theirs).
+   * Check them first (`readTlsMaterial`): a key that is not the certificate's makes every new
+   * handshake fail. Throws on a plaintext server.
+   */
+  setTls(tls: TlsOptions): void;
   /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
@@ -392,6 +398,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: selfUrl,
     health,
     rateLimiter,
+    setTls: (tls) => listener.setTls(tls),
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
