@@ -11,11 +11,16 @@ import {
 import { z } from "zod";
 import { type Principal, principalKey } from "./context.ts";
 import { createHs256Verifier } from "./hs256.ts";
+import type { Hs256Keyring } from "./hs256-keyring.ts";
 import { createPolicyResolver, type ExtraPolicies } from "./policy.ts";
 
 export interface AuthenticationOptions {
-  /** The HS256 key shared with the token issuer (at least 32 bytes). Default: HS256 not accepted. */
-  secret?: Uint8Array;
+  /**
+   * The HS256 key shared with the token issuer (at least 32 bytes), or the issuer's keyring, whose
+   * keys are found by the token's `kid` and may be rotated while running (tokens verified with a
+   * key since removed are then verified again, and refused). Default: HS256 not accepted.
+   */
+  secret?: Uint8Array | Hs256Keyring;
   /**
    * Public keys for RS256 and ES256 tokens: a JSON Web Key Set (for example read from a file) or
    * the URL to fetch it from (fetched on demand, cached, refetched when a token names an unknown
@@ -71,7 +76,7 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     ...(options.jwks === undefined ? [] : ["RS256", "ES256"]),
   ];
   if (algorithms.length === 0) throw new Error("authentication needs a secret, a JWKS, or both");
-  if (options.secret !== undefined && options.secret.byteLength < 32) {
+  if (options.secret instanceof Uint8Array && options.secret.byteLength < 32) {
     throw new Error("the HS256 secret must be at least 32 bytes");
   }
   const jwks: JWTVerifyGetKey | undefined =
@@ -107,6 +112,10 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
   const policyOf = createPolicyResolver(options.policies);
   const isPublic = (method: DescMethod) => policyOf(method).public;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
+  if (options.secret !== undefined && !(options.secret instanceof Uint8Array)) {
+    // A rotation may have removed the key a remembered token was signed with.
+    options.secret.onUpdate(() => cache.clear());
+  }
 
   /** The caller a token names, once its signature and claims are checked. */
   const toPrincipal = (header: string, payload: unknown): Principal => {
@@ -258,6 +267,10 @@ class TokenCache {
       return undefined;
     }
     return entry.principal;
+  }
+
+  clear(): void {
+    this.entries.clear();
   }
 
   set(token: string, principal: Principal, expiresAt: number): void {

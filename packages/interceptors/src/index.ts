@@ -39,6 +39,8 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { Hs256Key, Hs256Keyring, Hs256Keys } from "./hs256-keyring.ts";
+export { createHs256Keyring, hs256KeyId, maxHs256Keys } from "./hs256-keyring.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";

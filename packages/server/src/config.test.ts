@@ -236,24 +236,30 @@ tls: { cert: a.pem, key: b.pem }
   });
 });
 
+/** `watchConfig` on `path`: what it applied and logged, and a wait for either. */
+function watching(path: string) {
+  const applied: Settings[] = [];
+  const logged: { level: string; message: string; fields: unknown }[] = [];
+  const log = (level: string) => (fields: unknown, message: string) =>
+    logged.push({ level, message, fields });
+  const watcher = watchConfig({
+    file: path,
+    current: readSettings({ KEEL_CONFIG: path }).settings,
+    apply: (next) => applied.push(next),
+    logger: { info: log("info"), warn: log("warn"), error: log("error") } as never,
+    env: {},
+  });
+  const until = async (check: () => boolean) => {
+    for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20);
+    assert.ok(check(), JSON.stringify(logged));
+  };
+  return { applied, logged, until, watcher };
+}
+
 describe("configuration reload", () => {
   it("applies safe settings, keeps the running ones on a bad file, and says what needs a restart", async () => {
     const path = file("log: { level: info }\n");
-    const applied: Settings[] = [];
-    const logged: { level: string; message: string; fields: unknown }[] = [];
-    const log = (level: string) => (fields: unknown, message: string) =>
-      logged.push({ level, message, fields });
-    const watcher = watchConfig({
-      file: path,
-      current: readSettings({ KEEL_CONFIG: path }).settings,
-      apply: (next) => applied.push(next),
-      logger: { info: log("info"), warn: log("warn"), error: log("error") } as never,
-      env: {},
-    });
-    const until = async (check: () => boolean) => {
-      for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20);
-      assert.ok(check(), JSON.stringify(logged));
-    };
+    const { applied, logged, until, watcher } = watching(path);
     try {
       writeFileSync(path, "log: { level: debug }\nrateLimits: { ratePerSecond: 7 }\n");
       await until(() => applied.length === 1);
@@ -271,6 +277,40 @@ describe("configuration reload", () => {
     } finally {
       watcher.close();
     }
+  });
+
+  it("applies new JWT signing keys live, while another auth setting needs a restart", async () => {
+    const a = "the first signing key, 32 characters or more";
+    const b = "the second signing key, 32 characters or more";
+    const path = file(`auth: { jwtSecret: "${a}" }\n`);
+    const { applied, logged, until, watcher } = watching(path);
+    try {
+      writeFileSync(path, `auth: { jwtSecret: "${b}", acceptedJwtSecrets: ["${a}"] }\n`);
+      await until(() => applied.length === 1);
+      assert.deepEqual([applied[0]?.auth.jwtSecret, applied[0]?.auth.acceptedJwtSecrets], [b, [a]]);
+      assert.deepEqual(
+        logged.map((l) => [l.level, l.fields]),
+        [["info", { settings: ["auth.jwtSecret", "auth.acceptedJwtSecrets"] }]],
+      );
+      writeFileSync(path, `auth: { jwtSecret: "${b}", acceptedJwtSecrets: ["${a}"], issuer: x }\n`);
+      await until(() => logged.some((l) => l.level === "warn"));
+      assert.deepEqual(logged.find((l) => l.level === "warn")?.fields, { settings: ["auth"] });
+      assert.equal(applied.length, 1);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it("reads accepted JWT secrets as a list, and never quotes one in a problem", () => {
+    const a = "the first signing key: 32 characters or more";
+    const b = "the second signing key: 32 characters or more";
+    const settings = readSettings({ KEEL_JWT_ACCEPTED_SECRETS: `${a}, ${b}` }).settings;
+    assert.deepEqual(settings.auth.acceptedJwtSecrets, [a, b]);
+    assert.deepEqual(readSettings({}).settings.auth.acceptedJwtSecrets, []);
+    assert.throws(() => readSettings({ KEEL_JWT_ACCEPTED_SECRETS: `${a},hunter2` }), {
+      message:
+        "invalid configuration: KEEL_JWT_ACCEPTED_SECRETS: the value must be at least 32 characters",
+    });
   });
 
   it("reads a remote UserService's TLS files, and refuses a certificate without its key", () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cidrProblem } from "@keel/interceptors";
+import { cidrProblem, maxHs256Keys } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { describeIssue, unknownName } from "./config-problems.ts";
@@ -78,6 +78,15 @@ const schema = z.strictObject({
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
+      /**
+       * HS256 keys whose tokens are still accepted besides jwtSecret's, though they sign nothing:
+       * the previous secret after a rotation, or the next one before it. Reloaded live.
+       */
+      acceptedJwtSecrets: commaList(z.string().min(32, "must be at least 32 characters"))
+        .refine((list) => list.length <= maxHs256Keys - 1, {
+          error: `at most ${maxHs256Keys - 1} secrets`,
+        })
+        .default([]),
       issuer: z.string().min(1).default("keel"),
       audience: z.string().min(1).default("keel"),
       accessTokenTtlSeconds: seconds.default(900),
@@ -240,6 +249,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
   KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
+  KEEL_JWT_ACCEPTED_SECRETS: ["auth", "acceptedJwtSecrets"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
   KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
@@ -316,7 +326,10 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
   /** The configuration file, when there is one (it is watched for safe live changes). */
   file: string | undefined;
   auth: Settings["auth"] & {
+    /** The HS256 key tokens are signed with. */
     secret: Uint8Array;
+    /** Further HS256 keys whose tokens are accepted (`acceptedJwtSecrets`). */
+    acceptedSecrets: Uint8Array[];
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
   };
@@ -435,6 +448,7 @@ export function loadConfig(
     auth: {
       ...s.auth,
       secret,
+      acceptedSecrets: s.auth.acceptedJwtSecrets.map((key) => new TextEncoder().encode(key)),
       generated: s.auth.jwtSecret === undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },

@@ -1,14 +1,14 @@
 import cluster from "node:cluster";
 import { readFile } from "node:fs/promises";
 import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
-import { createAuditLog } from "@keel/interceptors";
+import { createAuditLog, type Hs256Keys } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
 import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
 import { trace } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
 import { type Logger, pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
-import type { ServerConfig } from "./config.ts";
+import type { ServerConfig, Settings } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
 import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
@@ -75,6 +75,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     store,
     tokens: {
       secret: config.auth.secret,
+      acceptedSecrets: config.auth.acceptedSecrets,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       accessTtlSeconds: config.auth.accessTokenTtlSeconds,
@@ -107,6 +108,11 @@ export async function serve(config: ServerConfig): Promise<void> {
       : { userServiceTls: await loadUserServiceTls(config.userServiceTls) }),
     logger,
   });
+  // Rotating the keys makes every token be verified again: only when they change.
+  let signedWith = JSON.stringify([
+    config.settings.auth.jwtSecret,
+    config.settings.auth.acceptedJwtSecrets,
+  ]);
   const watcher =
     config.file === undefined
       ? undefined
@@ -119,6 +125,9 @@ export async function serve(config: ServerConfig): Promise<void> {
             logger.level = next.log.level;
             server.rateLimiter.update(rateLimitsOf(next));
             tracing.setSamplingRatio(next.tracing.samplingRatio);
+            const keys = JSON.stringify([next.auth.jwtSecret, next.auth.acceptedJwtSecrets]);
+            if (keys !== signedWith) server.setSigningKeys(signingKeysOf(next, config));
+            signedWith = keys;
           },
         });
   const tlsWatcher =
@@ -179,6 +188,18 @@ export async function serve(config: ServerConfig): Promise<void> {
     const reporting = setInterval(report, 250);
     reporting.unref();
   }
+}
+
+/**
+ * The HS256 keys `next` names: its secret (or, without one, the development secret read at start)
+ * signs, its accepted secrets verify too.
+ */
+export function signingKeysOf(next: Settings, started: ServerConfig): Hs256Keys {
+  const encode = (key: string) => new TextEncoder().encode(key);
+  return {
+    current: next.auth.jwtSecret === undefined ? started.auth.secret : encode(next.auth.jwtSecret),
+    accepted: next.auth.acceptedJwtSecrets.map(encode),
+  };
 }
 
 /** Live events through the cluster primary, which passes them to every other worker. */

@@ -23,6 +23,7 @@ import {
   createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
+  createHs256Keyring,
   createLoggingInterceptor,
   createPolicyResolver,
   createRateLimiter,
@@ -33,6 +34,7 @@ import {
   deadlineDefaults,
   deadlineKey,
   defaultDeadlineExpired,
+  type Hs256Keys,
   type IncomingHeaders,
   peerKey,
   type RateLimiter,
@@ -88,7 +90,14 @@ export interface ServerOptions {
    * How tokens are issued (Login, RefreshToken) and verified: the HS256 secret, issuer, audience
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
-  tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
+  tokens: TokenIssuerOptions & {
+    jwks?: JSONWebKeySet | URL;
+    /**
+     * HS256 keys besides `secret` whose tokens are accepted, though they sign nothing (see
+     * `Hs256Keys.accepted`); with a keyring as `secret`, the keyring's. Default none.
+     */
+    acceptedSecrets?: readonly Uint8Array[];
+  };
   /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
@@ -159,6 +168,11 @@ export interface RunningServer {
    */
   setTls(tls: TlsOptions): void;
   /**
+   * Rotates keel's own HS256 keys: `current` signs tokens from now on, it and `accepted` verify
+   * them (tokens signed with a key no longer listed are refused). Throws on a key too short.
+   */
+  setSigningKeys(keys: Hs256Keys): void;
+  /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
    * with UNAVAILABLE and gives calls in flight `graceMs` (default 10 s) to finish; then the
@@ -181,7 +195,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { store, logger } = options;
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  const tokens = createTokenIssuer(options.tokens);
+  const keyring =
+    options.tokens.secret instanceof Uint8Array
+      ? createHs256Keyring({
+          current: options.tokens.secret,
+          accepted: options.tokens.acceptedSecrets ?? [],
+        })
+      : options.tokens.secret;
+  const tokens = createTokenIssuer({ ...options.tokens, secret: keyring });
   const accounts = createAccountGuard({
     user: (userId) => store.users.get(userId),
     session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
@@ -262,7 +283,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createLoggingInterceptor({ logger }),
     createDeadlineInterceptor(deadlines),
     createAuthenticationInterceptor({
-      secret: options.tokens.secret,
+      secret: keyring,
       ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
       issuer: tokens.issuer,
       audience: tokens.audience,
@@ -368,7 +389,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             : {
                 routes: createProfileEndpoint({
                   tokens: {
-                    secret: options.tokens.secret,
+                    secret: keyring,
                     issuer: options.tokens.issuer ?? "keel",
                     audience: options.tokens.audience ?? "keel",
                   },
@@ -399,6 +420,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     health,
     rateLimiter,
     setTls: (tls) => listener.setTls(tls),
+    setSigningKeys: (keys) => keyring.update(keys),
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
