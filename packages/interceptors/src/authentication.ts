@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   errors,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
@@ -12,6 +13,7 @@ import { z } from "zod";
 import { type Principal, principalKey } from "./context.ts";
 import { createHs256Verifier } from "./hs256.ts";
 import type { Hs256Keyring } from "./hs256-keyring.ts";
+import type { OidcVerifier } from "./oidc-verifier.ts";
 import { createPolicyResolver, type ExtraPolicies } from "./policy.ts";
 
 export interface AuthenticationOptions {
@@ -27,6 +29,12 @@ export interface AuthenticationOptions {
    * key). Default: RS256/ES256 not accepted.
    */
   jwks?: JSONWebKeySet | URL;
+  /**
+   * An external OpenID Connect issuer (see `createOidcVerifier`): tokens whose `iss` is its issuer
+   * are verified with its keys, audience and role mapping; `issuer` and `audience` below are for
+   * the others. Default none.
+   */
+  oidc?: OidcVerifier;
   /** The accepted `iss` claim(s). */
   issuer: string | string[];
   /** The accepted `aud` claim(s). */
@@ -65,7 +73,8 @@ const claimsSchema = z.object({
 /**
  * Verifies `authorization: Bearer <JWT>` and puts the caller in the context under
  * `principalKey`. Accepts HS256 with the shared secret (verified synchronously on the calling
- * thread, see `createHs256Verifier`) and RS256/ES256 from the JWKS (with jose), nothing else (no
+ * thread, see `createHs256Verifier`), RS256/ES256 of the OpenID Connect issuer their `iss` names
+ * (`oidc`) and RS256/ES256 from the JWKS (with jose), nothing else (no
  * `none`, no algorithm confusion between the two kinds of key); checks `iss`, `aud`, `exp` and
  * `nbf` with a small tolerance; validates the claims with zod; then `checkPrincipal`, if given.
  * Anything wrong → UNAUTHENTICATED with a message saying what to do, never why a signature failed.
@@ -75,7 +84,10 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     ...(options.secret === undefined ? [] : ["HS256"]),
     ...(options.jwks === undefined ? [] : ["RS256", "ES256"]),
   ];
-  if (algorithms.length === 0) throw new Error("authentication needs a secret, a JWKS, or both");
+  const oidc = options.oidc;
+  if (algorithms.length === 0 && oidc === undefined) {
+    throw new Error("authentication needs a secret, a JWKS or an OpenID Connect issuer");
+  }
   if (options.secret instanceof Uint8Array && options.secret.byteLength < 32) {
     throw new Error("the HS256 secret must be at least 32 bytes");
   }
@@ -156,12 +168,21 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
         payload = verifyHs256(token);
       } catch (err) {
         // Another algorithm: RS256 and ES256 tokens are jose's to verify, with the JWKS.
-        if (!(err instanceof errors.JOSEAlgNotAllowed && jwks !== undefined)) {
+        if (
+          !(err instanceof errors.JOSEAlgNotAllowed && (jwks !== undefined || oidc !== undefined))
+        ) {
           throw unauthenticated(describe(err), err);
         }
       }
       if (payload !== undefined) return toPrincipal(header, payload);
     }
+    if (oidc !== undefined && issuerOf(token) === oidc.issuer) {
+      return oidc.verify(token).then(({ principal, expiresAt }) => {
+        cache.set(header, principal, expiresAt);
+        return principal;
+      });
+    }
+    if (jwks === undefined) throw unauthenticated("invalid access token; log in again");
     return jwtVerify(token, getKey, verifyOptions).then(
       ({ payload }) => toPrincipal(header, payload),
       (err: unknown) => {
@@ -234,6 +255,15 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       },
     );
   };
+}
+
+/** The `iss` claim of a token not yet verified, to choose the keys it is verified with. */
+function issuerOf(token: string): unknown {
+  try {
+    return decodeJwt(token).iss;
+  } catch {
+    return undefined;
+  }
 }
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {

@@ -182,6 +182,47 @@ tls: { cert: a.pem, key: b.pem }
     );
   });
 
+  it("reads an OpenID Connect issuer from the environment or the file, and names what is wrong", () => {
+    const oidc = readSettings({
+      KEEL_OIDC_ISSUER: "https://idp.example/realms/keel",
+      KEEL_OIDC_AUDIENCE: "keel-api, account",
+      KEEL_OIDC_ROLES_CLAIM: "realm_access.roles",
+    }).settings.auth.oidc;
+    assert.deepEqual(oidc, {
+      issuer: "https://idp.example/realms/keel",
+      audience: ["keel-api", "account"],
+      rolesClaim: "realm_access.roles",
+      jwksCooldownMs: 30_000,
+      jwksMaxAgeMs: 600_000,
+      timeoutMs: 5000,
+    });
+    const path = file(
+      'auth: { oidc: { issuer: "https://idp.example", audience: [a], roleMapping: { "idp-admin": admin } } }\n',
+    );
+    assert.deepEqual(readSettings({ KEEL_CONFIG: path }).settings.auth.oidc?.roleMapping, {
+      "idp-admin": "admin",
+    });
+    assert.throws(() => readSettings({ KEEL_OIDC_AUDIENCE: "keel-api" }), {
+      message: "invalid configuration: auth.oidc.issuer: is required",
+    });
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_OIDC_ISSUER: "ftp://idp.example",
+          KEEL_OIDC_AUDIENCE: "a",
+          KEEL_OIDC_ROLES_CLAIM: "realm_access..roles",
+        }),
+      /KEEL_OIDC_ISSUER: "ftp:\/\/idp\.example" .*; KEEL_OIDC_ROLES_CLAIM: "realm_access\.\.roles" must be a claim name or a dotted path/,
+    );
+    const badRole = file(
+      'auth: { oidc: { issuer: "https://idp.example", audience: [a], roleMapping: { x: Admin } } }\n',
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: badRole }),
+      /auth\.oidc\.roleMapping\.x: "Admin" must be a keel role name/,
+    );
+  });
+
   it("reads whether and after how long renewed TLS files are served, and names a bad value", () => {
     const tls = { KEEL_TLS_CERT: "a.pem", KEEL_TLS_KEY: "b.pem" };
     const settings = readSettings({

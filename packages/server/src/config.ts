@@ -93,6 +93,34 @@ const schema = z.strictObject({
       refreshTokenTtlSeconds: seconds.default(30 * 24 * 3600),
       jwksFile: z.string().min(1).optional(),
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      /**
+       * Access tokens of an external OpenID Connect issuer (Keycloak, Auth0, Entra ID, Dex, …),
+       * found through its discovery document; see the README's security section.
+       */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          audience: commaList(z.string().min(1)).refine((list) => list.length > 0, {
+            error: "name at least one audience",
+          }),
+          rolesClaim: z
+            .string()
+            .regex(
+              /^[\w:-]+(\.[\w:-]+)*$/,
+              "must be a claim name or a dotted path such as realm_access.roles",
+            )
+            .default("roles"),
+          roleMapping: z
+            .record(
+              z.string().min(1).max(64),
+              z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "must be a keel role name"),
+            )
+            .optional(),
+          jwksCooldownMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          jwksMaxAgeMs: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
+          timeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000),
+        })
+        .optional(),
       passwordCost: z.coerce.number().int().min(10).max(20).default(15),
       /**
        * How long a user's status is trusted before it is read again: the longest a suspension
@@ -256,6 +284,12 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_REFRESH_TOKEN_TTL_SECONDS: ["auth", "refreshTokenTtlSeconds"],
   KEEL_JWKS_FILE: ["auth", "jwksFile"],
   KEEL_JWKS_URL: ["auth", "jwksUrl"],
+  KEEL_OIDC_ISSUER: ["auth", "oidc", "issuer"],
+  KEEL_OIDC_AUDIENCE: ["auth", "oidc", "audience"],
+  KEEL_OIDC_ROLES_CLAIM: ["auth", "oidc", "rolesClaim"],
+  KEEL_OIDC_JWKS_COOLDOWN_MS: ["auth", "oidc", "jwksCooldownMs"],
+  KEEL_OIDC_JWKS_MAX_AGE_MS: ["auth", "oidc", "jwksMaxAgeMs"],
+  KEEL_OIDC_TIMEOUT_MS: ["auth", "oidc", "timeoutMs"],
   KEEL_PASSWORD_COST: ["auth", "passwordCost"],
   KEEL_ACCOUNT_STATUS_MAX_AGE_MS: ["auth", "accountStatusMaxAgeMs"],
   KEEL_PASSWORD_HASH_CONCURRENCY: ["auth", "passwordHashing", "concurrency"],
@@ -317,6 +351,7 @@ const testPrefix = "KEEL_TEST_";
 const fileKeys = [
   ...Object.values(environment).map((path) => path.join(".")),
   "rateLimits.methods",
+  "auth.oidc.roleMapping",
 ];
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */

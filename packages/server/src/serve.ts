@@ -82,6 +82,7 @@ export async function serve(config: ServerConfig): Promise<void> {
       refreshTtlSeconds: config.auth.refreshTokenTtlSeconds,
       ...(await loadJwks(config.auth)),
     },
+    ...(config.auth.oidc === undefined ? {} : { oidc: config.auth.oidc }),
     passwordCost: config.auth.passwordCost,
     passwordHashing: {
       concurrency: config.auth.passwordHashing.concurrency,

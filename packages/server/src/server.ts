@@ -25,6 +25,7 @@ import {
   createDeadlineInterceptor,
   createHs256Keyring,
   createLoggingInterceptor,
+  createOidcVerifier,
   createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
@@ -36,6 +37,7 @@ import {
   defaultDeadlineExpired,
   type Hs256Keys,
   type IncomingHeaders,
+  type OidcVerifierOptions,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -98,6 +100,12 @@ export interface ServerOptions {
      */
     acceptedSecrets?: readonly Uint8Array[];
   };
+  /**
+   * Also accept access tokens of this OpenID Connect issuer, with its audience and role mapping
+   * (see `createOidcVerifier`). Its discovery document and keys are fetched at start, and a
+   * problem logged; calls with its tokens fail UNAVAILABLE while it cannot be reached. Default none.
+   */
+  oidc?: OidcVerifierOptions;
   /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
@@ -203,6 +211,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         })
       : options.tokens.secret;
   const tokens = createTokenIssuer({ ...options.tokens, secret: keyring });
+  const oidc = options.oidc === undefined ? undefined : createOidcVerifier(options.oidc);
   const accounts = createAccountGuard({
     user: (userId) => store.users.get(userId),
     session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
@@ -285,6 +294,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createAuthenticationInterceptor({
       secret: keyring,
       ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
+      ...(oidc === undefined ? {} : { oidc }),
       issuer: tokens.issuer,
       audience: tokens.audience,
       policies: publicServices,
@@ -376,6 +386,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
   const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
+  oidc?.warm().then(
+    () => logger.info({ issuer: oidc.issuer }, "OpenID Connect issuer ready: its keys are loaded"),
+    (err: unknown) =>
+      logger.warn(
+        { issuer: oidc.issuer, problem: (err as Error).message },
+        "cannot load the OpenID Connect issuer's keys yet: its tokens are refused until it answers",
+      ),
+  );
   const admin =
     options.adminPort === null
       ? undefined
