@@ -95,6 +95,25 @@ async function logLine(message: string, from: number): Promise<Record<string, un
   }
 }
 
+describe("TLS files at start", () => {
+  it("refuses to start with a key that is not the certificate's, naming both files", async () => {
+    const { code, stderr } = await runServer(
+      {
+        KEEL_DATA_DIR: join(root, "data-bad"),
+        KEEL_JWT_SECRET: "tls-reload-test-secret-tls-reload-test",
+        KEEL_TLS_CERT: join(first, "server.pem"),
+        KEEL_TLS_KEY: join(second, "server-key.pem"),
+      },
+      ["serve"],
+    ).exited;
+    assert.equal(code, 1);
+    assert.match(
+      stderr,
+      /the key in .*second\/server-key\.pem is not the key of the certificate in .*first\/server\.pem/,
+    );
+  });
+});
+
 describe("TLS certificate rotation without a restart", () => {
   it("serves a renewed certificate to new connections while an open one keeps working", async () => {
     const old = await connect(first);
