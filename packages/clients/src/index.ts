@@ -2,6 +2,11 @@ export type { EndpointStatus } from "./balancer.ts";
 export type { TokenSource } from "./bearer-token.ts";
 export { createBearerTokenInterceptor } from "./bearer-token.ts";
 export type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.ts";
+export type {
+  ClientCredentialsOptions,
+  ClientCredentialsProvider,
+} from "./client-credentials.ts";
+export { createClientCredentialsProvider } from "./client-credentials.ts";
 export type { ClientOptions, ClientTransport } from "./client-transport.ts";
 export { createClientTransport } from "./client-transport.ts";
 export type { Connectivity, EndpointHealthStatus, HealthState } from "./endpoint-health.ts";

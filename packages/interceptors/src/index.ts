@@ -39,8 +39,12 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { Hs256Key, Hs256Keyring, Hs256Keys } from "./hs256-keyring.ts";
+export { createHs256Keyring, hs256KeyId, maxHs256Keys } from "./hs256-keyring.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
+export type { OidcVerifier, OidcVerifierOptions } from "./oidc-verifier.ts";
+export { createOidcVerifier } from "./oidc-verifier.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {

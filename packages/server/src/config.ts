@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cidrProblem } from "@keel/interceptors";
+import { cidrProblem, maxHs256Keys } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { describeIssue, unknownName } from "./config-problems.ts";
@@ -78,12 +78,49 @@ const schema = z.strictObject({
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
+      /**
+       * HS256 keys whose tokens are still accepted besides jwtSecret's, though they sign nothing:
+       * the previous secret after a rotation, or the next one before it. Reloaded live.
+       */
+      acceptedJwtSecrets: commaList(z.string().min(32, "must be at least 32 characters"))
+        .refine((list) => list.length <= maxHs256Keys - 1, {
+          error: `at most ${maxHs256Keys - 1} secrets`,
+        })
+        .default([]),
       issuer: z.string().min(1).default("keel"),
       audience: z.string().min(1).default("keel"),
       accessTokenTtlSeconds: seconds.default(900),
       refreshTokenTtlSeconds: seconds.default(30 * 24 * 3600),
       jwksFile: z.string().min(1).optional(),
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      /**
+       * Access tokens of an external OpenID Connect issuer (Keycloak, Auth0, Entra ID, Dex, …),
+       * found through its discovery document; see the README's security section.
+       */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          audience: commaList(z.string().min(1)).refine((list) => list.length > 0, {
+            error: "name at least one audience",
+          }),
+          rolesClaim: z
+            .string()
+            .regex(
+              /^[\w:-]+(\.[\w:-]+)*$/,
+              "must be a claim name or a dotted path such as realm_access.roles",
+            )
+            .default("roles"),
+          roleMapping: z
+            .record(
+              z.string().min(1).max(64),
+              z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "must be a keel role name"),
+            )
+            .optional(),
+          jwksCooldownMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          jwksMaxAgeMs: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
+          timeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000),
+        })
+        .optional(),
       passwordCost: z.coerce.number().int().min(10).max(20).default(15),
       /**
        * How long a user's status is trusted before it is read again: the longest a suspension
@@ -156,6 +193,12 @@ const schema = z.strictObject({
       key: z.string().min(1),
       /** With a client CA, clients must present a certificate it signed (mutual TLS). */
       clientCa: z.string().min(1).optional(),
+      /** Watch the three files and serve renewed ones to new connections, without a restart. */
+      watch: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(true),
+      /** How long the files must be quiet before a renewal is read (it writes several files). */
+      reloadDelayMs: z.coerce.number().int().min(0).max(60_000).default(1000),
     })
     .optional(),
   http2: z
@@ -239,12 +282,19 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
   KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
+  KEEL_JWT_ACCEPTED_SECRETS: ["auth", "acceptedJwtSecrets"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
   KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
   KEEL_REFRESH_TOKEN_TTL_SECONDS: ["auth", "refreshTokenTtlSeconds"],
   KEEL_JWKS_FILE: ["auth", "jwksFile"],
   KEEL_JWKS_URL: ["auth", "jwksUrl"],
+  KEEL_OIDC_ISSUER: ["auth", "oidc", "issuer"],
+  KEEL_OIDC_AUDIENCE: ["auth", "oidc", "audience"],
+  KEEL_OIDC_ROLES_CLAIM: ["auth", "oidc", "rolesClaim"],
+  KEEL_OIDC_JWKS_COOLDOWN_MS: ["auth", "oidc", "jwksCooldownMs"],
+  KEEL_OIDC_JWKS_MAX_AGE_MS: ["auth", "oidc", "jwksMaxAgeMs"],
+  KEEL_OIDC_TIMEOUT_MS: ["auth", "oidc", "timeoutMs"],
   KEEL_PASSWORD_COST: ["auth", "passwordCost"],
   KEEL_ACCOUNT_STATUS_MAX_AGE_MS: ["auth", "accountStatusMaxAgeMs"],
   KEEL_PASSWORD_HASH_CONCURRENCY: ["auth", "passwordHashing", "concurrency"],
@@ -271,6 +321,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_TLS_CERT: ["tls", "cert"],
   KEEL_TLS_KEY: ["tls", "key"],
   KEEL_TLS_CLIENT_CA: ["tls", "clientCa"],
+  KEEL_TLS_WATCH: ["tls", "watch"],
+  KEEL_TLS_RELOAD_DELAY_MS: ["tls", "reloadDelayMs"],
   KEEL_HTTP2_MAX_CONCURRENT_STREAMS: ["http2", "maxConcurrentStreams"],
   KEEL_HTTP2_KEEPALIVE_INTERVAL_MS: ["http2", "keepaliveIntervalMs"],
   KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],
@@ -305,6 +357,7 @@ const testPrefix = "KEEL_TEST_";
 const fileKeys = [
   ...Object.values(environment).map((path) => path.join(".")),
   "rateLimits.methods",
+  "auth.oidc.roleMapping",
 ];
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -314,7 +367,10 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
   /** The configuration file, when there is one (it is watched for safe live changes). */
   file: string | undefined;
   auth: Settings["auth"] & {
+    /** The HS256 key tokens are signed with. */
     secret: Uint8Array;
+    /** Further HS256 keys whose tokens are accepted (`acceptedJwtSecrets`). */
+    acceptedSecrets: Uint8Array[];
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
   };
@@ -433,6 +489,7 @@ export function loadConfig(
     auth: {
       ...s.auth,
       secret,
+      acceptedSecrets: s.auth.acceptedJwtSecrets.map((key) => new TextEncoder().encode(key)),
       generated: s.auth.jwtSecret === undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },

@@ -45,6 +45,21 @@ describe("README", () => {
     }
   });
 
+  it("OpenID Connect and key rotation examples are valid settings", () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-readme-auth-"));
+    try {
+      const path = join(dir, "keel.yaml");
+      writeFileSync(path, block("### OpenID Connect", "yaml"));
+      const { oidc } = readSettings({ KEEL_CONFIG: path }).settings.auth;
+      assert.equal(oidc?.rolesClaim, "realm_access.roles");
+      assert.deepEqual(oidc?.roleMapping, { "shop-admin": "admin", warehouse: "fulfillment" });
+      writeFileSync(path, block("### Rotating the JWT signing key", "yaml"));
+      assert.equal(readSettings({ KEEL_CONFIG: path }).settings.auth.acceptedJwtSecrets.length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("configuration table names every variable the server and keel read", () => {
     const table = readme.slice(readme.indexOf("| Variable "));
     const rows = table.slice(0, table.indexOf("\n\n")).split("\n");

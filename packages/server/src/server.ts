@@ -25,7 +25,9 @@ import {
   createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
+  createHs256Keyring,
   createLoggingInterceptor,
+  createOidcVerifier,
   createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
@@ -35,7 +37,9 @@ import {
   deadlineDefaults,
   deadlineKey,
   defaultDeadlineExpired,
+  type Hs256Keys,
   type IncomingHeaders,
+  type OidcVerifierOptions,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -58,7 +62,7 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
-import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { type Http2Limits, type Listener, listen, type TlsOptions } from "./listener.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -81,7 +85,7 @@ export interface ServerOptions {
    */
   adminPort?: number | null;
   /** Serve TLS, and mutual TLS with a client CA. Default: plaintext. */
-  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  tls?: TlsOptions;
   /** HTTP/2 connection limits: concurrent streams, keepalive pings, idle timeout, maximum age. */
   http2?: Http2Limits;
   /** Where users, credentials, activities and orders live. Closed by `close()`. */
@@ -90,7 +94,20 @@ export interface ServerOptions {
    * How tokens are issued (Login, RefreshToken) and verified: the HS256 secret, issuer, audience
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
-  tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
+  tokens: TokenIssuerOptions & {
+    jwks?: JSONWebKeySet | URL;
+    /**
+     * HS256 keys besides `secret` whose tokens are accepted, though they sign nothing (see
+     * `Hs256Keys.accepted`); with a keyring as `secret`, the keyring's. Default none.
+     */
+    acceptedSecrets?: readonly Uint8Array[];
+  };
+  /**
+   * Also accept access tokens of this OpenID Connect issuer, with its audience and role mapping
+   * (see `createOidcVerifier`). Its discovery document and keys are fetched at start, and a
+   * problem logged; calls with its tokens fail UNAVAILABLE while it cannot be reached. Default none.
+   */
+  oidc?: OidcVerifierOptions;
   /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
@@ -160,6 +177,17 @@ export interface RunningServer {
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
   /**
+   * Serves another certificate, key and client CA to new connections (open ones keep theirs).
+   * Check them first (`readTlsMaterial`): a key that is not the certificate's makes every new
+   * handshake fail. Throws on a plaintext server.
+   */
+  setTls(tls: TlsOptions): void;
+  /**
+   * Rotates keel's own HS256 keys: `current` signs tokens from now on, it and `accepted` verify
+   * them (tokens signed with a key no longer listed are refused). Throws on a key too short.
+   */
+  setSigningKeys(keys: Hs256Keys): void;
+  /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
    * with UNAVAILABLE and gives calls in flight `graceMs` (default 10 s) to finish; then the
@@ -182,7 +210,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { store, logger } = options;
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  const tokens = createTokenIssuer(options.tokens);
+  const keyring =
+    options.tokens.secret instanceof Uint8Array
+      ? createHs256Keyring({
+          current: options.tokens.secret,
+          accepted: options.tokens.acceptedSecrets ?? [],
+        })
+      : options.tokens.secret;
+  const tokens = createTokenIssuer({ ...options.tokens, secret: keyring });
+  const oidc = options.oidc === undefined ? undefined : createOidcVerifier(options.oidc);
   const accounts = createAccountGuard({
     user: (userId) => store.users.get(userId),
     session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
@@ -252,8 +288,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const defaultTimeoutFor = deadlineDefaults(deadlines);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const authentication = createAuthenticationInterceptor({
-    secret: options.tokens.secret,
+    secret: keyring,
     ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
+    ...(oidc === undefined ? {} : { oidc }),
     issuer: tokens.issuer,
     audience: tokens.audience,
     policies: publicServices,
@@ -369,6 +406,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
   const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
+  oidc?.warm().then(
+    () => logger.info({ issuer: oidc.issuer }, "OpenID Connect issuer ready: its keys are loaded"),
+    (err: unknown) =>
+      logger.warn(
+        { issuer: oidc.issuer, problem: (err as Error).message },
+        "cannot load the OpenID Connect issuer's keys yet: its tokens are refused until it answers",
+      ),
+  );
   const admin =
     options.adminPort === null
       ? undefined
@@ -382,7 +427,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             : {
                 routes: createProfileEndpoint({
                   tokens: {
-                    secret: options.tokens.secret,
+                    secret: keyring,
                     issuer: options.tokens.issuer ?? "keel",
                     audience: options.tokens.audience ?? "keel",
                   },
@@ -412,6 +457,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: selfUrl,
     health,
     rateLimiter,
+    setTls: (tls) => listener.setTls(tls),
+    setSigningKeys: (keys) => keyring.update(keys),
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
