@@ -29,6 +29,8 @@ export interface BalancedEndpoint {
   health?: EndpointHealth;
   /** Its circuit breaker, told every call's outcome. Default: none. */
   breaker?: CircuitBreaker;
+  /** Closes its connections; called once it has left the balancer and its last call has ended. */
+  close?(): void;
 }
 
 /** A snapshot of one endpoint, for diagnostics and tests. */
@@ -47,7 +49,10 @@ export interface EndpointStatus extends Partial<EndpointHealthStatus> {
 }
 
 export interface BalancingTransportOptions {
-  /** The endpoints, at least one. */
+  /**
+   * The endpoints. None means they are still being resolved: calls wait for `update` (or fail
+   * at `resolutionFailed`), within their deadline.
+   */
   endpoints: BalancedEndpoint[];
   /** How calls are spread. Default "round_robin". */
   policy?: BalancingPolicy;
@@ -59,6 +64,18 @@ export interface BalancingTransportOptions {
 export interface BalancingTransport extends Transport {
   /** The endpoints' state now, in configuration order. */
   endpoints(): EndpointStatus[];
+  /**
+   * Replaces the endpoints, matched by `url`: new ones join the rotation; those no longer listed
+   * leave it at once and are closed once their calls in flight have ended.
+   */
+  update(endpoints: BalancedEndpoint[]): void;
+  /**
+   * Says why there are no endpoints (their names could not be resolved): calls waiting for
+   * endpoints fail with UNAVAILABLE and this reason, as do new calls while there are none.
+   */
+  resolutionFailed(reason: string): void;
+  /** Closes every endpoint, those still finishing calls after leaving the rotation too. */
+  close(): void;
 }
 
 /** An endpoint with its load. */
@@ -108,11 +125,43 @@ const noPermit: CircuitPermit = () => {};
  * success to the circuit breaker at its first message.
  */
 export function createBalancingTransport(options: BalancingTransportOptions): BalancingTransport {
-  if (options.endpoints.length === 0) throw new Error("a balancing transport needs endpoints");
-  const slots = options.endpoints.map((endpoint) => new Slot(endpoint));
+  let slots = options.endpoints.map((endpoint) => new Slot(endpoint));
   const pick = createPicker(options.policy ?? "round_robin", options.random);
+  /** Slots that left the rotation with calls in flight: closed when the last one ends. */
+  const draining = new Set<Slot>();
+  /** Why there are no endpoints; empty while the first resolution is awaited. */
+  let emptyReason = "";
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    const woken = waiters;
+    waiters = [];
+    for (const resolve of woken) resolve();
+  };
+
+  /** Waits until there are endpoints or their resolution failed, or `signal` aborts. */
+  const endpointsKnown = (signal: AbortSignal | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(ConnectError.from(signal?.reason));
+      if (signal?.aborted === true) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      waiters.push(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+
+  const release = (slot: Slot) => {
+    slot.inFlight--;
+    if (slot.inFlight === 0 && draining.delete(slot)) slot.endpoint.close?.();
+  };
+
+  const chooseWhenKnown = async (signal: AbortSignal | undefined) => {
+    if (slots.length === 0 && emptyReason === "") await endpointsKnown(signal);
+    return choose();
+  };
 
   const choose = (): { slot: Slot; permit: CircuitPermit } => {
+    if (slots.length === 0) throw unsentError(emptyReason || "no endpoint is known");
     let candidates = slots.filter((slot) => slot.available());
     // Panic routing, as Envoy's: with every endpoint out, try those only their connection keeps
     // out, so that a recovered service is noticed at the next call, not after the reconnect
@@ -159,7 +208,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = choose();
+      const { slot, permit } = slots.length > 0 ? choose() : await chooseWhenKnown(signal);
       try {
         const res = await slot.endpoint.transport.unary(
           method,
@@ -174,7 +223,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       } catch (err) {
         throw failed(slot, permit, err, signal);
       } finally {
-        slot.inFlight--;
+        release(slot);
       }
     },
 
@@ -186,7 +235,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = choose();
+      const { slot, permit } = slots.length > 0 ? choose() : await chooseWhenKnown(signal);
       // Connect's clients do not tell a transport when the caller stops reading a stream; they
       // abort the call's signal when it is cancelled, its deadline passes, or it completes.
       const onAbort = () => {
@@ -197,7 +246,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       let open = true;
       const end = () => {
         if (open) {
-          slot.inFlight--;
+          release(slot);
           signal?.removeEventListener("abort", onAbort);
         }
         open = false;
@@ -255,6 +304,32 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
         errors: slot.errors,
         ...slot.endpoint.health?.status(),
       }));
+    },
+
+    update(endpoints) {
+      const byUrl = new Map(slots.map((slot) => [slot.endpoint.url, slot]));
+      slots = endpoints.map((endpoint) => {
+        const kept = byUrl.get(endpoint.url);
+        byUrl.delete(endpoint.url);
+        return kept ?? new Slot(endpoint);
+      });
+      for (const gone of byUrl.values()) {
+        if (gone.inFlight === 0) gone.endpoint.close?.();
+        else draining.add(gone);
+      }
+      if (slots.length > 0) emptyReason = "";
+      wake();
+    },
+
+    resolutionFailed(reason) {
+      if (slots.length > 0) return;
+      emptyReason = reason;
+      wake();
+    },
+
+    close() {
+      for (const slot of [...slots, ...draining]) slot.endpoint.close?.();
+      draining.clear();
     },
   };
 }

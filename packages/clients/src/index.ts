@@ -4,6 +4,7 @@ export { createBearerTokenInterceptor } from "./bearer-token.ts";
 export type { CircuitBreakerOptions, CircuitState } from "./circuit-breaker.ts";
 export type { ClientOptions, ClientTransport } from "./client-transport.ts";
 export { createClientTransport } from "./client-transport.ts";
+export type { DnsLookup, NameResolutionOptions } from "./dns-resolver.ts";
 export type { Connectivity, EndpointHealthStatus, HealthState } from "./endpoint-health.ts";
 export type { IdempotencyOptions } from "./idempotency.ts";
 export { defaultIdempotentMethods } from "./idempotency.ts";
