@@ -21,7 +21,10 @@ export interface ClientEndpointOptions extends ConnectionOptions {
  * One endpoint of a client: its connection, its health (reconnection, and the grpc.health.v1
  * Watch unless `healthService` is false) and its circuit breaker; `close` stops them all.
  */
-export function createClientEndpoint(url: string, options: ClientEndpointOptions): BalancedEndpoint {
+export function createClientEndpoint(
+  url: string,
+  options: ClientEndpointOptions,
+): BalancedEndpoint {
   const connection = createEndpointConnection(url, options);
   const { healthService, reconnectBackoff, onConnectionFailed } = options;
   const health = createEndpointHealth({

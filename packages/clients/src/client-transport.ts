@@ -155,7 +155,12 @@ export function createClientTransport(options: ClientOptions): ClientTransport {
   }
   const targets = entries.map(parseTarget);
   const healthCheck = options.healthCheck ?? healthCheckByDefault(options);
-  const healthService = healthCheck === false ? false : typeof healthCheck === "object" ? (healthCheck.service ?? "") : "";
+  const healthService =
+    healthCheck === false
+      ? false
+      : typeof healthCheck === "object"
+        ? (healthCheck.service ?? "")
+        : "";
   const balancer = createBalancingTransport({
     endpoints: [],
     ...(options.balancing === undefined ? {} : { policy: options.balancing }),
@@ -184,7 +189,9 @@ export function createClientTransport(options: ClientOptions): ClientTransport {
   // The URL the interceptors see (`req.url`); each attempt goes to the endpoint chosen for it.
   const first = targets[0] as Target;
   const baseUrl =
-    first.kind === "static" ? first.url : `${options.tls === undefined ? "http" : "https"}://${first.host}:${first.port}`;
+    first.kind === "static"
+      ? first.url
+      : `${options.tls === undefined ? "http" : "https"}://${first.host}:${first.port}`;
 
   /** The call's deadline as an absolute time, and as the timeout to hand to runUnaryCall. */
   const deadlineOf = (timeoutMs: number | undefined) => {

@@ -1,7 +1,11 @@
 import { promises as dns } from "node:dns";
 import { isIP } from "node:net";
 import type { BalancedEndpoint, BalancingTransport } from "./balancer.ts";
-import { createDnsResolver, type NameResolutionOptions, type NameResolver } from "./dns-resolver.ts";
+import {
+  createDnsResolver,
+  type NameResolutionOptions,
+  type NameResolver,
+} from "./dns-resolver.ts";
 import type { Target } from "./target.ts";
 
 export interface ResolvedEndpointsOptions {
@@ -37,7 +41,9 @@ interface Resolved {
  * address keeps its connection, health and circuit breaker across resolutions.
  */
 export function resolveEndpoints(options: ResolvedEndpointsOptions): { close(): void } {
-  const statics = options.targets.flatMap((t) => (t.kind === "static" ? [options.make(t.url)] : []));
+  const statics = options.targets.flatMap((t) =>
+    t.kind === "static" ? [options.make(t.url)] : [],
+  );
   const resolved: Resolved[] = options.targets.flatMap((target) =>
     target.kind === "dns" ? [{ target, endpoints: new Map() }] : [],
   );

@@ -72,7 +72,10 @@ function respond(
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.readUInt16BE(0), 0); // the query's id
   // QR, the query's opcode and RD; AA and RA; the response code.
-  header.writeUInt16BE(0x8000 | (opcode << 11) | 0x0400 | (query.readUInt16BE(2) & 0x0100) | 0x0080 | rcode, 2);
+  header.writeUInt16BE(
+    0x8000 | (opcode << 11) | 0x0400 | (query.readUInt16BE(2) & 0x0100) | 0x0080 | rcode,
+    2,
+  );
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(rcode === 0 ? addresses.length : 0, 6);
   const answers = rcode !== 0 ? [] : addresses.map((address) => record(qtype, address));
