@@ -101,6 +101,6 @@ function ipv6Bytes(address: string): Buffer {
   const tail = right === undefined ? [] : groups(right);
   const all = [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail];
   const bytes = Buffer.alloc(16);
-  all.forEach((group, i) => bytes.writeUInt16BE(Number.parseInt(group, 16), i * 2));
+  for (const [i, group] of all.entries()) bytes.writeUInt16BE(Number.parseInt(group, 16), i * 2);
   return bytes;
 }
