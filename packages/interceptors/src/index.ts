@@ -39,8 +39,12 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { LoadReporter, LoadReporterOptions, LoadSample } from "./load-report.ts";
+export { createLoadReporter, loadReportTrailer } from "./load-report.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
+export type { OrcaLoadReport } from "./orca-load-report.ts";
+export { encodeOrcaLoadReport } from "./orca-load-report.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {

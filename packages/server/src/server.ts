@@ -23,6 +23,7 @@ import {
   createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
+  createLoadReporter,
   createLoggingInterceptor,
   createPolicyResolver,
   createRateLimiter,
@@ -34,6 +35,7 @@ import {
   deadlineKey,
   defaultDeadlineExpired,
   type IncomingHeaders,
+  type LoadReporterOptions,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -137,6 +139,12 @@ export interface ServerOptions {
    * at most `maxSeconds`. Default: not served.
    */
   profiling?: { maxSeconds: number };
+  /**
+   * Send an ORCA load report (`endpoint-load-metrics-bin`) with every response, for clients'
+   * `weighted_round_robin`; the load is measured every `intervalMs` (default 1000). false: none.
+   * Default: on.
+   */
+  loadReports?: LoadReporterOptions | false;
   logger: Logger;
 }
 
@@ -243,8 +251,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
+  const loadReporter =
+    options.loadReports === false ? undefined : createLoadReporter(options.loadReports);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
+  // The load report goes on every answer, refusals included, and counts every call.
   const interceptors: Interceptor[] = [
+    ...(loadReporter === undefined ? [] : [loadReporter.interceptor]),
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
@@ -396,6 +408,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= (async () => {
         health.shutdown();
         monitor.stop();
+        loadReporter?.close();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(shuttingDown());
