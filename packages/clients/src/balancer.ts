@@ -15,6 +15,11 @@ import type { CircuitBreaker, CircuitPermit, CircuitState } from "./circuit-brea
 import { classifyEndpointError, unsentError } from "./endpoint-errors.ts";
 import type { EndpointHealth, EndpointHealthStatus } from "./endpoint-health.ts";
 import { type BalancingPolicy, createPicker, type Pickable } from "./pickers.ts";
+import {
+  EndpointWeight,
+  type WeightedRoundRobinOptions,
+  weightSettings,
+} from "./weighted-round-robin.ts";
 
 /** What a call's headers may be given as. */
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -46,6 +51,11 @@ export interface EndpointStatus extends Partial<EndpointHealthStatus> {
   calls: number;
   /** Calls (attempts) to it that failed so far, with any code. */
   errors: number;
+  /**
+   * Its weight under `weighted_round_robin` (qps / utilisation from its load reports), or
+   * undefined while it has none in use (no reports yet, in its blackout period, or expired).
+   */
+  weight?: number;
 }
 
 export interface BalancingTransportOptions {
@@ -56,6 +66,8 @@ export interface BalancingTransportOptions {
   endpoints: BalancedEndpoint[];
   /** How calls are spread. Default "round_robin". */
   policy?: BalancingPolicy;
+  /** The settings of the `weighted_round_robin` policy; see `WeightedRoundRobinOptions`. */
+  weightedRoundRobin?: WeightedRoundRobinOptions;
   /** Random numbers in [0, 1), for the pickers. Default `Math.random`. */
   random?: () => number;
 }
@@ -81,11 +93,17 @@ export interface BalancingTransport extends Transport {
 /** An endpoint with its load. */
 class Slot implements Pickable {
   readonly endpoint: BalancedEndpoint;
+  /** Its weight from load reports, under `weighted_round_robin` only. */
+  readonly weight: EndpointWeight | undefined;
   inFlight = 0;
   calls = 0;
   errors = 0;
-  constructor(endpoint: BalancedEndpoint) {
+  constructor(
+    endpoint: BalancedEndpoint,
+    weighted: Required<WeightedRoundRobinOptions> | undefined,
+  ) {
     this.endpoint = endpoint;
+    this.weight = weighted === undefined ? undefined : new EndpointWeight(weighted);
   }
   available(): boolean {
     return (this.endpoint.health?.available() ?? true) && (this.endpoint.breaker?.allows() ?? true);
@@ -125,8 +143,12 @@ const noPermit: CircuitPermit = () => {};
  * success to the circuit breaker at its first message.
  */
 export function createBalancingTransport(options: BalancingTransportOptions): BalancingTransport {
-  let slots = options.endpoints.map((endpoint) => new Slot(endpoint));
-  const pick = createPicker(options.policy ?? "round_robin", options.random);
+  const policy = options.policy ?? "round_robin";
+  const weighted =
+    policy === "weighted_round_robin" ? weightSettings(options.weightedRoundRobin) : undefined;
+  const newSlot = (endpoint: BalancedEndpoint) => new Slot(endpoint, weighted);
+  let slots = options.endpoints.map(newSlot);
+  const pick = createPicker(policy, options.random, options.weightedRoundRobin);
   /** Slots that left the rotation with calls in flight: closed when the last one ends. */
   const draining = new Set<Slot>();
   /** Why there are no endpoints; empty while the first resolution is awaited. */
@@ -187,6 +209,9 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
     signal: AbortSignal | undefined,
   ): ConnectError => {
     slot.errors++;
+    if (slot.weight !== undefined && err instanceof ConnectError) {
+      slot.weight.report(err.metadata, performance.now());
+    }
     // A call the caller cancelled (or whose deadline passed) says nothing about the endpoint.
     if (signal?.aborted === true) {
       const error = ConnectError.from(err);
@@ -219,6 +244,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
           contextValues,
         );
         permit(undefined);
+        slot.weight?.report(res.trailer, performance.now());
         return res;
       } catch (err) {
         throw failed(slot, permit, err, signal);
@@ -276,7 +302,10 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
               try {
                 const result = await it.next();
                 permit(undefined);
-                if (result.done === true) end();
+                if (result.done === true) {
+                  slot.weight?.report(res.trailer, performance.now());
+                  end();
+                }
                 return result;
               } catch (err) {
                 end();
@@ -302,6 +331,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
         inFlight: slot.inFlight,
         calls: slot.calls,
         errors: slot.errors,
+        ...(slot.weight?.shown() === undefined ? {} : { weight: slot.weight.shown() }),
         ...slot.endpoint.health?.status(),
       }));
     },
@@ -311,7 +341,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       slots = endpoints.map((endpoint) => {
         const kept = byUrl.get(endpoint.url);
         byUrl.delete(endpoint.url);
-        return kept ?? new Slot(endpoint);
+        return kept ?? newSlot(endpoint);
       });
       for (const gone of byUrl.values()) {
         if (gone.inFlight === 0) gone.endpoint.close?.();

@@ -28,6 +28,7 @@ import { resolveEndpoints } from "./resolved-endpoints.ts";
 import { createRetryTransport, type RetryOptions } from "./retry.ts";
 import { parseTarget, type Target } from "./target.ts";
 import type { TransportOptions } from "./transport.ts";
+import type { WeightedRoundRobinOptions } from "./weighted-round-robin.ts";
 
 /** What a call's headers may be given as. */
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -50,6 +51,11 @@ export interface ClientOptions extends Omit<TransportOptions, "baseUrl"> {
    * the DNS client. See `NameResolutionOptions`.
    */
   nameResolution?: NameResolutionOptions;
+  /**
+   * The `weighted_round_robin` policy's blackout, expiration and update periods and error
+   * penalty; see `WeightedRoundRobinOptions` for each default (grpc-go's).
+   */
+  weightedRoundRobin?: WeightedRoundRobinOptions;
   /** Retries of idempotent calls; see `RetryOptions` for each default. false: no retries at all. */
   retry?: RetryOptions | false;
   /** A circuit breaker per endpoint; see `CircuitBreakerOptions` for each default. false: none. */
@@ -164,6 +170,9 @@ export function createClientTransport(options: ClientOptions): ClientTransport {
   const balancer = createBalancingTransport({
     endpoints: [],
     ...(options.balancing === undefined ? {} : { policy: options.balancing }),
+    ...(options.weightedRoundRobin === undefined
+      ? {}
+      : { weightedRoundRobin: options.weightedRoundRobin }),
   });
   const resolution = resolveEndpoints({
     targets,

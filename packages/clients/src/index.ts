@@ -22,3 +22,4 @@ export type { ConnectionOptions, Protocol, TlsOptions, TransportOptions } from "
 export { createTransport } from "./transport.ts";
 export type { UserClient, UserClientOptions } from "./user-client.ts";
 export { createUserClient } from "./user-client.ts";
+export type { WeightedRoundRobinOptions } from "./weighted-round-robin.ts";
