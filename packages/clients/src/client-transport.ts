@@ -64,7 +64,8 @@ export interface ClientOptions extends Omit<TransportOptions, "baseUrl"> {
    * Watch each endpoint's grpc.health.v1 status and keep it out of the rotation while it is not
    * SERVING. A server without health checking is taken as healthy. `service` is the name
    * watched: default "" (the whole server), or the service's name for `createUserClient` and
-   * `createOrderClient`. Default: on with several endpoints over HTTP/2, off otherwise.
+   * `createOrderClient`. Default: on with several endpoints (or a `dns:` one) over HTTP/2, off
+   * otherwise.
    */
   healthCheck?: boolean | { service?: string };
   /** Backoff between attempts to reconnect to a failed endpoint or to restart its health Watch. */

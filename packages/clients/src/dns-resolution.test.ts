@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Health } from "@keel/gen/health/v1/health_pb";
 import { type ClientTransport, createClientTransport } from "./client-transport.ts";
+import { createDnsResolver } from "./dns-resolver.ts";
 import { type DnsServer, startDnsServer } from "./testing/dns-server.ts";
 import { type ServerProcess, startServerProcess } from "./testing/server-process.ts";
 
@@ -134,5 +135,62 @@ describe("dns:/// endpoints", () => {
     );
     const results = await check(t, 10);
     assert.equal(results.length, 10);
+  });
+});
+
+describe("createDnsResolver", () => {
+  it("resolves again on request no more often than minIntervalMs", async () => {
+    const server = await startDnsServer();
+    const resolver = new dns.Resolver({ timeout: 2000, tries: 2 });
+    resolver.setServers([`127.0.0.1:${server.port}`]);
+    server.set("a.keel.test", ["127.0.0.1", "::1"]);
+    const seen: string[][] = [];
+    const options = { host: "a.keel.test", resolver, refreshIntervalMs: 3_600_000 };
+    const limited = createDnsResolver({
+      ...options,
+      minIntervalMs: 3_600_000,
+      onAddresses: (a) => seen.push(a),
+      onError: assert.fail,
+    });
+    try {
+      await until(() => seen.length === 1, "the first answer");
+      assert.deepEqual(seen, [["127.0.0.1", "::1"]]);
+      const queries = server.queries("a.keel.test"); // A and AAAA
+      for (let i = 0; i < 5; i++) limited.resolveNow();
+      await sleep(200);
+      assert.equal(server.queries("a.keel.test"), queries, "no new query within the interval");
+    } finally {
+      limited.close();
+    }
+    const eager = createDnsResolver({
+      ...options,
+      minIntervalMs: 0,
+      onAddresses: (a) => seen.push(a),
+      onError: assert.fail,
+    });
+    try {
+      await until(() => seen.length === 2, "the first answer");
+      server.set("a.keel.test", ["127.0.0.2"]);
+      eager.resolveNow();
+      await until(() => seen.length === 3, "the new answer");
+      assert.deepEqual(seen[2], ["127.0.0.2"]);
+    } finally {
+      eager.close();
+      await server.close();
+    }
+  });
+
+  it("finds names of the hosts file with the default resolver", async () => {
+    const found = await new Promise<string[]>((resolve, reject) => {
+      const r = createDnsResolver({
+        host: "localhost",
+        onAddresses: (a) => {
+          r.close();
+          resolve(a);
+        },
+        onError: reject,
+      });
+    });
+    assert.ok(found.includes("127.0.0.1"), `localhost is ${found.join(", ")}`);
   });
 });

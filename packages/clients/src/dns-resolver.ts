@@ -23,8 +23,8 @@ export interface NameResolutionOptions {
   minIntervalMs?: number;
   /**
    * The DNS client, for example a `new dns.promises.Resolver()` given `setServers([...])`.
-   * Default: node:dns with the system's DNS servers, and the hosts file for a name they do not
-   * know (`localhost`, /etc/hosts entries).
+   * Default: node:dns with the system's DNS servers, and the hosts file (getaddrinfo) for a name
+   * they do not know or when they cannot be reached (`localhost`, /etc/hosts entries).
    */
   resolver?: DnsLookup;
 }
@@ -133,14 +133,14 @@ async function lookup(host: string, resolver: DnsLookup | undefined): Promise<st
     ...(v6.status === "fulfilled" ? v6.value : []),
   ];
   if (addresses.length > 0) return [...new Set(addresses)];
-  const errors = [v4, v6].flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
-  const failure = errors.find((e) => !noRecords.has((e as { code?: string }).code ?? ""));
-  if (failure !== undefined) throw failure;
-  // A name the DNS servers do not know may be in the hosts file, as getaddrinfo finds it; only
-  // when the servers were not chosen by the caller.
+  // A name the DNS servers do not know (or servers that cannot be reached) may be in the hosts
+  // file, as getaddrinfo finds it; only when the servers were not chosen by the caller.
   if (resolver === undefined) {
     const found = await dns.promises.lookup(host, { all: true }).catch(() => []);
     if (found.length > 0) return [...new Set(found.map((a) => a.address))];
   }
+  const errors = [v4, v6].flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  const failure = errors.find((e) => !noRecords.has((e as { code?: string }).code ?? ""));
+  if (failure !== undefined) throw failure;
   throw new Error(`the DNS has no A or AAAA record of ${host}`);
 }
