@@ -78,7 +78,8 @@ export interface BalancingTransport extends Transport {
   endpoints(): EndpointStatus[];
   /**
    * Replaces the endpoints, matched by `url`: new ones join the rotation; those no longer listed
-   * leave it at once and are closed once their calls in flight have ended.
+   * leave it at once and are closed once their calls in flight have ended. An endpoint at a url
+   * already there is closed at once: the one there stays, with its connection and state.
    */
   update(endpoints: BalancedEndpoint[]): void;
   /**
@@ -153,23 +154,48 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
   const draining = new Set<Slot>();
   /** Why there are no endpoints; empty while the first resolution is awaited. */
   let emptyReason = "";
-  let waiters: (() => void)[] = [];
+  /** Calls waiting for the first endpoints. */
+  const waiters = new Set<() => void>();
   const wake = () => {
-    const woken = waiters;
-    waiters = [];
+    const woken = [...waiters];
+    waiters.clear();
     for (const resolve of woken) resolve();
   };
 
-  /** Waits until there are endpoints or their resolution failed, or `signal` aborts. */
-  const endpointsKnown = (signal: AbortSignal | undefined) =>
+  /**
+   * Waits until there are endpoints or their resolution failed; fails when `signal` aborts or
+   * `timeoutMs` (the call's deadline) passes first.
+   */
+  const endpointsKnown = (signal: AbortSignal | undefined, timeoutMs: number | undefined) =>
     new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(ConnectError.from(signal?.reason));
+      const stop = () => {
+        signal?.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
+        waiters.delete(known);
+      };
+      const known = () => {
+        stop();
+        resolve();
+      };
+      const onAbort = () => {
+        stop();
+        reject(ConnectError.from(signal?.reason));
+      };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              stop();
+              reject(
+                new ConnectError(
+                  "the deadline passed while the endpoints were being resolved",
+                  Code.DeadlineExceeded,
+                ),
+              );
+            }, timeoutMs);
       if (signal?.aborted === true) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      waiters.push(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      });
+      waiters.add(known);
     });
 
   const release = (slot: Slot) => {
@@ -177,12 +203,23 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
     if (slot.inFlight === 0 && draining.delete(slot)) slot.endpoint.close?.();
   };
 
-  const chooseWhenKnown = async (signal: AbortSignal | undefined) => {
-    if (slots.length === 0 && emptyReason === "") await endpointsKnown(signal);
-    return choose();
+  /** `choose`, once there are endpoints; with what is left of `timeoutMs` after the wait. */
+  const chooseWhenKnown = async (
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ) => {
+    const start = performance.now();
+    if (slots.length === 0 && emptyReason === "") await endpointsKnown(signal, timeoutMs);
+    const chosen = choose();
+    if (timeoutMs !== undefined) {
+      chosen.timeoutMs = Math.max(1, Math.round(timeoutMs - (performance.now() - start)));
+    }
+    return chosen;
   };
 
-  const choose = (): { slot: Slot; permit: CircuitPermit } => {
+  const choose = (
+    timeoutMs?: number,
+  ): { slot: Slot; permit: CircuitPermit; timeoutMs: number | undefined } => {
     if (slots.length === 0) throw unsentError(emptyReason || "no endpoint is known");
     let candidates = slots.filter((slot) => slot.available());
     // Panic routing, as Envoy's: with every endpoint out, try those only their connection keeps
@@ -198,7 +235,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
     if (permit === undefined) throw unsentError(`${slot.endpoint.url}: circuit open`);
     slot.inFlight++;
     slot.calls++;
-    return { slot, permit };
+    return { slot, permit, timeoutMs };
   };
 
   /** Records a failed call and returns the error to pass on. */
@@ -233,12 +270,16 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = slots.length > 0 ? choose() : await chooseWhenKnown(signal);
+      const {
+        slot,
+        permit,
+        timeoutMs: left,
+      } = slots.length > 0 ? choose(timeoutMs) : await chooseWhenKnown(signal, timeoutMs);
       try {
         const res = await slot.endpoint.transport.unary(
           method,
           signal,
-          timeoutMs,
+          left,
           header,
           input,
           contextValues,
@@ -261,7 +302,11 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = slots.length > 0 ? choose() : await chooseWhenKnown(signal);
+      const {
+        slot,
+        permit,
+        timeoutMs: left,
+      } = slots.length > 0 ? choose(timeoutMs) : await chooseWhenKnown(signal, timeoutMs);
       // Connect's clients do not tell a transport when the caller stops reading a stream; they
       // abort the call's signal when it is cancelled, its deadline passes, or it completes.
       const onAbort = () => {
@@ -284,7 +329,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
         res = await slot.endpoint.transport.stream(
           method,
           signal,
-          timeoutMs,
+          left,
           header,
           input,
           contextValues,
@@ -340,8 +385,10 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       const byUrl = new Map(slots.map((slot) => [slot.endpoint.url, slot]));
       slots = endpoints.map((endpoint) => {
         const kept = byUrl.get(endpoint.url);
+        if (kept === undefined) return newSlot(endpoint);
         byUrl.delete(endpoint.url);
-        return kept ?? newSlot(endpoint);
+        if (kept.endpoint !== endpoint) endpoint.close?.();
+        return kept;
       });
       for (const gone of byUrl.values()) {
         if (gone.inFlight === 0) gone.endpoint.close?.();
