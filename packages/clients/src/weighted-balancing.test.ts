@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { Health } from "@keel/gen/health/v1/health_pb";
 import { type ClientTransport, createClientTransport } from "./client-transport.ts";
 import { type ServerProcess, startServerProcess } from "./testing/server-process.ts";
@@ -65,17 +66,17 @@ describe("weighted_round_robin against servers reporting their load", () => {
       assert.ok(round < 200, `no weights after ${round} rounds: ${JSON.stringify(t.endpoints())}`);
       await shares(t, 40);
     }
-    const [idleStatus, busyStatus] = t.endpoints();
-    assert.ok(
-      (idleStatus?.weight ?? 0) > 2 * (busyStatus?.weight ?? 0),
-      `weights ${idleStatus?.weight} and ${busyStatus?.weight}`,
-    );
     // Weights keep following the reports while calls go on; the busy server's share stays small.
     await shares(t, 200);
     const after = await shares(t, 400);
     const busyShare = after.get(busy.url) ?? 1;
     assert.ok(busyShare < 0.3, `the busy server had ${(busyShare * 100).toFixed(1)}% of calls`);
     assert.ok(busyShare > 0, "the busy server is still called (its weight is bounded below)");
+    const [idleStatus, busyStatus] = t.endpoints();
+    assert.ok(
+      (idleStatus?.weight ?? 0) > 2 * (busyStatus?.weight ?? 0),
+      `weights ${idleStatus?.weight} and ${busyStatus?.weight}`,
+    );
   });
 
   it("round_robin, for comparison, sends each server half the calls", async () => {
@@ -83,5 +84,58 @@ describe("weighted_round_robin against servers reporting their load", () => {
     transports.push(t);
     const split = await shares(t, 200);
     assert.deepEqual([...split.values()], [0.5, 0.5]);
+  });
+
+  it("grpc-js's weighted_round_robin reads keel's load reports too", async () => {
+    const port = (url: string) => new URL(url).port;
+    const client = new grpc.Client(
+      `ipv4:127.0.0.1:${port(idle.url)},127.0.0.1:${port(busy.url)}`,
+      grpc.credentials.createInsecure(),
+      {
+        "grpc.service_config": JSON.stringify({
+          loadBalancingConfig: [
+            {
+              weighted_round_robin: {
+                blackoutPeriod: "1s",
+                weightExpirationPeriod: "30s",
+                weightUpdatePeriod: "0.1s",
+              },
+            },
+          ],
+        }),
+      },
+    );
+    try {
+      const check = () =>
+        new Promise<string>((resolve, reject) => {
+          const call = client.makeUnaryRequest(
+            "/grpc.health.v1.Health/Check",
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.alloc(0),
+            (err) => (err ? reject(err) : resolve(call.getPeer())),
+          );
+        });
+      /** Each server's share of `total` calls, 4 at a time. */
+      const split = async (total: number) => {
+        const peers: string[] = [];
+        let left = total;
+        await Promise.all(
+          Array.from({ length: 4 }, async () => {
+            while (left-- > 0) peers.push(await check());
+          }),
+        );
+        return peers.filter((p) => p.endsWith(`:${port(busy.url)}`)).length / total;
+      };
+      // Past the blackout period, with reports flowing, the busy server's share falls (calls
+      // to it are slow while it has many: rounds are short).
+      let busyShare = 1;
+      for (let round = 0; busyShare >= 0.3 && round < 40; round++) busyShare = await split(50);
+      // Not one lucky round: the next calls too.
+      busyShare = await split(100);
+      assert.ok(busyShare < 0.3, `the busy server had ${(busyShare * 100).toFixed(1)}% of calls`);
+    } finally {
+      client.close();
+    }
   });
 });
