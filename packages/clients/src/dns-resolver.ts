@@ -42,7 +42,7 @@ export interface NameResolver {
 
 export interface DnsResolverOptions extends NameResolutionOptions {
   host: string;
-  /** Called with the name's addresses, in the DNS's order, each time they change. */
+  /** Called with the name's addresses, in the DNS's order, each time their set changes. */
   onAddresses(addresses: string[]): void;
   /** Called when a resolution fails; the last addresses stay in use. */
   onError(message: string): void;
@@ -97,7 +97,8 @@ export function createDnsResolver(options: DnsResolverOptions): NameResolver {
       const addresses = await lookup(options.host, resolver);
       if (closed) return;
       failures = 0;
-      const key = addresses.join(" ");
+      // DNS servers rotate the order of records: only a different set is a change.
+      const key = [...addresses].sort().join(" ");
       if (key !== known) {
         known = key;
         options.onAddresses(addresses);
