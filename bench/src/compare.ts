@@ -17,7 +17,8 @@
  * flight, `--streams` unused).
  *
  * A variant is `label=ROOT`, or `label=ROOT:FLAGS` with node flags (space-separated) added after
- * those of the server's start script; ROOT is a checkout whose server is built (`./dev build`).
+ * those of the server's start script, and settings of its server as `KEEL_X=value` among them
+ * (`off=.:KEEL_LOAD_REPORTS=false`); ROOT is a checkout whose server is built (`./dev build`).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -37,9 +38,14 @@ export interface Variant {
   label: string;
   root: string;
   flags: string[];
+  /** KEEL_* settings of this variant's server (given among the flags as `KEEL_X=value`). */
+  env: Record<string, string>;
 }
 
-/** `label=ROOT` or `label=ROOT:FLAGS`; throws saying what is wrong. */
+/**
+ * `label=ROOT` or `label=ROOT:FLAGS`, where FLAGS may also hold `KEEL_X=value` settings for the
+ * variant's server; throws saying what is wrong.
+ */
 export function parseVariant(text: string): Variant {
   const eq = text.indexOf("=");
   const label = eq < 0 ? "" : text.slice(0, eq).trim();
@@ -52,18 +58,28 @@ export function parseVariant(text: string): Variant {
   const colon = rest.indexOf(":");
   const root = (colon < 0 ? rest : rest.slice(0, colon)).trim();
   if (root === "") throw new Error(`--variant "${text}": the checkout (ROOT) is missing`);
-  const flags =
+  const words =
     colon < 0
       ? []
       : rest
           .slice(colon + 1)
           .split(" ")
           .filter(Boolean);
+  const setting = /^(KEEL_[A-Z0-9_]+)=(.*)$/;
+  const flags = words.filter((word) => !setting.test(word));
+  const env = Object.fromEntries(
+    words.flatMap((word) => {
+      const match = setting.exec(word);
+      return match === null ? [] : [[match[1] as string, match[2] as string]];
+    }),
+  );
   const notFlag = flags.find((flag) => !flag.startsWith("-"));
   if (notFlag !== undefined) {
-    throw new Error(`--variant "${text}": "${notFlag}" is not a node flag (flags start with -)`);
+    throw new Error(
+      `--variant "${text}": "${notFlag}" is not a node flag (flags start with -) nor a KEEL_X=value setting`,
+    );
   }
-  return { label, root, flags };
+  return { label, root, flags, env };
 }
 
 /** A markdown table of each variant's medians (peak RSS: the highest), with its CPU per round. */
@@ -144,7 +160,7 @@ async function main(): Promise<void> {
       });
       const target: RunningTarget = await startKeel({
         main,
-        env: setup.env,
+        env: { ...setup.env, ...variant.env },
         cpu: serverCpu,
         logFile: join(workDir, `${variant.label}.log`),
         nodeFlags: variant.flags,

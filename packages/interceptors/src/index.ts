@@ -45,7 +45,11 @@ export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.t
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
 export type { OidcVerifier, OidcVerifierOptions } from "./oidc-verifier.ts";
 export { createOidcVerifier } from "./oidc-verifier.ts";
-export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
+
+export type { LoadReporter, LoadReporterOptions, LoadSample } from "./load-report.ts";
+export { createLoadReporter, loadReportTrailer } from "./load-report.ts";
+export type { OrcaLoadReport } from "./orca-load-report.ts";
+export { encodeOrcaLoadReport } from "./orca-load-report.ts";export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {
   Limit,

@@ -372,3 +372,36 @@ describe("configuration reload", () => {
     );
   });
 });
+
+describe("load reports and the UserService address", () => {
+  it("sends load reports every second by default; both can be set", () => {
+    assert.deepEqual(readSettings({}).settings.loadReports, { enabled: true, intervalMs: 1000 });
+    assert.deepEqual(
+      readSettings({ KEEL_LOAD_REPORTS: "false", KEEL_LOAD_REPORT_INTERVAL_MS: "250" }).settings
+        .loadReports,
+      { enabled: false, intervalMs: 250 },
+    );
+    assert.throws(
+      () => readSettings({ KEEL_LOAD_REPORT_INTERVAL_MS: "10" }),
+      /KEEL_LOAD_REPORT_INTERVAL_MS/,
+    );
+  });
+
+  it("takes a URL or a DNS target for UserService, and says what else it could be", () => {
+    for (const url of [
+      "http://users.internal:9090",
+      "https://10.0.0.1:9090",
+      "dns:///users.internal:9090",
+      "dns://10.0.0.2:53/users.internal:9090",
+    ]) {
+      assert.equal(readSettings({ KEEL_USER_SERVICE_URL: url }).settings.userServiceUrl, url);
+    }
+    for (const url of ["users.internal:9090", "dns:///users.internal", "ftp://x:1"]) {
+      assert.throws(
+        () => readSettings({ KEEL_USER_SERVICE_URL: url }),
+        /KEEL_USER_SERVICE_URL: .*must be an http:\/\/ or https:\/\/ URL, or dns:\/\/\/host:port/,
+        url,
+      );
+    }
+  });
+});

@@ -60,7 +60,13 @@ const schema = z.strictObject({
       sqlitePath: z.string().min(1).optional(),
     })
     .default({ schema: "public", poolSize: 10 }),
-  userServiceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** http(s)://host:port, or dns:///host:port for every address of a DNS name, balanced. */
+  userServiceUrl: z
+    .string()
+    .refine(isServiceAddress, {
+      error: "must be an http:// or https:// URL, or dns:///host:port",
+    })
+    .optional(),
   /**
    * TLS of an https:// `userServiceUrl`: PEM files of the CA that signed UserService's certificate
    * (default: Node's bundle) and of this server's client certificate and key, for mutual TLS.
@@ -262,7 +268,27 @@ const schema = z.strictObject({
       maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .prefault({}),
+  /**
+   * ORCA load reports (`endpoint-load-metrics-bin`) in every response's trailers, for clients'
+   * weighted round robin; the load is measured every `intervalMs`.
+   */
+  loadReports: z
+    .strictObject({
+      enabled: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(true),
+      intervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+    })
+    .prefault({}),
 });
+
+/** An http(s) URL, or a gRPC DNS target (`dns:///host:port`, `dns://server/host:port`). */
+function isServiceAddress(value: string): boolean {
+  if (value.startsWith("dns:")) {
+    return /^dns:(\/\/[^/]*\/)?(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):\d{1,5}$/.test(value);
+  }
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+}
 
 /** The configuration as written (file and environment merged) and validated. */
 export type Settings = z.infer<typeof schema>;
@@ -336,6 +362,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
   KEEL_PROFILING: ["profiling", "enabled"],
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
+  KEEL_LOAD_REPORTS: ["loadReports", "enabled"],
+  KEEL_LOAD_REPORT_INTERVAL_MS: ["loadReports", "intervalMs"],
 };
 
 /**

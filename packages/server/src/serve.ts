@@ -104,6 +104,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     ...(config.profiling.enabled && worker === undefined
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
+    loadReports: config.loadReports.enabled && { intervalMs: config.loadReports.intervalMs },
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     ...(config.userServiceTls === undefined
       ? {}

@@ -26,7 +26,8 @@ import {
   createClientAddressResolver,
   createDeadlineInterceptor,
   createHs256Keyring,
-  createLoggingInterceptor,
+
+  createLoadReporter,  createLoggingInterceptor,
   createOidcVerifier,
   createPolicyResolver,
   createRateLimiter,
@@ -40,7 +41,8 @@ import {
   type Hs256Keys,
   type IncomingHeaders,
   type OidcVerifierOptions,
-  peerKey,
+
+  type LoadReporterOptions,  peerKey,
   type RateLimiter,
   type RateLimits,
   type StreamLimitOptions,
@@ -161,6 +163,12 @@ export interface ServerOptions {
    * at most `maxSeconds`. Default: not served.
    */
   profiling?: { maxSeconds: number };
+  /**
+   * Send an ORCA load report (`endpoint-load-metrics-bin`) with every response, for clients'
+   * `weighted_round_robin`; the load is measured every `intervalMs` (default 1000). false: none.
+   * Default: on.
+   */
+  loadReports?: LoadReporterOptions | false;
   logger: Logger;
 }
 
@@ -286,6 +294,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // inside tracing, to attach the trace to their samples as exemplars.
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
+  const loadReporter =
+    options.loadReports === false ? undefined : createLoadReporter(options.loadReports);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const authentication = createAuthenticationInterceptor({
     secret: keyring,
@@ -296,7 +306,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     policies: publicServices,
     checkPrincipal: accounts.check,
   });
+  // The load report goes on every answer, refusals included, and counts every call.
   const interceptors: Interceptor[] = [
+    ...(loadReporter === undefined ? [] : [loadReporter.interceptor]),
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
@@ -463,6 +475,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= (async () => {
         health.shutdown();
         monitor.stop();
+        loadReporter?.close();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(shuttingDown());
