@@ -26,8 +26,8 @@ import {
   createClientAddressResolver,
   createDeadlineInterceptor,
   createHs256Keyring,
-
-  createLoadReporter,  createLoggingInterceptor,
+  createLoadReporter,
+  createLoggingInterceptor,
   createOidcVerifier,
   createPolicyResolver,
   createRateLimiter,
@@ -40,9 +40,9 @@ import {
   defaultDeadlineExpired,
   type Hs256Keys,
   type IncomingHeaders,
+  type LoadReporterOptions,
   type OidcVerifierOptions,
-
-  type LoadReporterOptions,  peerKey,
+  peerKey,
   type RateLimiter,
   type RateLimits,
   type StreamLimitOptions,
