@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -368,4 +369,57 @@ describe("deadlines on the engine and on connect's path", () => {
       assert.doesNotMatch(String((err as Error).message), /default deadline/);
     });
   }
+});
+
+describe("HTTP/2 limits of the listener", () => {
+  it("closes the connection of a client that resets streams as fast as it opens them", async () => {
+    // Raw frames: HEADERS (POST http / from HPACK's static table) and RST_STREAM (CANCEL) for
+    // 1500 streams in one write, past the burst of 1000 and the 33 a second allowed after it.
+    const frameOf = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(stream, 5);
+      return Buffer.concat([head, payload]);
+    };
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL);
+    const frames = [
+      Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
+      frameOf(0x4, 0, 0, Buffer.alloc(0)),
+    ];
+    for (let i = 0; i < 1500; i++) {
+      const id = 2 * i + 1;
+      frames.push(frameOf(0x1, 0x4, id, Buffer.from([0x83, 0x86, 0x84])));
+      frames.push(frameOf(0x3, 0, id, cancel));
+    }
+    const socket = net.connect(Number(new URL(server.url).port), "127.0.0.1");
+    socket.on("error", () => {});
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    socket.write(Buffer.concat(frames));
+    await new Promise<void>((resolve) => {
+      socket.on("close", () => resolve());
+      setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 10_000).unref();
+    });
+    // The server's GOAWAY: frame type 7, with an error code (not NO_ERROR).
+    const all = Buffer.concat(received);
+    let goaway: number | undefined;
+    for (let at = 0; at + 9 <= all.length; ) {
+      const length = all.readUIntBE(at, 3);
+      if (all[at + 3] === 0x7) goaway = all.readUInt32BE(at + 9 + 4);
+      at += 9 + length;
+    }
+    assert.ok(
+      goaway !== undefined && goaway !== http2.constants.NGHTTP2_NO_ERROR,
+      `GOAWAY ${goaway}`,
+    );
+    // Other connections are served on.
+    const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
+    assert.equal(result.status, 0, result.message);
+  });
 });

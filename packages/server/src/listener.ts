@@ -96,11 +96,31 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     options.handler(req, res);
   };
   const limits = options.http2 ?? {};
-  const settings: http2.Settings = { maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000 };
+  const settings: http2.Settings = {
+    maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000,
+    // The request headers a client may send on one stream, as Node's HTTP/1.1 parser takes them
+    // (the start script's --max-http-header-size): advertised, so that clients keep to it.
+    maxHeaderListSize: 16 * 1024,
+  };
+  const sessionLimits = {
+    settings,
+    // A connection's HTTP/2 buffers. The engine's own budget of request bytes per connection
+    // (16 MiB, refused with RESOURCE_EXHAUSTED saying so) decides first; this cap is the floor
+    // under it, which nghttp2 enforces by refusing new streams (ENHANCE_YOUR_CALM).
+    maxSessionMemory: 32,
+    // Rapid reset (CVE-2023-44487): a client resetting more than 33 streams a second, after a
+    // burst of 1000, loses its connection.
+    streamResetBurst: 1000,
+    streamResetRate: 33,
+  };
   const h2 =
     options.tls === undefined
-      ? http2.createServer({ settings })
-      : http2.createSecureServer({ settings, allowHTTP1: true, ...secureContextOf(options.tls) });
+      ? http2.createServer(sessionLimits)
+      : http2.createSecureServer({
+          ...sessionLimits,
+          allowHTTP1: true,
+          ...secureContextOf(options.tls),
+        });
   h2.on("request", handler);
   if (options.streamHandler !== undefined) routeStreams(h2, options.streamHandler);
   h2.on("session", (session: http2.ServerHttp2Session) => {
