@@ -9,6 +9,7 @@ import type {
   RefreshTokenRepository,
   RotateOutcome,
   Store,
+  StoreStats,
   UserRecord,
   UserRepository,
 } from "../types.ts";
@@ -56,16 +57,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   // An idle connection that dies emits here; without a listener it would crash the process.
   pool.on("error", onError);
   const onQuery = options.onQuery;
-  if (onQuery !== undefined) {
-    pool.on("connect", (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      client.query = ((...args: unknown[]) => {
+  const counters = { queries: 0, exhausted: 0 };
+  // Every statement sent on a pool connection is counted (round trips, for metrics), and shown
+  // to `onQuery` when one is given.
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      counters.queries++;
+      if (onQuery !== undefined) {
         const first = args[0] as string | { text?: string };
         onQuery(typeof first === "string" ? first : (first.text ?? ""));
-        return query(...args);
-      }) as typeof client.query;
-    });
-  }
+      }
+      return query(...args);
+    }) as typeof client.query;
+  });
   const bus = new PgEventBus({
     connectionString: options.connectionString,
     channel: `keel_events_${schema}`,
@@ -84,7 +89,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end();
     throw translate(err);
   }
-  return new PgStore(pool, bus, `keel_events_${schema}`);
+  return new PgStore(pool, bus, `keel_events_${schema}`, counters);
 }
 
 class PgStore implements Store {
@@ -95,10 +100,17 @@ class PgStore implements Store {
   readonly events: PgEventBus;
   private readonly pool: pg.Pool;
   private readonly channel: string;
+  private readonly counters: { queries: number; exhausted: number };
   private open = true;
 
-  constructor(pool: pg.Pool, bus: PgEventBus, channel: string) {
+  constructor(
+    pool: pg.Pool,
+    bus: PgEventBus,
+    channel: string,
+    counters: { queries: number; exhausted: number },
+  ) {
     this.pool = pool;
+    this.counters = counters;
     this.events = bus;
     this.channel = channel;
     const run = <A extends unknown[], T>(fn: (...args: A) => Promise<T>) => {
@@ -308,8 +320,22 @@ class PgStore implements Store {
     await this.pool.end();
   }
 
+  stats(): StoreStats {
+    const pool = this.pool;
+    return {
+      queries: this.counters.queries,
+      poolExhausted: this.counters.exhausted,
+      poolTotal: pool.totalCount,
+      poolIdle: pool.idleCount,
+      poolWaiting: pool.waitingCount,
+    };
+  }
+
   private async run<T>(step: () => Promise<T>): Promise<T> {
     if (!this.open) throw new StoreError("unavailable", "the store is closed");
+    const pool = this.pool;
+    if (pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10))
+      this.counters.exhausted++;
     try {
       return await step();
     } catch (err) {
