@@ -99,12 +99,23 @@ const keelCluster: Variant = {
  */
 const openingSeconds = 1;
 
-/** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
-export function unary(connections: number, streams: number) {
+/** One unary method and the file holding its request as one gRPC message. */
+export interface UnaryRequest {
+  method: string;
+  bodyFile: (ctx: LoadContext) => string;
+}
+
+const getUserRequest: UnaryRequest = { method: getUser, bodyFile: (ctx) => ctx.getUserBody };
+
+/**
+ * Unary calls by h2load (GetUser unless `request` says otherwise), `connections × streams` in
+ * flight, for the plan's duration.
+ */
+export function unary(connections: number, streams: number, request = getUserRequest) {
   return async (ctx: LoadContext): Promise<LoadOutcome> => {
     const result = await runH2load({
-      url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
-      bodyFile: ctx.getUserBody,
+      url: `http://127.0.0.1:${ctx.target.port}/${request.method}`,
+      bodyFile: request.bodyFile(ctx),
       headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: streams,
