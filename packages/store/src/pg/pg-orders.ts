@@ -77,6 +77,17 @@ export class PgOrders {
     return (await this.toOrders(c, rows))[0];
   }
 
+  /** Orders by id, with their items, payment and checkpoints, in at most four queries. */
+  async byIds(ids: bigint[]): Promise<Map<bigint, OrderRecord>> {
+    const { rows } = await this.pool.query({
+      name: "keel_orders_by_ids",
+      text: "SELECT * FROM orders WHERE id = ANY($1::int8[])",
+      values: [ids],
+    });
+    const orders = await this.toOrders(this.pool, rows);
+    return new Map(orders.map((order) => [order.id, order]));
+  }
+
   async list(query: ListOrdersQuery): Promise<OrderRecord[]> {
     const { rows } =
       query.status === undefined

@@ -14,6 +14,7 @@ import type {
   UserRepository,
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { createBatchLoader } from "./batch-loader.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
@@ -140,10 +141,20 @@ class PgStore implements Store {
           return record;
         }),
       ),
-      get: run(async (id) => {
-        const { rows } = await this.pool.query("SELECT * FROM users WHERE id = $1", [id]);
-        return rows[0] === undefined ? undefined : toUser(rows[0]);
-      }),
+      // Every GetUser, and the account check of every authenticated call, asks this: the calls
+      // of one turn of the event loop share one query.
+      get: run(
+        createBatchLoader<bigint, UserRecord>({
+          load: async (ids) => {
+            const { rows } = await this.pool.query({
+              name: "keel_users_by_ids",
+              text: `SELECT ${userColumns} FROM users WHERE id = ANY($1::int8[])`,
+              values: [ids],
+            });
+            return new Map(rows.map((row) => [BigInt(row.id), toUser(row)]));
+          },
+        }),
+      ),
       checkAvailable: run(async (username, email) => {
         const { rows } = await this.pool.query(
           `SELECT username_key = $1 AS username FROM users WHERE username_key = $1 OR email_key = $2
@@ -299,7 +310,8 @@ class PgStore implements Store {
     );
     this.orders = {
       create: run((order) => orders.create(order)),
-      get: run((id) => orders.get(this.pool, id)),
+      // GetOrder, and the owner check of every order call the first time it sees an order.
+      get: run(createBatchLoader({ load: (ids: bigint[]) => orders.byIds(ids) })),
       list: run((query) => orders.list(query)),
       cancel: run((id, reason) => orders.cancel(id, reason)),
       pay: run((id, payment) => orders.pay(id, payment)),
@@ -386,6 +398,9 @@ class PgStore implements Store {
 
 // biome-ignore lint/suspicious/noExplicitAny: rows of pg queries are untyped
 type PgRow = any;
+
+/** What `toUser` reads: every column but the password hash. */
+const userColumns = "id, username, email, status, tags, metadata, roles, created_at, updated_at";
 
 function toUser(row: PgRow): UserRecord {
   return {
