@@ -24,6 +24,9 @@ export interface StoreTarget {
   authorization: string;
   userId: bigint;
   clients: BenchClients;
+  /** The seeded users (the benchmark's own first) and orders. */
+  userIds: bigint[];
+  orderIds: bigint[];
   /** Request files (one gRPC message each) of the read methods. */
   bodies: { getUser: string; getOrder: string; listOrders: string };
   /** The PostgreSQL backends serving it; undefined on SQLite. */
@@ -35,12 +38,15 @@ export interface StoreTarget {
   close(): Promise<void>;
 }
 
-/** Orders of the benchmark's user: ListOrders reads a page of this many. */
-export const seededOrders = 100;
+/** ListOrders reads a page of this many orders. */
+export const pageSize = 100;
+/** Users and orders made before measuring, so that reads can ask for a different one each call. */
+export const seeded = 1000;
 
 /**
  * Starts our server (`main`) on `store`, pinned to `cpu`: a data directory or a PostgreSQL schema
- * of its own, the benchmark's admin user with `seededOrders` orders, the password cost at its
+ * of its own, the benchmark's admin user with `seeded` orders, `seeded` more users, the password
+ * cost at its
  * lowest (10) and the per-caller limits on CreateUser and password hashing lifted, so that
  * CreateUser measures the store rather than the hash queue. Its PostgreSQL connections carry an
  * `application_name` of their own, so the backends serving it can be told apart.
@@ -99,13 +105,23 @@ export async function startStoreTarget(options: {
     });
     const clients = benchClients(target.port, setup.authorization);
     const orderIds: bigint[] = [];
-    for (let i = 0; i < seededOrders; i++) {
-      const { order } = await clients.orders.createOrder(orderRequest(setup.userId), {
-        headers: clients.headers,
-      });
+    const userIds: bigint[] = [setup.userId];
+    const { headers } = clients;
+    await inBatches(seeded, 50, async () => {
+      const { order } = await clients.orders.createOrder(orderRequest(setup.userId), { headers });
       if (order === undefined) throw new Error("CreateOrder returned no order");
       orderIds.push(order.orderId);
-    }
+    });
+    await inBatches(seeded - 1, 50, async (i) => {
+      const name = `reader${i}`;
+      const { user } = await clients.users.createUser({
+        username: name,
+        email: `${name}@example.com`,
+        password: "bench-password-1",
+      });
+      if (user === undefined) throw new Error("CreateUser returned no user");
+      userIds.push(user.userId);
+    });
     const body = async (name: string, frame: Uint8Array) => {
       const file = join(options.workDir, `${slug}-${name}.bin`);
       await writeFile(file, frame);
@@ -119,7 +135,7 @@ export async function startStoreTarget(options: {
       ),
       listOrders: await body(
         "list-orders",
-        grpcFrame(ListOrdersRequestSchema, { userId: setup.userId, pageSize: seededOrders }),
+        grpcFrame(ListOrdersRequestSchema, { userId: setup.userId, pageSize }),
       ),
     };
     backends = postgres ? await watchPgBackends(options.databaseUrl, applicationName) : undefined;
@@ -132,6 +148,8 @@ export async function startStoreTarget(options: {
       authorization: setup.authorization,
       userId: setup.userId,
       clients,
+      userIds,
+      orderIds,
       bodies,
       backends: watching,
       env: setup.env,
@@ -147,6 +165,18 @@ export async function startStoreTarget(options: {
     await backends?.close();
     await dropSchema();
     throw err;
+  }
+}
+
+/** Calls `make(0 … count-1)`, `width` at a time. */
+async function inBatches(
+  count: number,
+  width: number,
+  make: (i: number) => Promise<void>,
+): Promise<void> {
+  for (let start = 0; start < count; start += width) {
+    const batch = Array.from({ length: Math.min(width, count - start) }, (_, i) => make(start + i));
+    await Promise.all(batch);
   }
 }
 

@@ -23,15 +23,17 @@ import { checkBuilt } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
 import { measure, type Sample, settle } from "./measure.ts";
 import { loadCpu, plans, serverCpu } from "./plan.ts";
-import { writeLoads } from "./rpc-loads.ts";
+import { benchClients, readLoads, writeLoads } from "./rpc-loads.ts";
 import type { LoadContext, LoadOutcome, Scenario } from "./scenarios.ts";
 import { unary } from "./scenarios.ts";
 import { median } from "./stats.ts";
 import { renderStoreTable, type StoreSample } from "./store-report.ts";
 import {
   counterValue,
+  pageSize,
   type StoreKind,
   type StoreTarget,
+  seeded,
   startStoreTarget,
 } from "./store-target.ts";
 
@@ -45,6 +47,8 @@ interface StoreScenario {
 const scenarioIds = [
   "get-user",
   "get-order",
+  "get-user-one-id",
+  "get-order-one-id",
   "list-orders",
   "create-user",
   "create-order",
@@ -103,26 +107,44 @@ async function main(): Promise<void> {
   log(`work directory: ${workDir}`);
 
   const writes = new Map<StoreTarget, ReturnType<typeof writeLoads>>();
+  const reading = new Map<StoreTarget, ReturnType<typeof readLoads>>();
   const reads = (method: string, body: (t: StoreTarget) => string) => (t: StoreTarget) =>
     unary(connections, streams, { method, bodyFile: () => body(t) });
   const all: StoreScenario[] = [
     {
       id: "get-user",
       method: "user.v1.UserService/GetUser",
-      title: "GetUser",
-      load: reads("user.v1.UserService/GetUser", (t) => t.bodies.getUser),
+      title: `GetUser, a different user each call (of ${seeded})`,
+      load: (t) => (ctx) => (reading.get(t) as ReturnType<typeof readLoads>).getUser(ctx),
     },
     {
       id: "get-order",
       method: "order.v1.OrderService/GetOrder",
-      title: "GetOrder (2 items)",
+      title: `GetOrder (2 items), a different order each call (of ${seeded})`,
+      load: (t) => (ctx) => (reading.get(t) as ReturnType<typeof readLoads>).getOrder(ctx),
+    },
+    {
+      id: "get-user-one-id",
+      method: "user.v1.UserService/GetUser",
+      title: "GetUser by h2load, every call the same user",
+      load: reads("user.v1.UserService/GetUser", (t) => t.bodies.getUser),
+    },
+    {
+      id: "get-order-one-id",
+      method: "order.v1.OrderService/GetOrder",
+      title: "GetOrder by h2load, every call the same order",
       load: reads("order.v1.OrderService/GetOrder", (t) => t.bodies.getOrder),
     },
     {
       id: "list-orders",
       method: "order.v1.OrderService/ListOrders",
-      title: "ListOrders, a page of 100 orders",
-      load: reads("order.v1.OrderService/ListOrders", (t) => t.bodies.listOrders),
+      title: `ListOrders, a page of ${pageSize} orders, by h2load with 10 connections × 5 streams`,
+      // A page costs milliseconds: a thousand in flight would wait seconds, and few end in time.
+      load: (t) =>
+        unary(10, 5, {
+          method: "order.v1.OrderService/ListOrders",
+          bodyFile: () => t.bodies.listOrders,
+        }),
     },
     {
       id: "create-user",
@@ -166,6 +188,17 @@ async function main(): Promise<void> {
           nodeFlags: variant.flags,
         });
         targets.push(target);
+        reading.set(
+          target,
+          readLoads({
+            inFlight: connections * streams,
+            clients: Array.from({ length: connections }, () =>
+              benchClients(target.target.port, target.authorization),
+            ),
+            userIds: target.userIds,
+            orderIds: target.orderIds,
+          }),
+        );
         writes.set(
           target,
           writeLoads({ inFlight: writers, clients: target.clients, userId: target.userId }),
@@ -239,10 +272,11 @@ async function measureOnStore(
   t: StoreTarget,
   ctx: LoadContext,
 ): Promise<StoreSample> {
+  // A reading that fails (a server too busy to answer /metrics) leaves its figures unknown.
   const snapshot = async () => {
     const [pgCpu, metrics] = await Promise.all([
-      t.backends?.cpuMicros() ?? Promise.resolve(0),
-      t.target.metrics?.() ?? Promise.resolve(""),
+      t.backends?.cpuMicros().catch(() => Number.NaN) ?? Promise.resolve(0),
+      t.target.metrics?.().catch(() => "") ?? Promise.resolve(""),
     ]);
     return {
       pgCpu,
@@ -286,6 +320,11 @@ async function measureOnStore(
 
 if (import.meta.main) {
   stopAllOnSignals("stores");
+  process.once("uncaughtException", (err) => {
+    killAll();
+    process.stderr.write(`stores: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  });
   main().catch((err: unknown) => {
     killAll();
     process.stderr.write(
