@@ -37,30 +37,54 @@ export class PgOrders {
         const existing = await this.byKey(c, input);
         if (existing !== undefined) return { order: existing, created: false };
         const now = new Date();
-        const { rows } = await c.query(
-          `INSERT INTO orders (user_id, status, currency, total_minor, idempotency_key,
-                               request_fingerprint, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
-          [
+        const totalMinor = orderTotal(input.items);
+        const { rows } = await c.query({
+          name: "keel_orders_insert",
+          text: `INSERT INTO orders (user_id, status, currency, total_minor, idempotency_key,
+                                     request_fingerprint, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+          values: [
             input.userId,
             OrderStatus.PENDING_PAYMENT,
             input.currency,
-            orderTotal(input.items),
+            totalMinor,
             input.idempotencyKey ?? null,
             input.fingerprint ?? null,
             now,
           ],
-        );
+        });
         const id = BigInt(rows[0].id);
-        for (const [position, item] of input.items.entries()) {
-          await c.query(
-            `INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
-             VALUES ($1, $2, $3, $4, $5, $6)`,
-            [id, position, item.sku, item.name, item.quantity, item.unitPriceMinor],
-          );
-        }
+        // Every item in one statement, whatever their number.
+        await c.query({
+          name: "keel_order_items_insert",
+          text: `INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
+                 SELECT $1, item.position - 1, item.sku, item.name, item.quantity, item.price
+                 FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[])
+                      WITH ORDINALITY AS item (sku, name, quantity, price, position)`,
+          values: [
+            id,
+            input.items.map((item) => item.sku),
+            input.items.map((item) => item.name),
+            input.items.map((item) => item.quantity),
+            input.items.map((item) => item.unitPriceMinor),
+          ],
+        });
         await this.insertEvent(c, id, OrderEventType.CREATED, OrderStatus.PENDING_PAYMENT, now, {});
-        return { order: await this.mustGet(c, id), created: true };
+        // Everything a new order holds was just written: it is not read back.
+        const order: OrderRecord = {
+          id,
+          userId: input.userId,
+          status: OrderStatus.PENDING_PAYMENT,
+          currency: input.currency,
+          items: input.items.map((item) => ({ ...item })),
+          totalMinor,
+          createdAt: now,
+          updatedAt: now,
+          payment: undefined,
+          shipment: undefined,
+          cancelReason: "",
+        };
+        return { order, created: true };
       });
     } catch (err) {
       // Two first attempts with one key raced; the loser answers like a retry.
@@ -124,12 +148,13 @@ export class PgOrders {
     payment: { amountMinor: bigint; currency: string; idempotencyKey: string },
   ): Promise<{ order: OrderRecord; payment: PaymentRecord; created: boolean }> {
     return this.transaction(async (c) => {
-      const locked = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      const locked = await this.lock(c, id);
       if (locked.rows[0] === undefined) throw orderNotFound(id);
-      const previous = await c.query(
-        "SELECT * FROM payments WHERE order_id = $1 AND idempotency_key = $2",
-        [id, payment.idempotencyKey],
-      );
+      const previous = await c.query({
+        name: "keel_payments_by_key",
+        text: "SELECT * FROM payments WHERE order_id = $1 AND idempotency_key = $2",
+        values: [id, payment.idempotencyKey],
+      });
       if (previous.rows[0] !== undefined) {
         return {
           order: await this.mustGet(c, id),
@@ -139,18 +164,20 @@ export class PgOrders {
       }
       checkTransition(id, locked.rows[0].status as OrderStatus, "pay");
       const now = new Date();
-      await c.query(
-        `INSERT INTO payments (order_id, idempotency_key, amount_minor, currency, paid_at)
-         VALUES ($1, $2, $3, $4, $5)`,
-        [id, payment.idempotencyKey, payment.amountMinor, payment.currency, now],
-      );
-      await c.query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3", [
-        OrderStatus.PAID,
-        now,
-        id,
-      ]);
+      await c.query({
+        name: "keel_payments_insert",
+        text: `INSERT INTO payments (order_id, idempotency_key, amount_minor, currency, paid_at)
+               VALUES ($1, $2, $3, $4, $5)`,
+        values: [id, payment.idempotencyKey, payment.amountMinor, payment.currency, now],
+      });
+      // The updated row comes back with the update: the order is not read again.
+      const updated = await c.query({
+        name: "keel_orders_set_status",
+        text: "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+        values: [OrderStatus.PAID, now, id],
+      });
       await this.insertEvent(c, id, OrderEventType.PAID, OrderStatus.PAID, now, {});
-      const order = await this.mustGet(c, id);
+      const order = (await this.toOrders(c, updated.rows))[0] as OrderRecord;
       return { order, payment: order.payment as PaymentRecord, created: true };
     });
   }
@@ -223,7 +250,7 @@ export class PgOrders {
     ) => Promise<{ checkpoint?: CheckpointRecord; reason?: string }>,
   ): Promise<OrderRecord> {
     return this.transaction(async (c) => {
-      const { rows } = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      const { rows } = await this.lock(c, id);
       if (rows[0] === undefined) throw orderNotFound(id);
       const current = rows[0].status as OrderStatus;
       checkTransition(id, current, action);
@@ -241,6 +268,15 @@ export class PgOrders {
     });
   }
 
+  /** Locks an order's row for the transaction; its status, or no row when there is no order. */
+  private lock(c: Queryable, id: bigint) {
+    return c.query({
+      name: "keel_orders_lock",
+      text: "SELECT status FROM orders WHERE id = $1 FOR UPDATE",
+      values: [id],
+    });
+  }
+
   private async insertEvent(
     c: Queryable,
     orderId: bigint,
@@ -249,11 +285,12 @@ export class PgOrders {
     now: Date,
     data: { checkpoint?: CheckpointRecord; reason?: string },
   ): Promise<void> {
-    const { rows } = await c.query(
-      `INSERT INTO order_events (order_id, type, status, data, created_at)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-      [orderId, type, status, encodeEventData(data), now],
-    );
+    const { rows } = await c.query({
+      name: "keel_order_events_insert",
+      text: `INSERT INTO order_events (order_id, type, status, data, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+      values: [orderId, type, status, encodeEventData(data), now],
+    });
     const event: OrderEventRecord = {
       id: BigInt(rows[0].id),
       orderId,
@@ -281,13 +318,17 @@ export class PgOrders {
     const ids = rows.map((row) => row.id as string);
     const shipped = rows.filter((row) => row.shipped_at !== null).map((row) => row.id as string);
     const [items, payments, checkpoints] = await Promise.all([
-      c.query(
-        "SELECT * FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position",
-        [ids],
-      ),
-      c.query("SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id", [
-        ids,
-      ]),
+      c.query({
+        name: "keel_order_items_of",
+        text: `SELECT order_id, sku, name, quantity, unit_price_minor FROM order_items
+               WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position`,
+        values: [ids],
+      }),
+      c.query({
+        name: "keel_payments_of",
+        text: "SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id",
+        values: [ids],
+      }),
       shipped.length === 0
         ? Promise.resolve({ rows: [] })
         : c.query(

@@ -392,7 +392,11 @@ class PgStore implements Store {
   }
 
   private async notify(c: Queryable, event: BusEvent): Promise<void> {
-    await c.query("SELECT pg_notify($1, $2)", [this.channel, encodeBusEvent(event)]);
+    await c.query({
+      name: "keel_notify",
+      text: "SELECT pg_notify($1, $2)",
+      values: [this.channel, encodeBusEvent(event)],
+    });
   }
 }
 
