@@ -1,14 +1,20 @@
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { run } from "./launch.ts";
 import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 
 /** One h2load run: unary gRPC calls posting one prepared body. */
 export interface H2loadOptions {
-  /** `http://127.0.0.1:PORT/package.Service/Method` */
-  url: string;
-  /** The request body: one gRPC length-prefixed message (see `grpcFrame`). */
-  bodyFile: string;
-  /** Extra request headers; `content-type: application/grpc` and `te: trailers` are always sent. */
+  /**
+   * `http://127.0.0.1:PORT/package.Service/Method`; or several URLs of one server, which h2load
+   * requests in turn (REST GETs of different ids).
+   */
+  url: string | readonly string[];
+  /**
+   * The request body: one gRPC length-prefixed message (see `grpcFrame`), posted as a gRPC call.
+   * Without one, each call is a plain GET (REST).
+   */
+  bodyFile?: string;
+  /** Extra request headers; gRPC calls always send `content-type: application/grpc` and `te: trailers`. */
   headers?: Record<string, string>;
   /** Connections (-c). */
   connections: number;
@@ -60,14 +66,20 @@ export interface H2loadResult {
 /** Runs h2load once and parses what it printed and logged. */
 export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   await rm(options.logFile, { force: true });
+  const urlsFile = `${options.logFile}.urls`;
+  if (typeof options.url !== "string") await writeFile(urlsFile, `${options.url.join("\n")}\n`);
   const args = [
     "h2load",
     `--clients=${options.connections}`,
     `--max-concurrent-streams=${options.streamsPerConnection}`,
     "--threads=1",
-    `--data=${options.bodyFile}`,
-    "--header=content-type: application/grpc",
-    "--header=te: trailers",
+    ...(options.bodyFile === undefined
+      ? []
+      : [
+          `--data=${options.bodyFile}`,
+          "--header=content-type: application/grpc",
+          "--header=te: trailers",
+        ]),
     ...Object.entries(options.headers ?? {}).map(([name, value]) => `--header=${name}: ${value}`),
     `--log-file=${options.logFile}`,
     `--connection-active-timeout=${options.timeoutSeconds}`,
@@ -84,7 +96,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
           `--rate=${options.connectionRate.count}`,
           `--rate-period=${options.connectionRate.periodMs}ms`,
         ]),
-    options.url,
+    ...(typeof options.url === "string" ? [options.url] : [`--input-file=${urlsFile}`]),
   ];
   const started = performance.now();
   const warmUpMs = options.durationSeconds === undefined ? 0 : (options.warmUpSeconds ?? 0) * 1000;

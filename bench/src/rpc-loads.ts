@@ -64,41 +64,6 @@ export function benchClients(port: number, authorization: string): BenchClients 
   };
 }
 
-/**
- * Loads of the read methods by id on one server, each call asking for the next of `userIds` or
- * `orderIds` in turn (with at least as many ids as calls in flight, no two calls in flight ask
- * for the same one): what a server sees from many users, where h2load, posting one body, asks
- * for one id only. Calls are spread over `clients` (one HTTP/2 connection each).
- */
-export function readLoads(options: {
-  inFlight: number;
-  clients: readonly BenchClients[];
-  userIds: readonly bigint[];
-  orderIds: readonly bigint[];
-}) {
-  const loop = (ctx: LoadContext, call: (n: number, clients: BenchClients) => Promise<unknown>) =>
-    closedLoop({
-      seconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
-      inFlight: options.inFlight,
-      onMeasuring: ctx.startMeasuring,
-      call: async (n) => {
-        await call(n, options.clients[n % options.clients.length] as BenchClients);
-        return true;
-      },
-    });
-  const nth = <T>(list: readonly T[], n: number) => list[n % list.length] as T;
-  return {
-    getUser: (ctx: LoadContext) =>
-      loop(ctx, (n, c) =>
-        c.users.getUser({ userId: nth(options.userIds, n) }, { headers: c.headers }),
-      ),
-    getOrder: (ctx: LoadContext) =>
-      loop(ctx, (n, c) =>
-        c.orders.getOrder({ orderId: nth(options.orderIds, n) }, { headers: c.headers }),
-      ),
-  };
-}
-
 /** The request of CreateOrder the benchmark makes: two items, no idempotency key. */
 export function orderRequest(userId: bigint) {
   const price = (amountMinor: bigint) => ({ currencyCode: "EUR", amountMinor });

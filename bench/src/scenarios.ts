@@ -99,10 +99,14 @@ const keelCluster: Variant = {
  */
 const openingSeconds = 1;
 
-/** One unary method and the file holding its request as one gRPC message. */
+/**
+ * One unary method and the file holding its request as one gRPC message; or, with `restPaths`,
+ * the method's REST GETs (each call the next path, `/api/v1/users/7` …) instead.
+ */
 export interface UnaryRequest {
   method: string;
   bodyFile: (ctx: LoadContext) => string;
+  restPaths?: readonly string[];
 }
 
 const getUserRequest: UnaryRequest = { method: getUser, bodyFile: (ctx) => ctx.getUserBody };
@@ -114,8 +118,12 @@ const getUserRequest: UnaryRequest = { method: getUser, bodyFile: (ctx) => ctx.g
 export function unary(connections: number, streams: number, request = getUserRequest) {
   return async (ctx: LoadContext): Promise<LoadOutcome> => {
     const result = await runH2load({
-      url: `http://127.0.0.1:${ctx.target.port}/${request.method}`,
-      bodyFile: request.bodyFile(ctx),
+      ...(request.restPaths === undefined
+        ? {
+            url: `http://127.0.0.1:${ctx.target.port}/${request.method}`,
+            bodyFile: request.bodyFile(ctx),
+          }
+        : { url: request.restPaths.map((path) => `http://127.0.0.1:${ctx.target.port}${path}`) }),
       headers: { authorization: ctx.authorization },
       connections,
       streamsPerConnection: streams,

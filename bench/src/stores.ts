@@ -23,7 +23,7 @@ import { checkBuilt } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
 import { measure, type Sample, settle } from "./measure.ts";
 import { loadCpu, plans, serverCpu } from "./plan.ts";
-import { benchClients, readLoads, writeLoads } from "./rpc-loads.ts";
+import { writeLoads } from "./rpc-loads.ts";
 import type { LoadContext, LoadOutcome, Scenario } from "./scenarios.ts";
 import { unary } from "./scenarios.ts";
 import { median } from "./stats.ts";
@@ -107,21 +107,30 @@ async function main(): Promise<void> {
   log(`work directory: ${workDir}`);
 
   const writes = new Map<StoreTarget, ReturnType<typeof writeLoads>>();
-  const reading = new Map<StoreTarget, ReturnType<typeof readLoads>>();
   const reads = (method: string, body: (t: StoreTarget) => string) => (t: StoreTarget) =>
     unary(connections, streams, { method, bodyFile: () => body(t) });
   const all: StoreScenario[] = [
     {
       id: "get-user",
       method: "user.v1.UserService/GetUser",
-      title: `GetUser, a different user each call (of ${seeded})`,
-      load: (t) => (ctx) => (reading.get(t) as ReturnType<typeof readLoads>).getUser(ctx),
+      title: `GetUser over REST (GET /api/v1/users/ID), a different user each call (of ${seeded})`,
+      load: (t) =>
+        unary(connections, streams, {
+          method: "user.v1.UserService/GetUser",
+          bodyFile: () => "",
+          restPaths: t.userIds.map((id) => `/api/v1/users/${id}`),
+        }),
     },
     {
       id: "get-order",
       method: "order.v1.OrderService/GetOrder",
-      title: `GetOrder (2 items), a different order each call (of ${seeded})`,
-      load: (t) => (ctx) => (reading.get(t) as ReturnType<typeof readLoads>).getOrder(ctx),
+      title: `GetOrder over REST (GET /api/v1/orders/ID), a different order each call (of ${seeded})`,
+      load: (t) =>
+        unary(connections, streams, {
+          method: "order.v1.OrderService/GetOrder",
+          bodyFile: () => "",
+          restPaths: t.orderIds.map((id) => `/api/v1/orders/${id}`),
+        }),
     },
     {
       id: "get-user-one-id",
@@ -188,17 +197,6 @@ async function main(): Promise<void> {
           nodeFlags: variant.flags,
         });
         targets.push(target);
-        reading.set(
-          target,
-          readLoads({
-            inFlight: connections * streams,
-            clients: Array.from({ length: connections }, () =>
-              benchClients(target.target.port, target.authorization),
-            ),
-            userIds: target.userIds,
-            orderIds: target.orderIds,
-          }),
-        );
         writes.set(
           target,
           writeLoads({ inFlight: writers, clients: target.clients, userId: target.userId }),
