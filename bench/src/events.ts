@@ -67,6 +67,7 @@ async function startSetup(store: StoreKind, main: string, workDir: string): Prom
     workDir,
     cpu: undefined,
     databaseUrl: values["database-url"],
+    seed: false,
   });
   try {
     const b =

@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     workDir,
     cpu: undefined,
     databaseUrl: values["database-url"],
+    seed: false,
   });
   let b: RunningTarget | undefined;
   const results = { one: [] as Round[], two: [] as Round[] };

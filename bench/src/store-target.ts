@@ -60,7 +60,10 @@ export async function startStoreTarget(options: {
   databaseUrl: string;
   poolSize?: number | undefined;
   nodeFlags?: string[];
+  /** Seed the users and orders the reads ask for; default true. */
+  seed?: boolean;
 }): Promise<StoreTarget> {
+  const count = options.seed === false ? 0 : seeded;
   const slug = options.label.replace(/[^\w]+/g, "-");
   const dataDir = join(options.workDir, slug);
   const applicationName = `keel-bench-${slug}-${randomBytes(3).toString("hex")}`;
@@ -107,12 +110,12 @@ export async function startStoreTarget(options: {
     const orderIds: bigint[] = [];
     const userIds: bigint[] = [setup.userId];
     const { headers } = clients;
-    await inBatches(seeded, 50, async () => {
+    await inBatches(count, 50, async () => {
       const { order } = await clients.orders.createOrder(orderRequest(setup.userId), { headers });
       if (order === undefined) throw new Error("CreateOrder returned no order");
       orderIds.push(order.orderId);
     });
-    await inBatches(seeded - 1, 50, async (i) => {
+    await inBatches(count - 1, 50, async (i) => {
       const name = `reader${i}`;
       const { user } = await clients.users.createUser({
         username: name,
@@ -131,7 +134,7 @@ export async function startStoreTarget(options: {
       getUser: await body("get-user", grpcFrame(GetUserRequestSchema, { userId: setup.userId })),
       getOrder: await body(
         "get-order",
-        grpcFrame(GetOrderRequestSchema, { orderId: orderIds[0] as bigint }),
+        grpcFrame(GetOrderRequestSchema, { orderId: orderIds[0] ?? 1n }),
       ),
       listOrders: await body(
         "list-orders",
