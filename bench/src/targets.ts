@@ -105,7 +105,17 @@ export async function startKeel(options: KeelOptions): Promise<RunningTarget> {
       throw new StartError(`our server was not ready within 30 s (log: ${options.logFile})`);
     }
   }
-  const metrics = async () => (await fetch(`${admin}/metrics`)).text();
+  // A reused keep-alive connection the server has just closed fails the fetch: ask again.
+  const metrics = async (): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await (await fetch(`${admin}/metrics`)).text();
+      } catch (err) {
+        if (attempt === 3) throw err;
+        await sleep(100);
+      }
+    }
+  };
   return {
     pid: child.pid as number,
     port,
