@@ -18,6 +18,7 @@ import { createBatchLoader } from "./batch-loader.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
+import { keelTypes } from "./pg-types.ts";
 
 export interface PostgresStoreOptions {
   /** For example `postgres://user@127.0.0.1:5432/keel`. */
@@ -53,7 +54,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 10,
-    options: `-c search_path=${schema}`,
+    // UTC, so that every timestamptz comes back in the one form `keelTypes` reads quickly.
+    options: `-c search_path=${schema} -c TimeZone=UTC`,
+    types: keelTypes,
   });
   // An idle connection that dies emits here; without a listener it would crash the process.
   pool.on("error", onError);
