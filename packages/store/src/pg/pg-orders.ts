@@ -317,26 +317,39 @@ export class PgOrders {
     if (rows.length === 0) return [];
     const ids = rows.map((row) => row.id as string);
     const shipped = rows.filter((row) => row.shipped_at !== null).map((row) => row.id as string);
-    const [items, payments, checkpoints] = await Promise.all([
-      c.query({
-        name: "keel_order_items_of",
-        text: `SELECT order_id, sku, name, quantity, unit_price_minor FROM order_items
-               WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position`,
-        values: [ids],
-      }),
-      c.query({
-        name: "keel_payments_of",
-        text: "SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id",
-        values: [ids],
-      }),
-      shipped.length === 0
-        ? Promise.resolve({ rows: [] })
-        : c.query(
-            `SELECT * FROM order_events WHERE order_id = ANY($1::bigint[]) AND type IN ($2, $3)
-             ORDER BY order_id, id`,
-            [shipped, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
-          ),
-    ]);
+    const reads: (() => Promise<{ rows: PgRow[] }>)[] = [
+      () =>
+        c.query({
+          name: "keel_order_items_of",
+          text: `SELECT order_id, sku, name, quantity, unit_price_minor FROM order_items
+                 WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position`,
+          values: [ids],
+        }),
+      () =>
+        c.query({
+          name: "keel_payments_of",
+          text: "SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id",
+          values: [ids],
+        }),
+      () =>
+        shipped.length === 0
+          ? Promise.resolve({ rows: [] })
+          : c.query(
+              `SELECT * FROM order_events WHERE order_id = ANY($1::bigint[]) AND type IN ($2, $3)
+               ORDER BY order_id, id`,
+              [shipped, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
+            ),
+    ];
+    // On the pool, each on a connection of its own at once; a transaction's one connection takes
+    // one statement at a time (pg 8 queues more with a deprecation warning; pg 9 refuses them).
+    const results: { rows: PgRow[] }[] = [];
+    if (c === this.pool) results.push(...(await Promise.all(reads.map((read) => read()))));
+    else for (const read of reads) results.push(await read());
+    const [items, payments, checkpoints] = results as [
+      { rows: PgRow[] },
+      { rows: PgRow[] },
+      { rows: PgRow[] },
+    ];
     const itemsOf = groupByOrder(items.rows, (item: PgRow) => ({
       sku: item.sku,
       name: item.name,
