@@ -107,30 +107,29 @@ async function main(): Promise<void> {
   log(`work directory: ${workDir}`);
 
   const writes = new Map<StoreTarget, ReturnType<typeof writeLoads>>();
+  const grpc = (method: string, bodyFile: string) => ({
+    path: `/${method}`,
+    bodyFile,
+    contentType: "application/grpc",
+    http1: false,
+  });
   const reads = (method: string, body: (t: StoreTarget) => string) => (t: StoreTarget) =>
-    unary(connections, streams, { method, bodyFile: () => body(t) });
+    unary(connections, streams, grpc(method, body(t)));
+  const restGets = (paths: readonly string[]) => ({ path: paths, contentType: null, http1: false });
   const all: StoreScenario[] = [
     {
       id: "get-user",
       method: "user.v1.UserService/GetUser",
       title: `GetUser over REST (GET /api/v1/users/ID), a different user each call (of ${seeded})`,
       load: (t) =>
-        unary(connections, streams, {
-          method: "user.v1.UserService/GetUser",
-          bodyFile: () => "",
-          restPaths: t.userIds.map((id) => `/api/v1/users/${id}`),
-        }),
+        unary(connections, streams, restGets(t.userIds.map((id) => `/api/v1/users/${id}`))),
     },
     {
       id: "get-order",
       method: "order.v1.OrderService/GetOrder",
       title: `GetOrder over REST (GET /api/v1/orders/ID), a different order each call (of ${seeded})`,
       load: (t) =>
-        unary(connections, streams, {
-          method: "order.v1.OrderService/GetOrder",
-          bodyFile: () => "",
-          restPaths: t.orderIds.map((id) => `/api/v1/orders/${id}`),
-        }),
+        unary(connections, streams, restGets(t.orderIds.map((id) => `/api/v1/orders/${id}`))),
     },
     {
       id: "get-user-one-id",
@@ -149,11 +148,7 @@ async function main(): Promise<void> {
       method: "order.v1.OrderService/ListOrders",
       title: `ListOrders, a page of ${pageSize} orders, by h2load with 10 connections × 5 streams`,
       // A page costs milliseconds: a thousand in flight would wait seconds, and few end in time.
-      load: (t) =>
-        unary(10, 5, {
-          method: "order.v1.OrderService/ListOrders",
-          bodyFile: () => t.bodies.listOrders,
-        }),
+      load: (t) => unary(10, 5, grpc("order.v1.OrderService/ListOrders", t.bodies.listOrders)),
     },
     {
       id: "create-user",

@@ -30,9 +30,9 @@ export interface StartOptions {
 
 const peersDir = fileURLToPath(new URL("./peers/", import.meta.url));
 
-/** Starts a bare peer (`connect-peer.ts` or `grpc-js-peer.ts`) on a free port. */
+/** Starts a bare peer (`engine-peer.ts`, `connect-peer.ts` or `grpc-js-peer.ts`) on a free port. */
 export async function startPeer(
-  script: "connect-peer.ts" | "grpc-js-peer.ts",
+  script: "engine-peer.ts" | "connect-peer.ts" | "grpc-js-peer.ts",
   options: StartOptions,
 ): Promise<RunningTarget> {
   const child = launch([process.execPath, "--conditions=source", `${peersDir}${script}`, "0"], {
