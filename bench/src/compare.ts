@@ -82,6 +82,16 @@ export function parseVariant(text: string): Variant {
   return { label, root, flags, env };
 }
 
+/** `label: /abs/root with FLAGS; …`, for a report's heading. */
+export function describeVariants(variants: readonly Variant[]): string {
+  return variants
+    .map(
+      (v) =>
+        `${v.label}: ${resolve(v.root)}${v.flags.length > 0 ? ` with ${v.flags.join(" ")}` : ""}`,
+    )
+    .join("; ");
+}
+
 /** A markdown table of each variant's medians (peak RSS: the highest), with its CPU per round. */
 export function renderComparison(results: ReadonlyMap<string, readonly Sample[]>): string {
   const lines = [
@@ -207,12 +217,7 @@ async function main(): Promise<void> {
     if (finished && !values.keep) await rm(workDir, { recursive: true, force: true });
     else log(`kept ${workDir}`);
   }
-  const described = variants
-    .map(
-      (v) =>
-        `${v.label}: ${resolve(v.root)}${v.flags.length > 0 ? ` with ${v.flags.join(" ")}` : ""}`,
-    )
-    .join("; ");
+  const described = describeVariants(variants);
   process.stdout.write(
     `Unary GetUser, ${shape}, ${rounds} rounds of ${seconds} s ` +
       `(${described})\n\n${renderComparison(new Map(servers.map((s) => [s.label, s.samples])))}\n`,

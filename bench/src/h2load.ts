@@ -1,12 +1,15 @@
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { finish, launch } from "./launch.ts";
 import { cpuMicros } from "./proc-stats.ts";
 import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 
 /** One h2load run: unary calls posting one prepared body (gRPC unless told otherwise). */
 export interface H2loadOptions {
-  /** `http://127.0.0.1:PORT/package.Service/Method`, or a REST route's URL for a GET. */
-  url: string;
+  /**
+   * `http://127.0.0.1:PORT/package.Service/Method`, or a REST route's URL for a GET; or several
+   * URLs of one server, which h2load requests in turn (REST GETs of different ids).
+   */
+  url: string | readonly string[];
   /** The request body: one gRPC length-prefixed message (see `grpcFrame`); none: a GET. */
   bodyFile?: string;
   /**
@@ -70,6 +73,8 @@ export interface H2loadResult {
 /** Runs h2load once and parses what it printed and logged. */
 export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   await rm(options.logFile, { force: true });
+  const urlsFile = `${options.logFile}.urls`;
+  if (typeof options.url !== "string") await writeFile(urlsFile, `${options.url.join("\n")}\n`);
   const args = [
     "h2load",
     `--clients=${options.connections}`,
@@ -100,7 +105,7 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
           `--rate=${options.connectionRate.count}`,
           `--rate-period=${options.connectionRate.periodMs}ms`,
         ]),
-    options.url,
+    ...(typeof options.url === "string" ? [options.url] : [`--input-file=${urlsFile}`]),
   ];
   const started = performance.now();
   const warmUpMs = options.durationSeconds === undefined ? 0 : (options.warmUpSeconds ?? 0) * 1000;

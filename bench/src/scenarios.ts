@@ -105,8 +105,8 @@ const openingSeconds = 1;
 
 /** A unary request other than GetUser over gRPC (see `unary`). */
 export interface UnaryRequest {
-  /** The path, with its query. */
-  path: string;
+  /** The path, with its query; or several, requested in turn (REST GETs of different ids). */
+  path: string | readonly string[];
   /** The body; none: a GET. */
   bodyFile?: string | undefined;
   /** Default: `application/grpc` for a body, none for a GET; null: none. */
@@ -119,9 +119,11 @@ export interface UnaryRequest {
  * duration.
  */
 export function unary(connections: number, streams: number, request?: UnaryRequest) {
-  return (ctx: LoadContext): Promise<LoadOutcome> =>
-    timedLoad(ctx, {
-      url: `http://127.0.0.1:${ctx.target.port}${request?.path ?? `/${getUser}`}`,
+  return (ctx: LoadContext): Promise<LoadOutcome> => {
+    const origin = `http://127.0.0.1:${ctx.target.port}`;
+    const path = request?.path ?? `/${getUser}`;
+    return timedLoad(ctx, {
+      url: typeof path === "string" ? `${origin}${path}` : path.map((p) => `${origin}${p}`),
       ...(request === undefined
         ? { bodyFile: ctx.getUserBody }
         : {
@@ -132,6 +134,7 @@ export function unary(connections: number, streams: number, request?: UnaryReque
       connections,
       streamsPerConnection: streams,
     });
+  };
 }
 
 /**

@@ -71,6 +71,7 @@ import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
 import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
 import { createProfileEndpoint, ProfileRequestError } from "./profile-endpoint.ts";
+import { registerStoreMetrics } from "./store-metrics.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
 import { createUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
@@ -245,6 +246,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     accounts,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
+  registerStoreMetrics(metrics.registry, store);
   const clientMetrics = createClientMetrics({
     registry: metrics.registry,
     services: [UserService],
