@@ -39,8 +39,19 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { LoadSample, LoadSampler, LoadSamplerOptions } from "./load-sampler.ts";
+export { createLoadSampler } from "./load-sampler.ts";
+export type { LoadShedder, LoadShedderOptions, ShedReason, ShedState } from "./load-shedder.ts";
+export { createLoadShedder, shedReasons } from "./load-shedder.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
+export type {
+  MemoryLevel,
+  MemoryLimit,
+  MemoryWatchdog,
+  MemoryWatchdogOptions,
+} from "./memory-watchdog.ts";
+export { createMemoryWatchdog } from "./memory-watchdog.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {

@@ -98,6 +98,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     ...(config.profiling.enabled && worker === undefined
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
+    ...loadProtectionOf(config),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     ...(config.userServiceTls === undefined
       ? {}
@@ -191,6 +192,20 @@ function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
       },
       ...r.methods,
     },
+  };
+}
+
+/** Load shedding and memory limits as the server takes them; in cluster mode, per worker. */
+function loadProtectionOf(config: Pick<ServerConfig, "loadShedding" | "memoryLimits">) {
+  const { enabled, sampleIntervalMs, ...shedding } = config.loadShedding;
+  const m = config.memoryLimits;
+  return {
+    ...(enabled ? { loadShedding: shedding } : {}),
+    memoryLimits: {
+      heap: { soft: m.heapSoftBytes, hard: m.heapHardBytes },
+      rss: { soft: m.rssSoftBytes, hard: m.rssHardBytes },
+    },
+    loadSampleIntervalMs: sampleIntervalMs,
   };
 }
 

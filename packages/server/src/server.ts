@@ -56,7 +56,13 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
+import { createHealthConditions, type HealthConditions } from "./health-conditions.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import {
+  createLoadProtection,
+  type LoadProtectionOptions,
+  type LoadSheddingOptions,
+} from "./load-protection.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -137,6 +143,18 @@ export interface ServerOptions {
    * at most `maxSeconds`. Default: not served.
    */
   profiling?: { maxSeconds: number };
+  /**
+   * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
+   * loop is overloaded; health and admin calls still pass. Default: never for load.
+   */
+  loadShedding?: LoadSheddingOptions;
+  /**
+   * Heap and RSS limits in bytes: above a soft limit new calls are shed, above a hard one health
+   * reports NOT_SERVING. Default: none.
+   */
+  memoryLimits?: LoadProtectionOptions["memory"];
+  /** How often load and memory are sampled, in ms. Default 100. */
+  loadSampleIntervalMs?: number;
   logger: Logger;
 }
 
@@ -237,6 +255,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.reflection.v1alpha.ServerReflection": { public: true },
   };
   const health = createHealthService({ services: [UserService.typeName, OrderService.typeName] });
+  const conditions = createHealthConditions(health);
+  const protection = createLoadProtection({
+    ...(options.loadShedding === undefined ? {} : { shedding: options.loadShedding }),
+    ...(options.memoryLimits === undefined ? {} : { memory: options.memoryLimits }),
+    ...(options.loadSampleIntervalMs === undefined
+      ? {}
+      : { sampleIntervalMs: options.loadSampleIntervalMs }),
+    registry: metrics.registry,
+    health: conditions,
+    logger,
+  });
+  const shedder = protection?.shedder;
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
@@ -303,6 +333,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // Shed calls are refused on their headers: no body read, no interceptor, no handler.
+    ...(shedder === undefined ? {} : { requestGate: (ctx) => shedder.check(ctx.service.typeName) }),
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
     // interceptor then only races the call's signal, with no timer or controller of its own.
     defaultDeadline: (method) => {
@@ -325,7 +357,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     },
     fallback: (req, res) => void rest?.(req, res),
-    interceptors,
+    // The adapter has no request gate: shedding is its first interceptor, before any other work.
+    interceptors: shedder === undefined ? interceptors : [shedder.interceptor, ...interceptors],
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
@@ -348,7 +381,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
-  const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
+  const monitor = monitorStore(store, conditions, logger, options.healthCheckIntervalMs ?? 5000);
   const admin =
     options.adminPort === null
       ? undefined
@@ -396,6 +429,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       closing ??= (async () => {
         health.shutdown();
         monitor.stop();
+        protection?.stop();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(shuttingDown());
@@ -415,7 +449,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  */
 function monitorStore(
   store: Store,
-  health: ReturnType<typeof createHealthService>,
+  health: HealthConditions,
   logger: Logger,
   intervalMs: number,
 ): { stop(): void } {
@@ -425,13 +459,13 @@ function monitorStore(
       () => {
         if (healthy) return;
         healthy = true;
-        health.setAll(Serving.SERVING);
+        health.set("database", true);
         logger.info("the database answers again: serving");
       },
       (err: unknown) => {
         if (!healthy) return;
         healthy = false;
-        health.setAll(Serving.NOT_SERVING);
+        health.set("database", false);
         logger.error({ err }, "the database does not answer: not serving");
       },
     );
