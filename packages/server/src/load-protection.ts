@@ -105,9 +105,10 @@ export function createLoadProtection(options: LoadProtectionOptions): LoadProtec
       };
       // Memory's changes are the watchdog's to log.
       const overloaded = state.shedding && state.reason !== "memory";
-      if (overloaded) {
+      // Once when shedding starts (not again when the worse signal changes), once when it stops.
+      if (overloaded && !loggedOverload) {
         logger.warn({ reason: state.reason, ...signals }, "overloaded: shedding new calls");
-      } else if (loggedOverload) {
+      } else if (!overloaded && loggedOverload) {
         logger.info(signals, "load back below the thresholds: stopped shedding");
       }
       loggedOverload = overloaded;

@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createTransport, type Protocol } from "@keel/clients";
+import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@keel/gen/health/v1/health_pb";
+import { UserService } from "@keel/gen/user/v1/user_pb";
+import { freePort } from "./testing/free-port.ts";
+import { runServer } from "./testing/process.ts";
+
+// Load shedding and the memory watchdog on real server processes, loaded by real clients over
+// gRPC (the engine's request gate) and Connect (connect-node's adapter, where shedding is the
+// first interceptor).
+
+const dir = mkdtempSync(join(tmpdir(), "keel-shedding-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function start(name: string, env: Record<string, string>) {
+  const adminPort = await freePort();
+  const server = runServer({
+    KEEL_DATA_DIR: join(dir, name),
+    KEEL_ADMIN_PORT: String(adminPort),
+    KEEL_PASSWORD_COST: "10",
+    // Only shedding may refuse calls for load here.
+    KEEL_RATE_LIMIT_RPS: "1000000",
+    KEEL_RATE_LIMIT_BURST: "1000000",
+    KEEL_LOAD_SAMPLE_INTERVAL_MS: "50",
+    ...env,
+  });
+  // Every log line from the start: the memory watchdog may speak before "serving".
+  const logs: { msg?: string; port?: number }[] = [];
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: server.child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      const entry = JSON.parse(line) as { msg?: string; port?: number };
+      logs.push(entry);
+      if (entry.msg === "serving gRPC, gRPC-Web and Connect") {
+        resolve(`http://127.0.0.1:${entry.port}`);
+      }
+    });
+    server.exited.then(({ code }) => reject(new Error(`the server exited with ${code}`)));
+  });
+  const client = (protocol: Protocol) => createTransport({ baseUrl: url, protocol });
+  const users = (protocol: Protocol) => createClient(UserService, client(protocol));
+  const health = createClient(Health, client("grpc"));
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const shedTotal = async () => {
+    const text = await (await fetch(`${admin}/metrics`)).text();
+    const counts: Record<string, number> = {};
+    for (const [, reason, value] of text.matchAll(
+      /^keel_server_shed_total\{reason="(\w+)"\} (\S+)$/gm,
+    )) {
+      counts[reason as string] = Number(value);
+    }
+    return counts;
+  };
+  const messages = (msg: string) => logs.filter((line) => line.msg === msg).length;
+  return { server, url, users, health, admin, shedTotal, messages };
+}
+
+/** The outcome of an unauthenticated GetUser: the error every call gets, one way or the other. */
+async function getUserError(users: ReturnType<typeof createClient<typeof UserService>>) {
+  try {
+    await users.getUser({ userId: 1n });
+    return undefined;
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+}
+
+async function until(what: string, condition: () => Promise<boolean>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`still not ${what} after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("load shedding on a real server", () => {
+  it("under real CPU load sheds new calls on both paths, health still answers (NOT_SERVING), and it recovers", async () => {
+    const s = await start("load", {
+      KEEL_LOAD_SHEDDING: "true",
+      KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0.2",
+      KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: "20",
+      KEEL_LOAD_SHEDDING_OVERLOAD_FOR_MS: "300",
+      KEEL_LOAD_SHEDDING_RECOVER_FOR_MS: "1000",
+      KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: "700",
+      KEEL_LOAD_SHEDDING_HEALTH_NOT_SERVING: "true",
+    });
+    // Idle: calls get as far as authentication.
+    for (const protocol of ["grpc", "connect"] as const) {
+      assert.equal((await getUserError(s.users(protocol)))?.code, Code.Unauthenticated);
+    }
+    assert.equal((await s.health.check({})).status, Serving.SERVING);
+
+    // Real work: 32 callers per protocol, each calling again as soon as it is answered.
+    const seen = { grpc: [] as ConnectError[], connect: [] as ConnectError[] };
+    let refused = 0;
+    let loading = true;
+    const caller = async (protocol: Protocol) => {
+      const users = s.users(protocol);
+      while (loading) {
+        const err = await getUserError(users);
+        if (err?.code === Code.ResourceExhausted) {
+          refused++;
+          if (seen[protocol as "grpc" | "connect"].length < 5) seen[protocol as "grpc"].push(err);
+        } else assert.equal(err?.code, Code.Unauthenticated, err?.message);
+      }
+    };
+    const callers = (["grpc", "connect"] as const).flatMap((p) =>
+      Array.from({ length: 32 }, () => caller(p)),
+    );
+    try {
+      await until(
+        "shedding on both protocols",
+        async () => seen.grpc.length > 0 && seen.connect.length > 0,
+      );
+      for (const err of [...seen.grpc, ...seen.connect]) {
+        assert.match(
+          err.rawMessage,
+          /overloaded \(event-loop (delay|utilization)\).*retry after 700 ms/,
+        );
+        const [info] = err.findDetails(RetryInfoSchema);
+        assert.equal(info?.retryDelay?.seconds, 0n);
+        assert.equal(info?.retryDelay?.nanos, 700_000_000);
+        assert.equal(err.metadata.get("retry-after"), "1");
+      }
+      // While shedding, health is answered (never shed), and says NOT_SERVING as configured.
+      assert.equal((await s.health.check({})).status, Serving.NOT_SERVING);
+      assert.equal((await fetch(`${s.admin}/readyz`)).status, 503);
+    } finally {
+      loading = false;
+      await Promise.all(callers);
+    }
+    // Every refusal the clients saw was counted, by reason.
+    const counted = await s.shedTotal();
+    assert.deepEqual(Object.keys(counted).sort(), [
+      "event_loop_delay",
+      "event_loop_utilization",
+      "memory",
+    ]);
+    assert.equal(counted.memory, 0);
+    assert.equal((counted.event_loop_delay ?? 0) + (counted.event_loop_utilization ?? 0), refused);
+
+    // Idle again: after recoverForMs below the thresholds, serving and calls pass.
+    await until("serving again", async () => (await s.health.check({})).status === Serving.SERVING);
+    assert.equal((await getUserError(s.users("grpc")))?.code, Code.Unauthenticated);
+    assert.equal((await getUserError(s.users("connect")))?.code, Code.Unauthenticated);
+    assert.equal((await fetch(`${s.admin}/readyz`)).status, 200);
+    // Logged once per transition, not per call.
+    const started = s.messages("overloaded: shedding new calls");
+    const stopped = s.messages("load back below the thresholds: stopped shedding");
+    assert.ok(started >= 1 && started === stopped, `${started} starts, ${stopped} stops`);
+    assert.ok(started < refused, `${started} log lines for ${refused} refusals`);
+  });
+
+  it("above a memory soft limit sheds every call but health (SERVING), and logs it once", async () => {
+    const s = await start("soft", { KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: "1" });
+    await until(
+      "shedding",
+      async () => s.messages("memory above its soft limit: shedding new calls") > 0,
+    );
+    for (const protocol of ["grpc", "connect", "grpc", "connect"] as const) {
+      const err = await getUserError(s.users(protocol));
+      assert.equal(err?.code, Code.ResourceExhausted, err?.message);
+      assert.match(err?.rawMessage ?? "", /overloaded \(memory above its limit\)/);
+    }
+    assert.equal((await s.health.check({})).status, Serving.SERVING);
+    assert.equal((await s.shedTotal()).memory, 4);
+    assert.equal(s.messages("memory above its soft limit: shedding new calls"), 1);
+  });
+
+  it("above a memory hard limit reports NOT_SERVING on grpc.health.v1 and /readyz", async () => {
+    const s = await start("hard", { KEEL_MEMORY_RSS_HARD_LIMIT_BYTES: "1" });
+    await until(
+      "not serving",
+      async () => (await s.health.check({})).status === Serving.NOT_SERVING,
+    );
+    assert.equal((await fetch(`${s.admin}/readyz`)).status, 503);
+    assert.equal((await getUserError(s.users("grpc")))?.code, Code.ResourceExhausted);
+    assert.equal(s.messages("memory above its hard limit: not serving, shedding new calls"), 1);
+  });
+});
