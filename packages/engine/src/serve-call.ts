@@ -95,7 +95,7 @@ export function serveCall(
     engine.deadlineFor(entry),
   );
   const out = answer(call);
-  const early = start.timeout.error ?? start.compressionError;
+  const early = start.timeout.error ?? start.compressionError ?? engine.admit?.(entry.method);
   if (early !== undefined) {
     out.end(undefined, early);
     call.abort(early);

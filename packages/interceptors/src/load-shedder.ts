@@ -1,4 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
+import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import type { LoadSample, LoadSampler } from "./load-sampler.ts";
 import type { MemoryWatchdog } from "./memory-watchdog.ts";
 import { resourceExhausted } from "./resource-exhausted.ts";
@@ -54,12 +54,12 @@ export interface LoadShedderOptions {
 /** The shedding decision, made on samples, applied to calls. */
 export interface LoadShedder {
   /**
-   * Throws RESOURCE_EXHAUSTED with a retry delay when a call of `service` (its full name, as
-   * `"user.v1.UserService"`) is to be shed; returns at once otherwise. For a request gate, before
-   * any work on the call.
+   * The refusal of a call of `service` (its full name, as `"user.v1.UserService"`) when it is to
+   * be shed: RESOURCE_EXHAUSTED with a retry delay; undefined, at once, otherwise. For the engine's
+   * `admit`, before any work on the call.
    */
-  check(service: string): void;
-  /** An interceptor doing `check` first, for servers without a request gate. */
+  check(service: string): ConnectError | undefined;
+  /** An interceptor throwing `check`'s refusal first, for a server without `admit`. */
   readonly interceptor: Interceptor;
   readonly state: ShedState;
 }
@@ -134,10 +134,10 @@ export function createLoadShedder(options: LoadShedderOptions): LoadShedder {
 
   const check = (service: string) => {
     const { probability, reason } = state;
-    if (probability === 0 || reason === undefined || exempt.has(service)) return;
-    if (probability < 1 && random() >= probability) return;
+    if (probability === 0 || reason === undefined || exempt.has(service)) return undefined;
+    if (probability < 1 && random() >= probability) return undefined;
     options.onShed?.(reason);
-    throw resourceExhausted(
+    return resourceExhausted(
       `the server is overloaded (${reasonText[reason]}) and refused the call before doing any work: retry after ${retryAfterMs} ms, or on another instance`,
       retryAfterMs,
     );
@@ -145,7 +145,8 @@ export function createLoadShedder(options: LoadShedderOptions): LoadShedder {
   return {
     check,
     interceptor: (next) => (req) => {
-      check(req.service.typeName);
+      const refusal = check(req.service.typeName);
+      if (refusal !== undefined) throw refusal;
       return next(req);
     },
     get state() {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createTransport, type Protocol } from "@keel/clients";
+import { type ConnectionOptions, createTransport } from "@keel/clients";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import {
   Health,
@@ -16,8 +16,17 @@ import { freePort } from "./testing/free-port.ts";
 import { runServer } from "./testing/process.ts";
 
 // Load shedding and the memory watchdog on real server processes, loaded by real clients over
-// gRPC (the engine's request gate) and Connect (connect-node's adapter, where shedding is the
-// first interceptor).
+// HTTP/2 (the engine, which refuses shed calls before any work) and Connect over HTTP/1.1
+// (connect-node's adapter, where shedding is the first interceptor).
+
+/** The ways in: the engine's protocols on HTTP/2, and the adapter's HTTP/1.1. */
+const paths = {
+  grpc: { protocol: "grpc", httpVersion: "2" },
+  "connect over HTTP/2": { protocol: "connect", httpVersion: "2" },
+  "connect over HTTP/1.1": { protocol: "connect", httpVersion: "1.1" },
+} as const satisfies Record<string, ConnectionOptions>;
+type Path = keyof typeof paths;
+const pathNames = Object.keys(paths) as Path[];
 
 const dir = mkdtempSync(join(tmpdir(), "keel-shedding-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,8 +55,8 @@ async function start(name: string, env: Record<string, string>) {
     });
     server.exited.then(({ code }) => reject(new Error(`the server exited with ${code}`)));
   });
-  const client = (protocol: Protocol) => createTransport({ baseUrl: url, protocol });
-  const users = (protocol: Protocol) => createClient(UserService, client(protocol));
+  const client = (path: Path) => createTransport({ baseUrl: url, ...paths[path] });
+  const users = (path: Path) => createClient(UserService, client(path));
   const health = createClient(Health, client("grpc"));
   const admin = `http://127.0.0.1:${adminPort}`;
   const shedTotal = async () => {
@@ -83,7 +92,7 @@ async function until(what: string, condition: () => Promise<boolean>, ms = 30_00
 }
 
 describe("load shedding on a real server", () => {
-  it("under real CPU load sheds new calls on both paths, health still answers (NOT_SERVING), and it recovers", async () => {
+  it("under real CPU load sheds new calls on every path (engine and adapter), health still answers (NOT_SERVING), and it recovers", async () => {
     const s = await start("load", {
       KEEL_LOAD_SHEDDING: "true",
       KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0.2",
@@ -94,34 +103,32 @@ describe("load shedding on a real server", () => {
       KEEL_LOAD_SHEDDING_HEALTH_NOT_SERVING: "true",
     });
     // Idle: calls get as far as authentication.
-    for (const protocol of ["grpc", "connect"] as const) {
-      assert.equal((await getUserError(s.users(protocol)))?.code, Code.Unauthenticated);
+    for (const path of pathNames) {
+      assert.equal((await getUserError(s.users(path)))?.code, Code.Unauthenticated, path);
     }
     assert.equal((await s.health.check({})).status, Serving.SERVING);
 
-    // Real work: 32 callers per protocol, each calling again as soon as it is answered.
-    const seen = { grpc: [] as ConnectError[], connect: [] as ConnectError[] };
+    // Real work: 20 callers per path, each calling again as soon as it is answered.
+    const seen = new Map<Path, ConnectError[]>(pathNames.map((path) => [path, []]));
     let refused = 0;
     let loading = true;
-    const caller = async (protocol: Protocol) => {
-      const users = s.users(protocol);
+    const caller = async (path: Path) => {
+      const users = s.users(path);
       while (loading) {
         const err = await getUserError(users);
         if (err?.code === Code.ResourceExhausted) {
           refused++;
-          if (seen[protocol as "grpc" | "connect"].length < 5) seen[protocol as "grpc"].push(err);
+          const some = seen.get(path) ?? [];
+          if (some.length < 5) some.push(err);
         } else assert.equal(err?.code, Code.Unauthenticated, err?.message);
       }
     };
-    const callers = (["grpc", "connect"] as const).flatMap((p) =>
-      Array.from({ length: 32 }, () => caller(p)),
-    );
+    const callers = pathNames.flatMap((path) => Array.from({ length: 20 }, () => caller(path)));
     try {
-      await until(
-        "shedding on both protocols",
-        async () => seen.grpc.length > 0 && seen.connect.length > 0,
+      await until("shedding on every path", async () =>
+        [...seen.values()].every((some) => some.length > 0),
       );
-      for (const err of [...seen.grpc, ...seen.connect]) {
+      for (const err of [...seen.values()].flat()) {
         assert.match(
           err.rawMessage,
           /overloaded \(event-loop (delay|utilization)\).*retry after 700 ms/,
@@ -150,8 +157,9 @@ describe("load shedding on a real server", () => {
 
     // Idle again: after recoverForMs below the thresholds, serving and calls pass.
     await until("serving again", async () => (await s.health.check({})).status === Serving.SERVING);
-    assert.equal((await getUserError(s.users("grpc")))?.code, Code.Unauthenticated);
-    assert.equal((await getUserError(s.users("connect")))?.code, Code.Unauthenticated);
+    for (const path of pathNames) {
+      assert.equal((await getUserError(s.users(path)))?.code, Code.Unauthenticated, path);
+    }
     assert.equal((await fetch(`${s.admin}/readyz`)).status, 200);
     // Logged once per transition, not per call.
     const started = s.messages("overloaded: shedding new calls");
@@ -166,8 +174,8 @@ describe("load shedding on a real server", () => {
       "shedding",
       async () => s.messages("memory above its soft limit: shedding new calls") > 0,
     );
-    for (const protocol of ["grpc", "connect", "grpc", "connect"] as const) {
-      const err = await getUserError(s.users(protocol));
+    for (const path of [...pathNames, "grpc"] as const) {
+      const err = await getUserError(s.users(path));
       assert.equal(err?.code, Code.ResourceExhausted, err?.message);
       assert.match(err?.rawMessage ?? "", /overloaded \(memory above its limit\)/);
     }

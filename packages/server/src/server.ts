@@ -333,8 +333,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
-    // Shed calls are refused on their headers: no body read, no interceptor, no handler.
-    ...(shedder === undefined ? {} : { requestGate: (ctx) => shedder.check(ctx.service.typeName) }),
+    // Shed calls are refused on their method alone: no body read, no interceptor, no handler.
+    ...(shedder === undefined ? {} : { admit: (method) => shedder.check(method.parent.typeName) }),
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
     // interceptor then only races the call's signal, with no timer or controller of its own.
     defaultDeadline: (method) => {
@@ -357,7 +357,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     },
     fallback: (req, res) => void rest?.(req, res),
-    // The adapter has no request gate: shedding is its first interceptor, before any other work.
+    // The adapter cannot refuse before its interceptors: shedding is the first of them.
     interceptors: shedder === undefined ? interceptors : [shedder.interceptor, ...interceptors],
     contextValues,
     readMaxBytes: maxMessageBytes,
