@@ -4,11 +4,9 @@ import {
   createMemoryWatchdog,
   type LoadShedder,
   type MemoryLimit,
-  shedReasons,
+  type ShedReason,
 } from "@keel/interceptors";
-import { createShedMetrics } from "@keel/observability";
 import type { Logger } from "pino";
-import type { Registry, RegistryContentType } from "prom-client";
 import type { HealthConditions } from "./health-conditions.ts";
 
 /** Load shedding: when, and what refused callers are told. */
@@ -35,7 +33,8 @@ export interface LoadProtectionOptions {
   memory?: { heap?: MemoryLimit; rss?: MemoryLimit };
   /** How often the process is sampled, in ms. Default 100. */
   sampleIntervalMs?: number;
-  registry: Registry<RegistryContentType>;
+  /** Told of each refused call, by reason (a counter). */
+  onShed: (reason: ShedReason) => void;
   health: HealthConditions;
   logger: Logger;
 }
@@ -49,8 +48,7 @@ export interface LoadProtection {
 const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
 /**
- * Load shedding and the memory watchdog of one server process, on one sampler: refused calls are
- * counted by reason (`keel_server_shed_total`), each start and end of shedding and each change of
+ * Load shedding and the memory watchdog of one server process, on one sampler: each start and end of shedding and each change of
  * memory level is logged once, and health turns NOT_SERVING above a hard memory limit (and while
  * shedding, with `healthNotServing`). Undefined when neither is configured: nothing is sampled.
  */
@@ -81,11 +79,6 @@ export function createLoadProtection(options: LoadProtectionOptions): LoadProtec
       });
   // Without load thresholds, only memory decides: the load signals are turned off.
   const thresholds = shedding ?? { eventLoopDelayMs: 0, eventLoopUtilization: 0 };
-  const metrics = createShedMetrics({
-    registry: options.registry,
-    reasons: shedReasons,
-    probability: () => shedder.state.probability,
-  });
   let loggedOverload = false;
   const shedder = createLoadShedder({
     sampler,
@@ -97,7 +90,7 @@ export function createLoadProtection(options: LoadProtectionOptions): LoadProtec
       retryAfterMs: thresholds.retryAfterMs,
       memory: watchdog,
     }),
-    onShed: (reason) => metrics.shed(reason),
+    onShed: options.onShed,
     onChange(state, sample) {
       const signals = {
         eventLoopDelayMs: Math.round(sample.eventLoopDelayMs * 10) / 10,

@@ -38,6 +38,7 @@ import {
   type RateLimiter,
   type RateLimits,
   type StreamLimitOptions,
+  shedReasons,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
@@ -45,6 +46,7 @@ import {
   createHealthService,
   createMetricsHandler,
   createServerMetrics,
+  createShedMetrics,
   createTracingInterceptor,
   registerReflection,
   takeProfile,
@@ -262,11 +264,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.loadSampleIntervalMs === undefined
       ? {}
       : { sampleIntervalMs: options.loadSampleIntervalMs }),
-    registry: metrics.registry,
+    onShed: (reason) => shedMetrics.shed(reason),
     health: conditions,
     logger,
   });
   const shedder = protection?.shedder;
+  // Registered whether or not anything is shed, so that dashboards and alerts find the series.
+  const shedMetrics = createShedMetrics({
+    registry: metrics.registry,
+    reasons: shedReasons,
+    probability: () => shedder?.state.probability ?? 0,
+  });
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
