@@ -137,10 +137,22 @@ export function createLoadShedder(options: LoadShedderOptions): LoadShedder {
     if (probability === 0 || reason === undefined || exempt.has(service)) return undefined;
     if (probability < 1 && random() >= probability) return undefined;
     options.onShed?.(reason);
-    return resourceExhausted(
-      `the server is overloaded (${reasonText[reason]}) and refused the call before doing any work: retry after ${retryAfterMs} ms, or on another instance`,
-      retryAfterMs,
-    );
+    return refusalOf(reason);
+  };
+  // One error per reason, made once: under overload a refusal must cost next to nothing, and
+  // making an error (its stack, its RetryInfo detail) was the dearest part of one. Nothing that
+  // answers a call changes the error it answers with.
+  const refusals = new Map<ShedReason, ConnectError>();
+  const refusalOf = (reason: ShedReason) => {
+    let refusal = refusals.get(reason);
+    if (refusal === undefined) {
+      refusal = resourceExhausted(
+        `the server is overloaded (${reasonText[reason]}) and refused the call before doing any work: retry after ${retryAfterMs} ms, or on another instance`,
+        retryAfterMs,
+      );
+      refusals.set(reason, refusal);
+    }
+    return refusal;
   };
   return {
     check,
