@@ -2,7 +2,10 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 
 /** What the process looked like over one sampling interval. */
 export interface LoadSample {
-  /** Mean event-loop delay over the interval, in ms: how late a timer ran, on average. */
+  /**
+   * Mean event-loop delay over the interval, in ms: how late a timer ran, on average (at least
+   * how late the sampler's own timer ran).
+   */
   eventLoopDelayMs: number;
   /**
    * The share of the interval the event loop was busy rather than waiting for I/O, 0 to 1
@@ -39,6 +42,11 @@ export interface LoadSampler {
   readonly latest: LoadSample;
   /** The sampling interval, in ms. */
   readonly intervalMs: number;
+  /**
+   * When the latest sample was taken (`performance.now()`): a loop busy without a break for
+   * longer than the interval leaves this behind, which a call can see before the next sample.
+   */
+  readonly sampledAt: number;
   /** Calls `listener` with each new sample, in the order listeners were added. */
   onSample(listener: (sample: LoadSample) => void): void;
   /** Stops the timer and the event-loop delay monitor. */
@@ -59,6 +67,7 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
   let latest = noSample;
   let cpu = process.cpuUsage();
   let at = performance.now();
+  let sampledAt = at;
   let elu = performance.eventLoopUtilization();
   const timer = setInterval(() => {
     const now = performance.now();
@@ -67,9 +76,10 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
     const busy = performance.eventLoopUtilization(elu);
     elu = performance.eventLoopUtilization();
     const memory = process.memoryUsage();
-    // A histogram without a sample (the loop was blocked for the whole interval) has a NaN mean:
-    // then the whole interval was delay.
-    const mean = delay.count > 0 ? delay.mean / 1e6 : now - at;
+    // This timer's own lateness counts too: after a long block it may run before the monitor's
+    // timer has recorded anything (an empty histogram's mean is NaN).
+    const late = Math.max(0, now - at - intervalMs);
+    const mean = Math.max(delay.count > 0 ? delay.mean / 1e6 : 0, late);
     delay.reset();
     latest = {
       eventLoopDelayMs: mean,
@@ -79,6 +89,7 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
       rssBytes: memory.rss,
     };
     at = now;
+    sampledAt = now;
     for (const listener of listeners) listener(latest);
   }, intervalMs);
   timer.unref();
@@ -87,6 +98,9 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
       return latest;
     },
     intervalMs,
+    get sampledAt() {
+      return sampledAt;
+    },
     onSample: (listener) => void listeners.push(listener),
     stop() {
       clearInterval(timer);

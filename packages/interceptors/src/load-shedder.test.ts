@@ -11,9 +11,13 @@ import { createMemoryWatchdog, type MemoryLevel } from "./memory-watchdog.ts";
 function handSampler(intervalMs = 100) {
   const listeners: ((sample: LoadSample) => void)[] = [];
   let latest = noSample;
+  let sampledAt = performance.now();
   const sampler: LoadSampler = {
     get latest() {
       return latest;
+    },
+    get sampledAt() {
+      return sampledAt;
     },
     intervalMs,
     onSample: (listener) => void listeners.push(listener),
@@ -22,10 +26,15 @@ function handSampler(intervalMs = 100) {
   const feed = (sample: Partial<LoadSample>, times = 1) => {
     for (let i = 0; i < times; i++) {
       latest = { ...latest, ...sample };
+      sampledAt = performance.now();
       for (const listener of listeners) listener(latest);
     }
   };
-  return { sampler, feed };
+  /** As if the loop had been busy without a break for `ms` since the last sample. */
+  const stall = (ms: number) => {
+    sampledAt = performance.now() - intervalMs - ms;
+  };
+  return { sampler, feed, stall };
 }
 
 /** How many of `n` calls of `service` are refused. */
@@ -71,7 +80,12 @@ describe("createLoadShedder", () => {
 
   it("refuses a share of calls that follows the overload, rather than all or none", () => {
     const { sampler, feed } = handSampler();
-    const shedder = createLoadShedder({ sampler, eventLoopUtilization: 0.5, overloadForMs: 0 });
+    const shedder = createLoadShedder({
+      sampler,
+      eventLoopUtilization: 0.5,
+      eventLoopDelayMs: 0,
+      overloadForMs: 0,
+    });
     // Twice the threshold: the share rises by gain × (2 − 1) per second, 0.1 a sample.
     feed({ eventLoopUtilization: 1 }, 3);
     assert.ok(Math.abs(shedder.state.probability - 0.3) < 1e-9, `${shedder.state.probability}`);
@@ -156,5 +170,36 @@ describe("createLoadShedder", () => {
     assert.equal(shedder.state.shedding, false);
     assert.equal(refusals(shedder.check, 100), 0);
     assert.deepEqual(levels, ["soft", "hard", "soft", "ok"]);
+  });
+
+  it("refuses calls that arrive at the end of a long busy stretch, before the next sample", () => {
+    const { sampler, feed, stall } = handSampler();
+    const shed: ShedReason[] = [];
+    const shedder = createLoadShedder({
+      sampler,
+      eventLoopDelayMs: 50,
+      overloadForMs: 500,
+      onShed: (reason) => shed.push(reason),
+    });
+    feed({ eventLoopDelayMs: 1 });
+    stall(400);
+    assert.equal(
+      refusals(shedder.check, 100),
+      0,
+      "not shedding: a stall shorter than 500 ms passes",
+    );
+    stall(600);
+    assert.equal(refusals(shedder.check, 100), 100);
+    assert.equal(refusals(shedder.check, 10, "grpc.health.v1.Health"), 0);
+    feed({ eventLoopDelayMs: 1 });
+    assert.equal(refusals(shedder.check, 100), 0, "the timer ran again: the stall is over");
+    // While shedding, a stall past the delay threshold is enough.
+    feed({ eventLoopDelayMs: 100 }, 5);
+    assert.equal(shedder.state.shedding, true);
+    feed({ eventLoopDelayMs: 40 }, 15);
+    assert.deepEqual([shedder.state.shedding, shedder.state.probability], [true, 0]);
+    stall(60);
+    assert.equal(refusals(shedder.check, 100), 100);
+    assert.deepEqual(new Set(shed), new Set(["event_loop_delay"]));
   });
 });

@@ -73,7 +73,9 @@ const gainPerSecond = 1;
 /**
  * Sheds new calls while the process is overloaded, as go-zero's adaptive shedder and kratos' BBR
  * do, for Node.js: the signals are event-loop delay and utilization (the main thread is the
- * bottleneck, not the cores), sampled on a timer. Overload must last `overloadForMs` before
+ * bottleneck, not the cores), sampled on a timer; and, per call, whether the loop has gone
+ * without a break since the last sample for longer than the delay threshold (while shedding) or
+ * `overloadForMs` (otherwise), which the timer cannot report until the stretch is over. Overload must last `overloadForMs` before
  * shedding starts; then the share of calls refused is adjusted every sample in proportion to how
  * far the worse signal is from its threshold (an integral controller), so that just enough calls
  * are admitted to keep the process at its thresholds instead of flipping between all and none.
@@ -132,8 +134,21 @@ export function createLoadShedder(options: LoadShedderOptions): LoadShedder {
     }
   });
 
+  const { sampler } = options;
   const check = (service: string) => {
-    const { probability, reason } = state;
+    let { probability, reason } = state;
+    if (delayLimit > 0 && probability < 1) {
+      // The loop has run without a break since the last sample: calls parsed in one long batch
+      // (Node reads a socket's whole backlog at once) have waited all that time, and the timer
+      // cannot say so until the batch is done. Past the delay threshold while shedding, or past
+      // `overloadForMs` at all, they are refused: that drains the backlog at the cost of a
+      // refusal each. One clock read per call.
+      const late = performance.now() - sampler.sampledAt - intervalMs;
+      if (late > (state.shedding ? delayLimit : Math.max(delayLimit, overloadForMs))) {
+        probability = 1;
+        reason = "event_loop_delay";
+      }
+    }
     if (probability === 0 || reason === undefined || exempt.has(service)) return undefined;
     if (probability < 1 && random() >= probability) return undefined;
     options.onShed?.(reason);
