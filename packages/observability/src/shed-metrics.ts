@@ -44,6 +44,9 @@ export function createShedMetrics(options: ShedMetricsOptions): ShedMetrics {
     name: "keel_server_shed_ratio",
     help: "Share of new calls being refused by load shedding now, 0 to 1.",
     registers: [options.registry],
+    // In cluster mode the primary merges its workers' metrics: the share of the worker shedding
+    // most, not a sum of shares.
+    aggregator: "max",
     collect() {
       this.set(probability());
     },
