@@ -18,6 +18,7 @@ import {
   createInProcessTransport,
   type InProcessTransportOptions,
 } from "./in-process-transport.ts";
+import { type InvokeOptions, type InvokeResult, invokeMethod, unknownMethod } from "./invoke.ts";
 import { createMethodTable, type EngineMethod } from "./method-table.ts";
 import { type Connection, peerOf, urlOf } from "./request-origin.ts";
 
@@ -100,6 +101,13 @@ export interface Engine {
    * calls, without a socket or serialization (see `createInProcessTransport`).
    */
   inProcessTransport(options?: InProcessTransportOptions): Transport;
+  /**
+   * Runs a call of a method (its path, "/user.v1.UserService/GetUser", or its entry in `methods`)
+   * on behalf of another protocol, REST, with its message already decoded: the same per-call
+   * state, request gate and interceptor chain as a call off the wire (see `invokeMethod`). Never
+   * rejects: a failed call answers with its error.
+   */
+  invoke(method: string | EngineMethod, options: InvokeOptions): Promise<InvokeResult>;
 }
 
 /**
@@ -134,6 +142,11 @@ export function createEngine(options: EngineOptions): Engine {
     methods,
     inProcessTransport: (transportOptions) =>
       createInProcessTransport(methods, context, transportOptions),
+    invoke(method, invokeOptions) {
+      const entry = typeof method === "string" ? methods.get(method) : method;
+      if (entry === undefined) return Promise.resolve(unknownMethod(String(method)));
+      return invokeMethod(context, entry, invokeOptions);
+    },
     handleStream(stream, headers) {
       const path = headers[":path"] ?? "";
       const session = stream.session as Connection | undefined;

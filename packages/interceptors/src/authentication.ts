@@ -65,7 +65,9 @@ const claimsSchema = z.object({
  * `nbf` with a small tolerance; validates the claims with zod; then `checkPrincipal`, if given.
  * Anything wrong → UNAUTHENTICATED with a message saying what to do, never why a signature failed.
  */
-export function createAuthenticationInterceptor(options: AuthenticationOptions): Interceptor {
+export function createAuthenticationInterceptor(
+  options: AuthenticationOptions,
+): AuthenticationInterceptor {
   const algorithms = [
     ...(options.secret === undefined ? [] : ["HS256"]),
     ...(options.jwks === undefined ? [] : ["RS256", "ES256"]),
@@ -191,17 +193,22 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     );
   };
 
+  const gate: AuthenticationInterceptor["gate"] = ({ method, requestHeader }) => {
+    if (isPublic(method)) return;
+    const header = requestHeader.get("authorization");
+    if (header === null) throw unauthenticated(missingToken);
+    if (cache.get(header) !== undefined) return;
+    const principal = authenticate(header);
+    return principal instanceof Promise ? principal.then(() => {}) : undefined;
+  };
+
   // Not an async function: a call whose token is cached or HS256 (or that needs none) goes
   // straight on, without a promise and a microtask of its own.
-  return (next) => (req) => {
+  const interceptor: Interceptor = (next) => (req) => {
     const header = req.header.get("authorization");
     if (header === null) {
       if (!isPublic(req.method)) {
-        return Promise.reject(
-          unauthenticated(
-            "missing access token; send `authorization: Bearer <access token>` (get one with Login)",
-          ),
-        );
+        return Promise.reject(unauthenticated(missingToken));
       }
       return next(req);
     }
@@ -225,7 +232,22 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       },
     );
   };
+  return Object.assign(interceptor, { gate });
 }
+
+/** The authentication interceptor, with the same check for a request gate. */
+export interface AuthenticationInterceptor extends Interceptor {
+  /**
+   * The check on a call's headers alone, for a request gate (`requestGate` of @keel/engine), so
+   * that a call to a method that needs a token is refused before its body is read when it has
+   * none or an invalid one. A valid token is remembered, and the interceptor finds it at once;
+   * `checkPrincipal` is left to the interceptor.
+   */
+  gate(call: { method: DescMethod; requestHeader: Headers }): void | Promise<void>;
+}
+
+const missingToken =
+  "missing access token; send `authorization: Bearer <access token>` (get one with Login)";
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {
   return new ConnectError(message, Code.Unauthenticated, undefined, undefined, cause);

@@ -15,11 +15,11 @@ import { UserService } from "@keel/gen/user/v1/user_pb";
 import { freePort } from "./testing/free-port.ts";
 import { runServer } from "./testing/process.ts";
 
-// Load shedding and the memory watchdog on real server processes, loaded by real clients over
-// HTTP/2 (the engine, which refuses shed calls before any work) and Connect over HTTP/1.1
-// (connect-node's adapter, where shedding is the first interceptor).
+// Load shedding and the memory watchdog on real server processes, loaded by real clients: the
+// engine refuses shed calls on their method alone, in every protocol; with KEEL_ENGINE=connect,
+// connect-node's adapter refuses them in its first interceptor.
 
-/** The ways in: the engine's protocols on HTTP/2, and the adapter's HTTP/1.1. */
+/** The ways in: gRPC, and Connect over HTTP/2 and HTTP/1.1 (REST is called with fetch). */
 const paths = {
   grpc: { protocol: "grpc", httpVersion: "2" },
   "connect over HTTP/2": { protocol: "connect", httpVersion: "2" },
@@ -92,7 +92,7 @@ async function until(what: string, condition: () => Promise<boolean>, ms = 30_00
 }
 
 describe("load shedding on a real server", () => {
-  it("under real CPU load sheds new calls on every path (engine and adapter), health still answers (NOT_SERVING), and it recovers", async () => {
+  it("under real CPU load sheds new calls on every protocol, health still answers (NOT_SERVING), and it recovers", async () => {
     const s = await start("load", {
       KEEL_LOAD_SHEDDING: "true",
       KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0.2",
@@ -168,21 +168,32 @@ describe("load shedding on a real server", () => {
     assert.ok(started < refused, `${started} log lines for ${refused} refusals`);
   });
 
-  it("above a memory soft limit sheds every call but health (SERVING), and logs it once", async () => {
-    const s = await start("soft", { KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: "1" });
-    await until(
-      "shedding",
-      async () => s.messages("memory above its soft limit: shedding new calls") > 0,
-    );
-    for (const path of [...pathNames, "grpc"] as const) {
-      const err = await getUserError(s.users(path));
-      assert.equal(err?.code, Code.ResourceExhausted, err?.message);
-      assert.match(err?.rawMessage ?? "", /overloaded \(memory above its limit\)/);
-    }
-    assert.equal((await s.health.check({})).status, Serving.SERVING);
-    assert.equal((await s.shedTotal()).memory, 4);
-    assert.equal(s.messages("memory above its soft limit: shedding new calls"), 1);
-  });
+  for (const engine of ["keel", "connect"] as const) {
+    it(`above a memory soft limit sheds every call but health (SERVING), and logs it once (KEEL_ENGINE=${engine})`, async () => {
+      const s = await start(`soft-${engine}`, {
+        KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: "1",
+        KEEL_ENGINE: engine,
+      });
+      await until(
+        "shedding",
+        async () => s.messages("memory above its soft limit: shedding new calls") > 0,
+      );
+      for (const path of [...pathNames, "grpc"] as const) {
+        const err = await getUserError(s.users(path));
+        assert.equal(err?.code, Code.ResourceExhausted, `${path}: ${err?.message}`);
+        assert.match(err?.rawMessage ?? "", /overloaded \(memory above its limit\)/);
+        assert.equal(err?.metadata.get("retry-after"), "1");
+      }
+      // REST: 429 with retry-after.
+      const rest = await fetch(`${s.url}/api/v1/users/1`);
+      assert.equal(rest.status, 429);
+      assert.equal(rest.headers.get("retry-after"), "1");
+      assert.match(await rest.text(), /overloaded \(memory above its limit\)/);
+      assert.equal((await s.health.check({})).status, Serving.SERVING);
+      assert.equal((await s.shedTotal()).memory, 5);
+      assert.equal(s.messages("memory above its soft limit: shedding new calls"), 1);
+    });
+  }
 
   it("above a memory hard limit reports NOT_SERVING on grpc.health.v1 and /readyz", async () => {
     const s = await start("hard", { KEEL_MEMORY_RSS_HARD_LIMIT_BYTES: "1" });

@@ -125,7 +125,10 @@ export function fixtureRoutes(seen: HandlerContext[] = []) {
     } as never);
 }
 
-/** An HTTP/2 server on a free port serving the engine; anything it leaves answers 404. */
+/**
+ * The engine on two free ports: HTTP/2 (`url`, raw streams) and HTTP/1.1 (`http1Url`, `node:http`
+ * requests); anything it leaves answers 404.
+ */
 export async function startEngineServer(
   options: Omit<EngineOptions, "routes"> & { seen?: HandlerContext[] },
 ) {
@@ -136,18 +139,30 @@ export async function startEngineServer(
     if (!engine.handleStream(stream, headers))
       stream.respond({ ":status": 404 }, { endStream: true });
   });
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const http1 = http.createServer((req, res) => {
+    if (engine.handleRequest(req, res)) return;
+    res.statusCode = 404;
+    res.end();
+  });
+  const sockets = new Set<{ destroy(): void }>();
   server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  http1.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => http1.listen(0, "127.0.0.1", resolve));
   return {
     engine,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    http1Url: `http://127.0.0.1:${(http1.address() as AddressInfo).port}`,
     close: async () => {
-      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => http1.close(() => resolve()));
     },
   };
 }
