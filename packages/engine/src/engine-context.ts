@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { ContextValues, HandlerContext } from "@connectrpc/connect";
+import type { ConnectError, ContextValues, HandlerContext } from "@connectrpc/connect";
 import {
   type Compression,
   createMethodSerializationLookup,
@@ -28,6 +28,8 @@ export interface EngineContext {
     | ((req: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } }) => ContextValues)
     | undefined;
   readonly requestGate: ((context: HandlerContext) => void | Promise<void>) | undefined;
+  /** Refuses a call at once on its method (see `EngineOptions.admit`). */
+  readonly admit: ((method: DescMethod) => ConnectError | undefined) | undefined;
   /** The method's (de)serializers, made on its first call. */
   serialization(entry: EngineMethod): MethodSerializationLookup<never, never>;
   /** The limits a request body on `connection` is read within. */
@@ -58,6 +60,7 @@ export function createEngineContext(
   shutdownSignal: AbortSignal | undefined,
   defaultDeadline: ((method: DescMethod) => DefaultDeadline | undefined) | undefined,
   onDefaultDeadline: EngineContext["onDefaultDeadline"],
+  admit?: EngineContext["admit"],
 ): EngineContext {
   const deadlines = new WeakMap<EngineMethod, DefaultDeadline | null>();
   const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
@@ -84,6 +87,7 @@ export function createEngineContext(
       acceptCompression.length > 0 ? acceptCompression.map((c) => c.name).join(",") : undefined,
     contextValues,
     requestGate,
+    admit,
     serialization(entry) {
       let lookup = serializations.get(entry);
       if (lookup === undefined) {

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type {
+  ConnectError,
   ConnectRouter,
   ContextValues,
   HandlerContext,
@@ -39,6 +40,14 @@ export interface EngineOptions {
    * ConnectError to refuse the call unread, for example without a valid token. Default none.
    */
   requestGate?: (context: HandlerContext) => void | Promise<void>;
+  /**
+   * Asked first about each call, on its method alone: a ConnectError returned refuses the call at
+   * once, answered in its protocol, with no context values, no interceptors and no body read, as
+   * a malformed timeout is. For load shedding, where a refusal must cost next to nothing and say
+   * nothing but why (the request gate's refusals go through the interceptors). Default: every
+   * call admitted.
+   */
+  admit?: (method: DescMethod) => ConnectError | undefined;
   /** The largest message accepted, in bytes, refused at its length prefix. Default 4 MiB. */
   readMaxBytes?: number;
   /** The largest message sent, in bytes. Default 4 MiB. */
@@ -127,6 +136,7 @@ export function createEngine(options: EngineOptions): Engine {
     options.shutdownSignal,
     options.defaultDeadline,
     options.onDefaultDeadline,
+    options.admit,
   );
   return {
     methods,

@@ -93,6 +93,9 @@ export async function invokeMethod(
   entry: EngineMethod,
   options: InvokeOptions,
 ): Promise<InvokeResult> {
+  // Refused on its method alone, before any call state is made (see `EngineOptions.admit`).
+  const refused = engine.admit?.(entry.method);
+  if (refused !== undefined) return failed(refused, new PlainHeaders(), new PlainHeaders());
   const call = createCall(engine, entry, options.protocolName, options.timeoutMs);
   let request: StartedRequest;
   try {

@@ -71,7 +71,7 @@ export function serveCall(
     start.responseTrailer,
   );
   const out = answer(call);
-  const early = start.timeout.error ?? start.compressionError;
+  const early = start.timeout.error ?? start.compressionError ?? engine.admit?.(entry.method);
   if (early !== undefined) {
     out.end(undefined, early);
     call.abort(early);

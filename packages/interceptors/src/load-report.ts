@@ -12,7 +12,7 @@ export interface LoadReporterOptions {
 }
 
 /** What the reporter measured over its last interval. */
-export interface LoadSample extends OrcaLoadReport {
+export interface LoadReportSample extends OrcaLoadReport {
   /** Calls in flight when it was measured (also in `namedMetrics.in_flight`). */
   inFlight: number;
   /** The event loop's mean and 99th-percentile delay over the interval, in ms. */
@@ -23,12 +23,12 @@ export interface LoadReporter {
   /** Sends the latest report in every response's trailers (and every error's). */
   interceptor: Interceptor;
   /** The latest measurement. */
-  sample(): LoadSample;
+  sample(): LoadReportSample;
   /**
    * Measures now, over the time since the last measurement, and returns it; the timer does this
    * every `intervalMs`.
    */
-  measure(): LoadSample;
+  measure(): LoadReportSample;
   /** Stops measuring. */
   close(): void;
 }
@@ -57,7 +57,7 @@ export function createLoadReporter(options: LoadReporterOptions = {}): LoadRepor
   let lastCpu = process.cpuUsage();
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
-  let sample: LoadSample = {
+  let sample: LoadReportSample = {
     cpuUtilization: 0,
     memUtilization: 0,
     rpsFractional: 0,

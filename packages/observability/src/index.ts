@@ -10,6 +10,8 @@ export type { ReflectionOptions, ReflectionServices } from "./reflection.ts";
 export { createReflectionServices, registerReflection } from "./reflection.ts";
 export type { ServerMetrics, ServerMetricsOptions } from "./server-metrics.ts";
 export { createServerMetrics } from "./server-metrics.ts";
+export type { ShedMetrics, ShedMetricsOptions } from "./shed-metrics.ts";
+export { createShedMetrics } from "./shed-metrics.ts";
 export type { Tracing, TracingInterceptorOptions, TracingOptions } from "./tracing.ts";
 export {
   createClientTracingInterceptor,

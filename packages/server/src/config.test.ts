@@ -371,6 +371,58 @@ describe("configuration reload", () => {
       /userServiceTls: cert and key go together: give both, or neither/,
     );
   });
+
+  it("leaves load shedding and memory limits off by default; reads and checks them", () => {
+    const defaults = readSettings({}).settings;
+    assert.equal(defaults.loadShedding.enabled, false);
+    assert.deepEqual(defaults.memoryLimits, {
+      heapSoftBytes: 0,
+      heapHardBytes: 0,
+      rssSoftBytes: 0,
+      rssHardBytes: 0,
+    });
+    const path = file(`
+loadShedding: { enabled: true, eventLoopDelayMs: 80, healthNotServing: true }
+memoryLimits: { rssSoftBytes: 800000000, rssHardBytes: 900000000 }
+`);
+    const { settings } = readSettings({
+      KEEL_CONFIG: path,
+      KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0.8",
+      KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: "2000",
+    });
+    assert.deepEqual(settings.loadShedding, {
+      enabled: true,
+      eventLoopDelayMs: 80,
+      eventLoopUtilization: 0.8,
+      overloadForMs: 500,
+      recoverForMs: 2000,
+      retryAfterMs: 2000,
+      healthNotServing: true,
+      sampleIntervalMs: 100,
+    });
+    assert.equal(settings.memoryLimits.rssHardBytes, 900_000_000);
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: "2000",
+          KEEL_MEMORY_HEAP_HARD_LIMIT_BYTES: "1000",
+        }),
+      /memoryLimits: heapSoftBytes must be below heapHardBytes/,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "1.5" }),
+      /KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION/,
+    );
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0",
+          KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: "0",
+        }),
+      /cannot both be 0/,
+    );
+    assert.throws(() => readSettings({ KEEL_LOAD_SHEDDING: "maybe" }), /KEEL_LOAD_SHEDDING: /);
+  });
 });
 
 describe("load reports and the UserService address", () => {

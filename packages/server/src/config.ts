@@ -22,6 +22,12 @@ const milliseconds = z.coerce.number().int().min(0);
 const bytes = z.coerce.number().int().min(0);
 const mebibytes = (n: number) => n * 1024 * 1024;
 
+/** YAML's true and false, or the words an environment variable holds ("true", "1", "on", …). */
+const onOff = z.union([z.boolean(), z.stringbool()], { error: "must be true or false" });
+
+/** A soft limit is below its hard one, when both are set (0 is none). */
+const softBelowHard = (soft: number, hard: number) => soft === 0 || hard === 0 || soft < hard;
+
 /** A list, written in YAML as a list or (as environment variables are) comma-separated. */
 function commaList<T extends z.ZodType>(item: T) {
   return z.preprocess(
@@ -261,10 +267,7 @@ const schema = z.strictObject({
    */
   profiling: z
     .strictObject({
-      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
-      enabled: z
-        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
-        .default(false),
+      enabled: onOff.default(false),
       maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .prefault({}),
@@ -278,6 +281,50 @@ const schema = z.strictObject({
         .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
         .default(true),
       intervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+    })
+    .prefault({}),
+  /**
+   * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
+   * loop is overloaded; off by default. Health calls and the admin port are never shed.
+   */
+  loadShedding: z
+    .strictObject({
+      enabled: onOff.default(false),
+      /** Overloaded above this mean event-loop delay; 0: not watched. */
+      eventLoopDelayMs: milliseconds.default(50),
+      /** Overloaded above this share of time the event loop is busy; 0: not watched. */
+      eventLoopUtilization: z.coerce.number().min(0).max(1).default(0.9),
+      /** How long overload lasts before calls are shed. */
+      overloadForMs: milliseconds.default(500),
+      /** How long the load stays below the thresholds before shedding stops. */
+      recoverForMs: milliseconds.default(2000),
+      /** The retry delay refused callers are given (RetryInfo, `retry-after`). */
+      retryAfterMs: milliseconds.default(1000),
+      /** Report NOT_SERVING on grpc.health.v1 and /readyz while shedding. */
+      healthNotServing: onOff.default(false),
+      /** How often load and memory are sampled. */
+      sampleIntervalMs: z.coerce.number().int().min(10).max(10_000).default(100),
+    })
+    .refine((s) => s.eventLoopDelayMs > 0 || s.eventLoopUtilization > 0, {
+      error: "eventLoopDelayMs and eventLoopUtilization cannot both be 0: nothing would be watched",
+    })
+    .prefault({}),
+  /**
+   * The memory watchdog: above a soft limit new calls are shed, above a hard one health reports
+   * NOT_SERVING. In bytes; 0: no limit (the default).
+   */
+  memoryLimits: z
+    .strictObject({
+      heapSoftBytes: bytes.default(0),
+      heapHardBytes: bytes.default(0),
+      rssSoftBytes: bytes.default(0),
+      rssHardBytes: bytes.default(0),
+    })
+    .refine((m) => softBelowHard(m.heapSoftBytes, m.heapHardBytes), {
+      error: "heapSoftBytes must be below heapHardBytes",
+    })
+    .refine((m) => softBelowHard(m.rssSoftBytes, m.rssHardBytes), {
+      error: "rssSoftBytes must be below rssHardBytes",
     })
     .prefault({}),
 });
@@ -364,6 +411,18 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
   KEEL_LOAD_REPORTS: ["loadReports", "enabled"],
   KEEL_LOAD_REPORT_INTERVAL_MS: ["loadReports", "intervalMs"],
+  KEEL_LOAD_SHEDDING: ["loadShedding", "enabled"],
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: ["loadShedding", "eventLoopDelayMs"],
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: ["loadShedding", "eventLoopUtilization"],
+  KEEL_LOAD_SHEDDING_OVERLOAD_FOR_MS: ["loadShedding", "overloadForMs"],
+  KEEL_LOAD_SHEDDING_RECOVER_FOR_MS: ["loadShedding", "recoverForMs"],
+  KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: ["loadShedding", "retryAfterMs"],
+  KEEL_LOAD_SHEDDING_HEALTH_NOT_SERVING: ["loadShedding", "healthNotServing"],
+  KEEL_LOAD_SAMPLE_INTERVAL_MS: ["loadShedding", "sampleIntervalMs"],
+  KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: ["memoryLimits", "heapSoftBytes"],
+  KEEL_MEMORY_HEAP_HARD_LIMIT_BYTES: ["memoryLimits", "heapHardBytes"],
+  KEEL_MEMORY_RSS_SOFT_LIMIT_BYTES: ["memoryLimits", "rssSoftBytes"],
+  KEEL_MEMORY_RSS_HARD_LIMIT_BYTES: ["memoryLimits", "rssHardBytes"],
 };
 
 /**

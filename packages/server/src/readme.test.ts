@@ -60,6 +60,19 @@ describe("README", () => {
     }
   });
 
+  it("load shedding example is valid", () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-readme-shedding-"));
+    try {
+      const path = join(dir, "keel.yaml");
+      writeFileSync(path, block("### Load shedding and memory limits", "yaml"));
+      const { settings } = readSettings({ KEEL_CONFIG: path });
+      assert.equal(settings.loadShedding.enabled, true);
+      assert.equal(settings.memoryLimits.rssHardBytes, Math.floor(0.9 * 1024 ** 3));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("configuration table names every variable the server and keel read", () => {
     const table = readme.slice(readme.indexOf("| Variable "));
     const rows = table.slice(0, table.indexOf("\n\n")).split("\n");

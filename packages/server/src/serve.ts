@@ -105,6 +105,7 @@ export async function serve(config: ServerConfig): Promise<void> {
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
     loadReports: config.loadReports.enabled && { intervalMs: config.loadReports.intervalMs },
+    ...loadProtectionOf(config),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     ...(config.userServiceTls === undefined
       ? {}
@@ -229,6 +230,20 @@ function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
       },
       ...r.methods,
     },
+  };
+}
+
+/** Load shedding and memory limits as the server takes them; in cluster mode, per worker. */
+function loadProtectionOf(config: Pick<ServerConfig, "loadShedding" | "memoryLimits">) {
+  const { enabled, sampleIntervalMs, ...shedding } = config.loadShedding;
+  const m = config.memoryLimits;
+  return {
+    ...(enabled ? { loadShedding: shedding } : {}),
+    memoryLimits: {
+      heap: { soft: m.heapSoftBytes, hard: m.heapHardBytes },
+      rss: { soft: m.rssSoftBytes, hard: m.rssHardBytes },
+    },
+    loadSampleIntervalMs: sampleIntervalMs,
   };
 }
 

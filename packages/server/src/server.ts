@@ -46,6 +46,7 @@ import {
   type RateLimiter,
   type RateLimits,
   type StreamLimitOptions,
+  shedReasons,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
@@ -53,6 +54,7 @@ import {
   createHealthService,
   createMetricsHandler,
   createServerMetrics,
+  createShedMetrics,
   createTracingInterceptor,
   registerReflection,
   takeProfile,
@@ -64,7 +66,13 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
+import { createHealthConditions, type HealthConditions } from "./health-conditions.ts";
 import { type Http2Limits, type Listener, listen, type TlsOptions } from "./listener.ts";
+import {
+  createLoadProtection,
+  type LoadProtectionOptions,
+  type LoadSheddingOptions,
+} from "./load-protection.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
@@ -170,6 +178,18 @@ export interface ServerOptions {
    * Default: on.
    */
   loadReports?: LoadReporterOptions | false;
+  /**
+   * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
+   * loop is overloaded; health and admin calls still pass. Default: never for load.
+   */
+  loadShedding?: LoadSheddingOptions;
+  /**
+   * Heap and RSS limits in bytes: above a soft limit new calls are shed, above a hard one health
+   * reports NOT_SERVING. Default: none.
+   */
+  memoryLimits?: LoadProtectionOptions["memory"];
+  /** How often load and memory are sampled, in ms. Default 100. */
+  loadSampleIntervalMs?: number;
   logger: Logger;
 }
 
@@ -290,6 +310,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.reflection.v1alpha.ServerReflection": { public: true },
   };
   const health = createHealthService({ services: [UserService.typeName, OrderService.typeName] });
+  const conditions = createHealthConditions(health);
+  const protection = createLoadProtection({
+    ...(options.loadShedding === undefined ? {} : { shedding: options.loadShedding }),
+    ...(options.memoryLimits === undefined ? {} : { memory: options.memoryLimits }),
+    ...(options.loadSampleIntervalMs === undefined
+      ? {}
+      : { sampleIntervalMs: options.loadSampleIntervalMs }),
+    onShed: (reason) => shedMetrics.shed(reason),
+    health: conditions,
+    logger,
+  });
+  const shedder = protection?.shedder;
+  // Registered whether or not anything is shed, so that dashboards and alerts find the series.
+  const shedMetrics = createShedMetrics({
+    registry: metrics.registry,
+    reasons: shedReasons,
+    probability: () => shedder?.state.probability ?? 0,
+  });
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
@@ -363,6 +401,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // Shed calls are refused on their method alone: no body read, no interceptor, no handler.
+    ...(shedder === undefined ? {} : { admit: (method) => shedder.check(method.parent.typeName) }),
     // A call to a method that needs a token, without a valid one, is refused before its body is
     // read; it still passes the interceptors, so that it is logged, counted and audited.
     requestGate: authentication.gate,
@@ -387,7 +427,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const connectHandler = connectNodeAdapter({
     routes,
     fallback: (req, res) => void rest(req, res),
-    interceptors,
+    // The adapter (KEEL_ENGINE=connect) cannot refuse before its interceptors: shedding is the
+    // first of them.
+    interceptors: shedder === undefined ? interceptors : [shedder.interceptor, ...interceptors],
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
@@ -419,7 +461,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
-  const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
+  const monitor = monitorStore(store, conditions, logger, options.healthCheckIntervalMs ?? 5000);
   oidc?.warm().then(
     () => logger.info({ issuer: oidc.issuer }, "OpenID Connect issuer ready: its keys are loaded"),
     (err: unknown) =>
@@ -478,6 +520,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         health.shutdown();
         monitor.stop();
         loadReporter?.close();
+        protection?.stop();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(shuttingDown());
@@ -497,7 +540,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  */
 function monitorStore(
   store: Store,
-  health: ReturnType<typeof createHealthService>,
+  health: HealthConditions,
   logger: Logger,
   intervalMs: number,
 ): { stop(): void } {
@@ -507,13 +550,13 @@ function monitorStore(
       () => {
         if (healthy) return;
         healthy = true;
-        health.setAll(Serving.SERVING);
+        health.set("database", true);
         logger.info("the database answers again: serving");
       },
       (err: unknown) => {
         if (!healthy) return;
         healthy = false;
-        health.setAll(Serving.NOT_SERVING);
+        health.set("database", false);
         logger.error({ err }, "the database does not answer: not serving");
       },
     );
