@@ -222,11 +222,10 @@ try {
       timeoutMs,
     }).then(figures);
   /** Per round and server: the p99 ratio (overloaded / unloaded) and goodput / capacity. */
-  const results: Record<string, { p99Ratio: number[]; goodputShare: number[] }> =
-    {
-      shedding: { p99Ratio: [], goodputShare: [] },
-      "no shedding": { p99Ratio: [], goodputShare: [] },
-    };
+  const results: Record<string, { p99Ratio: number[]; goodputShare: number[] }> = {
+    shedding: { p99Ratio: [], goodputShare: [] },
+    "no shedding": { p99Ratio: [], goodputShare: [] },
+  };
   const f = (x: Figures) =>
     `goodput ${x.goodput.toFixed(0)}/s, p50 ${x.p50.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, refused ${(x.refused * 100).toFixed(1)}%, no answer in time ${(x.timedOut * 100).toFixed(1)}%`;
   for (let round = 0; round < rounds; round++) {
@@ -256,9 +255,7 @@ try {
   console.log(
     `\n${method}, open loop at ${overload}× the round's capacity for ${seconds} s, deadline ${timeoutMs} ms; medians over ${rounds} rounds of each round's ratios\n`,
   );
-  console.log(
-    "| server | p99 of OK calls at 3× / p99 at 0.2× | goodput at 3× / capacity |",
-  );
+  console.log("| server | p99 of OK calls at 3× / p99 at 0.2× | goodput at 3× / capacity |");
   console.log("| --- | --: | --: |");
   for (const [name, r] of Object.entries(results)) {
     console.log(

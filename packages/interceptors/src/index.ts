@@ -43,16 +43,12 @@ export type { Hs256Key, Hs256Keyring, Hs256Keys } from "./hs256-keyring.ts";
 export { createHs256Keyring, hs256KeyId, maxHs256Keys } from "./hs256-keyring.ts";
 export type { LoadReporter, LoadReporterOptions, LoadReportSample } from "./load-report.ts";
 export { createLoadReporter, loadReportTrailer } from "./load-report.ts";
-export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
-export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
-export type { OidcVerifier, OidcVerifierOptions } from "./oidc-verifier.ts";
-export { createOidcVerifier } from "./oidc-verifier.ts";
-export type { OrcaLoadReport } from "./orca-load-report.ts";
-export { encodeOrcaLoadReport } from "./orca-load-report.ts";
 export type { LoadSample, LoadSampler, LoadSamplerOptions } from "./load-sampler.ts";
 export { createLoadSampler } from "./load-sampler.ts";
 export type { LoadShedder, LoadShedderOptions, ShedReason, ShedState } from "./load-shedder.ts";
 export { createLoadShedder, shedReasons } from "./load-shedder.ts";
+export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
+export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
 export type {
   MemoryLevel,
   MemoryLimit,
@@ -60,6 +56,10 @@ export type {
   MemoryWatchdogOptions,
 } from "./memory-watchdog.ts";
 export { createMemoryWatchdog } from "./memory-watchdog.ts";
+export type { OidcVerifier, OidcVerifierOptions } from "./oidc-verifier.ts";
+export { createOidcVerifier } from "./oidc-verifier.ts";
+export type { OrcaLoadReport } from "./orca-load-report.ts";
+export { encodeOrcaLoadReport } from "./orca-load-report.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {
