@@ -48,6 +48,13 @@ export interface EngineOptions {
    * call admitted.
    */
   admit?: (method: DescMethod) => ConnectError | undefined;
+  /**
+   * Told of each call refused before it reached the interceptors, which never see it: a bad
+   * timeout or encoding, a call not admitted, a request body that was too large, malformed,
+   * stalled or over a buffer budget (for metrics; `grpc_server_handled_total` does not count
+   * them). Default: nothing.
+   */
+  onRefusal?: (method: DescMethod, error: ConnectError) => void;
   /** The largest message accepted, in bytes, refused at its length prefix. Default 4 MiB. */
   readMaxBytes?: number;
   /** The largest message sent, in bytes. Default 4 MiB. */
@@ -130,13 +137,16 @@ export function createEngine(options: EngineOptions): Engine {
       bufferedBytesPerProcess: options.bufferedBytesPerProcess ?? 256 * 1024 * 1024,
       bodyIdleTimeoutMs: options.bodyIdleTimeoutMs ?? 30_000,
     },
-    options.acceptCompression ?? [],
-    options.contextValues,
-    options.requestGate,
-    options.shutdownSignal,
-    options.defaultDeadline,
-    options.onDefaultDeadline,
-    options.admit,
+    {
+      acceptCompression: options.acceptCompression ?? [],
+      contextValues: options.contextValues,
+      requestGate: options.requestGate,
+      shutdownSignal: options.shutdownSignal,
+      defaultDeadline: options.defaultDeadline,
+      onDefaultDeadline: options.onDefaultDeadline,
+      admit: options.admit,
+      onRefusal: options.onRefusal,
+    },
   );
   return {
     methods,

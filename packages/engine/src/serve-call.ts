@@ -1,7 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
 import type { Call } from "./call.ts";
-import { createCall, passGate, type StartedRequest, startCall } from "./call-lifecycle.ts";
+import {
+  asConnectError,
+  createCall,
+  passGate,
+  type StartedRequest,
+  startCall,
+} from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { BodyReader, Envelope } from "./envelope-reader.ts";
 import type { Exchange } from "./exchange.ts";
@@ -73,6 +79,7 @@ export function serveCall(
   const out = answer(call);
   const early = start.timeout.error ?? start.compressionError ?? engine.admit?.(entry.method);
   if (early !== undefined) {
+    engine.onRefusal?.(entry.method, early);
     out.end(undefined, early);
     call.abort(early);
     return;
@@ -105,9 +112,12 @@ async function run(
   const parse = serialization.getI(start.binary);
   const serialize = serialization.getO(start.binary);
   let response: AnyResponse | undefined;
+  // Whether the interceptors have the call: until then, a failure is a refusal they never see.
+  let chained = true;
   try {
     const gated = passGate(engine, entry, call, request);
     if (gated !== undefined) await gated;
+    chained = false;
     const decode = async (envelope: Envelope): Promise<unknown> => {
       let data = envelope.data;
       if ((envelope.flags & compressedFlag) === compressedFlag) {
@@ -157,6 +167,7 @@ async function run(
     } else {
       request.message = mapAsync(readBody(), decode, start.skipFlag);
     }
+    chained = true;
     response = await entry.invoke(request as AnyRequest);
     if (!response.stream) {
       const sent = out.unary(response, serialize.serialize(response.message as never));
@@ -166,6 +177,7 @@ async function run(
     }
     await pump(exchange, call, response, serialize, out);
   } catch (err) {
+    if (!chained) engine.onRefusal?.(entry.method, asConnectError(err));
     out.end(response, err);
     call.abort(err === call.reason ? undefined : err);
   }

@@ -53,6 +53,7 @@ import {
   createClientTracingInterceptor,
   createHealthService,
   createMetricsHandler,
+  createRefusalMetrics,
   createServerMetrics,
   createShedMetrics,
   createTracingInterceptor,
@@ -401,6 +402,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // What the interceptors never see is counted apart (keel_server_refused_total).
+    onRefusal: createRefusalMetrics(metrics.registry).refused,
     // Shed calls are refused on their method alone: no body read, no interceptor, no handler.
     ...(shedder === undefined ? {} : { admit: (method) => shedder.check(method.parent.typeName) }),
     // A call to a method that needs a token, without a valid one, is refused before its body is
