@@ -6,18 +6,7 @@ import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-g
 import fc from "fast-check";
 import { Base64EnvelopeReader, WholeBodyReader } from "./body-readers.ts";
 import type { BodyReader, Envelope } from "./envelope-reader.ts";
-
-/** `bytes` cut at `cuts` (offsets, any order, duplicates allowed). */
-function chunks(bytes: Buffer, cuts: number[]): Buffer[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const to of [...at, bytes.length]) {
-    out.push(bytes.subarray(from, to));
-    from = to;
-  }
-  return out;
-}
+import { chunks } from "./testing/chunks.ts";
 
 /** Feeds every chunk and ends the body; what came out, or the ConnectError that stopped it. */
 function read(reader: BodyReader, parts: Buffer[]): Envelope[] | ConnectError {

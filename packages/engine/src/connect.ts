@@ -2,10 +2,8 @@ import type * as http2 from "node:http2";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  type Compression,
   compressedFlag,
   compressionNegotiate,
-  encodeEnvelope,
   mergeNonProtocolHeaders,
 } from "@connectrpc/connect/protocol";
 import {
@@ -20,8 +18,8 @@ import {
   parseTimeout,
   trailerMux,
 } from "@connectrpc/connect/protocol-connect";
+import { BodyAnswer } from "./body-answer.ts";
 import { WholeBodyReader } from "./body-readers.ts";
-import type { Call } from "./call.ts";
 import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
@@ -151,19 +149,7 @@ function queryMessage(query: URLSearchParams): Uint8Array {
 }
 
 /** A unary answer: the message as the body, or the error as JSON with its HTTP status. */
-class UnaryAnswer implements Answer {
-  private readonly engine: EngineContext;
-  private readonly exchange: Exchange;
-  private readonly call: Call;
-  private readonly compress: Compression | null;
-
-  constructor(engine: EngineContext, exchange: Exchange, call: Call, compress: Compression | null) {
-    this.engine = engine;
-    this.exchange = exchange;
-    this.call = call;
-    this.compress = compress;
-  }
-
+class UnaryAnswer extends BodyAnswer implements Answer {
   unary(response: AnyResponse, data: Uint8Array): Promise<void> {
     return this.send(200, response.header, response.trailer, data);
   }
@@ -202,25 +188,12 @@ class UnaryAnswer implements Answer {
     copyHeaders(trailerMux(header, trailer), out);
     out["content-length"] = String(body.byteLength);
     exchange.respond(status, out, false);
-    exchange.end(body);
-    exchange.stopBody();
+    this.last(body);
   }
 }
 
 /** A streamed answer: enveloped messages, then the status and trailers as an end-of-stream one. */
-class StreamAnswer implements Answer {
-  private readonly engine: EngineContext;
-  private readonly exchange: Exchange;
-  private readonly call: Call;
-  private readonly compress: Compression | null;
-
-  constructor(engine: EngineContext, exchange: Exchange, call: Call, compress: Compression | null) {
-    this.engine = engine;
-    this.exchange = exchange;
-    this.call = call;
-    this.compress = compress;
-  }
-
+class StreamAnswer extends BodyAnswer implements Answer {
   unary(response: AnyResponse, data: Uint8Array): Promise<void> {
     return this.message(response, data).then(() => this.end(response, undefined));
   }
@@ -235,32 +208,17 @@ class StreamAnswer implements Answer {
       metadata: response?.trailer ?? this.call.responseTrailer,
       ...(err === undefined ? {} : { error: asConnectError(err) }),
     } as never);
-    const compress = this.compress;
-    const framed =
-      compress !== null && data.byteLength >= this.engine.compressMinBytes
-        ? compress
-            .compress(data)
-            .then((zipped) => encodeEnvelope(endStreamFlag | compressedFlag, zipped))
-        : Promise.resolve(encodeEnvelope(endStreamFlag, data));
-    framed.then(
+    Promise.resolve(
+      envelope(data, this.compress, this.engine.compressMinBytes, endStreamFlag),
+    ).then(
       (frame) => {
-        this.write(response, undefined);
-        if (this.exchange.gone) return;
-        this.exchange.end(frame);
-        this.exchange.stopBody();
+        if (this.head(response)) this.last(frame);
       },
       () => {},
     );
   }
 
-  private write(response: AnyResponse | undefined, frame: Uint8Array | undefined): boolean {
-    const exchange = this.exchange;
-    if (exchange.gone) return true;
-    if (!exchange.headersSent) {
-      const out: http2.OutgoingHttpHeaders = {};
-      copyHeaders(response?.header ?? this.call.responseHeader, out);
-      exchange.respond(200, out, false);
-    }
-    return frame === undefined ? true : exchange.write(frame);
+  private write(response: AnyResponse | undefined, frame: Uint8Array): boolean {
+    return this.head(response) ? this.exchange.write(frame) : true;
   }
 }

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { chunks } from "./testing/chunks.ts";
 
 function encode(envelopes: Envelope[]): Buffer {
   return Buffer.concat(
@@ -13,18 +14,6 @@ function encode(envelopes: Envelope[]): Buffer {
       return Buffer.concat([prefix, data]);
     }),
   );
-}
-
-/** `bytes` cut at `cuts` (offsets, any order, duplicates allowed). */
-function chunks(bytes: Buffer, cuts: number[]): Buffer[] {
-  const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let from = 0;
-  for (const to of [...at, bytes.length]) {
-    out.push(bytes.subarray(from, to));
-    from = to;
-  }
-  return out;
 }
 
 const envelope = fc.record({

@@ -1,18 +1,14 @@
-import type * as http2 from "node:http2";
-import {
-  type Compression,
-  compressedFlag,
-  compressionNegotiate,
-} from "@connectrpc/connect/protocol";
-import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { Compression } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { BodyAnswer } from "./body-answer.ts";
 import { Base64EnvelopeReader } from "./body-readers.ts";
 import type { Call } from "./call.ts";
 import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
+import { grpcCallStart } from "./grpc.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
-import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
 import { type Answer, envelope, serveCall } from "./serve-call.ts";
 
 /** `application/grpc-web[-text][+proto|+json]`: [, text, json]. */
@@ -33,55 +29,28 @@ export function serveGrpcWeb(
   peer: string,
   url: string,
 ): void {
-  const headers = exchange.headers;
-  const responseHeader = new PlainHeaders();
-  responseHeader.set(
-    "content-type",
+  const start = grpcCallStart(
+    engine,
+    exchange,
+    "grpc-web",
+    binary,
     text ? "application/grpc-web-text+proto" : `application/grpc-web+${binary ? "proto" : "json"}`,
   );
-  const responseTrailer = new PlainHeaders();
-  responseTrailer.set("grpc-status", grpcStatusOk);
-  const compression = compressionNegotiate(
-    engine.acceptCompression,
-    (headers["grpc-encoding"] as string | undefined) ?? null,
-    (headers["grpc-accept-encoding"] as string | undefined) ?? null,
-    "grpc-accept-encoding",
-  );
-  if (compression.response !== null) responseHeader.set("grpc-encoding", compression.response.name);
-  if (engine.acceptEncoding !== undefined) {
-    responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
-  }
+  start.skipFlag = trailerFlag;
+  if (text) start.reader = () => new Base64EnvelopeReader(engine.readMaxBytes);
+  const compress = start.compress;
   serveCall(
     engine,
     entry,
     exchange,
-    {
-      protocolName: "grpc-web",
-      binary,
-      timeout: parseTimeout(
-        (headers["grpc-timeout"] as string | undefined) ?? null,
-        engine.maxTimeoutMs,
-      ),
-      decompress: compression.request,
-      compress: compression.response,
-      compressionError: compression.error,
-      requestMethod: "POST",
-      responseHeader,
-      responseTrailer,
-      skipFlag: trailerFlag,
-      reader: text ? () => new Base64EnvelopeReader(engine.readMaxBytes) : undefined,
-    },
-    (call) => new GrpcWebAnswer(engine, exchange, call, compression.response, text),
+    start,
+    (call) => new GrpcWebAnswer(engine, exchange, call, compress, text),
     peer,
     url,
   );
 }
 
-class GrpcWebAnswer implements Answer {
-  private readonly engine: EngineContext;
-  private readonly exchange: Exchange;
-  private readonly call: Call;
-  private readonly compress: Compression | null;
+class GrpcWebAnswer extends BodyAnswer implements Answer {
   private readonly text: boolean;
 
   constructor(
@@ -91,10 +60,7 @@ class GrpcWebAnswer implements Answer {
     compress: Compression | null,
     text: boolean,
   ) {
-    this.engine = engine;
-    this.exchange = exchange;
-    this.call = call;
-    this.compress = compress;
+    super(engine, exchange, call, compress);
     this.text = text;
   }
 
@@ -117,39 +83,21 @@ class GrpcWebAnswer implements Answer {
   }
 
   /** The status and trailers as the body's last envelope. */
-  private async trailer(response: AnyResponse | undefined, err: unknown): Promise<Uint8Array> {
+  private trailer(response: AnyResponse | undefined, err: unknown): Promise<Uint8Array> {
     const trailer = response?.trailer ?? this.call.responseTrailer;
     if (err !== undefined) setTrailerStatus(trailer, asConnectError(err));
     const data = trailerSerialize(trailer);
-    const compress = this.compress;
-    if (compress !== null && data.byteLength >= this.engine.compressMinBytes) {
-      return frameOf(trailerFlag | compressedFlag, await compress.compress(data));
-    }
-    return frameOf(trailerFlag, data);
+    return Promise.resolve(
+      envelope(data, this.compress, this.engine.compressMinBytes, trailerFlag),
+    );
   }
 
   /** Writes body bytes (base64 for -text), the headers first; false when the client is behind. */
   private send(response: AnyResponse | undefined, bytes: Uint8Array, last: boolean): boolean {
-    const exchange = this.exchange;
-    if (exchange.gone) return true;
-    if (!exchange.headersSent) {
-      const out: http2.OutgoingHttpHeaders = {};
-      copyHeaders(response?.header ?? this.call.responseHeader, out);
-      exchange.respond(200, out, false);
-    }
+    if (!this.head(response)) return true;
     const chunk = this.text ? Buffer.from(Buffer.from(bytes).toString("base64"), "latin1") : bytes;
-    if (!last) return exchange.write(chunk);
-    exchange.end(chunk);
-    // A client still sending is told to stop: nothing more of its body is read.
-    exchange.stopBody();
+    if (!last) return this.exchange.write(chunk);
+    this.last(chunk);
     return true;
   }
-}
-
-function frameOf(flags: number, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + data.byteLength);
-  out[0] = flags;
-  new DataView(out.buffer).setUint32(1, data.byteLength);
-  out.set(data, 5);
-  return out;
 }

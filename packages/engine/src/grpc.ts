@@ -13,7 +13,7 @@ import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
-import { type Answer, envelope, serveCall } from "./serve-call.ts";
+import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
 
 /**
  * Serves one gRPC call (`application/grpc`, `+proto`, `+json`), every call kind: the status in
@@ -28,9 +28,40 @@ export function serveGrpc(
   peer: string,
   url: string,
 ): void {
+  const start = grpcCallStart(
+    engine,
+    exchange,
+    "grpc",
+    binary,
+    binary ? contentTypeProto : contentTypeJson,
+  );
+  const compress = start.compress;
+  serveCall(
+    engine,
+    entry,
+    exchange,
+    start,
+    (call) => new GrpcAnswer(engine, exchange, call, compress),
+    peer,
+    url,
+  );
+}
+
+/**
+ * What gRPC and gRPC-Web read the same way off a request: the timeout (`grpc-timeout`), the
+ * compressions (`grpc-encoding`, `grpc-accept-encoding`), and the response's first headers and
+ * trailers.
+ */
+export function grpcCallStart(
+  engine: EngineContext,
+  exchange: Exchange,
+  protocolName: "grpc" | "grpc-web",
+  binary: boolean,
+  contentType: string,
+): CallStart {
   const headers = exchange.headers;
   const responseHeader = new PlainHeaders();
-  responseHeader.set("content-type", binary ? contentTypeProto : contentTypeJson);
+  responseHeader.set("content-type", contentType);
   const responseTrailer = new PlainHeaders();
   responseTrailer.set("grpc-status", grpcStatusOk);
   const compression = compressionNegotiate(
@@ -45,28 +76,20 @@ export function serveGrpc(
   if (engine.acceptEncoding !== undefined) {
     responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
   }
-  serveCall(
-    engine,
-    entry,
-    exchange,
-    {
-      protocolName: "grpc",
-      binary,
-      timeout: parseTimeout(
-        (headers["grpc-timeout"] as string | undefined) ?? null,
-        engine.maxTimeoutMs,
-      ),
-      decompress: compression.request,
-      compress: compression.response,
-      compressionError: compression.error,
-      requestMethod: "POST",
-      responseHeader,
-      responseTrailer,
-    },
-    (call) => new GrpcAnswer(engine, exchange, call, compression.response),
-    peer,
-    url,
-  );
+  return {
+    protocolName,
+    binary,
+    timeout: parseTimeout(
+      (headers["grpc-timeout"] as string | undefined) ?? null,
+      engine.maxTimeoutMs,
+    ),
+    decompress: compression.request,
+    compress: compression.response,
+    compressionError: compression.error,
+    requestMethod: "POST",
+    responseHeader,
+    responseTrailer,
+  };
 }
 
 class GrpcAnswer implements Answer {

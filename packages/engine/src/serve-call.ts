@@ -222,11 +222,12 @@ export function envelope(
   data: Uint8Array,
   compress: Compression | null,
   compressMinBytes: number,
+  flags = 0,
 ): Uint8Array | Promise<Uint8Array> {
   if (compress !== null && data.byteLength >= compressMinBytes) {
-    return compress.compress(data).then((zipped) => encodeEnvelope(compressedFlag, zipped));
+    return compress.compress(data).then((zipped) => encodeEnvelope(flags | compressedFlag, zipped));
   }
-  return encodeEnvelope(0, data);
+  return encodeEnvelope(flags, data);
 }
 
 function withoutSkipped(envelopes: Envelope[], skipFlag: number | undefined): Envelope[] {
