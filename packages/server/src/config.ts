@@ -135,7 +135,16 @@ const schema = z.strictObject({
       summaryIntervalMs: milliseconds.default(60_000),
     })
     .default({ maxBytes: mebibytes(100), keep: 5, summaryIntervalMs: 60_000 }),
-  log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
+  log: z
+    .strictObject({
+      level: z.enum(logLevels).default("info"),
+      /**
+       * Refused calls (rate and stream limits, missing or bad tokens, denied access) are logged
+       * once per method and code in each interval, the rest counted into one line; 0: every one.
+       */
+      refusalSummaryIntervalMs: milliseconds.default(10_000),
+    })
+    .default({ level: "info", refusalSummaryIntervalMs: 10_000 }),
   tracing: z
     .strictObject({
       endpoint: z.url({ protocol: /^https?$/ }).optional(),
@@ -259,6 +268,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_AUDIT_LOG_KEEP: ["auditLog", "keep"],
   KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: ["auditLog", "summaryIntervalMs"],
   KEEL_LOG_LEVEL: ["log", "level"],
+  KEEL_LOG_REFUSAL_SUMMARY_INTERVAL_MS: ["log", "refusalSummaryIntervalMs"],
   KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
   KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
   KEEL_SHUTDOWN_GRACE_MS: ["shutdown", "graceMs"],

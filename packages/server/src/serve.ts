@@ -88,6 +88,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     rateLimits: rateLimitsOf(config),
     streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
+    refusalSummaryIntervalMs: config.log.refusalSummaryIntervalMs,
     console: config.consoleEnabled,
     corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
@@ -114,6 +115,7 @@ export async function serve(config: ServerConfig): Promise<void> {
           logger,
           apply: (next) => {
             logger.level = next.log.level;
+            server.refusals.setIntervalMs(next.log.refusalSummaryIntervalMs);
             server.rateLimiter.update(rateLimitsOf(next));
             tracing.setSamplingRatio(next.tracing.samplingRatio);
           },

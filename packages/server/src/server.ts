@@ -27,6 +27,7 @@ import {
   createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
+  createRefusalSummary,
   createRequestIdInterceptor,
   createStreamLimitInterceptor,
   createValidationInterceptor,
@@ -37,6 +38,7 @@ import {
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type RefusalSummary,
   type StreamLimitOptions,
 } from "@keel/interceptors";
 import {
@@ -137,6 +139,12 @@ export interface ServerOptions {
    * at most `maxSeconds`. Default: not served.
    */
   profiling?: { maxSeconds: number };
+  /**
+   * Refused calls (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are logged one per
+   * method and code in each interval of this many ms, the rest counted into one summary line at
+   * its end (and written at debug only); 0: one line each. Default 10000.
+   */
+  refusalSummaryIntervalMs?: number;
   logger: Logger;
 }
 
@@ -152,6 +160,8 @@ export interface RunningServer {
   readonly url: string;
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
+  /** How refused calls are logged; `setIntervalMs` applies a new `refusalSummaryIntervalMs`. */
+  readonly refusals: Pick<RefusalSummary, "setIntervalMs">;
   /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
@@ -241,6 +251,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
+  const refusals = createRefusalSummary({
+    intervalMs: options.refusalSummaryIntervalMs ?? 10_000,
+    emit: (level, fields, message) => logger[level](fields, message),
+  });
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
@@ -253,7 +267,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createRecoveryInterceptor({ logger }),
     createTracingInterceptor(),
     metrics.interceptor,
-    createLoggingInterceptor({ logger }),
+    createLoggingInterceptor({ logger, refusals }),
     createDeadlineInterceptor(deadlines),
     createAuthenticationInterceptor({
       secret: options.tokens.secret,
@@ -392,6 +406,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: selfUrl,
     health,
     rateLimiter,
+    refusals,
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
@@ -402,6 +417,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await closed;
         await admin?.close();
         await store.close();
+        refusals.stop();
         logger.info("stopped");
       })();
       return closing;

@@ -51,6 +51,7 @@ export async function startTestServer(
       | "clientAddress"
       | "logger"
       | "streamLimits"
+      | "refusalSummaryIntervalMs"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
