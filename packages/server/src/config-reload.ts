@@ -39,11 +39,13 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
       );
       return;
     }
-    const restartNeeded = (Object.keys(next) as (keyof Settings)[]).filter(
+    const restartNeeded: string[] = (Object.keys(next) as (keyof Settings)[]).filter(
       (key) =>
         !(safe as readonly string[]).includes(key) &&
         JSON.stringify(next[key]) !== JSON.stringify(current[key]),
     );
+    // The log's destination is made once, at start.
+    if (next.log.format !== current.log.format) restartNeeded.push("log.format");
     if (restartNeeded.length > 0) {
       options.logger.warn(
         { settings: restartNeeded },

@@ -138,13 +138,15 @@ const schema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(logLevels).default("info"),
+      /** Readable lines ("pretty"), JSON lines, or "auto": readable when stdout is a terminal. */
+      format: z.enum(["auto", "pretty", "json"]).default("auto"),
       /**
        * Refused calls (rate and stream limits, missing or bad tokens, denied access) are logged
        * once per method and code in each interval, the rest counted into one line; 0: every one.
        */
       refusalSummaryIntervalMs: milliseconds.default(10_000),
     })
-    .default({ level: "info", refusalSummaryIntervalMs: 10_000 }),
+    .default({ level: "info", format: "auto", refusalSummaryIntervalMs: 10_000 }),
   tracing: z
     .strictObject({
       endpoint: z.url({ protocol: /^https?$/ }).optional(),
@@ -268,6 +270,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_AUDIT_LOG_KEEP: ["auditLog", "keep"],
   KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: ["auditLog", "summaryIntervalMs"],
   KEEL_LOG_LEVEL: ["log", "level"],
+  KEEL_LOG_FORMAT: ["log", "format"],
   KEEL_LOG_REFUSAL_SUMMARY_INTERVAL_MS: ["log", "refusalSummaryIntervalMs"],
   KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
   KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
