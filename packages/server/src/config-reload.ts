@@ -6,6 +6,15 @@ import { readSettings, type Settings } from "./config.ts";
 /** Settings that apply while running; the others need a restart. */
 const safe = ["log", "rateLimits", "tracing"] as const;
 
+/** Keys among the safe settings' that still need a restart: the log's destination is made once. */
+const restartOnly = ["log.format"];
+
+/** Whether a change of the setting at `key` (dotted: "rateLimits.burst") applies without a restart. */
+export function appliesLive(key: string): boolean {
+  const top = key.split(".")[0] ?? "";
+  return (safe as readonly string[]).includes(top) && !restartOnly.includes(key);
+}
+
 export interface WatchConfigOptions {
   /** The YAML file to watch. */
   file: string;
@@ -44,8 +53,11 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
         !(safe as readonly string[]).includes(key) &&
         JSON.stringify(next[key]) !== JSON.stringify(current[key]),
     );
-    // The log's destination is made once, at start.
-    if (next.log.format !== current.log.format) restartNeeded.push("log.format");
+    for (const key of restartOnly) {
+      const [group, name] = key.split(".") as [keyof Settings, string];
+      const read = (settings: Settings) => (settings[group] as Record<string, unknown>)[name];
+      if (read(next) !== read(current)) restartNeeded.push(key);
+    }
     if (restartNeeded.length > 0) {
       options.logger.warn(
         { settings: restartNeeded },

@@ -40,7 +40,7 @@ function commaList<T extends z.ZodType>(item: T) {
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
  * by an environment variable (see `environment`), which wins over the file.
  */
-const schema = z.strictObject({
+export const settingsSchema = z.strictObject({
   host: z.string().min(1).default("0.0.0.0"),
   port: port.default(9090),
   /** Where /metrics, /healthz and /readyz are served; 0 picks a free port. */
@@ -228,7 +228,7 @@ const schema = z.strictObject({
 });
 
 /** The configuration as written (file and environment merged) and validated. */
-export type Settings = z.infer<typeof schema>;
+export type Settings = z.infer<typeof settingsSchema>;
 
 /** Environment variables and the setting each one overrides. */
 export const environment: Record<string, readonly string[]> = {
@@ -390,7 +390,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
     setPath(raw, path, value);
     fromEnv.set(path.join("."), variable);
   }
-  const parsed = schema.safeParse(raw, { reportInput: true });
+  const parsed = settingsSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const source = { fromEnv, raw, knownKeys: fileKeys };
     const problems = parsed.error.issues.map((issue) => describeIssue(issue, source));
