@@ -265,7 +265,7 @@ export const alerts: AlertSignal[] = [
     severity: "warning",
     summary: "The event loop is late by more than 100 ms (p99)",
     description:
-      "{{ $labels.instance }}: event-loop delay p99 {{ $value | humanizeDuration }}; every call waits behind it. Take a CPU profile (README: Profiling).",
+      "{{ $labels.instance }}: event-loop delay p99 {{ $value | humanizeDuration }}; every call waits behind it. Take a CPU profile (docs/operations.md: Profiling).",
     metrics: ["nodejs_eventloop_lag_p99_seconds"],
   },
   {

@@ -1,0 +1,255 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createUserClient } from "@keel/clients";
+import { openSqliteStore } from "@keel/store";
+import { readSettings } from "./config.ts";
+import { startTestServer, type TestServer, testSecret } from "./testing/test-server.ts";
+
+// The commands and examples of the README and of the docs a newcomer follows first, run against a
+// real server, so that none of them can rot. Every code block in these files is marked: with the
+// test here that runs it (<!-- docs-test: NAME -->), or with why none does (<!-- not run: … -->,
+// naming the test that covers it instead).
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const checked = ["README.md", "docs/api.md", "docs/security.md", "docs/configuration.md"];
+const run = promisify(execFile);
+const cliMain = join(root, "packages/cli/src/main.ts");
+const serverMain = join(root, "packages/server/src/main.ts");
+
+interface Block {
+  file: string;
+  /** The line of the opening fence, counting from 1. */
+  line: number;
+  language: string;
+  code: string;
+  /** The name of the test that runs it, or why none does; undefined when unmarked. */
+  marker: { test: string } | { notRun: string } | undefined;
+}
+
+/** The fenced code blocks of `file`, each with the marker on the line before it. */
+function blocksOf(file: string): Block[] {
+  const lines = readFileSync(join(root, file), "utf8").split("\n");
+  const blocks: Block[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)$/.exec(lines[i] as string);
+    if (open === null) continue;
+    const end = lines.indexOf("```", i + 1);
+    assert.ok(end > i, `${file}:${i + 1}: a code block that never ends`);
+    const before = lines[i - 1] ?? "";
+    const test = /^<!-- docs-test: ([\w-]+) -->$/.exec(before)?.[1];
+    const notRun = /^<!-- not run(?: here)?: (.+) -->$/.exec(before)?.[1];
+    blocks.push({
+      file,
+      line: i + 1,
+      language: open[1] ?? "",
+      code: lines.slice(i + 1, end).join("\n"),
+      marker: test !== undefined ? { test } : notRun !== undefined ? { notRun } : undefined,
+    });
+    i = end;
+  }
+  return blocks;
+}
+
+const blocks = checked.flatMap(blocksOf);
+
+/**
+ * A shell block as this test runs it: `./dev keel`, `./dev server` and `./dev node` as the pinned
+ * Node.js (this process's) running the sources, buf from the workspace, the server's URL for
+ * 127.0.0.1:9090. Any other ./dev command is a mistake of this test's.
+ */
+function localize(code: string, url: string): string {
+  const node = JSON.stringify(process.execPath);
+  const script = code
+    .replaceAll("./dev pnpm exec buf", join(root, "node_modules/.bin/buf"))
+    .replaceAll("./dev keel", `${node} --conditions=source ${cliMain}`)
+    .replaceAll("./dev server", `${node} --conditions=source ${serverMain}`)
+    .replaceAll("./dev node", node)
+    .replaceAll("http://127.0.0.1:9090", url);
+  assert.doesNotMatch(script, /\.\/dev /, "a ./dev command this test does not know how to run");
+  return script;
+}
+
+/** What a block is run with: a server of its own, and the settings the commands read. */
+interface Context {
+  server: TestServer;
+  /** KEEL_* settings of "this machine": the server's port, secret and data directory. */
+  env: Record<string, string>;
+  dataDir: string;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const cleanup of cleanups) await cleanup();
+});
+
+/** A fresh server whose SQLite file is in `dataDir`, as `./dev start` keeps it. */
+async function startContext(): Promise<Context> {
+  const dataDir = mkdtempSync(join(tmpdir(), "keel-docs-"));
+  const server = await startTestServer({
+    store: openSqliteStore({ path: join(dataDir, "keel.db") }),
+  });
+  cleanups.push(async () => {
+    await server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const env = {
+    PATH: process.env.PATH ?? "",
+    KEEL_HOST: "127.0.0.1",
+    KEEL_PORT: String(server.port),
+    KEEL_DATA_DIR: dataDir,
+    KEEL_JWT_SECRET: new TextDecoder().decode(testSecret),
+  };
+  return { server, env, dataDir };
+}
+
+async function runShell(block: Block, context: Context) {
+  const script = localize(block.code, context.server.url);
+  return run("bash", ["-e", "-o", "pipefail", "-c", script], {
+    cwd: root,
+    env: context.env,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+const ada = { username: "ada", email: "ada@example.com", password: "correct horse battery" };
+
+/** The tests that run marked blocks, by the marker's name. */
+const handlers: Record<string, (block: Block, context: Context) => Promise<void>> = {
+  async "typed-client"(block, { server }) {
+    const dir = join(root, "packages/server/.docs-test");
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "example.ts");
+    writeFileSync(file, block.code.replaceAll("http://127.0.0.1:9090", server.url));
+    try {
+      const { stdout } = await run(process.execPath, ["--conditions=source", file]);
+      assert.match(stdout, /username: 'ada'/);
+      assert.match(stdout, /email: 'ada@example\.com'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+
+  async "command-line"(block, context) {
+    const { stdout } = await runShell(block, context);
+    // CreateUser, then GetUser twice (buf curl, then curl): user 1, ada, each time.
+    assert.equal(stdout.match(/"username": ?"ada"/g)?.length, 3, stdout);
+    assert.equal(stdout.match(/"userId": ?"1"/g)?.length, 3, stdout);
+  },
+
+  async keel(block, context) {
+    const { stdout } = await runShell(block, context);
+    assert.match(stdout, /^SERVING$/m);
+    assert.match(stdout, /^seeded http:\/\/127\.0\.0\.1:\d+: 4 users, 6 orders$/m);
+    assert.match(stdout, /^user\.v1\.UserService$/m);
+    assert.match(stdout, /^message User \{$/m);
+    assert.match(stdout, /^walkthrough against /m);
+  },
+
+  async rest(block, context) {
+    const { stdout } = await runShell(block, context);
+    // CreateUser answers {"user": …}; GetUser the user itself; ListOrders no orders yet ({}).
+    assert.match(
+      stdout,
+      /^\{"user":\{"userId":"1","username":"ada",.*\}\}\{"userId":"1","username":"ada",.*\}\{\}$/,
+      stdout,
+    );
+  },
+
+  async token(block, context) {
+    await createUserClient({ baseUrl: context.server.url }).createUser(ada);
+    const { stdout } = await runShell(block, context);
+    const token = stdout.trim();
+    assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, "one JWT");
+    // The server takes it as an administrator's.
+    const admin = createUserClient({ baseUrl: context.server.url, token });
+    assert.equal((await admin.listUsers({})).users.length, 1);
+  },
+
+  async grant(block, context) {
+    const users = createUserClient({ baseUrl: context.server.url });
+    await users.createUser(ada);
+    const { stdout } = await runShell(block, context);
+    assert.deepEqual(stdout.trim().split("\n"), [
+      "user 1 (ada) now has roles: admin, fulfillment",
+      "user 1 (ada) now has roles: fulfillment",
+    ]);
+    // From the next login on: fulfillment, not admin.
+    const { accessToken } = await users.login({ username: ada.username, password: ada.password });
+    const logged = createUserClient({ baseUrl: context.server.url, token: accessToken });
+    await assert.rejects(
+      logged.listUsers({}),
+      (err: unknown) => ConnectError.from(err).code === Code.PermissionDenied,
+    );
+  },
+
+  async "config-file"(block) {
+    const dir = mkdtempSync(join(tmpdir(), "keel-docs-config-"));
+    try {
+      const path = join(dir, "keel.yaml");
+      writeFileSync(path, block.code);
+      const { settings } = readSettings({ KEEL_CONFIG: path });
+      assert.equal(settings.rateLimits.methods["order.v1.OrderService/CreateOrder"]?.burst, 10);
+      assert.equal(settings.shutdown.delayMs, 5000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+describe("the docs' code blocks", () => {
+  it("are each run by a test here, or say why not", () => {
+    const unmarked = blocks.filter((b) => b.marker === undefined).map((b) => `${b.file}:${b.line}`);
+    assert.deepEqual(
+      unmarked,
+      [],
+      "mark each with <!-- docs-test: NAME --> or <!-- not run: why -->",
+    );
+    for (const block of blocks) {
+      const marker = block.marker;
+      if (marker !== undefined && "test" in marker) {
+        assert.ok(
+          marker.test in handlers,
+          `${block.file}:${block.line}: no test named ${marker.test}`,
+        );
+      } else if (marker !== undefined) {
+        assert.ok(marker.notRun.length >= 30, `${block.file}:${block.line}: say why it is not run`);
+      }
+    }
+    const used = new Set(
+      blocks.flatMap((b) => (b.marker && "test" in b.marker ? [b.marker.test] : [])),
+    );
+    assert.deepEqual(
+      Object.keys(handlers).filter((name) => !used.has(name)),
+      [],
+      "a test for a block that no longer exists",
+    );
+  });
+
+  it("never run a bare node command: the machine's Node.js may not be 24", () => {
+    const bare = blocks
+      .filter((b) => b.language === "sh")
+      .flatMap((b) =>
+        b.code
+          .split("\n")
+          .filter((line) => /(^|[;&|(]\s*)node\s/.test(line))
+          .map((line) => `${b.file}:${b.line}: ${line}`),
+      );
+    assert.deepEqual(bare, []);
+  });
+
+  for (const block of blocks) {
+    const marker = block.marker;
+    if (marker === undefined || !("test" in marker)) continue;
+    const handler = handlers[marker.test];
+    if (handler === undefined) continue;
+    it(`${marker.test} (${block.file}:${block.line}) runs`, async () => {
+      await handler(block, await startContext());
+    });
+  }
+});
