@@ -26,7 +26,7 @@ describe("keel seed", () => {
     const result = await runCli(["seed", "--url", server.url], server.env);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^seeded http:\/\/127\.0\.0\.1:\d+: 4 users, 6 orders\n/);
-    assert.match(result.stdout, /margaret +\(suspended\) orders: CANCELLED$/m);
+    assert.match(result.stdout, /frances +\(suspended\) orders: CANCELLED$/m);
 
     const admin = await runCli(["token", "--user-id", "1", "--roles", "admin"], server.env);
     const token = admin.stdout.trim();
@@ -36,10 +36,10 @@ describe("keel seed", () => {
     assert.deepEqual(
       listed.map((u) => [u.username, enumName(UserStatusSchema, u.status)]),
       [
-        ["ada", "ACTIVE"],
-        ["grace", "ACTIVE"],
-        ["linus", "ACTIVE"],
-        ["margaret", "SUSPENDED"],
+        ["alan", "ACTIVE"],
+        ["barbara", "ACTIVE"],
+        ["edsger", "ACTIVE"],
+        ["frances", "SUSPENDED"],
       ],
     );
     const statuses = new Map<string, string[]>();
@@ -48,18 +48,18 @@ describe("keel seed", () => {
       statuses.set(user.username, theirs.map((o) => enumName(OrderStatusSchema, o.status)).sort());
     }
     assert.deepEqual(Object.fromEntries(statuses), {
-      ada: ["DELIVERED", "PENDING_PAYMENT"],
-      grace: ["CANCELLED", "PAID"],
-      linus: ["SHIPPED"],
-      margaret: ["CANCELLED"],
+      alan: ["DELIVERED", "PENDING_PAYMENT"],
+      barbara: ["CANCELLED", "PAID"],
+      edsger: ["SHIPPED"],
+      frances: ["CANCELLED"],
     });
     // Every kind of activity: sign-ups, logins, a profile update, a status change. The stream
     // sends the history, then stays open for live ones: each is read up to its user's last.
     const last: Record<string, string> = {
-      ada: "user.login",
-      grace: "user.login",
-      linus: "user.updated",
-      margaret: "user.status_changed",
+      alan: "user.login",
+      barbara: "user.login",
+      edsger: "user.updated",
+      frances: "user.status_changed",
     };
     const actions = new Set<string>();
     for (const user of listed) {
@@ -81,7 +81,7 @@ describe("keel seed", () => {
     assert.equal(again.code, 1);
     assert.match(
       again.stderr,
-      /^keel seed: CreateUser ada failed: \[already_exists\] user "ada" already exists: .*seed a fresh database\n$/,
+      /^keel seed: CreateUser alan failed: \[already_exists\] user "alan" already exists: .*seed a fresh database\n$/,
     );
   });
 });

@@ -4,9 +4,9 @@ import { connectionFlags, connectionHelp, connectionOf, helpFlag, parseFlags } f
 const usage = `usage: keel seed [connection flags]
 
 Loads a small, realistic data set into a running server through its public API, the way clients
-would: four users (ada, grace, linus, margaret; password "correct horse battery") and six orders,
+would: four users (alan, barbara, edsger, frances; password "correct horse battery") and six orders,
 one or more in every status (PENDING_PAYMENT, PAID, SHIPPED with a checkpoint, DELIVERED,
-CANCELLED before and after payment), a profile update and margaret's suspension by an
+CANCELLED before and after payment), a profile update and frances's suspension by an
 administrator, so that every kind of activity is recorded. Meant for a fresh database: a user of
 those names already there stops it (exit 1).
 

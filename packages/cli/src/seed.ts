@@ -51,7 +51,7 @@ const people: {
   orders: { fate: Fate; items: Item[] }[];
 }[] = [
   {
-    username: "ada",
+    username: "alan",
     tags: ["engineering", "early-adopter"],
     orders: [
       {
@@ -65,7 +65,7 @@ const people: {
     ],
   },
   {
-    username: "grace",
+    username: "barbara",
     tags: ["compilers"],
     orders: [
       { fate: "paid", items: [item("KEEL-STICKERS", "sticker pack", 3, "EUR", 450n)] },
@@ -73,19 +73,19 @@ const people: {
     ],
   },
   {
-    username: "linus",
+    username: "edsger",
     tags: ["kernel"],
     orders: [{ fate: "shipped", items: [item("KEEL-BOOK", "the keel book", 1, "GBP", 3200n)] }],
   },
   {
-    username: "margaret",
+    username: "frances",
     tags: ["apollo"],
     orders: [{ fate: "refunded", items: [item("KEEL-POSTER", "launch poster", 2, "USD", 999n)] }],
   },
 ];
 
 /** The user suspended by an administrator, for a status change in the activities. */
-const suspended = "margaret";
+const suspended = "frances";
 
 /**
  * Loads the demo data through the public API, as clients would: users (CreateUser, Login, an own
@@ -131,8 +131,8 @@ export async function seed(options: SeedOptions): Promise<number> {
       doing = "minting a staff token";
       staff ??= await mintLocalToken(userId, ["admin", "fulfillment"]);
       const asStaff = bearer(staff);
-      if (person.username === "linus") {
-        doing = "BatchUpdateUsers (linus's own tags)";
+      if (person.username === "edsger") {
+        doing = "BatchUpdateUsers (edsger's own tags)";
         await users.batchUpdateUsers(
           (async function* () {
             yield { userId, user: { tags: ["kernel", "git"] }, updateMask: { paths: ["tags"] } };

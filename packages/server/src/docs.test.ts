@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -137,8 +138,8 @@ const handlers: Record<string, (block: Block, context: Context) => Promise<void>
 
   async "command-line"(block, context) {
     const { stdout } = await runShell(block, context);
-    // CreateUser, then GetUser twice (buf curl, then curl): user 1, ada, each time.
-    assert.equal(stdout.match(/"username": ?"ada"/g)?.length, 3, stdout);
+    // CreateUser, then GetUser twice (buf curl, then curl): user 1, grace, each time.
+    assert.equal(stdout.match(/"username": ?"grace"/g)?.length, 3, stdout);
     assert.equal(stdout.match(/"userId": ?"1"/g)?.length, 3, stdout);
   },
 
@@ -252,4 +253,89 @@ describe("the docs' code blocks", () => {
       await handler(block, await startContext());
     });
   }
+});
+
+// A newcomer's first hour, as CI can play it: a fresh clone of this commit, the README's first
+// command, then every command of the README, the API and security pages in the order they come,
+// with ./dev itself (the pinned toolchain it installs), against the one server ./dev start runs.
+const walkthrough = process.env.CI === "true" || process.env.KEEL_TEST_WALKTHROUGH === "1";
+
+describe("a newcomer's walkthrough on a fresh clone", {
+  skip: walkthrough
+    ? false
+    : "a fresh install and build take minutes: runs with CI=true or KEEL_TEST_WALKTHROUGH=1",
+}, () => {
+  it("clone, ./dev start, then each documented command in order", {
+    timeout: 30 * 60_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keel-walkthrough-"));
+    const clone = join(dir, "keel");
+    await run("git", ["clone", "--quiet", root, clone]);
+    const env = {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? dir,
+      KEEL_HOST: "127.0.0.1",
+    };
+    const start = spawn(join(clone, "dev"), ["start"], {
+      cwd: clone,
+      env: { ...env, KEEL_PORT: "0", KEEL_ADMIN_PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let startErr = "";
+    start.stderr.on("data", (chunk) => {
+      startErr += chunk;
+    });
+    try {
+      let api: string | undefined;
+      for await (const line of createInterface({ input: start.stdout })) {
+        const entry = JSON.parse(line) as { msg?: string; api?: string };
+        if (entry.msg === "ready") {
+          api = entry.api;
+          break;
+        }
+      }
+      assert.ok(api, `./dev start never said where it serves:\n${startErr}`);
+      assert.match(startErr, /\[3\/3\] starting the server/);
+      start.stdout.resume();
+      const port = new URL(api).port;
+      const failures: string[] = [];
+      for (const block of blocks) {
+        const marker = block.marker;
+        if (marker === undefined || !("test" in marker) || block.language === "yaml") continue;
+        const where = `${block.file}:${block.line} (${marker.test})`;
+        const code = block.code.replaceAll("127.0.0.1:9090", `127.0.0.1:${port}`);
+        try {
+          if (block.language === "ts") {
+            const file = join(clone, "packages/server/walkthrough-example.ts");
+            writeFileSync(file, code);
+            const { stdout } = await run(
+              join(clone, "dev"),
+              ["node", "--conditions=source", file],
+              {
+                env: { ...env, KEEL_PORT: port },
+              },
+            );
+            assert.match(stdout, /username: 'ada'/);
+          } else {
+            await run("bash", ["-e", "-o", "pipefail", "-c", code], {
+              cwd: clone,
+              env: { ...env, KEEL_PORT: port },
+              maxBuffer: 16 * 1024 * 1024,
+            });
+          }
+        } catch (err) {
+          const { stderr, message } = err as { stderr?: string; message: string };
+          failures.push(`${where}: ${stderr || message}`);
+        }
+      }
+      assert.deepEqual(failures, []);
+    } finally {
+      if (start.pid !== undefined && start.exitCode === null) process.kill(-start.pid, "SIGTERM");
+      await new Promise((resolve) =>
+        start.exitCode === null ? start.once("exit", resolve) : resolve(null),
+      );
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
