@@ -289,6 +289,8 @@ describe("a newcomer's walkthrough on a fresh clone", {
     try {
       let api: string | undefined;
       for await (const line of createInterface({ input: start.stdout })) {
+        // The server's log, JSON lines only: nothing the installation prints goes to stdout.
+        assert.ok(line.startsWith("{"), `./dev start wrote ${JSON.stringify(line)} to stdout`);
         const entry = JSON.parse(line) as { msg?: string; api?: string };
         if (entry.msg === "ready") {
           api = entry.api;
