@@ -78,7 +78,7 @@ describe("the configuration reference", () => {
 
   it("rewrites only what lies between its markers, and asks for them when they are missing", () => {
     const document = readFileSync(docPath, "utf8");
-    const stale = document.replace("| `KEEL_PORT` |", "| `KEEL_PORT_OLD` |");
+    const stale = document.replace("| `KEEL_PORT` ", "| `KEEL_PORT_OLD` ");
     assert.notEqual(stale, document);
     assert.equal(withConfigurationTable(stale), document);
     assert.throws(() => withConfigurationTable("# Configuration\n"), /has no generated table/);

@@ -141,7 +141,7 @@ export function configurationRows(): ReferenceRow[] {
   return rows;
 }
 
-/** The configuration reference as a Markdown table. */
+/** The configuration reference as a Markdown table, formatted as biome formats it. */
 export function configurationTable(): string {
   const header = ["Variable", "Key", "Default", "Values", "Live", "Meaning"];
   const cells = configurationRows().map((row) => [
@@ -152,8 +152,14 @@ export function configurationTable(): string {
     row.live ? "yes" : "",
     row.meaning.replaceAll("|", "\\|"),
   ]);
-  const line = (values: string[]) => `| ${values.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...cells.map(line)].join("\n");
+  // Columns padded to their widest cell, as the formatter (biome) writes Markdown tables.
+  const widths = header.map((name, i) =>
+    Math.max(3, name.length, ...cells.map((row) => (row[i] as string).length)),
+  );
+  const line = (values: string[]) =>
+    `| ${values.map((value, i) => value.padEnd(widths[i] as number)).join(" | ")} |`;
+  const rule = `| ${widths.map((width) => "-".repeat(width)).join(" | ")} |`;
+  return [line(header), rule, ...cells.map(line)].join("\n");
 }
 
 /** The command that writes the table into docs/configuration.md. */
