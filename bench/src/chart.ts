@@ -3,6 +3,7 @@ import type { Variant } from "./scenarios.ts";
 
 const colors: Record<Variant["kind"], string> = {
   keel: "#3366cc",
+  engine: "#9467bd",
   "grpc-js": "#2ca02c",
   "connect-node": "#ff7f0e",
 };

@@ -5,11 +5,21 @@ import type { Sample } from "./measure.ts";
 
 describe("compare's variants", () => {
   it("reads a label and a checkout, with node flags after a colon", () => {
-    assert.deepEqual(parseVariant("after=."), { label: "after", root: ".", flags: [] });
+    assert.deepEqual(parseVariant("after=."), { label: "after", root: ".", flags: [], env: {} });
     assert.deepEqual(parseVariant("gc=/tmp/base:--single-threaded-gc  --v8-pool-size=1"), {
       label: "gc",
       root: "/tmp/base",
       flags: ["--single-threaded-gc", "--v8-pool-size=1"],
+      env: {},
+    });
+  });
+
+  it("takes KEEL_X=value settings of the variant's server among the flags", () => {
+    assert.deepEqual(parseVariant("off=.:KEEL_LOAD_REPORTS=false --single-threaded-gc"), {
+      label: "off",
+      root: ".",
+      flags: ["--single-threaded-gc"],
+      env: { KEEL_LOAD_REPORTS: "false" },
     });
   });
 

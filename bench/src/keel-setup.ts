@@ -71,8 +71,10 @@ export async function prepareKeel(options: {
   dataDir: string;
   logFile: string;
   updates: number;
+  /** Settings added to `keelEnvironment`'s, for example a PostgreSQL store. */
+  env?: Record<string, string>;
 }): Promise<KeelSetup> {
-  const env = keelEnvironment(options.dataDir);
+  const env = { ...keelEnvironment(options.dataDir), ...options.env };
   const server = await startKeel({
     main: options.main,
     env,

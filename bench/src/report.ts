@@ -58,6 +58,20 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
           met: undefined,
         },
   );
+  const engine1000 = find(results, "unary-1000", "engine")?.median;
+  checks.push(
+    engine1000 && grpc1000
+      ? {
+          goal: "the engine alone ≤ bare grpc-js's CPU per call (1000 in flight)",
+          measured: `${ratio(engine1000.cpuMicrosPer / grpc1000.cpuMicrosPer)} (${dec(engine1000.cpuMicrosPer, 1)} vs ${dec(grpc1000.cpuMicrosPer, 1)} µs)`,
+          met: engine1000.cpuMicrosPer <= grpc1000.cpuMicrosPer,
+        }
+      : {
+          goal: "the engine alone ≤ bare grpc-js's CPU per call",
+          measured: notMeasured("unary-1000"),
+          met: undefined,
+        },
+  );
   const keel50 = find(results, "unary-50", "keel")?.median;
   checks.push({
     goal: "p99 ≤ 10 ms with 50 requests in flight",
@@ -270,6 +284,8 @@ export function renderReport(options: {
       "per-caller rate limit is raised (`KEEL_RATE_LIMIT_RPS`/`KEEL_RATE_LIMIT_BURST` = 1,000,000), " +
       "since the default 100 calls/s per caller and method would throttle the benchmark's one " +
       "caller, which is not what per-caller limits are for. It listens on 127.0.0.1. " +
+      "*keel engine (bare)*: `bench/src/peers/engine-peer.ts`, @keel/engine with no interceptors " +
+      "and no store, answering what the other bare peers answer. " +
       "*grpc-js (bare)*: `bench/src/peers/grpc-js-peer.ts`, @grpc/grpc-js with protobuf-es " +
       "(de)serialization. *connect-node (bare)*: `bench/src/peers/connect-peer.ts`, " +
       "`connectNodeAdapter` on `http2.createServer`. The peers answer the same user (same fields) " +

@@ -8,6 +8,13 @@ import type { Plan } from "./plan.ts";
 import type { LoadContext, Scenario, Variant } from "./scenarios.ts";
 import { type RunningTarget, StartError, startKeel, startPeer } from "./targets.ts";
 
+/** The bare peers' programs, by kind. */
+const peerScripts = {
+  engine: "engine-peer.ts",
+  "grpc-js": "grpc-js-peer.ts",
+  "connect-node": "connect-peer.ts",
+} as const;
+
 export interface VariantResult {
   variant: Variant;
   samples: Sample[];
@@ -128,10 +135,7 @@ async function start(
           cpu: variant.serverCpu,
           logFile,
         })
-      : await startPeer(variant.kind === "grpc-js" ? "grpc-js-peer.ts" : "connect-peer.ts", {
-          cpu: variant.serverCpu,
-          logFile,
-        });
+      : await startPeer(peerScripts[variant.kind], { cpu: variant.serverCpu, logFile });
   // One real call through a real client before any load: the target answers what we ask.
   const users = createClient(
     UserService,

@@ -14,6 +14,8 @@ export interface RunningTarget {
    * /metrics); the bare peers cannot.
    */
   handled?: (method: string) => Promise<{ ok: number; notOk: number }>;
+  /** The server's /metrics as Prometheus text, when it serves them (our server). */
+  metrics?: () => Promise<string>;
   /** SIGTERM, then SIGKILL if it has not exited within 20 s. */
   stop(): Promise<void>;
 }
@@ -28,9 +30,9 @@ export interface StartOptions {
 
 const peersDir = fileURLToPath(new URL("./peers/", import.meta.url));
 
-/** Starts a bare peer (`connect-peer.ts` or `grpc-js-peer.ts`) on a free port. */
+/** Starts a bare peer (`engine-peer.ts`, `connect-peer.ts` or `grpc-js-peer.ts`) on a free port. */
 export async function startPeer(
-  script: "connect-peer.ts" | "grpc-js-peer.ts",
+  script: "engine-peer.ts" | "connect-peer.ts" | "grpc-js-peer.ts",
   options: StartOptions,
 ): Promise<RunningTarget> {
   const child = launch([process.execPath, "--conditions=source", `${peersDir}${script}`, "0"], {
@@ -103,10 +105,22 @@ export async function startKeel(options: KeelOptions): Promise<RunningTarget> {
       throw new StartError(`our server was not ready within 30 s (log: ${options.logFile})`);
     }
   }
+  // A reused keep-alive connection the server has just closed fails the fetch: ask again.
+  const metrics = async (): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await (await fetch(`${admin}/metrics`)).text();
+      } catch (err) {
+        if (attempt === 3) throw err;
+        await sleep(100);
+      }
+    }
+  };
   return {
     pid: child.pid as number,
     port,
-    handled: async (method) => handledCalls(await (await fetch(`${admin}/metrics`)).text(), method),
+    handled: async (method) => handledCalls(await metrics(), method),
+    metrics,
     stop: () => stop(child),
   };
 }

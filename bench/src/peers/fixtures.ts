@@ -1,10 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ConnectRouter } from "@connectrpc/connect";
 import {
   type GetUserResponse,
   GetUserResponseSchema,
   type UserActivity,
   UserActivitySchema,
+  UserService,
   UserStatus,
 } from "@keel/gen/user/v1/user_pb";
 
@@ -54,4 +56,14 @@ export function portArgument(argv: readonly string[]): number {
     throw new Error(`usage: node peer.ts [PORT]; ${JSON.stringify(argv[2])} is not a port`);
   }
   return port;
+}
+
+/** The bare peers' routes: GetUser's fixed user, StreamUserActivities' fixed activities. */
+export function benchRoutes(router: ConnectRouter): void {
+  router.service(UserService, {
+    getUser: (req) => benchUserResponse(req.userId),
+    async *streamUserActivities() {
+      for (let n = 1; n <= defaultStreamMessages; n++) yield benchActivity(n);
+    },
+  });
 }

@@ -6,7 +6,7 @@ import { UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import { type RunningTarget, startPeer } from "../targets.ts";
 import { defaultStreamMessages } from "./fixtures.ts";
 
-for (const script of ["grpc-js-peer.ts", "connect-peer.ts"] as const) {
+for (const script of ["engine-peer.ts", "grpc-js-peer.ts", "connect-peer.ts"] as const) {
   describe(script, () => {
     let peer: RunningTarget;
     before(async () => {

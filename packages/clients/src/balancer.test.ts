@@ -232,3 +232,75 @@ describe("balancing transport", () => {
     assert.deepEqual((endpoints[0] as ReturnType<typeof endpoint>).health.failures, []);
   });
 });
+
+describe("balancing transport with endpoints that change", () => {
+  const at = (name: string, closed: string[] = []): BalancedEndpoint => ({
+    url: `http://${name}`,
+    transport: endpoint(name).transport as Transport,
+    close: () => closed.push(name),
+  });
+
+  it("makes calls wait for the first endpoints, then spreads them over every update", async () => {
+    const transport = createBalancingTransport({ endpoints: [], random: () => 0 });
+    const client = createClient(UserService, transport);
+    const waiting = client.getUser({ userId: 1n });
+    transport.update([at("a")]);
+    assert.equal((await waiting).user?.username, "a");
+    const closed: string[] = [];
+    transport.update([at("a", closed), at("b", closed)]);
+    assert.deepEqual(closed, ["a"], "the second endpoint object for a known url is not kept");
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push((await client.getUser({ userId: 1n })).user?.username);
+    assert.deepEqual(got.sort(), ["a", "a", "b", "b"]);
+  });
+
+  it("closes a removed endpoint once its last call has ended", async () => {
+    const closed: string[] = [];
+    const a = at("a", closed);
+    const transport = createBalancingTransport({
+      endpoints: [a, at("b", closed)],
+      random: () => 0,
+    });
+    const client = createClient(UserService, transport);
+    const controller = new AbortController();
+    const stream = client
+      .streamUserActivities({ userId: 1n }, { signal: controller.signal })
+      [Symbol.asyncIterator]();
+    assert.equal((await stream.next()).value?.action, "a");
+    transport.update([at("b")]);
+    assert.deepEqual(
+      transport.endpoints().map((e) => e.url),
+      ["http://b"],
+    );
+    assert.deepEqual(closed, [], "a's stream is still open");
+    controller.abort();
+    await assert.rejects(stream.next());
+    assert.deepEqual(closed, ["a"]);
+  });
+
+  it("fails waiting calls with UNAVAILABLE when the endpoints cannot be resolved", async () => {
+    const transport = createBalancingTransport({ endpoints: [] });
+    const client = createClient(UserService, transport);
+    const waiting = client.getUser({ userId: 1n });
+    transport.resolutionFailed("dns:///users.test:9090: no such name");
+    for (const call of [waiting, client.getUser({ userId: 1n })]) {
+      await assert.rejects(call, (err: unknown) => {
+        assert.ok(err instanceof ConnectError);
+        assert.equal(err.code, Code.Unavailable);
+        assert.match(err.message, /no such name/);
+        assert.ok(wasNeverSent(err));
+        return true;
+      });
+    }
+  });
+
+  it("lets a call's deadline end its wait for endpoints", async () => {
+    const transport = createBalancingTransport({ endpoints: [] });
+    const client = createClient(UserService, transport);
+    await assert.rejects(client.getUser({ userId: 1n }, { timeoutMs: 50 }), (err: unknown) => {
+      assert.ok(err instanceof ConnectError);
+      assert.equal(err.code, Code.DeadlineExceeded);
+      return true;
+    });
+  });
+});

@@ -15,6 +15,11 @@ import type { CircuitBreaker, CircuitPermit, CircuitState } from "./circuit-brea
 import { classifyEndpointError, unsentError } from "./endpoint-errors.ts";
 import type { EndpointHealth, EndpointHealthStatus } from "./endpoint-health.ts";
 import { type BalancingPolicy, createPicker, type Pickable } from "./pickers.ts";
+import {
+  EndpointWeight,
+  type WeightedRoundRobinOptions,
+  weightSettings,
+} from "./weighted-round-robin.ts";
 
 /** What a call's headers may be given as. */
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -29,6 +34,8 @@ export interface BalancedEndpoint {
   health?: EndpointHealth;
   /** Its circuit breaker, told every call's outcome. Default: none. */
   breaker?: CircuitBreaker;
+  /** Closes its connections; called once it has left the balancer and its last call has ended. */
+  close?(): void;
 }
 
 /** A snapshot of one endpoint, for diagnostics and tests. */
@@ -44,13 +51,23 @@ export interface EndpointStatus extends Partial<EndpointHealthStatus> {
   calls: number;
   /** Calls (attempts) to it that failed so far, with any code. */
   errors: number;
+  /**
+   * Its weight under `weighted_round_robin` (qps / utilisation from its load reports), or
+   * undefined while it has none in use (no reports yet, in its blackout period, or expired).
+   */
+  weight?: number;
 }
 
 export interface BalancingTransportOptions {
-  /** The endpoints, at least one. */
+  /**
+   * The endpoints. None means they are still being resolved: calls wait for `update` (or fail
+   * at `resolutionFailed`), within their deadline.
+   */
   endpoints: BalancedEndpoint[];
   /** How calls are spread. Default "round_robin". */
   policy?: BalancingPolicy;
+  /** The settings of the `weighted_round_robin` policy; see `WeightedRoundRobinOptions`. */
+  weightedRoundRobin?: WeightedRoundRobinOptions;
   /** Random numbers in [0, 1), for the pickers. Default `Math.random`. */
   random?: () => number;
 }
@@ -59,16 +76,35 @@ export interface BalancingTransportOptions {
 export interface BalancingTransport extends Transport {
   /** The endpoints' state now, in configuration order. */
   endpoints(): EndpointStatus[];
+  /**
+   * Replaces the endpoints, matched by `url`: new ones join the rotation; those no longer listed
+   * leave it at once and are closed once their calls in flight have ended. An endpoint at a url
+   * already there is closed at once: the one there stays, with its connection and state.
+   */
+  update(endpoints: BalancedEndpoint[]): void;
+  /**
+   * Says why there are no endpoints (their names could not be resolved): calls waiting for
+   * endpoints fail with UNAVAILABLE and this reason, as do new calls while there are none.
+   */
+  resolutionFailed(reason: string): void;
+  /** Closes every endpoint, those still finishing calls after leaving the rotation too. */
+  close(): void;
 }
 
 /** An endpoint with its load. */
 class Slot implements Pickable {
   readonly endpoint: BalancedEndpoint;
+  /** Its weight from load reports, under `weighted_round_robin` only. */
+  readonly weight: EndpointWeight | undefined;
   inFlight = 0;
   calls = 0;
   errors = 0;
-  constructor(endpoint: BalancedEndpoint) {
+  constructor(
+    endpoint: BalancedEndpoint,
+    weighted: Required<WeightedRoundRobinOptions> | undefined,
+  ) {
     this.endpoint = endpoint;
+    this.weight = weighted === undefined ? undefined : new EndpointWeight(weighted);
   }
   available(): boolean {
     return (this.endpoint.health?.available() ?? true) && (this.endpoint.breaker?.allows() ?? true);
@@ -108,11 +144,83 @@ const noPermit: CircuitPermit = () => {};
  * success to the circuit breaker at its first message.
  */
 export function createBalancingTransport(options: BalancingTransportOptions): BalancingTransport {
-  if (options.endpoints.length === 0) throw new Error("a balancing transport needs endpoints");
-  const slots = options.endpoints.map((endpoint) => new Slot(endpoint));
-  const pick = createPicker(options.policy ?? "round_robin", options.random);
+  const policy = options.policy ?? "round_robin";
+  const weighted =
+    policy === "weighted_round_robin" ? weightSettings(options.weightedRoundRobin) : undefined;
+  const newSlot = (endpoint: BalancedEndpoint) => new Slot(endpoint, weighted);
+  let slots = options.endpoints.map(newSlot);
+  const pick = createPicker(policy, options.random, options.weightedRoundRobin);
+  /** Slots that left the rotation with calls in flight: closed when the last one ends. */
+  const draining = new Set<Slot>();
+  /** Why there are no endpoints; empty while the first resolution is awaited. */
+  let emptyReason = "";
+  /** Calls waiting for the first endpoints. */
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    const woken = [...waiters];
+    waiters.clear();
+    for (const resolve of woken) resolve();
+  };
 
-  const choose = (): { slot: Slot; permit: CircuitPermit } => {
+  /**
+   * Waits until there are endpoints or their resolution failed; fails when `signal` aborts or
+   * `timeoutMs` (the call's deadline) passes first.
+   */
+  const endpointsKnown = (signal: AbortSignal | undefined, timeoutMs: number | undefined) =>
+    new Promise<void>((resolve, reject) => {
+      const stop = () => {
+        signal?.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
+        waiters.delete(known);
+      };
+      const known = () => {
+        stop();
+        resolve();
+      };
+      const onAbort = () => {
+        stop();
+        reject(ConnectError.from(signal?.reason));
+      };
+      const timer =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              stop();
+              reject(
+                new ConnectError(
+                  "the deadline passed while the endpoints were being resolved",
+                  Code.DeadlineExceeded,
+                ),
+              );
+            }, timeoutMs);
+      if (signal?.aborted === true) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      waiters.add(known);
+    });
+
+  const release = (slot: Slot) => {
+    slot.inFlight--;
+    if (slot.inFlight === 0 && draining.delete(slot)) slot.endpoint.close?.();
+  };
+
+  /** `choose`, once there are endpoints; with what is left of `timeoutMs` after the wait. */
+  const chooseWhenKnown = async (
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ) => {
+    const start = performance.now();
+    if (slots.length === 0 && emptyReason === "") await endpointsKnown(signal, timeoutMs);
+    const chosen = choose();
+    if (timeoutMs !== undefined) {
+      chosen.timeoutMs = Math.max(1, Math.round(timeoutMs - (performance.now() - start)));
+    }
+    return chosen;
+  };
+
+  const choose = (
+    timeoutMs?: number,
+  ): { slot: Slot; permit: CircuitPermit; timeoutMs: number | undefined } => {
+    if (slots.length === 0) throw unsentError(emptyReason || "no endpoint is known");
     let candidates = slots.filter((slot) => slot.available());
     // Panic routing, as Envoy's: with every endpoint out, try those only their connection keeps
     // out, so that a recovered service is noticed at the next call, not after the reconnect
@@ -127,7 +235,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
     if (permit === undefined) throw unsentError(`${slot.endpoint.url}: circuit open`);
     slot.inFlight++;
     slot.calls++;
-    return { slot, permit };
+    return { slot, permit, timeoutMs };
   };
 
   /** Records a failed call and returns the error to pass on. */
@@ -138,6 +246,9 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
     signal: AbortSignal | undefined,
   ): ConnectError => {
     slot.errors++;
+    if (slot.weight !== undefined && err instanceof ConnectError) {
+      slot.weight.report(err.metadata, performance.now());
+    }
     // A call the caller cancelled (or whose deadline passed) says nothing about the endpoint.
     if (signal?.aborted === true) {
       const error = ConnectError.from(err);
@@ -159,22 +270,27 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = choose();
+      const {
+        slot,
+        permit,
+        timeoutMs: left,
+      } = slots.length > 0 ? choose(timeoutMs) : await chooseWhenKnown(signal, timeoutMs);
       try {
         const res = await slot.endpoint.transport.unary(
           method,
           signal,
-          timeoutMs,
+          left,
           header,
           input,
           contextValues,
         );
         permit(undefined);
+        slot.weight?.report(res.trailer, performance.now());
         return res;
       } catch (err) {
         throw failed(slot, permit, err, signal);
       } finally {
-        slot.inFlight--;
+        release(slot);
       }
     },
 
@@ -186,7 +302,11 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       input: AsyncIterable<MessageInitShape<I>>,
       contextValues?: ContextValues,
     ) {
-      const { slot, permit } = choose();
+      const {
+        slot,
+        permit,
+        timeoutMs: left,
+      } = slots.length > 0 ? choose(timeoutMs) : await chooseWhenKnown(signal, timeoutMs);
       // Connect's clients do not tell a transport when the caller stops reading a stream; they
       // abort the call's signal when it is cancelled, its deadline passes, or it completes.
       const onAbort = () => {
@@ -197,7 +317,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
       let open = true;
       const end = () => {
         if (open) {
-          slot.inFlight--;
+          release(slot);
           signal?.removeEventListener("abort", onAbort);
         }
         open = false;
@@ -209,7 +329,7 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
         res = await slot.endpoint.transport.stream(
           method,
           signal,
-          timeoutMs,
+          left,
           header,
           input,
           contextValues,
@@ -227,7 +347,10 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
               try {
                 const result = await it.next();
                 permit(undefined);
-                if (result.done === true) end();
+                if (result.done === true) {
+                  slot.weight?.report(res.trailer, performance.now());
+                  end();
+                }
                 return result;
               } catch (err) {
                 end();
@@ -253,8 +376,37 @@ export function createBalancingTransport(options: BalancingTransportOptions): Ba
         inFlight: slot.inFlight,
         calls: slot.calls,
         errors: slot.errors,
+        ...(slot.weight?.shown() === undefined ? {} : { weight: slot.weight.shown() }),
         ...slot.endpoint.health?.status(),
       }));
+    },
+
+    update(endpoints) {
+      const byUrl = new Map(slots.map((slot) => [slot.endpoint.url, slot]));
+      slots = endpoints.map((endpoint) => {
+        const kept = byUrl.get(endpoint.url);
+        if (kept === undefined) return newSlot(endpoint);
+        byUrl.delete(endpoint.url);
+        if (kept.endpoint !== endpoint) endpoint.close?.();
+        return kept;
+      });
+      for (const gone of byUrl.values()) {
+        if (gone.inFlight === 0) gone.endpoint.close?.();
+        else draining.add(gone);
+      }
+      if (slots.length > 0) emptyReason = "";
+      wake();
+    },
+
+    resolutionFailed(reason) {
+      if (slots.length > 0) return;
+      emptyReason = reason;
+      wake();
+    },
+
+    close() {
+      for (const slot of [...slots, ...draining]) slot.endpoint.close?.();
+      draining.clear();
     },
   };
 }

@@ -14,34 +14,48 @@ import {
 } from "@connectrpc/connect";
 import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import type { ClientMetrics, ClientMetricsOptions } from "@keel/observability";
-import {
-  type BalancedEndpoint,
-  createBalancingTransport,
-  type EndpointStatus,
-} from "./balancer.ts";
+import { createBalancingTransport, type EndpointStatus } from "./balancer.ts";
 import { createBearerTokenInterceptor } from "./bearer-token.ts";
-import { type CircuitBreakerOptions, createCircuitBreaker } from "./circuit-breaker.ts";
-import { createEndpointConnection } from "./endpoint-connection.ts";
-import { createEndpointHealth } from "./endpoint-health.ts";
+import type { CircuitBreakerOptions } from "./circuit-breaker.ts";
+import { createClientEndpoint } from "./client-endpoint.ts";
+import type { NameResolutionOptions } from "./dns-resolver.ts";
 import type { BalancingPolicy } from "./pickers.ts";
 import {
   createRequestIdPropagationInterceptor,
   type RequestIdPropagationOptions,
 } from "./request-id.ts";
+import { resolveEndpoints } from "./resolved-endpoints.ts";
 import { createRetryTransport, type RetryOptions } from "./retry.ts";
+import { parseTarget, type Target } from "./target.ts";
 import type { TransportOptions } from "./transport.ts";
+import type { WeightedRoundRobinOptions } from "./weighted-round-robin.ts";
 
 /** What a call's headers may be given as. */
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 
 /** Options of `createClientTransport`, `createUserClient` and `createOrderClient`. */
 export interface ClientOptions extends Omit<TransportOptions, "baseUrl"> {
-  /** The service's endpoints, for example `["http://10.0.0.1:9090", "http://10.0.0.2:9090"]`. */
+  /**
+   * The service's endpoints: URLs, for example `["http://10.0.0.1:9090", "http://10.0.0.2:9090"]`,
+   * or gRPC DNS targets such as `dns:///users.internal:9090`, whose every A and AAAA record is an
+   * endpoint (over https when `tls` is set), resolved again as `nameResolution` says.
+   */
   endpoints?: string[];
   /** One endpoint: the same as `endpoints: [baseUrl]`. Set this or `endpoints`. */
   baseUrl?: string;
   /** How calls are spread over the endpoints; see `BalancingPolicy`. Default "round_robin". */
   balancing?: BalancingPolicy;
+  /**
+   * When `dns:` endpoints are resolved again: every `refreshIntervalMs` (default 30000), and
+   * when a connection fails, at most once per `minIntervalMs` (default 30000); `resolver` sets
+   * the DNS client. See `NameResolutionOptions`.
+   */
+  nameResolution?: NameResolutionOptions;
+  /**
+   * The `weighted_round_robin` policy's blackout, expiration and update periods and error
+   * penalty; see `WeightedRoundRobinOptions` for each default (grpc-go's).
+   */
+  weightedRoundRobin?: WeightedRoundRobinOptions;
   /** Retries of idempotent calls; see `RetryOptions` for each default. false: no retries at all. */
   retry?: RetryOptions | false;
   /** A circuit breaker per endpoint; see `CircuitBreakerOptions` for each default. false: none. */
@@ -50,7 +64,8 @@ export interface ClientOptions extends Omit<TransportOptions, "baseUrl"> {
    * Watch each endpoint's grpc.health.v1 status and keep it out of the rotation while it is not
    * SERVING. A server without health checking is taken as healthy. `service` is the name
    * watched: default "" (the whole server), or the service's name for `createUserClient` and
-   * `createOrderClient`. Default: on with several endpoints over HTTP/2, off otherwise.
+   * `createOrderClient`. Default: on with several endpoints (or a `dns:` one) over HTTP/2, off
+   * otherwise.
    */
   healthCheck?: boolean | { service?: string };
   /** Backoff between attempts to reconnect to a failed endpoint or to restart its health Watch. */
@@ -141,45 +156,52 @@ function deferredInterceptor(make: Promise<Interceptor>): Interceptor {
  * ```
  */
 export function createClientTransport(options: ClientOptions): ClientTransport {
-  const urls = options.endpoints ?? (options.baseUrl === undefined ? [] : [options.baseUrl]);
-  if (urls.length === 0) throw new Error("set endpoints (or baseUrl) to the service's addresses");
+  const entries = options.endpoints ?? (options.baseUrl === undefined ? [] : [options.baseUrl]);
+  if (entries.length === 0) {
+    throw new Error("set endpoints (or baseUrl) to the service's addresses");
+  }
+  const targets = entries.map(parseTarget);
   const healthCheck = options.healthCheck ?? healthCheckByDefault(options);
-  const healthService = typeof healthCheck === "object" ? (healthCheck.service ?? "") : "";
-  const connections = urls.map((url) => createEndpointConnection(url, options));
-  const endpoints = connections.map((connection, i): BalancedEndpoint => {
-    const url = urls[i] as string;
-    const health = createEndpointHealth({
-      url,
-      probe: connection.probe,
-      ...(healthCheck === false
-        ? {}
-        : { watch: { transport: connection.healthTransport(), service: healthService } }),
-      ...(options.reconnectBackoff?.initialMs === undefined
-        ? {}
-        : { initialBackoffMs: options.reconnectBackoff.initialMs }),
-      ...(options.reconnectBackoff?.maxMs === undefined
-        ? {}
-        : { maxBackoffMs: options.reconnectBackoff.maxMs }),
-    });
-    connection.onGoaway(() => health.connectionFailed(`${url}: received GOAWAY`));
-    return {
-      url,
-      transport: connection.transport,
-      health,
-      ...(options.circuitBreaker === false
-        ? {}
-        : { breaker: createCircuitBreaker(options.circuitBreaker) }),
-    };
-  });
+  const healthService =
+    healthCheck === false
+      ? false
+      : typeof healthCheck === "object"
+        ? (healthCheck.service ?? "")
+        : "";
   const balancer = createBalancingTransport({
-    endpoints,
+    endpoints: [],
     ...(options.balancing === undefined ? {} : { policy: options.balancing }),
+    ...(options.weightedRoundRobin === undefined
+      ? {}
+      : { weightedRoundRobin: options.weightedRoundRobin }),
+  });
+  const resolution = resolveEndpoints({
+    targets,
+    tls: options.tls !== undefined,
+    balancer,
+    ...(options.nameResolution === undefined ? {} : { resolution: options.nameResolution }),
+    make: (url, resolved) =>
+      createClientEndpoint(url, {
+        ...options,
+        healthService,
+        ...(resolved === undefined
+          ? {}
+          : {
+              tls: { servername: resolved.servername, ...options.tls },
+              onConnectionFailed: resolved.onConnectionFailed,
+            }),
+      }),
   });
   const inner =
     options.retry === false ? balancer : createRetryTransport(balancer, options.retry ?? {});
   const interceptors = callInterceptors(options);
   const defaultTimeoutMs = options.timeoutMs ?? 10_000;
-  const baseUrl = urls[0] as string;
+  // The URL the interceptors see (`req.url`); each attempt goes to the endpoint chosen for it.
+  const first = targets[0] as Target;
+  const baseUrl =
+    first.kind === "static"
+      ? first.url
+      : `${options.tls === undefined ? "http" : "https"}://${first.host}:${first.port}`;
 
   /** The call's deadline as an absolute time, and as the timeout to hand to runUnaryCall. */
   const deadlineOf = (timeoutMs: number | undefined) => {
@@ -270,8 +292,8 @@ export function createClientTransport(options: ClientOptions): ClientTransport {
 
     endpoints: () => balancer.endpoints(),
     close() {
-      for (const endpoint of endpoints) endpoint.health?.close();
-      for (const connection of connections) connection.close();
+      resolution.close();
+      balancer.close();
     },
   };
 }
@@ -292,9 +314,11 @@ function metricsInterceptor(metrics: NonNullable<ClientOptions["metrics"]>): Int
   return deferredInterceptor(shared.then((m) => m.interceptor));
 }
 
-/** Health checking is on by default with several endpoints over HTTP/2. */
+/** Health checking is on by default with several endpoints (or a DNS name) over HTTP/2. */
 function healthCheckByDefault(options: ClientOptions): boolean {
-  return (options.endpoints?.length ?? 1) > 1 && (options.httpVersion ?? "2") === "2";
+  const entries = options.endpoints ?? (options.baseUrl === undefined ? [] : [options.baseUrl]);
+  const several = entries.length > 1 || entries.some((entry) => entry.startsWith("dns:"));
+  return several && (options.httpVersion ?? "2") === "2";
 }
 
 /** The options, with health checks (if they are on) watching `service` unless they name one. */

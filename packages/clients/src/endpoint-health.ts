@@ -41,6 +41,12 @@ export interface EndpointHealthOptions {
   maxBackoffMs?: number;
   /** Random numbers in [0, 1) for the jitter (±20%). Default `Math.random`. */
   random?: () => number;
+  /**
+   * Called whenever the endpoint is found unreachable: a call reported its connection broken, or
+   * the health Watch failed with UNAVAILABLE (its connection broke). A client of a DNS name then
+   * resolves the name again, as a gRPC channel does when a subchannel fails.
+   */
+  onUnreachable?: () => void;
 }
 
 /** A snapshot of an endpoint's health. */
@@ -134,6 +140,7 @@ export function createEndpointHealth(options: EndpointHealthOptions): EndpointHe
         if (e.code === Code.Unavailable || e.code === Code.Aborted) {
           health = "unreachable";
           healthReason = `health Watch failed: ${e.message}`;
+          options.onUnreachable?.();
         } else if (health !== "not_serving") {
           health = "unchecked";
         }
@@ -163,6 +170,7 @@ export function createEndpointHealth(options: EndpointHealthOptions): EndpointHe
     connectionFailed(reason) {
       if (lifetime.signal.aborted) return;
       connectionReason = reason;
+      options.onUnreachable?.();
       if (!reconnecting) void reconnect();
     },
     close() {

@@ -41,7 +41,9 @@ describe("idempotency check", () => {
       idempotencyKeyField: "no_such_field",
     });
     assert.equal(check(cancelOrder, { orderId: 1n }), true);
-    assert.equal(check(getUser, { userId: 1n }), false);
+    // Listed by default but not here, and not declared in its proto (GetUser now is).
+    assert.equal(check(streamUserActivities, { userId: 1n }), false);
+    assert.equal(check(getUser, { userId: 1n }), true, "declared NO_SIDE_EFFECTS in its proto");
     assert.equal(check(createOrder, { idempotencyKey: "k1" }), false);
   });
 });

@@ -1,3 +1,11 @@
+import {
+  createWeightedPicker,
+  type EndpointWeight,
+  type Weighted,
+  type WeightedRoundRobinOptions,
+  weightSettings,
+} from "./weighted-round-robin.ts";
+
 /**
  * How calls are spread over a service's endpoints:
  *
@@ -7,21 +15,46 @@
  * - `least_request`: of two available endpoints chosen at random, the call goes to the one with
  *   fewer calls in flight ("power of two choices", Envoy's and Finagle's default), which steers
  *   calls away from slow endpoints without the herd behaviour of always picking the least loaded.
+ * - `weighted_round_robin`: calls take turns in proportion to each endpoint's weight, qps /
+ *   utilisation from the load reports its responses carry (ORCA's `endpoint-load-metrics-bin`
+ *   trailer, which keel's servers send), as grpc-go's policy of that name; see
+ *   `WeightedRoundRobinOptions`. Endpoints that send no reports are taken turns with equally.
  */
-export type BalancingPolicy = "pick_first" | "round_robin" | "least_request";
+export type BalancingPolicy =
+  | "pick_first"
+  | "round_robin"
+  | "least_request"
+  | "weighted_round_robin";
 
 /** What a picker needs to know about an endpoint. */
 export interface Pickable {
   /** Calls in flight on the endpoint now. */
   readonly inFlight: number;
+  /** Its weight from load reports: needed by `weighted_round_robin` only. */
+  readonly weight?: EndpointWeight;
 }
 
 /** Chooses one of a non-empty list of available endpoints, given in configuration order. */
 export type Picker = <T extends Pickable>(candidates: readonly T[]) => T;
 
-/** A picker for `policy`. `random` returns numbers in [0, 1) (default `Math.random`). */
-export function createPicker(policy: BalancingPolicy, random: () => number = Math.random): Picker {
+/**
+ * A picker for `policy`. `random` returns numbers in [0, 1) (default `Math.random`); `weighted`
+ * holds `weighted_round_robin`'s settings (defaults as `WeightedRoundRobinOptions` says).
+ */
+export function createPicker(
+  policy: BalancingPolicy,
+  random: () => number = Math.random,
+  weighted: WeightedRoundRobinOptions = {},
+): Picker {
   switch (policy) {
+    case "weighted_round_robin": {
+      const pick = createWeightedPicker(weightSettings(weighted));
+      // The balancer's endpoints all carry a weight.
+      return (candidates) =>
+        pick(
+          candidates as unknown as readonly Weighted[],
+        ) as unknown as (typeof candidates)[number];
+    }
     case "pick_first":
       return (candidates) => candidates[0] as (typeof candidates)[number];
     case "round_robin": {
@@ -42,7 +75,7 @@ export function createPicker(policy: BalancingPolicy, random: () => number = Mat
       };
     default:
       throw new RangeError(
-        `unknown balancing policy ${JSON.stringify(policy)}; use pick_first, round_robin or least_request`,
+        `unknown balancing policy ${JSON.stringify(policy)}; use pick_first, round_robin, least_request or weighted_round_robin`,
       );
   }
 }

@@ -50,6 +50,11 @@ export interface TlsOptions {
   cert?: string | Buffer;
   /** The private key of `cert`. */
   key?: string | Buffer;
+  /**
+   * The name the server's certificate must carry. Default: the endpoint's host; for the
+   * addresses of a `dns:///name:port` endpoint, `name`.
+   */
+  servername?: string;
 }
 
 export interface TransportOptions extends ConnectionOptions {
@@ -71,6 +76,11 @@ export interface TransportOptions extends ConnectionOptions {
  * circuit breaking (`createClientTransport` adds those).
  */
 export function createTransport(options: TransportOptions): Transport {
+  if (options.baseUrl.startsWith("dns:")) {
+    throw new Error(
+      "a dns: target has many endpoints: use createClientTransport (or createUserClient) with it",
+    );
+  }
   const interceptors = [
     ...(options.token === undefined ? [] : [createBearerTokenInterceptor(options.token)]),
     ...(options.interceptors ?? []),
@@ -92,8 +102,9 @@ export function pingOptions(options: ConnectionOptions) {
 
 /** Node's TLS options for `options.tls` (those of an HTTP/2 session, and of an HTTPS request). */
 export function tlsSessionOptions(options: ConnectionOptions): TlsOptions {
-  const { ca, cert, key } = options.tls ?? {};
+  const { ca, cert, key, servername } = options.tls ?? {};
   return {
+    ...(servername === undefined ? {} : { servername }),
     ...(ca === undefined ? {} : { ca }),
     ...(cert === undefined ? {} : { cert }),
     ...(key === undefined ? {} : { key }),

@@ -22,11 +22,12 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { WholeBodyReader } from "./body-readers.ts";
 import type { Call } from "./call.ts";
+import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
-import { type Answer, asConnectError, type CallStart, envelope, serveCall } from "./serve-call.ts";
+import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
 
 /** `application/[connect+](json|proto)`: [, connect+ (a stream), json]. */
 export const connectContentType =

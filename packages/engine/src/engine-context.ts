@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { ContextValues, HandlerContext } from "@connectrpc/connect";
+import type { ConnectError, ContextValues, HandlerContext } from "@connectrpc/connect";
 import {
   type Compression,
   createMethodSerializationLookup,
@@ -28,6 +28,10 @@ export interface EngineContext {
     | ((req: { headers: IncomingHttpHeaders; socket: { remoteAddress?: string } }) => ContextValues)
     | undefined;
   readonly requestGate: ((context: HandlerContext) => void | Promise<void>) | undefined;
+  /** Told of each call refused before it reached the interceptors (see `EngineOptions`). */
+  readonly onRefusal: ((method: DescMethod, error: ConnectError) => void) | undefined;
+  /** Refuses a call at once on its method (see `EngineOptions.admit`). */
+  readonly admit: ((method: DescMethod) => ConnectError | undefined) | undefined;
   /** The method's (de)serializers, made on its first call. */
   serialization(entry: EngineMethod): MethodSerializationLookup<never, never>;
   /** The limits a request body on `connection` is read within. */
@@ -50,15 +54,29 @@ export interface EngineLimits {
   bodyIdleTimeoutMs: number;
 }
 
-export function createEngineContext(
-  limits: EngineLimits,
-  acceptCompression: Compression[],
-  contextValues: EngineContext["contextValues"],
-  requestGate: EngineContext["requestGate"],
-  shutdownSignal: AbortSignal | undefined,
-  defaultDeadline: ((method: DescMethod) => DefaultDeadline | undefined) | undefined,
-  onDefaultDeadline: EngineContext["onDefaultDeadline"],
-): EngineContext {
+/** What the engine is told to do besides its limits (see `EngineOptions`). */
+export interface EngineHooks {
+  acceptCompression: Compression[];
+  contextValues: EngineContext["contextValues"];
+  requestGate: EngineContext["requestGate"];
+  shutdownSignal: AbortSignal | undefined;
+  defaultDeadline: ((method: DescMethod) => DefaultDeadline | undefined) | undefined;
+  onDefaultDeadline: EngineContext["onDefaultDeadline"];
+  admit: EngineContext["admit"];
+  onRefusal: EngineContext["onRefusal"];
+}
+
+export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): EngineContext {
+  const {
+    acceptCompression,
+    contextValues,
+    requestGate,
+    shutdownSignal,
+    defaultDeadline,
+    onDefaultDeadline,
+    admit,
+    onRefusal,
+  } = hooks;
   const deadlines = new WeakMap<EngineMethod, DefaultDeadline | null>();
   const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
   const process = new ByteBudget("the server", limits.bufferedBytesPerProcess);
@@ -84,6 +102,8 @@ export function createEngineContext(
       acceptCompression.length > 0 ? acceptCompression.map((c) => c.name).join(",") : undefined,
     contextValues,
     requestGate,
+    admit,
+    onRefusal,
     serialization(entry) {
       let lookup = serializations.get(entry);
       if (lookup === undefined) {

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type {
+  ConnectError,
   ConnectRouter,
   ContextValues,
   HandlerContext,
@@ -17,6 +18,7 @@ import {
   createInProcessTransport,
   type InProcessTransportOptions,
 } from "./in-process-transport.ts";
+import { type InvokeOptions, type InvokeResult, invokeMethod, unknownMethod } from "./invoke.ts";
 import { createMethodTable, type EngineMethod } from "./method-table.ts";
 import { type Connection, peerOf, urlOf } from "./request-origin.ts";
 
@@ -38,6 +40,21 @@ export interface EngineOptions {
    * ConnectError to refuse the call unread, for example without a valid token. Default none.
    */
   requestGate?: (context: HandlerContext) => void | Promise<void>;
+  /**
+   * Asked first about each call, on its method alone: a ConnectError returned refuses the call at
+   * once, answered in its protocol, with no context values, no interceptors and no body read, as
+   * a malformed timeout is. For load shedding, where a refusal must cost next to nothing and say
+   * nothing but why (the request gate's refusals go through the interceptors). Default: every
+   * call admitted.
+   */
+  admit?: (method: DescMethod) => ConnectError | undefined;
+  /**
+   * Told of each call refused before it reached the interceptors, which never see it: a bad
+   * timeout or encoding, a call not admitted, a request body that was too large, malformed,
+   * stalled or over a buffer budget (for metrics; `grpc_server_handled_total` does not count
+   * them). Default: nothing.
+   */
+  onRefusal?: (method: DescMethod, error: ConnectError) => void;
   /** The largest message accepted, in bytes, refused at its length prefix. Default 4 MiB. */
   readMaxBytes?: number;
   /** The largest message sent, in bytes. Default 4 MiB. */
@@ -91,6 +108,13 @@ export interface Engine {
    * calls, without a socket or serialization (see `createInProcessTransport`).
    */
   inProcessTransport(options?: InProcessTransportOptions): Transport;
+  /**
+   * Runs a call of a method (its path, "/user.v1.UserService/GetUser", or its entry in `methods`)
+   * on behalf of another protocol, REST, with its message already decoded: the same per-call
+   * state, request gate and interceptor chain as a call off the wire (see `invokeMethod`). Never
+   * rejects: a failed call answers with its error.
+   */
+  invoke(method: string | EngineMethod, options: InvokeOptions): Promise<InvokeResult>;
 }
 
 /**
@@ -113,17 +137,26 @@ export function createEngine(options: EngineOptions): Engine {
       bufferedBytesPerProcess: options.bufferedBytesPerProcess ?? 256 * 1024 * 1024,
       bodyIdleTimeoutMs: options.bodyIdleTimeoutMs ?? 30_000,
     },
-    options.acceptCompression ?? [],
-    options.contextValues,
-    options.requestGate,
-    options.shutdownSignal,
-    options.defaultDeadline,
-    options.onDefaultDeadline,
+    {
+      acceptCompression: options.acceptCompression ?? [],
+      contextValues: options.contextValues,
+      requestGate: options.requestGate,
+      shutdownSignal: options.shutdownSignal,
+      defaultDeadline: options.defaultDeadline,
+      onDefaultDeadline: options.onDefaultDeadline,
+      admit: options.admit,
+      onRefusal: options.onRefusal,
+    },
   );
   return {
     methods,
     inProcessTransport: (transportOptions) =>
       createInProcessTransport(methods, context, transportOptions),
+    invoke(method, invokeOptions) {
+      const entry = typeof method === "string" ? methods.get(method) : method;
+      if (entry === undefined) return Promise.resolve(unknownMethod(String(method)));
+      return invokeMethod(context, entry, invokeOptions);
+    },
     handleStream(stream, headers) {
       const path = headers[":path"] ?? "";
       const session = stream.session as Connection | undefined;

@@ -8,11 +8,12 @@ import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connec
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { Base64EnvelopeReader } from "./body-readers.ts";
 import type { Call } from "./call.ts";
+import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
-import { type Answer, asConnectError, envelope, serveCall } from "./serve-call.ts";
+import { type Answer, envelope, serveCall } from "./serve-call.ts";
 
 /** `application/grpc-web[-text][+proto|+json]`: [, text, json]. */
 export const grpcWebContentType =

@@ -310,18 +310,34 @@ describe("engine, the request gate", () => {
       interceptors: [
         // A logging interceptor sees the refusal; one that answers by itself cannot let it in.
         (next) => async (req) => {
-          chainSaw.push([req.method.name, req.stream ? "stream" : (req.message as unknown as { value: string }).value]);
+          chainSaw.push([
+            req.method.name,
+            req.stream ? "stream" : (req.message as unknown as { value: string }).value,
+          ]);
           return next(req);
         },
         () => async (req) =>
-          ({ stream: false, message: req.message, header: new Headers(), trailer: new Headers() }) as never,
+          ({
+            stream: false,
+            message: req.message,
+            header: new Headers(),
+            trailer: new Headers(),
+          }) as never,
       ],
     });
     try {
       for (const path of ["Unary", "ServerStream"]) {
-        const answer = await rawCall(gated.url, `/fixture.v1.FixtureService/${path}`, {}, frame("x"));
+        const answer = await rawCall(
+          gated.url,
+          `/fixture.v1.FixtureService/${path}`,
+          {},
+          frame("x"),
+        );
         assert.equal(answer.trailers["grpc-status"], String(Code.Unauthenticated), path);
-        assert.equal(decodeURIComponent(String(answer.trailers["grpc-message"])), "refused at the gate");
+        assert.equal(
+          decodeURIComponent(String(answer.trailers["grpc-message"])),
+          "refused at the gate",
+        );
       }
       assert.equal(handlerSeen.length, 0);
       // The unary call's message was never read: the chain saw an empty one.
@@ -331,6 +347,46 @@ describe("engine, the request gate", () => {
       ]);
     } finally {
       await gated.close();
+    }
+  });
+});
+
+describe("engine, refusals before the interceptors", () => {
+  it("tells onRefusal of each call the interceptors never saw, and of no other", async () => {
+    const refused: string[] = [];
+    const chained: string[] = [];
+    const refusing = await startEngineServer({
+      readMaxBytes: 64,
+      onRefusal: (method, error) => refused.push(`${method.name} ${Code[error.code]}`),
+      interceptors: [
+        (next) => (req) => {
+          chained.push(req.method.name);
+          return next(req);
+        },
+      ],
+      requestGate: (ctx) => {
+        if (ctx.requestHeader.get("x-refuse") !== null) {
+          throw new ConnectError("refused at the gate", Code.Unauthenticated);
+        }
+      },
+    });
+    try {
+      const call = (headers: Record<string, string>, body: Buffer, path = "Unary") =>
+        rawCall(refusing.url, `/fixture.v1.FixtureService/${path}`, headers, body);
+      await call({}, frame("m".repeat(100))); // over the limit: refused unread
+      await call({ "grpc-timeout": "soon" }, frame("x")); // a bad timeout
+      await call({}, frame("x").subarray(0, 6)); // a truncated body
+      await call({}, frame("error:NotFound:gone")); // the handler's error: the chain saw it
+      await call({ "x-refuse": "1" }, frame("x")); // the gate's: it passed the chain
+      await call({}, frame("m".repeat(100)), "ServerStream"); // read inside the chain
+      assert.deepEqual(refused, [
+        "Unary ResourceExhausted",
+        "Unary InvalidArgument",
+        "Unary InvalidArgument",
+      ]);
+      assert.deepEqual(chained, ["Unary", "Unary", "ServerStream"]);
+    } finally {
+      await refusing.close();
     }
   });
 });

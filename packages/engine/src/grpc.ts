@@ -8,11 +8,12 @@ import {
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
 import type { Call } from "./call.ts";
+import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
-import { type Answer, asConnectError, envelope, serveCall } from "./serve-call.ts";
+import { type Answer, envelope, serveCall } from "./serve-call.ts";
 
 /**
  * Serves one gRPC call (`application/grpc`, `+proto`, `+json`), every call kind: the status in

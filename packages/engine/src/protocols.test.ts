@@ -114,9 +114,7 @@ for (const [name, transport, duplex] of transports) {
       assert.equal(err?.code, Code.DeadlineExceeded);
       // The client gives up at its deadline; the server's own timer fires at about the same time.
       await until(() => seen[before]?.signal.aborted === true);
-      assert.ok(
-        [Code.DeadlineExceeded, Code.Canceled].includes(seen[before]?.signal.reason?.code),
-      );
+      assert.ok([Code.DeadlineExceeded, Code.Canceled].includes(seen[before]?.signal.reason?.code));
     });
   });
 }

@@ -1,40 +1,21 @@
-import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
-import { Call, callKey } from "./call.ts";
+import type { Call } from "./call.ts";
+import {
+  asConnectError,
+  createCall,
+  passGate,
+  type StartedRequest,
+  startCall,
+} from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { BodyReader, Envelope } from "./envelope-reader.ts";
 import type { Exchange } from "./exchange.ts";
-import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
+import type { AnyRequest, AnyResponse, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 import { RequestBody } from "./request-body.ts";
 
 const noop = () => {};
-
-/**
- * A call the request gate refused: its body is not read, but the call still goes through the
- * interceptors (logging, metrics and audit see it) with an empty message, or none for a stream;
- * the implementation is never reached, and the answer is an error whatever the chain returns:
- * the chain's own (an authentication interceptor refuses the same call) or the gate's.
- */
-async function refuse(
-  entry: EngineMethod,
-  call: Call,
-  request: AnyRequest,
-  fields: { message: unknown },
-  refusal: unknown,
-): Promise<void> {
-  // The unread body waits within HTTP/2's flow-control window; the answer tells the client to
-  // stop sending it.
-  call.refusal = refusal;
-  const kind = entry.method.methodKind;
-  fields.message = kind === "unary" ? create(entry.method.input) : none();
-  const response = await entry.invoke(request);
-  if (response.stream) response.message[Symbol.asyncIterator]().return?.()?.catch(noop);
-  throw refusal;
-}
-
-async function* none(): AsyncIterable<never> {}
 
 /** How one protocol writes a call's answer; one per call. */
 export interface Answer {
@@ -87,34 +68,34 @@ export function serveCall(
   peer: string,
   url: string,
 ): void {
-  const call = new Call(
+  const call = createCall(
+    engine,
+    entry,
     start.protocolName,
     start.timeout.timeoutMs,
     start.responseHeader,
     start.responseTrailer,
-    engine.deadlineFor(entry),
   );
   const out = answer(call);
-  const early = start.timeout.error ?? start.compressionError;
+  const early = start.timeout.error ?? start.compressionError ?? engine.admit?.(entry.method);
   if (early !== undefined) {
+    engine.onRefusal?.(entry.method, early);
     out.end(undefined, early);
     call.abort(early);
     return;
   }
-  const contextValues =
-    engine.contextValues?.({ headers: exchange.headers, socket: { remoteAddress: peer } }) ??
-    createContextValues();
-  contextValues.set(callKey, call);
-  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
-  const untrack = engine.track(call);
+  const request = startCall(engine, entry, call, {
+    headers: exchange.headers,
+    peer,
+    url,
+    requestMethod: start.requestMethod,
+    header: PlainHeaders.fromHttp2(exchange.headers),
+  });
   // The client going away before the answer cancels the call.
   const onGone = () => call.abort(new ConnectError("the client cancelled the call", Code.Canceled));
   exchange.onGone(onGone);
-  call.onAbort(() => {
-    untrack();
-    exchange.offGone(onGone);
-  });
-  run(engine, entry, exchange, call, start, out, contextValues, url).catch(noop);
+  call.onAbort(() => exchange.offGone(onGone));
+  run(engine, entry, exchange, call, start, out, request).catch(noop);
 }
 
 async function run(
@@ -124,46 +105,19 @@ async function run(
   call: Call,
   start: CallStart,
   out: Answer,
-  contextValues: ReturnType<typeof createContextValues>,
-  url: string,
+  request: StartedRequest,
 ): Promise<void> {
-  const { method, service } = entry;
+  const { method } = entry;
   const serialization = engine.serialization(entry);
   const parse = serialization.getI(start.binary);
   const serialize = serialization.getO(start.binary);
-  const fields: { message: unknown } & Record<string, unknown> = {
-    stream: method.methodKind !== "unary",
-    service,
-    method,
-    requestMethod: start.requestMethod,
-    url,
-    header: PlainHeaders.fromHttp2(exchange.headers),
-    contextValues,
-    message: undefined,
-    // The signal is made when an interceptor or the handler first reads it. A getter in the
-    // literal keeps every request of one shape (defineProperty per call would not).
-    get signal() {
-      return call.signal;
-    },
-  };
-  const request = fields as unknown as AnyRequest;
   let response: AnyResponse | undefined;
+  // Whether the interceptors have the call: until then, a failure is a refusal they never see.
+  let chained = true;
   try {
-    if (engine.requestGate !== undefined) {
-      // The context a handler would get, of the call as it arrived; a promise awaited only
-      // when the gate returns one.
-      let refusal: unknown;
-      try {
-        const pending = engine.requestGate(contextOf(request));
-        if (pending !== undefined) await pending;
-      } catch (err) {
-        refusal = err;
-      }
-      if (refusal !== undefined) {
-        await refuse(entry, call, request, fields, refusal);
-        return;
-      }
-    }
+    const gated = passGate(engine, entry, call, request);
+    if (gated !== undefined) await gated;
+    chained = false;
     const decode = async (envelope: Envelope): Promise<unknown> => {
       let data = envelope.data;
       if ((envelope.flags & compressedFlag) === compressedFlag) {
@@ -205,15 +159,16 @@ async function run(
           Code.Unimplemented,
         );
       }
-      fields.message = await decode(envelopes[0] as Envelope);
+      request.message = await decode(envelopes[0] as Envelope);
     } else if (method.methodKind === "server_streaming") {
       // Read when the chain asks for it, as connect does: the interceptors see a call whose
       // message is bad, and the method's own check counts the messages.
-      fields.message = decodeAll(readBody, decode, start.skipFlag);
+      request.message = decodeAll(readBody, decode, start.skipFlag);
     } else {
-      fields.message = mapAsync(readBody(), decode, start.skipFlag);
+      request.message = mapAsync(readBody(), decode, start.skipFlag);
     }
-    response = await entry.invoke(request);
+    chained = true;
+    response = await entry.invoke(request as AnyRequest);
     if (!response.stream) {
       const sent = out.unary(response, serialize.serialize(response.message as never));
       if (sent !== undefined) await sent;
@@ -222,6 +177,7 @@ async function run(
     }
     await pump(exchange, call, response, serialize, out);
   } catch (err) {
+    if (!chained) engine.onRefusal?.(entry.method, asConnectError(err));
     out.end(response, err);
     call.abort(err === call.reason ? undefined : err);
   }
@@ -259,13 +215,6 @@ async function pump(
     // Stopped early (the client went away): let the handler's generator clean up.
     if (!finished) it.return?.()?.catch(noop);
   }
-}
-
-/** `err` as connect answers it: a ConnectError as it is, anything else a bare "internal error". */
-export function asConnectError(err: unknown): ConnectError {
-  return err instanceof ConnectError
-    ? err
-    : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
 /** One enveloped message; a promise only when it is compressed (no microtask per plain one). */

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  decodeJwt,
   errors,
   type JSONWebKeySet,
   type JWTVerifyGetKey,
@@ -11,17 +12,29 @@ import {
 import { z } from "zod";
 import { type Principal, principalKey } from "./context.ts";
 import { createHs256Verifier } from "./hs256.ts";
+import type { Hs256Keyring } from "./hs256-keyring.ts";
+import type { OidcVerifier } from "./oidc-verifier.ts";
 import { createPolicyResolver, type ExtraPolicies } from "./policy.ts";
 
 export interface AuthenticationOptions {
-  /** The HS256 key shared with the token issuer (at least 32 bytes). Default: HS256 not accepted. */
-  secret?: Uint8Array;
+  /**
+   * The HS256 key shared with the token issuer (at least 32 bytes), or the issuer's keyring, whose
+   * keys are found by the token's `kid` and may be rotated while running (tokens verified with a
+   * key since removed are then verified again, and refused). Default: HS256 not accepted.
+   */
+  secret?: Uint8Array | Hs256Keyring;
   /**
    * Public keys for RS256 and ES256 tokens: a JSON Web Key Set (for example read from a file) or
    * the URL to fetch it from (fetched on demand, cached, refetched when a token names an unknown
    * key). Default: RS256/ES256 not accepted.
    */
   jwks?: JSONWebKeySet | URL;
+  /**
+   * An external OpenID Connect issuer (see `createOidcVerifier`): tokens whose `iss` is its issuer
+   * are verified with its keys, audience and role mapping; `issuer` and `audience` below are for
+   * the others. Default none.
+   */
+  oidc?: OidcVerifier;
   /** The accepted `iss` claim(s). */
   issuer: string | string[];
   /** The accepted `aud` claim(s). */
@@ -60,18 +73,24 @@ const claimsSchema = z.object({
 /**
  * Verifies `authorization: Bearer <JWT>` and puts the caller in the context under
  * `principalKey`. Accepts HS256 with the shared secret (verified synchronously on the calling
- * thread, see `createHs256Verifier`) and RS256/ES256 from the JWKS (with jose), nothing else (no
+ * thread, see `createHs256Verifier`), RS256/ES256 of the OpenID Connect issuer their `iss` names
+ * (`oidc`) and RS256/ES256 from the JWKS (with jose), nothing else (no
  * `none`, no algorithm confusion between the two kinds of key); checks `iss`, `aud`, `exp` and
  * `nbf` with a small tolerance; validates the claims with zod; then `checkPrincipal`, if given.
  * Anything wrong → UNAUTHENTICATED with a message saying what to do, never why a signature failed.
  */
-export function createAuthenticationInterceptor(options: AuthenticationOptions): Interceptor {
+export function createAuthenticationInterceptor(
+  options: AuthenticationOptions,
+): AuthenticationInterceptor {
   const algorithms = [
     ...(options.secret === undefined ? [] : ["HS256"]),
     ...(options.jwks === undefined ? [] : ["RS256", "ES256"]),
   ];
-  if (algorithms.length === 0) throw new Error("authentication needs a secret, a JWKS, or both");
-  if (options.secret !== undefined && options.secret.byteLength < 32) {
+  const oidc = options.oidc;
+  if (algorithms.length === 0 && oidc === undefined) {
+    throw new Error("authentication needs a secret, a JWKS or an OpenID Connect issuer");
+  }
+  if (options.secret instanceof Uint8Array && options.secret.byteLength < 32) {
     throw new Error("the HS256 secret must be at least 32 bytes");
   }
   const jwks: JWTVerifyGetKey | undefined =
@@ -107,6 +126,10 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
   const policyOf = createPolicyResolver(options.policies);
   const isPublic = (method: DescMethod) => policyOf(method).public;
   const cache = new TokenCache(options.cacheSize ?? 10_000);
+  if (options.secret !== undefined && !(options.secret instanceof Uint8Array)) {
+    // A rotation may have removed the key a remembered token was signed with.
+    options.secret.onUpdate(() => cache.clear());
+  }
 
   /** The caller a token names, once its signature and claims are checked. */
   const toPrincipal = (header: string, payload: unknown): Principal => {
@@ -147,12 +170,21 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
         payload = verifyHs256(token);
       } catch (err) {
         // Another algorithm: RS256 and ES256 tokens are jose's to verify, with the JWKS.
-        if (!(err instanceof errors.JOSEAlgNotAllowed && jwks !== undefined)) {
+        if (
+          !(err instanceof errors.JOSEAlgNotAllowed && (jwks !== undefined || oidc !== undefined))
+        ) {
           throw unauthenticated(describe(err), err);
         }
       }
       if (payload !== undefined) return toPrincipal(header, payload);
     }
+    if (oidc !== undefined && issuerOf(token) === oidc.issuer) {
+      return oidc.verify(token).then(({ principal, expiresAt }) => {
+        cache.set(header, principal, expiresAt);
+        return principal;
+      });
+    }
+    if (jwks === undefined) throw unauthenticated("invalid access token; log in again");
     return jwtVerify(token, getKey, verifyOptions).then(
       ({ payload }) => toPrincipal(header, payload),
       (err: unknown) => {
@@ -191,17 +223,22 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     );
   };
 
+  const gate: AuthenticationInterceptor["gate"] = ({ method, requestHeader }) => {
+    if (isPublic(method)) return;
+    const header = requestHeader.get("authorization");
+    if (header === null) throw unauthenticated(missingToken);
+    if (cache.get(header) !== undefined) return;
+    const principal = authenticate(header);
+    return principal instanceof Promise ? principal.then(() => {}) : undefined;
+  };
+
   // Not an async function: a call whose token is cached or HS256 (or that needs none) goes
   // straight on, without a promise and a microtask of its own.
-  return (next) => (req) => {
+  const interceptor: Interceptor = (next) => (req) => {
     const header = req.header.get("authorization");
     if (header === null) {
       if (!isPublic(req.method)) {
-        return Promise.reject(
-          unauthenticated(
-            "missing access token; send `authorization: Bearer <access token>` (get one with Login)",
-          ),
-        );
+        return Promise.reject(unauthenticated(missingToken));
       }
       return next(req);
     }
@@ -225,6 +262,30 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       },
     );
   };
+  return Object.assign(interceptor, { gate });
+}
+
+/** The authentication interceptor, with the same check for a request gate. */
+export interface AuthenticationInterceptor extends Interceptor {
+  /**
+   * The check on a call's headers alone, for a request gate (`requestGate` of @keel/engine), so
+   * that a call to a method that needs a token is refused before its body is read when it has
+   * none or an invalid one. A valid token is remembered, and the interceptor finds it at once;
+   * `checkPrincipal` is left to the interceptor.
+   */
+  gate(call: { method: DescMethod; requestHeader: Headers }): void | Promise<void>;
+}
+
+const missingToken =
+  "missing access token; send `authorization: Bearer <access token>` (get one with Login)";
+
+/** The `iss` claim of a token not yet verified, to choose the keys it is verified with. */
+function issuerOf(token: string): unknown {
+  try {
+    return decodeJwt(token).iss;
+  } catch {
+    return undefined;
+  }
 }
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {
@@ -258,6 +319,10 @@ class TokenCache {
       return undefined;
     }
     return entry.principal;
+  }
+
+  clear(): void {
+    this.entries.clear();
   }
 
   set(token: string, principal: Principal, expiresAt: number): void {

@@ -1,5 +1,6 @@
 import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { errors, type JWTPayload } from "jose";
+import type { Hs256Key, Hs256Keyring } from "./hs256-keyring.ts";
 
 export interface Hs256VerifyOptions {
   /** The accepted `iss` claim(s). */
@@ -18,7 +19,8 @@ export interface Hs256VerifyOptions {
 export type Hs256Verifier = (token: string) => JWTPayload;
 
 /**
- * Verifies HS256 JWTs synchronously, on the calling thread: a SHA-256 HMAC of a few hundred bytes
+ * Verifies HS256 JWTs synchronously, on the calling thread, with one key or with a keyring's key
+ * named by the token's `kid` (see `createHs256Keyring`): a SHA-256 HMAC of a few hundred bytes
  * takes microseconds, while jose's WebCrypto verification is a job on libuv's thread pool, queued
  * behind whatever else runs there (password hashing, file system work) — under a flood of
  * scrypt hashes, token checks waited seconds. Checks what jose's `jwtVerify` checks for this
@@ -28,10 +30,10 @@ export type Hs256Verifier = (token: string) => JWTPayload;
  * callers handle them as they do jose's.
  */
 export function createHs256Verifier(
-  secret: Uint8Array | KeyObject,
+  secret: Uint8Array | KeyObject | Hs256Keyring,
   options: Hs256VerifyOptions,
 ): Hs256Verifier {
-  const key = secret instanceof Uint8Array ? createSecretKey(secret) : secret;
+  const keyOf = keyFinder(secret);
   const issuers = new Set(typeof options.issuer === "string" ? [options.issuer] : options.issuer);
   const audiences = new Set(
     typeof options.audience === "string" ? [options.audience] : options.audience,
@@ -53,9 +55,13 @@ export function createHs256Verifier(
     if (header.crit !== undefined || header.b64 !== undefined) {
       throw new errors.JOSENotSupported("crit and b64 headers are not supported");
     }
+    if (header.kid !== undefined && typeof header.kid !== "string") {
+      throw new errors.JWSInvalid("the kid header must be a string");
+    }
     const signature = Buffer.from(token.slice(second + 1), "base64url");
-    const expected = createHmac("sha256", key).update(token.slice(0, second)).digest();
-    if (signature.length !== expected.length || !timingSafeEqual(signature, expected)) {
+    const signed = token.slice(0, second);
+    const keys = keyOf(header.kid);
+    if (!keys.some((key) => signatureMatches(signature, signed, key))) {
       throw new errors.JWSSignatureVerificationFailed();
     }
     const payload = parseJson(token.slice(first + 1, second), "payload") as JWTPayload;
@@ -124,16 +130,51 @@ export function createHs256Verifier(
 }
 
 /**
- * Signs `payload` as a compact HS256 JWT (header `{"alg":"HS256","typ":"JWT"}`), synchronously:
- * see `createHs256Verifier` for why not jose's WebCrypto signing.
+ * Signs `payload` as a compact HS256 JWT (header `{"alg":"HS256","typ":"JWT"}`, with the key's
+ * `kid` when it is an `Hs256Key`), synchronously: see `createHs256Verifier` for why not jose's
+ * WebCrypto signing.
  */
-export function signHs256(payload: JWTPayload, secret: Uint8Array | KeyObject): string {
-  const key = secret instanceof Uint8Array ? createSecretKey(secret) : secret;
-  const input = `${hs256Header}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}`;
+export function signHs256(payload: JWTPayload, secret: Uint8Array | KeyObject | Hs256Key): string {
+  const { key, header } =
+    secret instanceof Uint8Array
+      ? { key: createSecretKey(secret), header: hs256Header }
+      : "kid" in secret
+        ? { key: secret.key, header: encode({ alg: "HS256", typ: "JWT", kid: secret.kid }) }
+        : { key: secret, header: hs256Header };
+  const input = `${header}.${encode(payload)}`;
   return `${input}.${createHmac("sha256", key).update(input).digest("base64url")}`;
 }
 
-const hs256Header = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
+const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+const hs256Header = encode({ alg: "HS256", typ: "JWT" });
+
+/**
+ * The keys a token's signature may be checked with: one key, whatever the `kid`; from a keyring,
+ * the key the `kid` names (none when it names no accepted key), or every accepted key for a token
+ * without one (signed before keys had ids; at most `maxHs256Keys` HMACs).
+ */
+function keyFinder(
+  secret: Uint8Array | KeyObject | Hs256Keyring,
+): (kid: string | undefined) => readonly KeyObject[] {
+  if (secret instanceof Uint8Array) {
+    const keys = [createSecretKey(secret)];
+    return () => keys;
+  }
+  if (!("current" in secret)) {
+    const keys = [secret];
+    return () => keys;
+  }
+  return (kid) => {
+    if (kid === undefined) return secret.all;
+    const key = secret.get(kid);
+    return key === undefined ? [] : [key];
+  };
+}
+
+function signatureMatches(signature: Buffer, signed: string, key: KeyObject): boolean {
+  const expected = createHmac("sha256", key).update(signed).digest();
+  return signature.length === expected.length && timingSafeEqual(signature, expected);
+}
 
 function parseJson(part: string, what: string): Record<string, unknown> {
   let value: unknown;

@@ -9,7 +9,7 @@ export type {
 } from "./audit-log.ts";
 export { createAuditLog } from "./audit-log.ts";
 export type { AuditSummaryOptions } from "./audit-summary.ts";
-export type { AuthenticationOptions } from "./authentication.ts";
+export type { AuthenticationInterceptor, AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";
@@ -39,8 +39,27 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { Hs256Key, Hs256Keyring, Hs256Keys } from "./hs256-keyring.ts";
+export { createHs256Keyring, hs256KeyId, maxHs256Keys } from "./hs256-keyring.ts";
+export type { LoadReporter, LoadReporterOptions, LoadReportSample } from "./load-report.ts";
+export { createLoadReporter, loadReportTrailer } from "./load-report.ts";
+export type { LoadSample, LoadSampler, LoadSamplerOptions } from "./load-sampler.ts";
+export { createLoadSampler } from "./load-sampler.ts";
+export type { LoadShedder, LoadShedderOptions, ShedReason, ShedState } from "./load-shedder.ts";
+export { createLoadShedder, shedReasons } from "./load-shedder.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
+export type {
+  MemoryLevel,
+  MemoryLimit,
+  MemoryWatchdog,
+  MemoryWatchdogOptions,
+} from "./memory-watchdog.ts";
+export { createMemoryWatchdog } from "./memory-watchdog.ts";
+export type { OidcVerifier, OidcVerifierOptions } from "./oidc-verifier.ts";
+export { createOidcVerifier } from "./oidc-verifier.ts";
+export type { OrcaLoadReport } from "./orca-load-report.ts";
+export { encodeOrcaLoadReport } from "./orca-load-report.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";
 export { createPolicyResolver } from "./policy.ts";
 export type {

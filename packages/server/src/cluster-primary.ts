@@ -1,13 +1,15 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
+import { createHs256Keyring } from "@keel/interceptors";
 import { AggregatorRegistry } from "prom-client";
 import { startAdminServer } from "./admin-server.ts";
 import { serverUrls } from "./banner.ts";
 import type { ServerConfig } from "./config.ts";
+import { watchConfig } from "./config-reload.ts";
 import { createProcessLogger } from "./process-logger.ts";
 import { createProfileEndpoint } from "./profile-endpoint.ts";
 import { takeProfileInWorker } from "./profile-relay.ts";
-import { announce, warnIfGeneratedSecret } from "./serve.ts";
+import { announce, signingKeysOf, warnIfGeneratedSecret } from "./serve.ts";
 
 /**
  * Cluster mode: the primary forks workers that share the API port (the kernel spreads
@@ -58,6 +60,21 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
   for (let i = 0; i < count; i++) fork();
 
   const aggregator = new AggregatorRegistry();
+  // The profiling routes verify admin tokens here: with the keys the workers sign with, rotated
+  // with theirs when the configuration file changes.
+  const keyring = createHs256Keyring({
+    current: config.auth.secret,
+    accepted: config.auth.acceptedSecrets,
+  });
+  const watcher =
+    config.file === undefined || !config.profiling.enabled
+      ? undefined
+      : watchConfig({
+          file: config.file,
+          current: config.settings,
+          logger: { info() {}, warn() {}, error() {} },
+          apply: (next) => keyring.update(signingKeysOf(next, config)),
+        });
   const admin = await startAdminServer({
     host: config.host,
     port: config.adminPort,
@@ -74,7 +91,7 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
       ? {
           routes: createProfileEndpoint({
             tokens: {
-              secret: config.auth.secret,
+              secret: keyring,
               issuer: config.auth.issuer,
               audience: config.auth.audience,
             },
@@ -100,6 +117,7 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    watcher?.close();
     logger.info({ signal }, "stopping every worker");
     const workers = Object.values(cluster.workers ?? {}).filter(
       (w): w is Worker => w !== undefined,

@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { createHs256Keyring, signHs256 } from "@keel/interceptors";
 import { backupSqlite, restoreSqlite, type SqliteCopyResult } from "@keel/store";
-import { SignJWT } from "jose";
 import { pino } from "pino";
 import type { ServerConfig } from "./config.ts";
 import { knownRoles } from "./roles.ts";
@@ -76,14 +76,20 @@ export async function tokenCommand(config: ServerConfig, args: string[]): Promis
   const ttl = Number(f.ttl ?? 3600);
   if (!Number.isInteger(ttl) || ttl <= 0)
     throw new UsageError("--ttl must be a positive number of seconds");
-  return new SignJWT({ typ: "access", roles: roleList(f.roles) })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer(config.auth.issuer)
-    .setAudience(config.auth.audience)
-    .setSubject(f["user-id"])
-    .setIssuedAt()
-    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
-    .sign(config.auth.secret);
+  const now = Math.floor(Date.now() / 1000);
+  // Signed with the current key and carrying its `kid`, as the server's own tokens are.
+  return signHs256(
+    {
+      typ: "access",
+      roles: roleList(f.roles),
+      iss: config.auth.issuer,
+      aud: config.auth.audience,
+      sub: f["user-id"],
+      iat: now,
+      exp: now + ttl,
+    },
+    createHs256Keyring({ current: config.auth.secret }).current,
+  );
 }
 
 /** `grant`: adds roles to a user's, in the configured store. */

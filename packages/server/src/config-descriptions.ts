@@ -45,6 +45,10 @@ export const settingDescriptions: Record<string, SettingDescription> = {
       "HS256 key, ≥ 32 characters; required when `NODE_ENV=production`, otherwise a random one is kept in `$KEEL_DATA_DIR/jwt-secret`",
     default: "generated",
   },
+  KEEL_JWT_ACCEPTED_SECRETS: {
+    meaning:
+      "further HS256 keys whose tokens are accepted but that sign nothing, at most 8, comma-separated (see [Rotating the JWT signing key](security.md#rotating-the-jwt-signing-key))",
+  },
   KEEL_JWT_ISSUER: { meaning: "`iss` of issued and accepted tokens" },
   KEEL_JWT_AUDIENCE: { meaning: "`aud` of issued and accepted tokens" },
   KEEL_ACCESS_TOKEN_TTL_SECONDS: { meaning: "access token lifetime, in seconds" },
@@ -55,6 +59,28 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   KEEL_JWKS_URL: {
     meaning: "also accept RS256/ES256 access tokens signed by the keys at this JWKS URL",
   },
+  KEEL_OIDC_ISSUER: {
+    meaning:
+      "accept access tokens of this OpenID Connect issuer (its `iss`; discovery at `<issuer>/.well-known/openid-configuration`; see [OpenID Connect](security.md#openid-connect-tokens-of-another-identity-provider))",
+  },
+  KEEL_OIDC_AUDIENCE: {
+    meaning: "the accepted `aud` values of the issuer's tokens, comma-separated",
+    default: "— (required with an issuer)",
+  },
+  KEEL_OIDC_ROLES_CLAIM: {
+    meaning:
+      "the claim, or dotted path (`realm_access.roles`), holding the caller's roles: a list, or space-separated names",
+  },
+  "auth.oidc.roleMapping": {
+    meaning:
+      "the issuer's role names and the keel role each grants; unlisted ones grant nothing (configuration file only; without it the names are keel's)",
+  },
+  KEEL_OIDC_JWKS_COOLDOWN_MS: {
+    meaning:
+      "the least time between two fetches of the issuer's key set (a token naming an unknown `kid` fetches it again)",
+  },
+  KEEL_OIDC_JWKS_MAX_AGE_MS: { meaning: "fetch the issuer's key set again after this long" },
+  KEEL_OIDC_TIMEOUT_MS: { meaning: "how long discovery and key set requests may take" },
   KEEL_PASSWORD_COST: { meaning: "log2 of scrypt's N for new password hashes" },
   KEEL_PASSWORD_HASH_CONCURRENCY: {
     meaning: "password hashes at once: more than the cores only slows each hash",
@@ -115,6 +141,13 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   KEEL_TLS_CERT: { meaning: "PEM certificate chain: serve TLS (with `KEEL_TLS_KEY`)" },
   KEEL_TLS_KEY: { meaning: "the private key of `KEEL_TLS_CERT`" },
   KEEL_TLS_CLIENT_CA: { meaning: "require client certificates signed by this CA (mutual TLS)" },
+  KEEL_TLS_WATCH: {
+    meaning:
+      "serve renewed certificate, key and client CA files to new connections without a restart (see [TLS](operations.md#certificate-rotation-without-a-restart))",
+  },
+  KEEL_TLS_RELOAD_DELAY_MS: {
+    meaning: "how long the TLS files must be quiet before a renewal is read",
+  },
   KEEL_TLS_CA: { meaning: "the `keel` command's `--ca` (the server ignores it)" },
   KEEL_TLS_CLIENT_CERT: { meaning: "the `keel` command's `--cert` (the server ignores it)" },
   KEEL_TLS_CLIENT_KEY: { meaning: "the `keel` command's `--key` (the server ignores it)" },
@@ -138,6 +171,10 @@ export const settingDescriptions: Record<string, SettingDescription> = {
     meaning: "the API console at `/console`; off by default with `NODE_ENV=production`",
     default: "on (off in production)",
   },
+  KEEL_ENGINE: {
+    meaning:
+      "what serves the calls: `keel` (`@keel/engine`, every protocol) or `connect` (connect-node's adapter for everything: for comparison, and an escape hatch)",
+  },
   KEEL_CORS_ALLOWED_ORIGINS: {
     meaning: "origins whose pages may call the API from a browser (`https://app.example.com,…`)",
   },
@@ -150,4 +187,44 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   },
   KEEL_PROFILING: { meaning: "serve CPU and heap profiles on the admin port to admin tokens" },
   KEEL_PROFILING_MAX_SECONDS: { meaning: "the longest profile recording, in seconds" },
+  KEEL_LOAD_SHEDDING: {
+    meaning:
+      "refuse new calls while the process is overloaded (see [Load shedding](operations.md#load-shedding-and-memory-limits))",
+  },
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: {
+    meaning: "overloaded above this mean event-loop delay (0: not watched)",
+  },
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: {
+    meaning: "overloaded above this share of time the event loop is busy (0: not watched)",
+  },
+  KEEL_LOAD_SHEDDING_OVERLOAD_FOR_MS: { meaning: "how long overload lasts before calls are shed" },
+  KEEL_LOAD_SHEDDING_RECOVER_FOR_MS: {
+    meaning: "how long the load stays below the thresholds before shedding stops",
+  },
+  KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: {
+    meaning: "the retry delay refused callers are given (`RetryInfo`, `retry-after`)",
+  },
+  KEEL_LOAD_SHEDDING_HEALTH_NOT_SERVING: {
+    meaning: "report `NOT_SERVING` (health, `/readyz`) while shedding",
+  },
+  KEEL_LOAD_SAMPLE_INTERVAL_MS: {
+    meaning: "how often load and memory are sampled (for load shedding and the memory limits)",
+  },
+  KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: {
+    meaning: "V8 heap in use above which new calls are shed (0: no limit)",
+  },
+  KEEL_MEMORY_HEAP_HARD_LIMIT_BYTES: {
+    meaning: "V8 heap in use above which health also reports `NOT_SERVING` (0: no limit)",
+  },
+  KEEL_MEMORY_RSS_SOFT_LIMIT_BYTES: {
+    meaning: "resident memory above which new calls are shed (0: no limit)",
+  },
+  KEEL_MEMORY_RSS_HARD_LIMIT_BYTES: {
+    meaning: "resident memory above which health also reports `NOT_SERVING` (0: no limit)",
+  },
+  KEEL_LOAD_REPORTS: {
+    meaning:
+      "send an ORCA load report (`endpoint-load-metrics-bin` trailer) with every response, for weighted round robin",
+  },
+  KEEL_LOAD_REPORT_INTERVAL_MS: { meaning: "how often the load reported is measured" },
 };

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { nearestName } from "./nearest-name.ts";
 
 /** Settings whose values never appear in a message: they are, or may contain, secrets. */
-const secretKeys = new Set(["auth.jwtSecret", "database.url"]);
+const secretKeys = new Set(["auth.jwtSecret", "auth.acceptedJwtSecrets", "database.url"]);
 
 /** The longest value quoted in a message; longer ones are cut (a message is one line). */
 const maxQuoted = 80;
@@ -43,7 +43,7 @@ export function describeIssue(issue: z.core.$ZodIssue, source: ProblemSource): s
   if (issue.code === "custom") return `${name}: ${issue.message}`;
   const value = valueAt(source.raw, issue.path, source.fromEnv.has(list) ? issue.input : undefined);
   if (value === undefined) return `${name}: is required`;
-  const shown = secretKeys.has(key) ? "the value" : quote(value);
+  const shown = secretKeys.has(key) || secretKeys.has(list) ? "the value" : quote(value);
   return `${name}: ${shown} ${phrase(issue)}`;
 }
 

@@ -31,10 +31,10 @@ describe("the configuration reference", () => {
     );
     assert.deepEqual(
       rows.filter((row) => row.variable === undefined).map((row) => row.key),
-      ["rateLimits.methods"],
+      ["auth.oidc.roleMapping", "rateLimits.methods"],
     );
     // No words are kept for a setting that no longer exists.
-    const described = new Set([...variables, "rateLimits.methods"]);
+    const described = new Set([...variables, "auth.oidc.roleMapping", "rateLimits.methods"]);
     assert.deepEqual(
       Object.keys(settingDescriptions).filter((name) => !described.has(name)),
       [],
@@ -53,6 +53,11 @@ describe("the configuration reference", () => {
     });
     assert.equal(row("KEEL_RATE_LIMIT_RPS")?.live, true);
     assert.equal(row("KEEL_LOG_LEVEL")?.live, true);
+    // Of auth, only the signing keys reload live.
+    assert.equal(row("KEEL_JWT_SECRET")?.live, true);
+    assert.equal(row("KEEL_JWT_ACCEPTED_SECRETS")?.live, true);
+    assert.equal(row("KEEL_JWT_ISSUER")?.live, false);
+    assert.equal(row("KEEL_OIDC_ISSUER")?.live, false);
     // In the live group, but the log's destination is made once.
     assert.equal(row("KEEL_LOG_FORMAT")?.live, false);
     assert.equal(row("KEEL_LOG_FORMAT")?.values, "`auto`, `pretty`, `json`");

@@ -3,16 +3,17 @@ import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
 import { readSettings, type Settings } from "./config.ts";
 
-/** Settings that apply while running; the others need a restart. */
-const safe = ["log", "rateLimits", "tracing"] as const;
+/** Settings that apply while running, by dotted key; the others need a restart. */
+const safe = ["log", "rateLimits", "tracing", "auth.jwtSecret", "auth.acceptedJwtSecrets"] as const;
 
 /** Keys among the safe settings' that still need a restart: the log's destination is made once. */
 const restartOnly = ["log.format"];
 
 /** Whether a change of the setting at `key` (dotted: "rateLimits.burst") applies without a restart. */
 export function appliesLive(key: string): boolean {
-  const top = key.split(".")[0] ?? "";
-  return (safe as readonly string[]).includes(top) && !restartOnly.includes(key);
+  return (
+    !restartOnly.includes(key) && safe.some((path) => key === path || key.startsWith(`${path}.`))
+  );
 }
 
 export interface WatchConfigOptions {
@@ -20,7 +21,10 @@ export interface WatchConfigOptions {
   file: string;
   /** The settings in force. */
   current: Settings;
-  /** Applies a valid new configuration's safe settings (log level, rate limits, sampling ratio). */
+  /**
+   * Applies a valid new configuration's safe settings (log level, rate limits, sampling ratio,
+   * the JWT signing keys).
+   */
   apply: (next: Settings) => void;
   logger: Pick<Logger, "info" | "warn" | "error">;
   /** Environment overrides, as at start. Default `process.env`. */
@@ -49,9 +53,7 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
       return;
     }
     const restartNeeded: string[] = (Object.keys(next) as (keyof Settings)[]).filter(
-      (key) =>
-        !(safe as readonly string[]).includes(key) &&
-        JSON.stringify(next[key]) !== JSON.stringify(current[key]),
+      (key) => JSON.stringify(unsafePart(next, key)) !== JSON.stringify(unsafePart(current, key)),
     );
     for (const key of restartOnly) {
       const [group, name] = key.split(".") as [keyof Settings, string];
@@ -65,7 +67,7 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
       );
     }
     const changed = safe.filter(
-      (key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]),
+      (key) => JSON.stringify(valueAt(next, key)) !== JSON.stringify(valueAt(current, key)),
     );
     if (changed.length === 0) return;
     options.apply(next);
@@ -85,4 +87,20 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
       watcher.close();
     },
   };
+}
+
+function valueAt(settings: Settings, dotted: string): unknown {
+  let value: unknown = settings;
+  for (const part of dotted.split(".")) value = (value as Record<string, unknown>)?.[part];
+  return value;
+}
+
+/** The top-level setting `key` without the parts of it that apply while running. */
+function unsafePart(settings: Settings, key: keyof Settings): unknown {
+  if ((safe as readonly string[]).includes(key)) return undefined;
+  const nested = safe.filter((path) => path.startsWith(`${key}.`));
+  if (nested.length === 0) return settings[key];
+  const rest: Record<string, unknown> = { ...(settings[key] as Record<string, unknown>) };
+  for (const path of nested) delete rest[path.slice(key.length + 1)];
+  return rest;
 }

@@ -50,7 +50,7 @@ tls: { cert: a.pem, key: b.pem }
       "order.v1.OrderService/CreateOrder": { ratePerSecond: 2, burst: 4 },
     });
     assert.equal(config.log.level, "warn");
-    assert.deepEqual(config.tls, { cert: "a.pem", key: "b.pem" });
+    assert.deepEqual(config.tls, { cert: "a.pem", key: "b.pem", watch: true, reloadDelayMs: 1000 });
     assert.equal(config.file, path);
   });
 
@@ -182,6 +182,69 @@ tls: { cert: a.pem, key: b.pem }
     );
   });
 
+  it("reads an OpenID Connect issuer from the environment or the file, and names what is wrong", () => {
+    const oidc = readSettings({
+      KEEL_OIDC_ISSUER: "https://idp.example/realms/keel",
+      KEEL_OIDC_AUDIENCE: "keel-api, account",
+      KEEL_OIDC_ROLES_CLAIM: "realm_access.roles",
+    }).settings.auth.oidc;
+    assert.deepEqual(oidc, {
+      issuer: "https://idp.example/realms/keel",
+      audience: ["keel-api", "account"],
+      rolesClaim: "realm_access.roles",
+      jwksCooldownMs: 30_000,
+      jwksMaxAgeMs: 600_000,
+      timeoutMs: 5000,
+    });
+    const path = file(
+      'auth: { oidc: { issuer: "https://idp.example", audience: [a], roleMapping: { "idp-admin": admin } } }\n',
+    );
+    assert.deepEqual(readSettings({ KEEL_CONFIG: path }).settings.auth.oidc?.roleMapping, {
+      "idp-admin": "admin",
+    });
+    assert.throws(() => readSettings({ KEEL_OIDC_AUDIENCE: "keel-api" }), {
+      message: "invalid configuration: auth.oidc.issuer: is required",
+    });
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_OIDC_ISSUER: "ftp://idp.example",
+          KEEL_OIDC_AUDIENCE: "a",
+          KEEL_OIDC_ROLES_CLAIM: "realm_access..roles",
+        }),
+      /KEEL_OIDC_ISSUER: "ftp:\/\/idp\.example" .*; KEEL_OIDC_ROLES_CLAIM: "realm_access\.\.roles" must be a claim name or a dotted path/,
+    );
+    const badRole = file(
+      'auth: { oidc: { issuer: "https://idp.example", audience: [a], roleMapping: { x: Admin } } }\n',
+    );
+    assert.throws(
+      () => readSettings({ KEEL_CONFIG: badRole }),
+      /auth\.oidc\.roleMapping\.x: "Admin" must be a keel role name/,
+    );
+  });
+
+  it("reads whether and after how long renewed TLS files are served, and names a bad value", () => {
+    const tls = { KEEL_TLS_CERT: "a.pem", KEEL_TLS_KEY: "b.pem" };
+    const settings = readSettings({
+      ...tls,
+      KEEL_TLS_WATCH: "false",
+      KEEL_TLS_RELOAD_DELAY_MS: "250",
+    }).settings;
+    assert.deepEqual(settings.tls, {
+      cert: "a.pem",
+      key: "b.pem",
+      watch: false,
+      reloadDelayMs: 250,
+    });
+    assert.throws(
+      () => readSettings({ ...tls, KEEL_TLS_WATCH: "sometimes", KEEL_TLS_RELOAD_DELAY_MS: "-1" }),
+      {
+        message:
+          'invalid configuration: KEEL_TLS_WATCH: "sometimes" must be true or false; KEEL_TLS_RELOAD_DELAY_MS: "-1" must be at least 0',
+      },
+    );
+  });
+
   it("reads trusted proxies as a list, and names a bad range by its variable or key", () => {
     const none = readSettings({}).settings;
     assert.deepEqual([none.trustedProxies, none.clientAddressHeader], [[], "x-forwarded-for"]);
@@ -214,24 +277,30 @@ tls: { cert: a.pem, key: b.pem }
   });
 });
 
+/** `watchConfig` on `path`: what it applied and logged, and a wait for either. */
+function watching(path: string) {
+  const applied: Settings[] = [];
+  const logged: { level: string; message: string; fields: unknown }[] = [];
+  const log = (level: string) => (fields: unknown, message: string) =>
+    logged.push({ level, message, fields });
+  const watcher = watchConfig({
+    file: path,
+    current: readSettings({ KEEL_CONFIG: path }).settings,
+    apply: (next) => applied.push(next),
+    logger: { info: log("info"), warn: log("warn"), error: log("error") } as never,
+    env: {},
+  });
+  const until = async (check: () => boolean) => {
+    for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20);
+    assert.ok(check(), JSON.stringify(logged));
+  };
+  return { applied, logged, until, watcher };
+}
+
 describe("configuration reload", () => {
   it("applies safe settings, keeps the running ones on a bad file, and says what needs a restart", async () => {
     const path = file("log: { level: info }\n");
-    const applied: Settings[] = [];
-    const logged: { level: string; message: string; fields: unknown }[] = [];
-    const log = (level: string) => (fields: unknown, message: string) =>
-      logged.push({ level, message, fields });
-    const watcher = watchConfig({
-      file: path,
-      current: readSettings({ KEEL_CONFIG: path }).settings,
-      apply: (next) => applied.push(next),
-      logger: { info: log("info"), warn: log("warn"), error: log("error") } as never,
-      env: {},
-    });
-    const until = async (check: () => boolean) => {
-      for (let waited = 0; !check() && waited < 5000; waited += 20) await sleep(20);
-      assert.ok(check(), JSON.stringify(logged));
-    };
+    const { applied, logged, until, watcher } = watching(path);
     try {
       writeFileSync(path, "log: { level: debug }\nrateLimits: { ratePerSecond: 7 }\n");
       await until(() => applied.length === 1);
@@ -251,6 +320,40 @@ describe("configuration reload", () => {
     }
   });
 
+  it("applies new JWT signing keys live, while another auth setting needs a restart", async () => {
+    const a = "the first signing key, 32 characters or more";
+    const b = "the second signing key, 32 characters or more";
+    const path = file(`auth: { jwtSecret: "${a}" }\n`);
+    const { applied, logged, until, watcher } = watching(path);
+    try {
+      writeFileSync(path, `auth: { jwtSecret: "${b}", acceptedJwtSecrets: ["${a}"] }\n`);
+      await until(() => applied.length === 1);
+      assert.deepEqual([applied[0]?.auth.jwtSecret, applied[0]?.auth.acceptedJwtSecrets], [b, [a]]);
+      assert.deepEqual(
+        logged.map((l) => [l.level, l.fields]),
+        [["info", { settings: ["auth.jwtSecret", "auth.acceptedJwtSecrets"] }]],
+      );
+      writeFileSync(path, `auth: { jwtSecret: "${b}", acceptedJwtSecrets: ["${a}"], issuer: x }\n`);
+      await until(() => logged.some((l) => l.level === "warn"));
+      assert.deepEqual(logged.find((l) => l.level === "warn")?.fields, { settings: ["auth"] });
+      assert.equal(applied.length, 1);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it("reads accepted JWT secrets as a list, and never quotes one in a problem", () => {
+    const a = "the first signing key: 32 characters or more";
+    const b = "the second signing key: 32 characters or more";
+    const settings = readSettings({ KEEL_JWT_ACCEPTED_SECRETS: `${a}, ${b}` }).settings;
+    assert.deepEqual(settings.auth.acceptedJwtSecrets, [a, b]);
+    assert.deepEqual(readSettings({}).settings.auth.acceptedJwtSecrets, []);
+    assert.throws(() => readSettings({ KEEL_JWT_ACCEPTED_SECRETS: `${a},hunter2` }), {
+      message:
+        "invalid configuration: KEEL_JWT_ACCEPTED_SECRETS: the value must be at least 32 characters",
+    });
+  });
+
   it("reads a remote UserService's TLS files, and refuses a certificate without its key", () => {
     const tls = readSettings({
       KEEL_USER_SERVICE_URL: "https://users.internal:9090",
@@ -267,5 +370,90 @@ describe("configuration reload", () => {
       () => readSettings({ KEEL_USER_SERVICE_CERT: "/etc/keel/client.pem" }),
       /userServiceTls: cert and key go together: give both, or neither/,
     );
+  });
+
+  it("leaves load shedding and memory limits off by default; reads and checks them", () => {
+    const defaults = readSettings({}).settings;
+    assert.equal(defaults.loadShedding.enabled, false);
+    assert.deepEqual(defaults.memoryLimits, {
+      heapSoftBytes: 0,
+      heapHardBytes: 0,
+      rssSoftBytes: 0,
+      rssHardBytes: 0,
+    });
+    const path = file(`
+loadShedding: { enabled: true, eventLoopDelayMs: 80, healthNotServing: true }
+memoryLimits: { rssSoftBytes: 800000000, rssHardBytes: 900000000 }
+`);
+    const { settings } = readSettings({
+      KEEL_CONFIG: path,
+      KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0.8",
+      KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: "2000",
+    });
+    assert.deepEqual(settings.loadShedding, {
+      enabled: true,
+      eventLoopDelayMs: 80,
+      eventLoopUtilization: 0.8,
+      overloadForMs: 500,
+      recoverForMs: 2000,
+      retryAfterMs: 2000,
+      healthNotServing: true,
+      sampleIntervalMs: 100,
+    });
+    assert.equal(settings.memoryLimits.rssHardBytes, 900_000_000);
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: "2000",
+          KEEL_MEMORY_HEAP_HARD_LIMIT_BYTES: "1000",
+        }),
+      /memoryLimits: heapSoftBytes must be below heapHardBytes/,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "1.5" }),
+      /KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION/,
+    );
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: "0",
+          KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: "0",
+        }),
+      /cannot both be 0/,
+    );
+    assert.throws(() => readSettings({ KEEL_LOAD_SHEDDING: "maybe" }), /KEEL_LOAD_SHEDDING: /);
+  });
+});
+
+describe("load reports and the UserService address", () => {
+  it("sends load reports every second by default; both can be set", () => {
+    assert.deepEqual(readSettings({}).settings.loadReports, { enabled: true, intervalMs: 1000 });
+    assert.deepEqual(
+      readSettings({ KEEL_LOAD_REPORTS: "false", KEEL_LOAD_REPORT_INTERVAL_MS: "250" }).settings
+        .loadReports,
+      { enabled: false, intervalMs: 250 },
+    );
+    assert.throws(
+      () => readSettings({ KEEL_LOAD_REPORT_INTERVAL_MS: "10" }),
+      /KEEL_LOAD_REPORT_INTERVAL_MS/,
+    );
+  });
+
+  it("takes a URL or a DNS target for UserService, and says what else it could be", () => {
+    for (const url of [
+      "http://users.internal:9090",
+      "https://10.0.0.1:9090",
+      "dns:///users.internal:9090",
+      "dns://10.0.0.2:53/users.internal:9090",
+    ]) {
+      assert.equal(readSettings({ KEEL_USER_SERVICE_URL: url }).settings.userServiceUrl, url);
+    }
+    for (const url of ["users.internal:9090", "dns:///users.internal", "ftp://x:1"]) {
+      assert.throws(
+        () => readSettings({ KEEL_USER_SERVICE_URL: url }),
+        /KEEL_USER_SERVICE_URL: .*must be an http:\/\/ or https:\/\/ URL, or dns:\/\/\/host:port/,
+        url,
+      );
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cidrProblem } from "@keel/interceptors";
+import { cidrProblem, maxHs256Keys } from "@keel/interceptors";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { describeIssue, unknownName } from "./config-problems.ts";
@@ -21,6 +21,12 @@ const seconds = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().min(0);
 const bytes = z.coerce.number().int().min(0);
 const mebibytes = (n: number) => n * 1024 * 1024;
+
+/** YAML's true and false, or the words an environment variable holds ("true", "1", "on", …). */
+const onOff = z.union([z.boolean(), z.stringbool()], { error: "must be true or false" });
+
+/** A soft limit is below its hard one, when both are set (0 is none). */
+const softBelowHard = (soft: number, hard: number) => soft === 0 || hard === 0 || soft < hard;
 
 /** A list, written in YAML as a list or (as environment variables are) comma-separated. */
 function commaList<T extends z.ZodType>(item: T) {
@@ -60,7 +66,13 @@ export const settingsSchema = z.strictObject({
       sqlitePath: z.string().min(1).optional(),
     })
     .default({ schema: "public", poolSize: 10 }),
-  userServiceUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** http(s)://host:port, or dns:///host:port for every address of a DNS name, balanced. */
+  userServiceUrl: z
+    .string()
+    .refine(isServiceAddress, {
+      error: "must be an http:// or https:// URL, or dns:///host:port",
+    })
+    .optional(),
   /**
    * TLS of an https:// `userServiceUrl`: PEM files of the CA that signed UserService's certificate
    * (default: Node's bundle) and of this server's client certificate and key, for mutual TLS.
@@ -78,12 +90,49 @@ export const settingsSchema = z.strictObject({
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
+      /**
+       * HS256 keys whose tokens are still accepted besides jwtSecret's, though they sign nothing:
+       * the previous secret after a rotation, or the next one before it. Reloaded live.
+       */
+      acceptedJwtSecrets: commaList(z.string().min(32, "must be at least 32 characters"))
+        .refine((list) => list.length <= maxHs256Keys - 1, {
+          error: `at most ${maxHs256Keys - 1} secrets`,
+        })
+        .default([]),
       issuer: z.string().min(1).default("keel"),
       audience: z.string().min(1).default("keel"),
       accessTokenTtlSeconds: seconds.default(900),
       refreshTokenTtlSeconds: seconds.default(30 * 24 * 3600),
       jwksFile: z.string().min(1).optional(),
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      /**
+       * Access tokens of an external OpenID Connect issuer (Keycloak, Auth0, Entra ID, Dex, …),
+       * found through its discovery document; see docs/security.md.
+       */
+      oidc: z
+        .strictObject({
+          issuer: z.url({ protocol: /^https?$/ }),
+          audience: commaList(z.string().min(1)).refine((list) => list.length > 0, {
+            error: "name at least one audience",
+          }),
+          rolesClaim: z
+            .string()
+            .regex(
+              /^[\w:-]+(\.[\w:-]+)*$/,
+              "must be a claim name or a dotted path such as realm_access.roles",
+            )
+            .default("roles"),
+          roleMapping: z
+            .record(
+              z.string().min(1).max(64),
+              z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "must be a keel role name"),
+            )
+            .optional(),
+          jwksCooldownMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          jwksMaxAgeMs: z.coerce.number().int().min(1000).max(86_400_000).default(600_000),
+          timeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000),
+        })
+        .optional(),
       passwordCost: z.coerce.number().int().min(10).max(20).default(15),
       /**
        * How long a user's status is trusted before it is read again: the longest a suspension
@@ -167,6 +216,12 @@ export const settingsSchema = z.strictObject({
       key: z.string().min(1),
       /** With a client CA, clients must present a certificate it signed (mutual TLS). */
       clientCa: z.string().min(1).optional(),
+      /** Watch the three files and serve renewed ones to new connections, without a restart. */
+      watch: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(true),
+      /** How long the files must be quiet before a renewal is read (it writes several files). */
+      reloadDelayMs: z.coerce.number().int().min(0).max(60_000).default(1000),
     })
     .optional(),
   http2: z
@@ -188,6 +243,11 @@ export const settingsSchema = z.strictObject({
   maxMessageBytes: bytes.min(1024).default(mebibytes(4)),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
+  /**
+   * What serves the calls: keel's engine (`keel`), or connect-node's adapter for everything
+   * (`connect`), for comparison and as an escape hatch.
+   */
+  engine: z.enum(["keel", "connect"]).default("keel"),
   /** The API console page at /console. Default: on, except with NODE_ENV=production. */
   console: z.strictObject({ enabled: z.stringbool().optional() }).default({}),
   /** Origins whose pages may call the API from a browser (CORS), for example https://app.example.com. */
@@ -218,14 +278,75 @@ export const settingsSchema = z.strictObject({
    */
   profiling: z
     .strictObject({
-      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
-      enabled: z
-        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
-        .default(false),
+      enabled: onOff.default(false),
       maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .prefault({}),
+  /**
+   * ORCA load reports (`endpoint-load-metrics-bin`) in every response's trailers, for clients'
+   * weighted round robin; the load is measured every `intervalMs`.
+   */
+  loadReports: z
+    .strictObject({
+      enabled: z
+        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
+        .default(true),
+      intervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+    })
+    .prefault({}),
+  /**
+   * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
+   * loop is overloaded; off by default. Health calls and the admin port are never shed.
+   */
+  loadShedding: z
+    .strictObject({
+      enabled: onOff.default(false),
+      /** Overloaded above this mean event-loop delay; 0: not watched. */
+      eventLoopDelayMs: milliseconds.default(50),
+      /** Overloaded above this share of time the event loop is busy; 0: not watched. */
+      eventLoopUtilization: z.coerce.number().min(0).max(1).default(0.9),
+      /** How long overload lasts before calls are shed. */
+      overloadForMs: milliseconds.default(500),
+      /** How long the load stays below the thresholds before shedding stops. */
+      recoverForMs: milliseconds.default(2000),
+      /** The retry delay refused callers are given (RetryInfo, `retry-after`). */
+      retryAfterMs: milliseconds.default(1000),
+      /** Report NOT_SERVING on grpc.health.v1 and /readyz while shedding. */
+      healthNotServing: onOff.default(false),
+      /** How often load and memory are sampled. */
+      sampleIntervalMs: z.coerce.number().int().min(10).max(10_000).default(100),
+    })
+    .refine((s) => s.eventLoopDelayMs > 0 || s.eventLoopUtilization > 0, {
+      error: "eventLoopDelayMs and eventLoopUtilization cannot both be 0: nothing would be watched",
+    })
+    .prefault({}),
+  /**
+   * The memory watchdog: above a soft limit new calls are shed, above a hard one health reports
+   * NOT_SERVING. In bytes; 0: no limit (the default).
+   */
+  memoryLimits: z
+    .strictObject({
+      heapSoftBytes: bytes.default(0),
+      heapHardBytes: bytes.default(0),
+      rssSoftBytes: bytes.default(0),
+      rssHardBytes: bytes.default(0),
+    })
+    .refine((m) => softBelowHard(m.heapSoftBytes, m.heapHardBytes), {
+      error: "heapSoftBytes must be below heapHardBytes",
+    })
+    .refine((m) => softBelowHard(m.rssSoftBytes, m.rssHardBytes), {
+      error: "rssSoftBytes must be below rssHardBytes",
+    })
+    .prefault({}),
 });
+
+/** An http(s) URL, or a gRPC DNS target (`dns:///host:port`, `dns://server/host:port`). */
+function isServiceAddress(value: string): boolean {
+  if (value.startsWith("dns:")) {
+    return /^dns:(\/\/[^/]*\/)?(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):\d{1,5}$/.test(value);
+  }
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
+}
 
 /** The configuration as written (file and environment merged) and validated. */
 export type Settings = z.infer<typeof settingsSchema>;
@@ -245,12 +366,19 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
   KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
+  KEEL_JWT_ACCEPTED_SECRETS: ["auth", "acceptedJwtSecrets"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
   KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
   KEEL_REFRESH_TOKEN_TTL_SECONDS: ["auth", "refreshTokenTtlSeconds"],
   KEEL_JWKS_FILE: ["auth", "jwksFile"],
   KEEL_JWKS_URL: ["auth", "jwksUrl"],
+  KEEL_OIDC_ISSUER: ["auth", "oidc", "issuer"],
+  KEEL_OIDC_AUDIENCE: ["auth", "oidc", "audience"],
+  KEEL_OIDC_ROLES_CLAIM: ["auth", "oidc", "rolesClaim"],
+  KEEL_OIDC_JWKS_COOLDOWN_MS: ["auth", "oidc", "jwksCooldownMs"],
+  KEEL_OIDC_JWKS_MAX_AGE_MS: ["auth", "oidc", "jwksMaxAgeMs"],
+  KEEL_OIDC_TIMEOUT_MS: ["auth", "oidc", "timeoutMs"],
   KEEL_PASSWORD_COST: ["auth", "passwordCost"],
   KEEL_ACCOUNT_STATUS_MAX_AGE_MS: ["auth", "accountStatusMaxAgeMs"],
   KEEL_PASSWORD_HASH_CONCURRENCY: ["auth", "passwordHashing", "concurrency"],
@@ -279,6 +407,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_TLS_CERT: ["tls", "cert"],
   KEEL_TLS_KEY: ["tls", "key"],
   KEEL_TLS_CLIENT_CA: ["tls", "clientCa"],
+  KEEL_TLS_WATCH: ["tls", "watch"],
+  KEEL_TLS_RELOAD_DELAY_MS: ["tls", "reloadDelayMs"],
   KEEL_HTTP2_MAX_CONCURRENT_STREAMS: ["http2", "maxConcurrentStreams"],
   KEEL_HTTP2_KEEPALIVE_INTERVAL_MS: ["http2", "keepaliveIntervalMs"],
   KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],
@@ -286,11 +416,26 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
   KEEL_WORKERS: ["workers"],
   KEEL_CONSOLE: ["console", "enabled"],
+  KEEL_ENGINE: ["engine"],
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
   KEEL_TRUSTED_PROXIES: ["trustedProxies"],
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
   KEEL_PROFILING: ["profiling", "enabled"],
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
+  KEEL_LOAD_REPORTS: ["loadReports", "enabled"],
+  KEEL_LOAD_REPORT_INTERVAL_MS: ["loadReports", "intervalMs"],
+  KEEL_LOAD_SHEDDING: ["loadShedding", "enabled"],
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_DELAY_MS: ["loadShedding", "eventLoopDelayMs"],
+  KEEL_LOAD_SHEDDING_EVENT_LOOP_UTILIZATION: ["loadShedding", "eventLoopUtilization"],
+  KEEL_LOAD_SHEDDING_OVERLOAD_FOR_MS: ["loadShedding", "overloadForMs"],
+  KEEL_LOAD_SHEDDING_RECOVER_FOR_MS: ["loadShedding", "recoverForMs"],
+  KEEL_LOAD_SHEDDING_RETRY_AFTER_MS: ["loadShedding", "retryAfterMs"],
+  KEEL_LOAD_SHEDDING_HEALTH_NOT_SERVING: ["loadShedding", "healthNotServing"],
+  KEEL_LOAD_SAMPLE_INTERVAL_MS: ["loadShedding", "sampleIntervalMs"],
+  KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: ["memoryLimits", "heapSoftBytes"],
+  KEEL_MEMORY_HEAP_HARD_LIMIT_BYTES: ["memoryLimits", "heapHardBytes"],
+  KEEL_MEMORY_RSS_SOFT_LIMIT_BYTES: ["memoryLimits", "rssSoftBytes"],
+  KEEL_MEMORY_RSS_HARD_LIMIT_BYTES: ["memoryLimits", "rssHardBytes"],
 };
 
 /**
@@ -312,6 +457,7 @@ const testPrefix = "KEEL_TEST_";
 const fileKeys = [
   ...Object.values(environment).map((path) => path.join(".")),
   "rateLimits.methods",
+  "auth.oidc.roleMapping",
 ];
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -321,7 +467,10 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
   /** The configuration file, when there is one (it is watched for safe live changes). */
   file: string | undefined;
   auth: Settings["auth"] & {
+    /** The HS256 key tokens are signed with. */
     secret: Uint8Array;
+    /** Further HS256 keys whose tokens are accepted (`acceptedJwtSecrets`). */
+    acceptedSecrets: Uint8Array[];
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
   };
@@ -440,6 +589,7 @@ export function loadConfig(
     auth: {
       ...s.auth,
       secret,
+      acceptedSecrets: s.auth.acceptedJwtSecrets.map((key) => new TextEncoder().encode(key)),
       generated: s.auth.jwtSecret === undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -18,7 +18,14 @@ import { startTestServer, type TestServer, testSecret } from "./testing/test-ser
 // test here that runs it (<!-- docs-test: NAME -->), or with why none does (<!-- not run: … -->,
 // naming the test that covers it instead).
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const checked = ["README.md", "docs/api.md", "docs/security.md", "docs/configuration.md"];
+const checked = [
+  "README.md",
+  "docs/api.md",
+  "docs/security.md",
+  "docs/configuration.md",
+  "docs/operations.md",
+  "docs/performance.md",
+];
 const run = promisify(execFile);
 const cliMain = join(root, "packages/cli/src/main.ts");
 const serverMain = join(root, "packages/server/src/main.ts");
@@ -190,18 +197,48 @@ const handlers: Record<string, (block: Block, context: Context) => Promise<void>
   },
 
   async "config-file"(block) {
-    const dir = mkdtempSync(join(tmpdir(), "keel-docs-config-"));
-    try {
-      const path = join(dir, "keel.yaml");
-      writeFileSync(path, block.code);
-      const { settings } = readSettings({ KEEL_CONFIG: path });
-      assert.equal(settings.rateLimits.methods["order.v1.OrderService/CreateOrder"]?.burst, 10);
-      assert.equal(settings.shutdown.delayMs, 5000);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { settings } = settingsOf(block);
+    assert.equal(settings.rateLimits.methods["order.v1.OrderService/CreateOrder"]?.burst, 10);
+    assert.equal(settings.shutdown.delayMs, 5000);
+    assert.deepEqual(settings.auth.oidc?.audience, ["keel-api"]);
+    assert.equal(settings.tls?.watch, true);
+  },
+
+  async oidc(block) {
+    const { oidc } = settingsOf(block).settings.auth;
+    assert.equal(oidc?.issuer, "https://idp.example/realms/shop");
+    assert.deepEqual(oidc?.audience, ["keel-api"]);
+    assert.equal(oidc?.rolesClaim, "realm_access.roles");
+    assert.deepEqual(oidc?.roleMapping, { "shop-admin": "admin", warehouse: "fulfillment" });
+  },
+
+  async "key-rotation"(block) {
+    const { auth } = settingsOf(block).settings;
+    assert.equal(auth.jwtSecret, "the new key, at least 32 characters");
+    assert.deepEqual(auth.acceptedJwtSecrets, ["the old key, at least 32 characters"]);
+  },
+
+  async "load-shedding"(block) {
+    const { settings } = settingsOf(block);
+    assert.equal(settings.loadShedding.enabled, true);
+    assert.equal(settings.loadShedding.eventLoopDelayMs, 50);
+    // About 80% and 90% of a 1 GiB container, as the text says.
+    assert.equal(settings.memoryLimits.rssSoftBytes, Math.floor(0.8 * 1024 ** 3));
+    assert.equal(settings.memoryLimits.rssHardBytes, Math.floor(0.9 * 1024 ** 3));
   },
 };
+
+/** The settings a YAML block gives, read as the server reads its configuration file. */
+function settingsOf(block: Block): ReturnType<typeof readSettings> {
+  const dir = mkdtempSync(join(tmpdir(), "keel-docs-config-"));
+  try {
+    const path = join(dir, "keel.yaml");
+    writeFileSync(path, block.code);
+    return readSettings({ KEEL_CONFIG: path });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 describe("the docs' code blocks", () => {
   it("are each run by a test here, or say why not", () => {
@@ -230,6 +267,19 @@ describe("the docs' code blocks", () => {
       [],
       "a test for a block that no longer exists",
     );
+  });
+
+  it("hold one table of settings, docs/configuration.md's, generated from the schema", () => {
+    const pages = [
+      "README.md",
+      ...readdirSync(join(root, "docs"))
+        .filter((name) => name.endsWith(".md"))
+        .map((name) => `docs/${name}`),
+    ];
+    const tables = pages.filter((page) =>
+      /^\| Variable +\|/m.test(readFileSync(join(root, page), "utf8")),
+    );
+    assert.deepEqual(tables, ["docs/configuration.md"]);
   });
 
   it("never run a bare node command: the machine's Node.js may not be 24", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -35,7 +36,10 @@ interface GrpcResult {
   body: Buffer;
 }
 
-/** One raw unary gRPC call over the shared HTTP/2 session. */
+/**
+ * One raw unary gRPC call over the shared HTTP/2 session, signed in (a call without a valid token
+ * is refused on its headers, before any of its body is read).
+ */
 async function rawCall(
   path: string,
   body: Buffer,
@@ -45,7 +49,10 @@ async function rawCall(
     headers,
     trailers,
     body: received,
-  } = await rawGrpcRequest(session, path, body, extraHeaders);
+  } = await rawGrpcRequest(session, path, body, {
+    authorization: `Bearer ${server.adminToken}`,
+    ...extraHeaders,
+  });
   // A trailers-only response carries the status in the headers block.
   const status = trailers["grpc-status"] ?? headers["grpc-status"];
   const message = trailers["grpc-message"] ?? headers["grpc-message"] ?? "";
@@ -123,24 +130,54 @@ describe("gRPC error handling (the engine, in connect's words)", () => {
       ":path": getUser,
       "content-type": "application/grpc",
       te: "trailers",
+      authorization: `Bearer ${server.adminToken}`,
     });
     stream.on("error", () => {});
+    const closed = new Promise((resolve) => stream.once("close", resolve));
     // Two bytes of a five-byte frame header, then RST_STREAM with INTERNAL_ERROR.
     stream.write(Buffer.from([0, 0]));
     await new Promise((resolve) => setTimeout(resolve, 50));
     stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    await new Promise((resolve) => stream.once("close", resolve));
+    await closed;
     const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
     assert.equal(result.status, 0, result.message);
   });
 
-  it("answers a call from a browser origin (the CORS path, through connect) the same way", async () => {
+  it("answers a gRPC call that carries a browser's origin header the same way", async () => {
     const direct = await rawCall(healthCheck, frame(new Uint8Array(0)));
     const fromPage = await rawCall(healthCheck, frame(new Uint8Array(0)), {
       origin: "https://page.example",
     });
     assert.equal(fromPage.status, 0, fromPage.message);
     assert.deepEqual(fromPage.body, direct.body);
+  });
+
+  it("refuses calls without a token on their headers alone, while their bodies never end", async () => {
+    // 100 streams on a connection of their own, each declaring a 4 MiB message and sending 16 KiB
+    // of it: each is answered UNAUTHENTICATED at once and told to stop.
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(maxMessageBytes, 1);
+    const own = http2.connect(server.url);
+    own.on("error", () => {});
+    const answers = await Promise.all(
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<string>((resolve) => {
+            const stream = own.request({
+              ":method": "POST",
+              ":path": getUser,
+              "content-type": "application/grpc",
+              te: "trailers",
+            });
+            stream.on("error", () => {});
+            stream.on("response", (headers) => resolve(String(headers["grpc-status"])));
+            stream.write(Buffer.concat([prefix, Buffer.alloc(16 * 1024, 0x0a)]));
+          }),
+      ),
+    );
+    own.destroy();
+    assert.deepEqual(new Set(answers), new Set([String(Code.Unauthenticated)]));
   });
 
   it("keeps serving afterwards: a health check on the same session succeeds", async () => {
@@ -332,4 +369,57 @@ describe("deadlines on the engine and on connect's path", () => {
       assert.doesNotMatch(String((err as Error).message), /default deadline/);
     });
   }
+});
+
+describe("HTTP/2 limits of the listener", () => {
+  it("closes the connection of a client that resets streams as fast as it opens them", async () => {
+    // Raw frames: HEADERS (POST http / from HPACK's static table) and RST_STREAM (CANCEL) for
+    // 1500 streams in one write, past the burst of 1000 and the 33 a second allowed after it.
+    const frameOf = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(payload.length, 0, 3);
+      head[3] = type;
+      head[4] = flags;
+      head.writeUInt32BE(stream, 5);
+      return Buffer.concat([head, payload]);
+    };
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL);
+    const frames = [
+      Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1"),
+      frameOf(0x4, 0, 0, Buffer.alloc(0)),
+    ];
+    for (let i = 0; i < 1500; i++) {
+      const id = 2 * i + 1;
+      frames.push(frameOf(0x1, 0x4, id, Buffer.from([0x83, 0x86, 0x84])));
+      frames.push(frameOf(0x3, 0, id, cancel));
+    }
+    const socket = net.connect(Number(new URL(server.url).port), "127.0.0.1");
+    socket.on("error", () => {});
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    socket.write(Buffer.concat(frames));
+    await new Promise<void>((resolve) => {
+      socket.on("close", () => resolve());
+      setTimeout(() => {
+        socket.destroy();
+        resolve();
+      }, 10_000).unref();
+    });
+    // The server's GOAWAY: frame type 7, with an error code (not NO_ERROR).
+    const all = Buffer.concat(received);
+    let goaway: number | undefined;
+    for (let at = 0; at + 9 <= all.length; ) {
+      const length = all.readUIntBE(at, 3);
+      if (all[at + 3] === 0x7) goaway = all.readUInt32BE(at + 9 + 4);
+      at += 9 + length;
+    }
+    assert.ok(
+      goaway !== undefined && goaway !== http2.constants.NGHTTP2_NO_ERROR,
+      `GOAWAY ${goaway}`,
+    );
+    // Other connections are served on.
+    const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
+    assert.equal(result.status, 0, result.message);
+  });
 });

@@ -160,4 +160,15 @@ describe("deploy/kubernetes", () => {
       ],
     );
   });
+
+  it("names every ready pod's address for client-side balancing on a headless Service", () => {
+    const headless = model(all, "service-headless.yaml", Service);
+    assert.equal(headless.spec?.clusterIP, "None");
+    assert.deepEqual(headless.spec?.selector, deployment.spec?.selector.matchLabels);
+    assert.notEqual(headless.spec?.publishNotReadyAddresses, true, "only ready pods are named");
+    assert.deepEqual(
+      headless.spec?.ports?.map((p) => [p.name, p.port, p.targetPort]),
+      [["grpc", 9090, "grpc"]],
+    );
+  });
 });

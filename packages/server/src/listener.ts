@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as nodeTls from "node:tls";
 
 /** A request handler for both protocols, like the one `connectNodeAdapter` returns. */
 export type DualHandler = (
@@ -42,7 +43,7 @@ export interface ListenerOptions {
    * Serve TLS (1.2 or later; ALPN picks HTTP/2 or HTTP/1.1) instead of plaintext. With a client CA,
    * clients must present a certificate it signed (mutual TLS).
    */
-  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  tls?: TlsOptions;
 }
 
 /** A listening port that serves HTTP/2 and HTTP/1.1, in plaintext or over TLS. */
@@ -55,6 +56,18 @@ export interface Listener {
    * whatever is still open after `graceMs`.
    */
   close(graceMs: number): Promise<void>;
+  /**
+   * Serves another certificate, key and client CA to connections from now on; those open keep
+   * theirs. Throws when the listener serves plaintext, which cannot be switched to TLS.
+   */
+  setTls(tls: TlsOptions): void;
+}
+
+/** The TLS a listener serves; see `ListenerOptions.tls`. */
+export interface TlsOptions {
+  cert: Buffer;
+  key: Buffer;
+  clientCa?: Buffer;
 }
 
 /**
@@ -83,19 +96,30 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     options.handler(req, res);
   };
   const limits = options.http2 ?? {};
-  const settings: http2.Settings = { maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000 };
+  const settings: http2.Settings = {
+    maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000,
+    // The request headers a client may send on one stream, as Node's HTTP/1.1 parser takes them
+    // (the start script's --max-http-header-size): advertised, so that clients keep to it.
+    maxHeaderListSize: 16 * 1024,
+  };
+  const sessionLimits = {
+    settings,
+    // A connection's HTTP/2 buffers. The engine's own budget of request bytes per connection
+    // (16 MiB, refused with RESOURCE_EXHAUSTED saying so) decides first; this cap is the floor
+    // under it, which nghttp2 enforces by refusing new streams (ENHANCE_YOUR_CALM).
+    maxSessionMemory: 32,
+    // Rapid reset (CVE-2023-44487): a client resetting more than 33 streams a second, after a
+    // burst of 1000, loses its connection.
+    streamResetBurst: 1000,
+    streamResetRate: 33,
+  };
   const h2 =
     options.tls === undefined
-      ? http2.createServer({ settings })
+      ? http2.createServer(sessionLimits)
       : http2.createSecureServer({
-          settings,
-          cert: options.tls.cert,
-          key: options.tls.key,
-          minVersion: "TLSv1.2",
+          ...sessionLimits,
           allowHTTP1: true,
-          ...(options.tls.clientCa === undefined
-            ? {}
-            : { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+          ...secureContextOf(options.tls),
         });
   h2.on("request", handler);
   if (options.streamHandler !== undefined) routeStreams(h2, options.streamHandler);
@@ -148,6 +172,12 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   return {
     port: address.port,
     host: options.host,
+    setTls(tls) {
+      if (!(h2 instanceof nodeTls.Server)) {
+        throw new Error("this listener serves plaintext: TLS needs a restart with tls configured");
+      }
+      h2.setSecureContext(secureContextOf(tls));
+    },
     close(graceMs) {
       closing ??= new Promise<void>((resolve) => {
         draining = true;
@@ -169,6 +199,18 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
       });
       return closing;
     },
+  };
+}
+
+/** The secure context options of `tls`: TLS 1.2 or later, mutual TLS with a client CA. */
+function secureContextOf(tls: TlsOptions): nodeTls.SecureContextOptions & nodeTls.TlsOptions {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    minVersion: "TLSv1.2",
+    ...(tls.clientCa === undefined
+      ? {}
+      : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
   };
 }
 

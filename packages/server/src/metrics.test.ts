@@ -115,6 +115,37 @@ describe("metrics on the admin port", () => {
     assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   });
 
+  it("counts the calls refused before the interceptors apart, by method and code", async () => {
+    // A Connect request over the size limit, refused on its content-length, and one whose
+    // timeout is no timeout: neither reaches the interceptors, so neither is a handled call.
+    const post = (headers: Record<string, string>, body: string) =>
+      fetch(`${server.url}/user.v1.UserService/ListUsers`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          authorization: `Bearer ${server.adminToken}`,
+          ...headers,
+        },
+        body,
+      });
+    assert.equal((await post({}, `"${"x".repeat(5 * 1024 * 1024)}"`)).status, 429);
+    assert.equal((await post({ "connect-timeout-ms": "soon" }, "{}")).status, 400);
+    const text = await (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+    const listUsers = { grpc_service: "user.v1.UserService", grpc_method: "ListUsers" };
+    assert.equal(
+      sample(text, "keel_server_refused_total", { ...listUsers, grpc_code: "ResourceExhausted" }),
+      1,
+    );
+    assert.equal(
+      sample(text, "keel_server_refused_total", { ...listUsers, grpc_code: "InvalidArgument" }),
+      1,
+    );
+    assert.equal(
+      sample(text, "grpc_server_started_total", { ...listUsers, grpc_type: "unary" }) ?? 0,
+      0,
+    );
+  });
+
   it("speaks OpenMetrics to scrapers that ask for it", async () => {
     const res = await fetch(`http://127.0.0.1:${server.adminPort}/metrics`, {
       headers: { accept: "application/openmetrics-text; version=1.0.0" },

@@ -1,7 +1,7 @@
 import { createReadStream, rmSync, statSync } from "node:fs";
 import type * as http from "node:http";
 import { dirname } from "node:path";
-import { createHs256Verifier } from "@keel/interceptors";
+import { createHs256Verifier, type Hs256Keyring } from "@keel/interceptors";
 import { type ProfileKind, ProfilerBusyError, profileExtensions } from "@keel/observability";
 
 /** A profile to take: of this process, or of a cluster worker (`worker`, when asked for). */
@@ -29,8 +29,11 @@ export class ProfileRequestError extends Error {
 }
 
 export interface ProfileEndpointOptions {
-  /** The HS256 key, issuer and audience access tokens are verified with (role `admin` needed). */
-  tokens: { secret: Uint8Array; issuer: string; audience: string };
+  /**
+   * The HS256 key (or keyring), issuer and audience access tokens are verified with (role
+   * `admin` needed).
+   */
+  tokens: { secret: Uint8Array | Hs256Keyring; issuer: string; audience: string };
   /** The longest `seconds` accepted. */
   maxSeconds: number;
   /** Takes the profile: in this process, or in a cluster worker. */

@@ -1,19 +1,21 @@
 import cluster from "node:cluster";
 import { readFile } from "node:fs/promises";
 import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
-import { createAuditLog } from "@keel/interceptors";
+import { createAuditLog, type Hs256Keys } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
 import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { formatBanner, type ServerUrls, serverUrls } from "./banner.ts";
-import type { ServerConfig } from "./config.ts";
+import type { ServerConfig, Settings } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
 import type { LogFormat } from "./log-format.ts";
 import { createProcessLogger } from "./process-logger.ts";
 import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
+import { readTlsMaterial } from "./tls-material.ts";
+import { watchTlsFiles } from "./tls-reload.ts";
 
 /** Warns when tokens are signed with the development secret rather than a configured one. */
 export function warnIfGeneratedSecret(config: ServerConfig, logger: Pick<Logger, "warn">): void {
@@ -59,6 +61,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
+  const tls = config.tls === undefined ? undefined : await readTlsMaterial(config.tls);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -66,12 +69,14 @@ export async function serve(config: ServerConfig): Promise<void> {
     store,
     tokens: {
       secret: config.auth.secret,
+      acceptedSecrets: config.auth.acceptedSecrets,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       accessTtlSeconds: config.auth.accessTokenTtlSeconds,
       refreshTtlSeconds: config.auth.refreshTokenTtlSeconds,
       ...(await loadJwks(config.auth)),
     },
+    ...(config.auth.oidc === undefined ? {} : { oidc: config.auth.oidc }),
     passwordCost: config.auth.passwordCost,
     passwordHashing: {
       concurrency: config.auth.passwordHashing.concurrency,
@@ -84,15 +89,18 @@ export async function serve(config: ServerConfig): Promise<void> {
     defaultTimeoutMs: config.defaultTimeoutMs,
     refusalSummaryIntervalMs: config.log.refusalSummaryIntervalMs,
     console: config.consoleEnabled,
+    engine: config.engine,
     corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
     http2: config.http2,
-    ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
+    ...(tls === undefined ? {} : { tls }),
     auditLog,
     clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
     ...(config.profiling.enabled && worker === undefined
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
+    loadReports: config.loadReports.enabled && { intervalMs: config.loadReports.intervalMs },
+    ...loadProtectionOf(config),
     ...(config.userServiceUrl === undefined ? {} : { userServiceUrl: config.userServiceUrl }),
     ...(config.userServiceTls === undefined
       ? {}
@@ -111,6 +119,11 @@ export async function serve(config: ServerConfig): Promise<void> {
       logger,
     );
   }
+  // Rotating the keys makes every token be verified again: only when they change.
+  let signedWith = JSON.stringify([
+    config.settings.auth.jwtSecret,
+    config.settings.auth.acceptedJwtSecrets,
+  ]);
   const watcher =
     config.file === undefined
       ? undefined
@@ -124,7 +137,20 @@ export async function serve(config: ServerConfig): Promise<void> {
             server.refusals.setIntervalMs(next.log.refusalSummaryIntervalMs);
             server.rateLimiter.update(rateLimitsOf(next));
             tracing.setSamplingRatio(next.tracing.samplingRatio);
+            const keys = JSON.stringify([next.auth.jwtSecret, next.auth.acceptedJwtSecrets]);
+            if (keys !== signedWith) server.setSigningKeys(signingKeysOf(next, config));
+            signedWith = keys;
           },
+        });
+  const tlsWatcher =
+    config.tls === undefined || tls === undefined || !config.tls.watch
+      ? undefined
+      : watchTlsFiles({
+          files: config.tls,
+          current: tls,
+          apply: (next) => server.setTls(next),
+          delayMs: config.tls.reloadDelayMs,
+          logger,
         });
 
   let stopping = false;
@@ -135,6 +161,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     }
     stopping = true;
     watcher?.close();
+    tlsWatcher?.close();
     logger.info({ signal, graceMs: config.shutdown.graceMs }, "stopping");
     server
       .close({ graceMs: config.shutdown.graceMs, delayMs: config.shutdown.delayMs })
@@ -184,6 +211,18 @@ export function announce(urls: ServerUrls, format: LogFormat, logger: Pick<Logge
   else logger.info(urls, "ready");
 }
 
+/**
+ * The HS256 keys `next` names: its secret (or, without one, the development secret read at start)
+ * signs, its accepted secrets verify too.
+ */
+export function signingKeysOf(next: Settings, started: ServerConfig): Hs256Keys {
+  const encode = (key: string) => new TextEncoder().encode(key);
+  return {
+    current: next.auth.jwtSecret === undefined ? started.auth.secret : encode(next.auth.jwtSecret),
+    accepted: next.auth.acceptedJwtSecrets.map(encode),
+  };
+}
+
 /** Live events through the cluster primary, which passes them to every other worker. */
 function workerRelay(): EventRelay {
   return {
@@ -211,19 +250,25 @@ function rateLimitsOf(config: Pick<ServerConfig, "rateLimits">) {
   };
 }
 
+/** Load shedding and memory limits as the server takes them; in cluster mode, per worker. */
+function loadProtectionOf(config: Pick<ServerConfig, "loadShedding" | "memoryLimits">) {
+  const { enabled, sampleIntervalMs, ...shedding } = config.loadShedding;
+  const m = config.memoryLimits;
+  return {
+    ...(enabled ? { loadShedding: shedding } : {}),
+    memoryLimits: {
+      heap: { soft: m.heapSoftBytes, hard: m.heapHardBytes },
+      rss: { soft: m.rssSoftBytes, hard: m.rssHardBytes },
+    },
+    loadSampleIntervalMs: sampleIntervalMs,
+  };
+}
+
 /** The extra public keys for RS256/ES256 tokens, from a JWKS file or URL, when configured. */
 async function loadJwks(auth: ServerConfig["auth"]): Promise<{ jwks?: JSONWebKeySet | URL }> {
   if (auth.jwksUrl !== undefined) return { jwks: new URL(auth.jwksUrl) };
   if (auth.jwksFile === undefined) return {};
   return { jwks: JSON.parse(await readFile(auth.jwksFile, "utf8")) as JSONWebKeySet };
-}
-
-async function loadTls(tls: NonNullable<ServerConfig["tls"]>) {
-  return {
-    cert: await readFile(tls.cert),
-    key: await readFile(tls.key),
-    ...(tls.clientCa === undefined ? {} : { clientCa: await readFile(tls.clientCa) }),
-  };
 }
 
 /** The PEM files of `userServiceTls`, read. */

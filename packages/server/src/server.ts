@@ -1,9 +1,11 @@
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   type ConnectRouter,
   createClient,
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
+import { contentTypeRegExp as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createUserClient } from "@keel/clients";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
@@ -23,7 +25,10 @@ import {
   createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
+  createHs256Keyring,
+  createLoadReporter,
   createLoggingInterceptor,
+  createOidcVerifier,
   createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
@@ -34,19 +39,25 @@ import {
   deadlineDefaults,
   deadlineKey,
   defaultDeadlineExpired,
+  type Hs256Keys,
   type IncomingHeaders,
+  type LoadReporterOptions,
+  type OidcVerifierOptions,
   peerKey,
   type RateLimiter,
   type RateLimits,
   type RefusalSummary,
   type StreamLimitOptions,
+  shedReasons,
 } from "@keel/interceptors";
 import {
   createClientMetrics,
   createClientTracingInterceptor,
   createHealthService,
   createMetricsHandler,
+  createRefusalMetrics,
   createServerMetrics,
+  createShedMetrics,
   createTracingInterceptor,
   registerReflection,
   takeProfile,
@@ -58,13 +69,20 @@ import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
 import { shuttingDown } from "./errors.ts";
-import { type Http2Limits, type Listener, listen } from "./listener.ts";
+import { createHealthConditions, type HealthConditions } from "./health-conditions.ts";
+import { type Http2Limits, type Listener, listen, type TlsOptions } from "./listener.ts";
+import {
+  createLoadProtection,
+  type LoadProtectionOptions,
+  type LoadSheddingOptions,
+} from "./load-protection.ts";
 import { orderNotFound } from "./order-handlers.ts";
 import { createOrderOwners } from "./order-owners.ts";
 import { orderRequestSchemas } from "./order-schemas.ts";
 import { createOrderService } from "./order-service.ts";
 import { createPasswordHasher, type PasswordHasherOptions } from "./passwords.ts";
 import { createProfileEndpoint, ProfileRequestError } from "./profile-endpoint.ts";
+import { registerStoreMetrics } from "./store-metrics.ts";
 import { createTokenIssuer, type TokenIssuerOptions } from "./tokens.ts";
 import { createUserDirectory } from "./user-directory.ts";
 import { userRequestSchemas } from "./user-schemas.ts";
@@ -81,7 +99,7 @@ export interface ServerOptions {
    */
   adminPort?: number | null;
   /** Serve TLS, and mutual TLS with a client CA. Default: plaintext. */
-  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
+  tls?: TlsOptions;
   /** HTTP/2 connection limits: concurrent streams, keepalive pings, idle timeout, maximum age. */
   http2?: Http2Limits;
   /** Where users, credentials, activities and orders live. Closed by `close()`. */
@@ -90,7 +108,20 @@ export interface ServerOptions {
    * How tokens are issued (Login, RefreshToken) and verified: the HS256 secret, issuer, audience
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
-  tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
+  tokens: TokenIssuerOptions & {
+    jwks?: JSONWebKeySet | URL;
+    /**
+     * HS256 keys besides `secret` whose tokens are accepted, though they sign nothing (see
+     * `Hs256Keys.accepted`); with a keyring as `secret`, the keyring's. Default none.
+     */
+    acceptedSecrets?: readonly Uint8Array[];
+  };
+  /**
+   * Also accept access tokens of this OpenID Connect issuer, with its audience and role mapping
+   * (see `createOidcVerifier`). Its discovery document and keys are fetched at start, and a
+   * problem logged; calls with its tokens fail UNAVAILABLE while it cannot be reached. Default none.
+   */
+  oidc?: OidcVerifierOptions;
   /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
@@ -119,6 +150,11 @@ export interface ServerOptions {
   userServiceUrl?: string;
   /** TLS of an https:// `userServiceUrl`: the CA to trust, and a client certificate and key. */
   userServiceTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /**
+   * What serves the calls: keel's engine (`keel`), or connect-node's adapter for every protocol
+   * (`connect`), for comparison and as an escape hatch. Default `keel`.
+   */
+  engine?: "keel" | "connect";
   /** Serve the API console at /console. Default false. */
   console?: boolean;
   /** Origins whose pages may call the API from a browser (CORS). Default none. */
@@ -145,6 +181,24 @@ export interface ServerOptions {
    * its end (and written at debug only); 0: one line each. Default 10000.
    */
   refusalSummaryIntervalMs?: number;
+  /**
+   * Send an ORCA load report (`endpoint-load-metrics-bin`) with every response, for clients'
+   * `weighted_round_robin`; the load is measured every `intervalMs` (default 1000). false: none.
+   * Default: on.
+   */
+  loadReports?: LoadReporterOptions | false;
+  /**
+   * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
+   * loop is overloaded; health and admin calls still pass. Default: never for load.
+   */
+  loadShedding?: LoadSheddingOptions;
+  /**
+   * Heap and RSS limits in bytes: above a soft limit new calls are shed, above a hard one health
+   * reports NOT_SERVING. Default: none.
+   */
+  memoryLimits?: LoadProtectionOptions["memory"];
+  /** How often load and memory are sampled, in ms. Default 100. */
+  loadSampleIntervalMs?: number;
   logger: Logger;
 }
 
@@ -162,6 +216,17 @@ export interface RunningServer {
   readonly rateLimiter: RateLimiter;
   /** How refused calls are logged; `setIntervalMs` applies a new `refusalSummaryIntervalMs`. */
   readonly refusals: Pick<RefusalSummary, "setIntervalMs">;
+  /**
+   * Serves another certificate, key and client CA to new connections (open ones keep theirs).
+   * Check them first (`readTlsMaterial`): a key that is not the certificate's makes every new
+   * handshake fail. Throws on a plaintext server.
+   */
+  setTls(tls: TlsOptions): void;
+  /**
+   * Rotates keel's own HS256 keys: `current` signs tokens from now on, it and `accepted` verify
+   * them (tokens signed with a key no longer listed are refused). Throws on a key too short.
+   */
+  setSigningKeys(keys: Hs256Keys): void;
   /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
@@ -185,7 +250,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { store, logger } = options;
   const shutdown = new AbortController();
   const maxMessageBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
-  const tokens = createTokenIssuer(options.tokens);
+  const keyring =
+    options.tokens.secret instanceof Uint8Array
+      ? createHs256Keyring({
+          current: options.tokens.secret,
+          accepted: options.tokens.acceptedSecrets ?? [],
+        })
+      : options.tokens.secret;
+  const tokens = createTokenIssuer({ ...options.tokens, secret: keyring });
+  const oidc = options.oidc === undefined ? undefined : createOidcVerifier(options.oidc);
   const accounts = createAccountGuard({
     user: (userId) => store.users.get(userId),
     session: (sessionId) => store.refreshTokens.familyActive(sessionId, new Date()),
@@ -204,6 +277,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     accounts,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
+  registerStoreMetrics(metrics.registry, store);
   const clientMetrics = createClientMetrics({
     registry: metrics.registry,
     services: [UserService],
@@ -247,6 +321,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.reflection.v1alpha.ServerReflection": { public: true },
   };
   const health = createHealthService({ services: [UserService.typeName, OrderService.typeName] });
+  const conditions = createHealthConditions(health);
+  const protection = createLoadProtection({
+    ...(options.loadShedding === undefined ? {} : { shedding: options.loadShedding }),
+    ...(options.memoryLimits === undefined ? {} : { memory: options.memoryLimits }),
+    ...(options.loadSampleIntervalMs === undefined
+      ? {}
+      : { sampleIntervalMs: options.loadSampleIntervalMs }),
+    onShed: (reason) => shedMetrics.shed(reason),
+    health: conditions,
+    logger,
+  });
+  const shedder = protection?.shedder;
+  // Registered whether or not anything is shed, so that dashboards and alerts find the series.
+  const shedMetrics = createShedMetrics({
+    registry: metrics.registry,
+    reasons: shedReasons,
+    probability: () => shedder?.state.probability ?? 0,
+  });
   // Outermost first. The request id wraps everything, so that even an unexpected error carries it.
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
@@ -257,8 +349,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
+  const loadReporter =
+    options.loadReports === false ? undefined : createLoadReporter(options.loadReports);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
+  const authentication = createAuthenticationInterceptor({
+    secret: keyring,
+    ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
+    ...(oidc === undefined ? {} : { oidc }),
+    issuer: tokens.issuer,
+    audience: tokens.audience,
+    policies: publicServices,
+    checkPrincipal: accounts.check,
+  });
+  // The load report goes on every answer, refusals included, and counts every call.
   const interceptors: Interceptor[] = [
+    ...(loadReporter === undefined ? [] : [loadReporter.interceptor]),
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
@@ -269,14 +374,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics.interceptor,
     createLoggingInterceptor({ logger, refusals }),
     createDeadlineInterceptor(deadlines),
-    createAuthenticationInterceptor({
-      secret: options.tokens.secret,
-      ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
-      issuer: tokens.issuer,
-      audience: tokens.audience,
-      policies: publicServices,
-      checkPrincipal: accounts.check,
-    }),
+    authentication,
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
       orderOwner: createOrderOwners(store),
@@ -308,7 +406,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const { service, impl } of services) router.service(service, impl);
     registerReflection(router, { services: [UserService, OrderService, Health] });
   };
-  // The engine serves gRPC over HTTP/2; connect-node's adapter, for now, the other protocols.
+  // The engine serves every protocol; connect-node's adapter, with KEEL_ENGINE=connect, serves
+  // gRPC, gRPC-Web and Connect instead.
   const engine = createEngine({
     routes,
     interceptors,
@@ -317,6 +416,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // What the interceptors never see is counted apart (keel_server_refused_total).
+    onRefusal: createRefusalMetrics(metrics.registry).refused,
+    // Shed calls are refused on their method alone: no body read, no interceptor, no handler.
+    ...(shedder === undefined ? {} : { admit: (method) => shedder.check(method.parent.typeName) }),
+    // A call to a method that needs a token, without a valid one, is refused before its body is
+    // read; it still passes the interceptors, so that it is logged, counted and audited.
+    requestGate: authentication.gate,
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
     // interceptor then only races the call's signal, with no timer or controller of its own.
     defaultDeadline: (method) => {
@@ -325,44 +431,62 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
   });
-  // REST routes are transcoded onto the very same router, so the same interceptors run for them.
-  let rest: ReturnType<typeof createRestHandler> | undefined;
+  // REST routes are calls of the engine's methods (the message decoded from the URL and the JSON
+  // body), so the same interceptors, context values and deadlines hold for them.
+  const rest = createRestHandler({
+    engine,
+    services: [UserService, OrderService],
+    openapi: readOpenApiDocument(),
+    readMaxBytes: maxMessageBytes,
+  });
+  // With KEEL_ENGINE=connect: what connect-node's adapter does not route (REST, /openapi.json) it
+  // hands to the REST handler, on the same port.
   const connectHandler = connectNodeAdapter({
-    routes: (router) => {
-      routes(router);
-      rest = createRestHandler({
-        handlers: router.handlers,
-        services: [UserService, OrderService],
-        openapi: readOpenApiDocument(),
-        readMaxBytes: maxMessageBytes,
-        contextValues,
-      });
-    },
-    fallback: (req, res) => void rest?.(req, res),
-    interceptors,
+    routes,
+    fallback: (req, res) => void rest(req, res),
+    // The adapter (KEEL_ENGINE=connect) cannot refuse before its interceptors: shedding is the
+    // first of them.
+    interceptors: shedder === undefined ? interceptors : [shedder.interceptor, ...interceptors],
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
   });
+  const onEngine = (options.engine ?? "keel") === "keel";
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
     if (cors(req, res) || consolePage(req, res)) return;
-    connectHandler(req, res);
+    if (!onEngine) connectHandler(req, res);
+    else if (!engine.handleRequest(req, res)) void rest(req, res);
   };
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
     host,
     port: options.port ?? 9090,
     handler,
-    // A browser (an `origin` header) is answered on the other path, where CORS is.
-    streamHandler: (stream, headers) =>
-      headers.origin === undefined && engine.handleStream(stream, headers),
+    // HTTP/2 streams go to the engine as they are, but a browser's (an `origin` header), which is
+    // answered on the request path, where CORS is; gRPC has no browsers.
+    ...(onEngine
+      ? {
+          streamHandler: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+            (headers.origin === undefined || grpcContentType.test(headers["content-type"] ?? "")) &&
+            engine.handleStream(stream, headers),
+        }
+      : {}),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });
-  const monitor = monitorStore(store, health, logger, options.healthCheckIntervalMs ?? 5000);
+  const monitor = monitorStore(store, conditions, logger, options.healthCheckIntervalMs ?? 5000);
+  oidc?.warm().then(
+    () => logger.info({ issuer: oidc.issuer }, "OpenID Connect issuer ready: its keys are loaded"),
+    (err: unknown) =>
+      logger.warn(
+        { issuer: oidc.issuer, problem: (err as Error).message },
+        "cannot load the OpenID Connect issuer's keys yet: its tokens are refused until it answers",
+      ),
+  );
   const admin =
     options.adminPort === null
       ? undefined
@@ -376,7 +500,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             : {
                 routes: createProfileEndpoint({
                   tokens: {
-                    secret: options.tokens.secret,
+                    secret: keyring,
                     issuer: options.tokens.issuer ?? "keel",
                     audience: options.tokens.audience ?? "keel",
                   },
@@ -407,10 +531,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     health,
     rateLimiter,
     refusals,
+    setTls: (tls) => listener.setTls(tls),
+    setSigningKeys: (keys) => keyring.update(keys),
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
         monitor.stop();
+        loadReporter?.close();
+        protection?.stop();
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         const closed = listener.close(graceMs);
         shutdown.abort(shuttingDown());
@@ -431,7 +559,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  */
 function monitorStore(
   store: Store,
-  health: ReturnType<typeof createHealthService>,
+  health: HealthConditions,
   logger: Logger,
   intervalMs: number,
 ): { stop(): void } {
@@ -441,13 +569,13 @@ function monitorStore(
       () => {
         if (healthy) return;
         healthy = true;
-        health.setAll(Serving.SERVING);
+        health.set("database", true);
         logger.info("the database answers again: serving");
       },
       (err: unknown) => {
         if (!healthy) return;
         healthy = false;
-        health.setAll(Serving.NOT_SERVING);
+        health.set("database", false);
         logger.error({ err }, "the database does not answer: not serving");
       },
     );

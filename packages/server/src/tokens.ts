@@ -1,11 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createHs256Verifier, signHs256 } from "@keel/interceptors";
+import {
+  createHs256Keyring,
+  createHs256Verifier,
+  type Hs256Keyring,
+  signHs256,
+} from "@keel/interceptors";
 import type { RefreshTokenRecord } from "@keel/store";
 
 export interface TokenIssuerOptions {
-  /** The HS256 key, at least 32 bytes. */
-  secret: Uint8Array;
+  /**
+   * The HS256 key, at least 32 bytes, or a keyring: its current key signs (tokens carry its
+   * `kid`), and every key it holds verifies refresh tokens, even after a rotation.
+   */
+  secret: Uint8Array | Hs256Keyring;
   /** The `iss` claim; default "keel". */
   issuer?: string;
   /** The `aud` claim; default "keel". */
@@ -38,9 +46,17 @@ export interface TokenIssuer {
   verifyRefresh(token: string): Promise<{ jti: string; familyId: string; userId: bigint }>;
 }
 
-/** JWTs signed with HS256. Access tokens carry `typ: "access"`, refresh tokens `typ: "refresh"`. */
+/**
+ * JWTs signed with HS256, with the `kid` of the key that signed them. Access tokens carry
+ * `typ: "access"`, refresh tokens `typ: "refresh"`.
+ */
 export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
-  if (options.secret.byteLength < 32) throw new Error("the JWT secret must be at least 32 bytes");
+  if (options.secret instanceof Uint8Array && options.secret.byteLength < 32)
+    throw new Error("the JWT secret must be at least 32 bytes");
+  const keyring =
+    options.secret instanceof Uint8Array
+      ? createHs256Keyring({ current: options.secret })
+      : options.secret;
   const issuer = options.issuer ?? "keel";
   const audience = options.audience ?? "keel";
   const accessTtl = options.accessTtlSeconds ?? 900;
@@ -58,9 +74,9 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
         iat: Math.floor(Date.now() / 1000),
         exp,
       },
-      options.secret,
+      keyring.current,
     );
-  const verify = createHs256Verifier(options.secret, {
+  const verify = createHs256Verifier(keyring, {
     issuer,
     audience,
     clockToleranceSeconds: 5,

@@ -32,6 +32,7 @@ export type {
   StatusEvent,
   StatusSubscription,
   Store,
+  StoreStats,
   SubscribeOptions,
   UserPatch,
   UserRecord,

@@ -260,4 +260,23 @@ export interface Store {
   /** Resolves when the database answers; rejects with `unavailable` when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Counters of a store that talks to a database server over a connection pool (PostgreSQL), for
+   * metrics; undefined for the embedded store.
+   */
+  stats?(): StoreStats;
+}
+
+/** What a pooled store has done so far, and its pool right now. */
+export interface StoreStats {
+  /** Statements sent so far (BEGIN and COMMIT included): round trips to the database. */
+  queries: number;
+  /** Calls so far that found every connection of the pool busy, and so waited for one. */
+  poolExhausted: number;
+  /** Connections open now, idle ones included. */
+  poolTotal: number;
+  /** Open connections no call holds now. */
+  poolIdle: number;
+  /** Queries waiting for a connection now. */
+  poolWaiting: number;
 }

@@ -25,7 +25,7 @@ after(() => {
 /** A JWT secret every test server process shares, so one token works on all of them. */
 export const testJwtSecret = "clients-test-secret-clients-test-secret";
 
-/** A keel server process listening on a free port of 127.0.0.1. */
+/** A keel server process listening on a free port of 127.0.0.1 (or of `KEEL_HOST`). */
 export interface ServerProcess {
   /** Its base URL, for example `http://127.0.0.1:40123`. */
   url: string;
@@ -52,12 +52,17 @@ function baseEnv(dataDir: string, env: Record<string, string>): Record<string, s
 /**
  * Starts `node --conditions=source packages/server/src/main.ts` in its own process group (killed
  * when the test file ends) with a fresh data directory, and waits for its "serving" log line.
- * `env` adds or overrides KEEL_* variables, for example a shared PostgreSQL database.
+ * `env` adds or overrides KEEL_* variables, for example a shared PostgreSQL database;
+ * `nodeArgs` go to Node.js before the entry point (`--import` a module, for example).
  */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string> = {},
+  options: { nodeArgs?: string[] } = {},
+): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "keel-clients-"));
   dirs.add(dataDir);
-  const child = spawn(process.execPath, ["--conditions=source", main], {
+  const args = [...(options.nodeArgs ?? []), "--conditions=source", main];
+  const child = spawn(process.execPath, args, {
     env: baseEnv(dataDir, env),
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
@@ -77,7 +82,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       // Keep draining stdout, or a chatty server would block on a full pipe.
       child.stdout?.resume();
       return {
-        url: `${env.KEEL_TLS_CERT === undefined ? "http" : "https"}://127.0.0.1:${entry.port}`,
+        url: `${env.KEEL_TLS_CERT === undefined ? "http" : "https"}://${env.KEEL_HOST ?? "127.0.0.1"}:${entry.port}`,
         child,
         async kill() {
           if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {

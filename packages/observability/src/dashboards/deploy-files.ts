@@ -19,6 +19,7 @@ import { Registry } from "prom-client";
 import { stringify } from "yaml";
 import { createClientMetrics } from "../client-metrics.ts";
 import { createServerMetrics } from "../server-metrics.ts";
+import { createShedMetrics } from "../shed-metrics.ts";
 import { type AlertSignal, alerts, type RowSignal, rows } from "./signals.ts";
 
 /** Where the generated files go, from the repository root. */
@@ -32,6 +33,7 @@ export function definedMetrics(): Set<string> {
   const registry = new Registry();
   createServerMetrics({ services: [], registry });
   createClientMetrics({ registry });
+  createShedMetrics({ registry });
   return new Set(registry.getMetricsAsArray().map((metric) => metric.name));
 }
 

@@ -194,6 +194,30 @@ export const rows: RowSignal[] = [
     ],
   },
   {
+    title: "Load shedding",
+    panels: [
+      {
+        title: "Shed calls by reason",
+        description:
+          "Calls refused before any work because the process was overloaded (event-loop delay or utilization) or above a memory soft limit, per second, by reason. They never reach the interceptors, so the panels above do not count them.",
+        unit: "reqps",
+        queries: [
+          {
+            expr: `sum by (reason) (${rate("keel_server_shed_total")})`,
+            legend: "{{reason}}",
+          },
+        ],
+        metrics: ["keel_server_shed_total"],
+      },
+      perProcess(
+        "Share of new calls shed",
+        "The share of new calls each process refuses now (0 when not shedding, 1 above a memory soft limit).",
+        "percentunit",
+        { shed: "keel_server_shed_ratio" },
+      ),
+    ],
+  },
+  {
     title: "Process",
     panels: [
       perProcess(
@@ -279,7 +303,7 @@ export const alerts: AlertSignal[] = [
     metrics: ["process_cpu_seconds_total"],
   },
   {
-    alert: "KeelShedding",
+    alert: "KeelResourceExhausted",
     expr: `sum by (job) (rate(grpc_server_handled_total{grpc_code="ResourceExhausted"}[5m])) / ${total("job")} > 0.01`,
     for: "10m",
     severity: "warning",
@@ -287,5 +311,25 @@ export const alerts: AlertSignal[] = [
     description:
       "{{ $labels.job }}: {{ $value | humanizePercentage }} of calls refused for load (rate limits, the password-hashing queue, message sizes) over 5 minutes.",
     metrics: ["grpc_server_handled_total"],
+  },
+  {
+    alert: "KeelShedding",
+    expr: "sum by (job, instance) (rate(keel_server_shed_total[5m])) / (sum by (job, instance) (rate(keel_server_shed_total[5m])) + sum by (job, instance) (rate(grpc_server_handled_total[5m]))) > 0.01",
+    for: "5m",
+    severity: "warning",
+    summary: "An instance sheds more than 1% of its calls",
+    description:
+      "{{ $labels.instance }}: {{ $value | humanizePercentage }} of calls refused by load shedding over 5 minutes (overload or memory, see keel_server_shed_total by reason): add instances or workers, or find what got slower.",
+    metrics: ["keel_server_shed_total", "grpc_server_handled_total"],
+  },
+  {
+    alert: "KeelMemoryLimit",
+    expr: 'sum by (job, instance) (rate(keel_server_shed_total{reason="memory"}[5m])) > 0',
+    for: "2m",
+    severity: "critical",
+    summary: "An instance is above a memory limit and refuses calls",
+    description:
+      "{{ $labels.instance }}: above its memory soft limit (refusing every call) or hard limit (NOT_SERVING); take a heap snapshot (docs/operations.md: Profiling) before it is restarted.",
+    metrics: ["keel_server_shed_total"],
   },
 ];

@@ -52,6 +52,7 @@ export async function startTestServer(
       | "logger"
       | "streamLimits"
       | "refusalSummaryIntervalMs"
+      | "engine"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */

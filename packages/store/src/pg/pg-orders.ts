@@ -37,30 +37,54 @@ export class PgOrders {
         const existing = await this.byKey(c, input);
         if (existing !== undefined) return { order: existing, created: false };
         const now = new Date();
-        const { rows } = await c.query(
-          `INSERT INTO orders (user_id, status, currency, total_minor, idempotency_key,
-                               request_fingerprint, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
-          [
+        const totalMinor = orderTotal(input.items);
+        const { rows } = await c.query({
+          name: "keel_orders_insert",
+          text: `INSERT INTO orders (user_id, status, currency, total_minor, idempotency_key,
+                                     request_fingerprint, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+          values: [
             input.userId,
             OrderStatus.PENDING_PAYMENT,
             input.currency,
-            orderTotal(input.items),
+            totalMinor,
             input.idempotencyKey ?? null,
             input.fingerprint ?? null,
             now,
           ],
-        );
+        });
         const id = BigInt(rows[0].id);
-        for (const [position, item] of input.items.entries()) {
-          await c.query(
-            `INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
-             VALUES ($1, $2, $3, $4, $5, $6)`,
-            [id, position, item.sku, item.name, item.quantity, item.unitPriceMinor],
-          );
-        }
+        // Every item in one statement, whatever their number.
+        await c.query({
+          name: "keel_order_items_insert",
+          text: `INSERT INTO order_items (order_id, position, sku, name, quantity, unit_price_minor)
+                 SELECT $1, item.position - 1, item.sku, item.name, item.quantity, item.price
+                 FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[])
+                      WITH ORDINALITY AS item (sku, name, quantity, price, position)`,
+          values: [
+            id,
+            input.items.map((item) => item.sku),
+            input.items.map((item) => item.name),
+            input.items.map((item) => item.quantity),
+            input.items.map((item) => item.unitPriceMinor),
+          ],
+        });
         await this.insertEvent(c, id, OrderEventType.CREATED, OrderStatus.PENDING_PAYMENT, now, {});
-        return { order: await this.mustGet(c, id), created: true };
+        // Everything a new order holds was just written: it is not read back.
+        const order: OrderRecord = {
+          id,
+          userId: input.userId,
+          status: OrderStatus.PENDING_PAYMENT,
+          currency: input.currency,
+          items: input.items.map((item) => ({ ...item })),
+          totalMinor,
+          createdAt: now,
+          updatedAt: now,
+          payment: undefined,
+          shipment: undefined,
+          cancelReason: "",
+        };
+        return { order, created: true };
       });
     } catch (err) {
       // Two first attempts with one key raced; the loser answers like a retry.
@@ -75,6 +99,17 @@ export class PgOrders {
   async get(c: Queryable, id: bigint): Promise<OrderRecord | undefined> {
     const { rows } = await c.query("SELECT * FROM orders WHERE id = $1", [id]);
     return (await this.toOrders(c, rows))[0];
+  }
+
+  /** Orders by id, with their items, payment and checkpoints, in at most four queries. */
+  async byIds(ids: bigint[]): Promise<Map<bigint, OrderRecord>> {
+    const { rows } = await this.pool.query({
+      name: "keel_orders_by_ids",
+      text: "SELECT * FROM orders WHERE id = ANY($1::int8[])",
+      values: [ids],
+    });
+    const orders = await this.toOrders(this.pool, rows);
+    return new Map(orders.map((order) => [order.id, order]));
   }
 
   async list(query: ListOrdersQuery): Promise<OrderRecord[]> {
@@ -113,12 +148,13 @@ export class PgOrders {
     payment: { amountMinor: bigint; currency: string; idempotencyKey: string },
   ): Promise<{ order: OrderRecord; payment: PaymentRecord; created: boolean }> {
     return this.transaction(async (c) => {
-      const locked = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      const locked = await this.lock(c, id);
       if (locked.rows[0] === undefined) throw orderNotFound(id);
-      const previous = await c.query(
-        "SELECT * FROM payments WHERE order_id = $1 AND idempotency_key = $2",
-        [id, payment.idempotencyKey],
-      );
+      const previous = await c.query({
+        name: "keel_payments_by_key",
+        text: "SELECT * FROM payments WHERE order_id = $1 AND idempotency_key = $2",
+        values: [id, payment.idempotencyKey],
+      });
       if (previous.rows[0] !== undefined) {
         return {
           order: await this.mustGet(c, id),
@@ -128,18 +164,20 @@ export class PgOrders {
       }
       checkTransition(id, locked.rows[0].status as OrderStatus, "pay");
       const now = new Date();
-      await c.query(
-        `INSERT INTO payments (order_id, idempotency_key, amount_minor, currency, paid_at)
-         VALUES ($1, $2, $3, $4, $5)`,
-        [id, payment.idempotencyKey, payment.amountMinor, payment.currency, now],
-      );
-      await c.query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3", [
-        OrderStatus.PAID,
-        now,
-        id,
-      ]);
+      await c.query({
+        name: "keel_payments_insert",
+        text: `INSERT INTO payments (order_id, idempotency_key, amount_minor, currency, paid_at)
+               VALUES ($1, $2, $3, $4, $5)`,
+        values: [id, payment.idempotencyKey, payment.amountMinor, payment.currency, now],
+      });
+      // The updated row comes back with the update: the order is not read again.
+      const updated = await c.query({
+        name: "keel_orders_set_status",
+        text: "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+        values: [OrderStatus.PAID, now, id],
+      });
       await this.insertEvent(c, id, OrderEventType.PAID, OrderStatus.PAID, now, {});
-      const order = await this.mustGet(c, id);
+      const order = (await this.toOrders(c, updated.rows))[0] as OrderRecord;
       return { order, payment: order.payment as PaymentRecord, created: true };
     });
   }
@@ -212,7 +250,7 @@ export class PgOrders {
     ) => Promise<{ checkpoint?: CheckpointRecord; reason?: string }>,
   ): Promise<OrderRecord> {
     return this.transaction(async (c) => {
-      const { rows } = await c.query("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id]);
+      const { rows } = await this.lock(c, id);
       if (rows[0] === undefined) throw orderNotFound(id);
       const current = rows[0].status as OrderStatus;
       checkTransition(id, current, action);
@@ -230,6 +268,15 @@ export class PgOrders {
     });
   }
 
+  /** Locks an order's row for the transaction; its status, or no row when there is no order. */
+  private lock(c: Queryable, id: bigint) {
+    return c.query({
+      name: "keel_orders_lock",
+      text: "SELECT status FROM orders WHERE id = $1 FOR UPDATE",
+      values: [id],
+    });
+  }
+
   private async insertEvent(
     c: Queryable,
     orderId: bigint,
@@ -238,11 +285,12 @@ export class PgOrders {
     now: Date,
     data: { checkpoint?: CheckpointRecord; reason?: string },
   ): Promise<void> {
-    const { rows } = await c.query(
-      `INSERT INTO order_events (order_id, type, status, data, created_at)
-       VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-      [orderId, type, status, encodeEventData(data), now],
-    );
+    const { rows } = await c.query({
+      name: "keel_order_events_insert",
+      text: `INSERT INTO order_events (order_id, type, status, data, created_at)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+      values: [orderId, type, status, encodeEventData(data), now],
+    });
     const event: OrderEventRecord = {
       id: BigInt(rows[0].id),
       orderId,
@@ -269,22 +317,39 @@ export class PgOrders {
     if (rows.length === 0) return [];
     const ids = rows.map((row) => row.id as string);
     const shipped = rows.filter((row) => row.shipped_at !== null).map((row) => row.id as string);
-    const [items, payments, checkpoints] = await Promise.all([
-      c.query(
-        "SELECT * FROM order_items WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position",
-        [ids],
-      ),
-      c.query("SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id", [
-        ids,
-      ]),
-      shipped.length === 0
-        ? Promise.resolve({ rows: [] })
-        : c.query(
-            `SELECT * FROM order_events WHERE order_id = ANY($1::bigint[]) AND type IN ($2, $3)
-             ORDER BY order_id, id`,
-            [shipped, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
-          ),
-    ]);
+    const reads: (() => Promise<{ rows: PgRow[] }>)[] = [
+      () =>
+        c.query({
+          name: "keel_order_items_of",
+          text: `SELECT order_id, sku, name, quantity, unit_price_minor FROM order_items
+                 WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, position`,
+          values: [ids],
+        }),
+      () =>
+        c.query({
+          name: "keel_payments_of",
+          text: "SELECT * FROM payments WHERE order_id = ANY($1::bigint[]) ORDER BY order_id, id",
+          values: [ids],
+        }),
+      () =>
+        shipped.length === 0
+          ? Promise.resolve({ rows: [] })
+          : c.query(
+              `SELECT * FROM order_events WHERE order_id = ANY($1::bigint[]) AND type IN ($2, $3)
+               ORDER BY order_id, id`,
+              [shipped, OrderEventType.CHECKPOINT, OrderEventType.DELIVERED],
+            ),
+    ];
+    // On the pool, each on a connection of its own at once; a transaction's one connection takes
+    // one statement at a time (pg 8 queues more with a deprecation warning; pg 9 refuses them).
+    const results: { rows: PgRow[] }[] = [];
+    if (c === this.pool) results.push(...(await Promise.all(reads.map((read) => read()))));
+    else for (const read of reads) results.push(await read());
+    const [items, payments, checkpoints] = results as [
+      { rows: PgRow[] },
+      { rows: PgRow[] },
+      { rows: PgRow[] },
+    ];
     const itemsOf = groupByOrder(items.rows, (item: PgRow) => ({
       sku: item.sku,
       name: item.name,

@@ -55,6 +55,52 @@ describe("postgres store", { skip: skip ?? false }, () => {
     }
   });
 
+  it("answers concurrent reads in a bounded number of queries", async () => {
+    const queries: string[] = [];
+    const store = await openTestPostgresStore(undefined, { onQuery: (sql) => queries.push(sql) });
+    try {
+      const user = await store.users.create({
+        username: "reader",
+        email: "reader@example.com",
+        status: UserStatus.ACTIVE,
+        tags: [],
+        passwordHash: "h",
+      });
+      const ids: bigint[] = [];
+      for (let i = 0; i < 100; i++) {
+        const { order } = await store.orders.create({
+          userId: user.id,
+          currency: "EUR",
+          items: [{ sku: "S", name: "n", quantity: 1, unitPriceMinor: BigInt(i + 1) }],
+        });
+        ids.push(order.id);
+      }
+      const count = async (read: () => Promise<unknown>) => {
+        queries.length = 0;
+        await read();
+        return queries.length;
+      };
+      // Fifty GetUser calls at once: one query.
+      const users = await Promise.all(Array.from({ length: 50 }, () => store.users.get(user.id)));
+      assert.ok(users.every((u) => u?.username === "reader"));
+      assert.equal(await count(() => Promise.all(ids.map(() => store.users.get(user.id)))), 1);
+      // A hundred GetOrder calls at once: the orders, their items and their payments.
+      const orders = await Promise.all(ids.map((id) => store.orders.get(id)));
+      assert.deepEqual(
+        orders.map((o) => o?.totalMinor),
+        ids.map((_, i) => BigInt(i + 1)),
+      );
+      assert.equal(await count(() => Promise.all(ids.map((id) => store.orders.get(id)))), 3);
+      // A page of 100 orders: the same three, whatever the page size (no query per order).
+      const page = await store.orders.list({ userId: user.id, limit: 100 });
+      assert.equal(page.length, 100);
+      assert.equal(await count(() => store.orders.list({ userId: user.id, limit: 100 })), 3);
+      assert.equal(await store.users.get(user.id + 1000n), undefined);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("refuses a bad schema name and reports an unreachable database as unavailable", async () => {
     await assert.rejects(
       openPostgresStore({ connectionString: postgresUrl, schema: "Robert'); DROP TABLE users;--" }),

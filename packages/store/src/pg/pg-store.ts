@@ -9,13 +9,16 @@ import type {
   RefreshTokenRepository,
   RotateOutcome,
   Store,
+  StoreStats,
   UserRecord,
   UserRepository,
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { createBatchLoader } from "./batch-loader.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migrate } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
+import { keelTypes } from "./pg-types.ts";
 
 export interface PostgresStoreOptions {
   /** For example `postgres://user@127.0.0.1:5432/keel`. */
@@ -51,21 +54,27 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 10,
-    options: `-c search_path=${schema}`,
+    // UTC, so that every timestamptz comes back in the one form `keelTypes` reads quickly.
+    options: `-c search_path=${schema} -c TimeZone=UTC`,
+    types: keelTypes,
   });
   // An idle connection that dies emits here; without a listener it would crash the process.
   pool.on("error", onError);
   const onQuery = options.onQuery;
-  if (onQuery !== undefined) {
-    pool.on("connect", (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      client.query = ((...args: unknown[]) => {
+  const counters = { queries: 0, exhausted: 0 };
+  // Every statement sent on a pool connection is counted (round trips, for metrics), and shown
+  // to `onQuery` when one is given.
+  pool.on("connect", (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      counters.queries++;
+      if (onQuery !== undefined) {
         const first = args[0] as string | { text?: string };
         onQuery(typeof first === "string" ? first : (first.text ?? ""));
-        return query(...args);
-      }) as typeof client.query;
-    });
-  }
+      }
+      return query(...args);
+    }) as typeof client.query;
+  });
   const bus = new PgEventBus({
     connectionString: options.connectionString,
     channel: `keel_events_${schema}`,
@@ -84,7 +93,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await pool.end();
     throw translate(err);
   }
-  return new PgStore(pool, bus, `keel_events_${schema}`);
+  return new PgStore(pool, bus, `keel_events_${schema}`, counters);
 }
 
 class PgStore implements Store {
@@ -95,10 +104,17 @@ class PgStore implements Store {
   readonly events: PgEventBus;
   private readonly pool: pg.Pool;
   private readonly channel: string;
+  private readonly counters: { queries: number; exhausted: number };
   private open = true;
 
-  constructor(pool: pg.Pool, bus: PgEventBus, channel: string) {
+  constructor(
+    pool: pg.Pool,
+    bus: PgEventBus,
+    channel: string,
+    counters: { queries: number; exhausted: number },
+  ) {
     this.pool = pool;
+    this.counters = counters;
     this.events = bus;
     this.channel = channel;
     const run = <A extends unknown[], T>(fn: (...args: A) => Promise<T>) => {
@@ -128,10 +144,20 @@ class PgStore implements Store {
           return record;
         }),
       ),
-      get: run(async (id) => {
-        const { rows } = await this.pool.query("SELECT * FROM users WHERE id = $1", [id]);
-        return rows[0] === undefined ? undefined : toUser(rows[0]);
-      }),
+      // Every GetUser, and the account check of every authenticated call, asks this: the calls
+      // of one turn of the event loop share one query.
+      get: run(
+        createBatchLoader<bigint, UserRecord>({
+          load: async (ids) => {
+            const { rows } = await this.pool.query({
+              name: "keel_users_by_ids",
+              text: `SELECT ${userColumns} FROM users WHERE id = ANY($1::int8[])`,
+              values: [ids],
+            });
+            return new Map(rows.map((row) => [BigInt(row.id), toUser(row)]));
+          },
+        }),
+      ),
       checkAvailable: run(async (username, email) => {
         const { rows } = await this.pool.query(
           `SELECT username_key = $1 AS username FROM users WHERE username_key = $1 OR email_key = $2
@@ -287,7 +313,8 @@ class PgStore implements Store {
     );
     this.orders = {
       create: run((order) => orders.create(order)),
-      get: run((id) => orders.get(this.pool, id)),
+      // GetOrder, and the owner check of every order call the first time it sees an order.
+      get: run(createBatchLoader({ load: (ids: bigint[]) => orders.byIds(ids) })),
       list: run((query) => orders.list(query)),
       cancel: run((id, reason) => orders.cancel(id, reason)),
       pay: run((id, payment) => orders.pay(id, payment)),
@@ -308,8 +335,22 @@ class PgStore implements Store {
     await this.pool.end();
   }
 
+  stats(): StoreStats {
+    const pool = this.pool;
+    return {
+      queries: this.counters.queries,
+      poolExhausted: this.counters.exhausted,
+      poolTotal: pool.totalCount,
+      poolIdle: pool.idleCount,
+      poolWaiting: pool.waitingCount,
+    };
+  }
+
   private async run<T>(step: () => Promise<T>): Promise<T> {
     if (!this.open) throw new StoreError("unavailable", "the store is closed");
+    const pool = this.pool;
+    if (pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10))
+      this.counters.exhausted++;
     try {
       return await step();
     } catch (err) {
@@ -354,12 +395,19 @@ class PgStore implements Store {
   }
 
   private async notify(c: Queryable, event: BusEvent): Promise<void> {
-    await c.query("SELECT pg_notify($1, $2)", [this.channel, encodeBusEvent(event)]);
+    await c.query({
+      name: "keel_notify",
+      text: "SELECT pg_notify($1, $2)",
+      values: [this.channel, encodeBusEvent(event)],
+    });
   }
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: rows of pg queries are untyped
 type PgRow = any;
+
+/** What `toUser` reads: every column but the password hash. */
+const userColumns = "id, username, email, status, tags, metadata, roles, created_at, updated_at";
 
 function toUser(row: PgRow): UserRecord {
   return {

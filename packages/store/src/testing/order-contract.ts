@@ -115,6 +115,7 @@ export function orderContract(
         assert.equal(paid.created, true);
         assert.equal(paid.order.status, OrderStatus.PAID);
         assert.equal(paid.payment.amountMinor, 825n);
+        assert.deepEqual(paid.order, await store.orders.get(created.id));
         // The same key again returns the same payment and records nothing new.
         const again = await store.orders.pay(created.id, {
           amountMinor: 825n,
