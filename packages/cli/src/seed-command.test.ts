@@ -76,6 +76,30 @@ describe("keel seed", () => {
     ]);
   });
 
+  it("waits as the server asks when sign-ups and logins from this address are rate limited", async () => {
+    // One sign-up and one login at once, then one a second: each demo user waits for the last.
+    const limited = await startServerProcess({
+      KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "60",
+      KEEL_CREATE_USER_RATE_LIMIT_BURST: "1",
+      KEEL_LOGIN_RATE_LIMIT_PER_MINUTE: "60",
+      KEEL_LOGIN_RATE_LIMIT_BURST: "1",
+    });
+    // What a newcomer did before: the README's own sign-up takes the burst.
+    await createUserClient({ baseUrl: limited.url }).createUser({
+      username: "ada",
+      email: "ada@example.com",
+      password: "correct horse battery",
+    });
+    const result = await runCli(["seed", "--url", limited.url], limited.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^seeded http:\/\/127\.0\.0\.1:\d+: 4 users, 6 orders\n/);
+    // Said once, not once per wait.
+    assert.match(
+      result.stderr,
+      /^keel seed: CreateUser alan is rate limited for this address; waiting as the server asks \(\d+\.\d s, and again if needed\)\n$/,
+    );
+  });
+
   it("refuses to seed twice, saying why (exit 1)", async () => {
     const again = await runCli(["seed", "--url", server.url], server.env);
     assert.equal(again.code, 1);

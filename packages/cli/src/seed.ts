@@ -12,6 +12,7 @@ import { UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import { describeError } from "./describe-error.ts";
 import { enumName } from "./enum-name.ts";
 import { mintLocalToken } from "./local-token.ts";
+import { createRetryWhenLimited } from "./retry-when-limited.ts";
 
 export interface SeedOptions {
   baseUrl: string;
@@ -100,33 +101,45 @@ export async function seed(options: SeedOptions): Promise<number> {
   const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
   const print = (line: string) => process.stdout.write(`${line}\n`);
   let doing = "";
+  // Sign-ups and logins are limited per address (5 at once, then 10 a minute by default): on a
+  // server where some were just made, wait as the server asks rather than fail halfway.
+  let told = false;
+  const whenAllowed = createRetryWhenLimited({
+    onWait: (delayMs) => {
+      if (!told) {
+        process.stderr.write(
+          `keel seed: ${doing} is rate limited for this address; waiting as the server asks (${(delayMs / 1000).toFixed(1)} s, and again if needed)\n`,
+        );
+      }
+      told = true;
+    },
+  });
   const made: { username: string; userId: bigint; statuses: OrderStatus[] }[] = [];
   try {
     let staff = options.staffToken;
     for (const person of people) {
       doing = `CreateUser ${person.username}`;
-      const { user } = await users
-        .createUser({
+      const { user } = await whenAllowed(() =>
+        users.createUser({
           username: person.username,
           email: `${person.username}@example.com`,
           password: seedPassword,
           tags: person.tags,
-        })
-        .catch((err: unknown) => {
-          if (ConnectError.from(err).code === Code.AlreadyExists) {
-            throw new ConnectError(
-              `user ${JSON.stringify(person.username)} already exists: this server has the demo data (or users of those names) already; seed a fresh database`,
-              Code.AlreadyExists,
-            );
-          }
-          throw err;
-        });
+        }),
+      ).catch((err: unknown) => {
+        if (ConnectError.from(err).code === Code.AlreadyExists) {
+          throw new ConnectError(
+            `user ${JSON.stringify(person.username)} already exists: this server has the demo data (or users of those names) already; seed a fresh database`,
+            Code.AlreadyExists,
+          );
+        }
+        throw err;
+      });
       const userId = user?.userId ?? 0n;
       doing = `Login ${person.username}`;
-      const { accessToken } = await users.login({
-        username: person.username,
-        password: seedPassword,
-      });
+      const { accessToken } = await whenAllowed(() =>
+        users.login({ username: person.username, password: seedPassword }),
+      );
       const asUser = bearer(accessToken);
       doing = "minting a staff token";
       staff ??= await mintLocalToken(userId, ["admin", "fulfillment"]);
