@@ -103,23 +103,15 @@ export async function seed(options: SeedOptions): Promise<number> {
   let doing = "";
   // Sign-ups and logins are limited per address (5 at once, then 10 a minute by default): on a
   // server where some were just made, wait as the server asks rather than fail halfway.
-  let told = false;
   const whenAllowed = createRetryWhenLimited({
-    onWait: (delayMs) => {
-      if (!told) {
-        process.stderr.write(
-          `keel seed: ${doing} is rate limited for this address; waiting as the server asks (${(delayMs / 1000).toFixed(1)} s, and again if needed)\n`,
-        );
-      }
-      told = true;
-    },
+    warn: (line) => process.stderr.write(`keel seed: ${line}\n`),
   });
   const made: { username: string; userId: bigint; statuses: OrderStatus[] }[] = [];
   try {
     let staff = options.staffToken;
     for (const person of people) {
       doing = `CreateUser ${person.username}`;
-      const { user } = await whenAllowed(() =>
+      const { user } = await whenAllowed(doing, () =>
         users.createUser({
           username: person.username,
           email: `${person.username}@example.com`,
@@ -137,7 +129,7 @@ export async function seed(options: SeedOptions): Promise<number> {
       });
       const userId = user?.userId ?? 0n;
       doing = `Login ${person.username}`;
-      const { accessToken } = await whenAllowed(() =>
+      const { accessToken } = await whenAllowed(doing, () =>
         users.login({ username: person.username, password: seedPassword }),
       );
       const asUser = bearer(accessToken);
