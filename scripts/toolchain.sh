@@ -37,7 +37,8 @@ keel_toolchain_install() {
     *) keel_toolchain_fail "the pinned toolchain is built for Linux x86_64; on $(uname -s)-$(uname -m) install Node $(cat "$keel_root/.nvmrc") and pnpm yourself" || return 1 ;;
   esac
   echo "toolchain: installing Node.js $(cat "$keel_root/.nvmrc") and pnpm from the npm registry" >&2
-  (cd "$keel_tc" && npm ci --no-audit --no-fund --loglevel=error) ||
+  # On stderr: stdout is what the command run afterwards writes (./dev start's log, keel token's token).
+  (cd "$keel_tc" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
     keel_toolchain_fail "npm ci in toolchain/ failed" || return 1
   echo "$want" >"$stamp"
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { createUserClient } from "@keel/clients";
 import { runCli } from "./testing/run-cli.ts";
 import { type ServerProcess, startServerProcess } from "./testing/server-process.ts";
 
@@ -42,6 +43,26 @@ describe("keel client", () => {
     assert.deepEqual(events, ["CREATED", "PAID", "SHIPPED", "CHECKPOINT", "DELIVERED"]);
     assert.match(result.stdout, /the stream ended after 5 events: order \d+ is delivered/);
     assert.match(result.stdout, /^done: 8 steps in [\d.]+ s$/m);
+  });
+
+  it("waits as the server asks when sign-ups from this address are rate limited", async () => {
+    // One sign-up at once, then one every 3 s; a sign-up of its own just before takes it.
+    const limited = await startServerProcess({
+      KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: "20",
+      KEEL_CREATE_USER_RATE_LIMIT_BURST: "1",
+    });
+    await createUserClient({ baseUrl: limited.url }).createUser({
+      username: "ada",
+      email: "ada@example.com",
+      password: "correct horse battery",
+    });
+    const again = await runCli(["client", "--url", limited.url], limited.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /8\. TrackOrder/);
+    assert.match(
+      again.stderr,
+      /^keel client: CreateUser is rate limited for this address; waiting as the server asks \(\d+\.\d s, and again if needed\)\n/,
+    );
   });
 
   it("takes the admin token from --admin-token, in another protocol", async () => {

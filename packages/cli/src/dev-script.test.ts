@@ -34,7 +34,7 @@ describe("./dev", () => {
     assert.equal(result.stdout, "");
   });
 
-  it("starts the server with no finished process left unreaped under it", async () => {
+  it("starts the server saying what it does at each step, with no finished process left unreaped under it", async () => {
     const child = spawn(dev, ["start"], {
       env: {
         PATH: process.env.PATH ?? "",
@@ -44,13 +44,40 @@ describe("./dev", () => {
         KEEL_DATA_DIR: dataDir,
         KEEL_JWT_SECRET: "dev-script-test-secret-dev-script-test",
       },
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
     try {
+      let ready: Record<string, unknown> | undefined;
       for await (const line of createInterface({ input: child.stdout })) {
-        if (line.includes('"serving gRPC, gRPC-Web and Connect"')) break;
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        if (entry.msg === "ready") {
+          ready = entry;
+          break;
+        }
       }
+      // Each step says what it does before it starts, and how long it took once done.
+      assert.match(
+        stderr,
+        new RegExp(
+          [
+            // On a fresh clone the toolchain is installed first, npm saying what it added.
+            "^(toolchain: installing Node.js [^]*?)?",
+            "\\./dev start: \\[1/3\\] installing dependencies with pnpm from the lockfile .*\\n",
+            "\\./dev start: {7}done in \\d+ s\\n",
+            "\\./dev start: \\[2/3\\] generating TypeScript from proto/ and building every package with turbo .*\\n",
+            "\\./dev start: {7}done in \\d+ s\\n",
+            `\\./dev start: \\[3/3\\] starting the server \\(data in ${dataDir}; Ctrl-C stops it\\)\\n$`,
+          ].join(""),
+        ),
+      );
+      // Where it answers: stdout is not a terminal here, so a JSON line rather than the banner.
+      assert.match(String(ready?.api), /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(String(ready?.metrics), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
       // ./dev execs the server: the process started is the server, and it has no zombie child.
       const { stdout: children } = spawnSync(
         "ps",

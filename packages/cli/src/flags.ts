@@ -40,11 +40,31 @@ export const connectionHelp = `connection flags:
  * UsageError that names the flag.
  */
 export function parseFlags<T extends ParseArgsOptionsConfig>(args: string[], options: T) {
+  return parseArguments(args, options, 0).values;
+}
+
+/**
+ * Parses a command's flags strictly, and up to `max` arguments that are not flags (a symbol to
+ * describe). A mistake, or one argument too many, becomes a UsageError that names it.
+ */
+export function parseArguments<T extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: T,
+  max: number,
+) {
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; options: T; strict: true; allowPositionals: true }>
+  >;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: max > 0 });
   } catch (err) {
     throw new UsageError(describeParseError(err));
   }
+  const extra = parsed.positionals[max];
+  if (extra !== undefined) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(extra)}: at most ${max} allowed`);
+  }
+  return parsed;
 }
 
 function describeParseError(err: unknown): string {

@@ -2,7 +2,17 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { runCli } from "./testing/run-cli.ts";
 
-const commands = ["server", "client", "stream", "perf", "token", "health"];
+const commands = [
+  "server",
+  "client",
+  "stream",
+  "perf",
+  "token",
+  "health",
+  "list",
+  "describe",
+  "seed",
+];
 
 describe("keel", () => {
   it("lists the commands with --help, and says what to do when run bare", async () => {

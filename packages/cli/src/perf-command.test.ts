@@ -111,6 +111,10 @@ describe("keel perf", () => {
     assertConsistent(summary, 30);
     assert.deepEqual(summary.statusCodes, { UNAUTHENTICATED: 30 });
     assert.match(summary.errors.UNAUTHENTICATED ?? "", /authorization/);
+    assert.match(
+      result.stderr,
+      /^keel perf: warning: 30 of 30 calls \(100%\) failed with UNAUTHENTICATED .*check --token/,
+    );
   });
 
   it("runs for --duration and prints a summary for people", async () => {
@@ -131,6 +135,32 @@ describe("keel perf", () => {
     assert.match(result.stdout, /^ {2}requests +\d+ in 0\.[5-9]\d s: [\d.]+ requests\/s$/m);
     assert.match(result.stdout, /^ {2}latency ms +p50 [\d.]+ +p90 [\d.]+ +p99 [\d.]+ +max [\d.]+/m);
     assert.match(result.stdout, /^ {4}OK +\d+$/m);
+  });
+
+  it("warns when most calls were refused by the rate limit: the figures measure the limit", async () => {
+    // Limits far below the load, as the defaults (100 a second) are below what a server answers.
+    const limited = await startServerProcess({
+      KEEL_RATE_LIMIT_RPS: "1",
+      KEEL_RATE_LIMIT_BURST: "50",
+    });
+    const result = await runCli([
+      "perf",
+      "--url",
+      limited.url,
+      "--requests",
+      "1000",
+      "--concurrency",
+      "16",
+      "--json",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout) as PerfSummary;
+    const refused = summary.statusCodes.RESOURCE_EXHAUSTED ?? 0;
+    assert.ok(refused > 500, JSON.stringify(summary.statusCodes));
+    assert.equal(
+      result.stderr,
+      `keel perf: warning: ${refused} of 1000 calls (${Math.round(refused / 10)}%) failed with RESOURCE_EXHAUSTED ("${summary.errors.RESOURCE_EXHAUSTED}"); you are measuring the server's limits, not the server: to benchmark, start it with the limits raised on purpose (KEEL_RATE_LIMIT_RPS and KEEL_RATE_LIMIT_BURST; for CreateUser KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE, _BURST and KEEL_PASSWORD_HASH_PER_CLIENT) and say so with the figures\n`,
+    );
   });
 
   it("exits 1 when the server cannot be reached", async () => {

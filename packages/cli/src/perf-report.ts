@@ -113,10 +113,30 @@ export function formatSummary(s: PerfSummary): string {
       `    ${name.padEnd(20)} ${String(n).padStart(9)}${first === undefined ? "" : `  first: ${first}`}`,
     );
   }
-  if (s.statusCodes.RESOURCE_EXHAUSTED !== undefined) {
-    lines.push(
-      "  (RESOURCE_EXHAUSTED: the server's rate limit; raise KEEL_RATE_LIMIT_RPS and KEEL_RATE_LIMIT_BURST to measure the server itself)",
-    );
-  }
   return lines.join("\n");
+}
+
+/** What to change when most calls fail with a code, for the codes a benchmark meets. */
+const remedies: Record<string, string> = {
+  RESOURCE_EXHAUSTED:
+    "you are measuring the server's limits, not the server: to benchmark, start it with the limits raised on purpose (KEEL_RATE_LIMIT_RPS and KEEL_RATE_LIMIT_BURST; for CreateUser KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE, _BURST and KEEL_PASSWORD_HASH_PER_CLIENT) and say so with the figures",
+  UNAUTHENTICATED: "you are measuring the refusal of a token: check --token, or leave it out",
+  PERMISSION_DENIED: "you are measuring a refusal: the token lacks the role the method needs",
+  DEADLINE_EXCEEDED: "calls ran out of time: the server is overloaded, or raise --timeout",
+  UNAVAILABLE: "the server could not be reached or is shutting down",
+};
+
+/**
+ * A warning when more than half the calls failed with one code: then the figures measure that
+ * failure (usually a rate limit) rather than the method. Undefined otherwise.
+ */
+export function failureWarning(s: PerfSummary): string | undefined {
+  for (const [name, n] of Object.entries(s.statusCodes)) {
+    if (name === "OK" || n * 2 <= s.requests) continue;
+    const share = Math.round((n / s.requests) * 100);
+    const remedy = remedies[name] ?? "the figures describe that failure, not the method";
+    const first = s.errors[name];
+    return `keel perf: warning: ${n} of ${s.requests} calls (${share}%) failed with ${name}${first === undefined ? "" : ` ("${first}")`}; ${remedy}`;
+  }
+  return undefined;
 }

@@ -11,7 +11,7 @@ import { Histogram } from "./histogram.ts";
 import type { LoadResult } from "./load-generator.ts";
 import { mintLocalToken } from "./local-token.ts";
 import type { PerfMethod } from "./perf-methods.ts";
-import { formatSummary, summarize } from "./perf-report.ts";
+import { failureWarning, formatSummary, summarize } from "./perf-report.ts";
 import { createShard, type ShardOptions, type ShardResult, splitShards } from "./perf-shard.ts";
 import { startProgressBar } from "./progress-bar.ts";
 
@@ -100,6 +100,9 @@ export async function runPerf(options: PerfOptions): Promise<number> {
     measured,
   );
   process.stdout.write(`${options.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+  // On stderr, so that --json's stdout stays one object.
+  const warning = failureWarning(summary);
+  if (warning !== undefined) process.stderr.write(`${warning}\n`);
   return 0;
 }
 

@@ -6,7 +6,7 @@ const usage = `usage: keel server
 
 Starts the service, exactly as ./dev start does: gRPC, gRPC-Web and Connect on one port (default
 9090), the admin port (default 9091), state in $KEEL_DATA_DIR (default ./data). It is configured
-with KEEL_* environment variables or a KEEL_CONFIG file (see the README's Configuration), not
+with KEEL_* environment variables or a KEEL_CONFIG file (see docs/configuration.md), not
 with flags. It stops cleanly on SIGTERM or SIGINT.
 
 flags:

@@ -16,6 +16,7 @@ import { describeMoney, describeOrderEvent, describeUser } from "./describe.ts";
 import { describeError } from "./describe-error.ts";
 import { enumName } from "./enum-name.ts";
 import { mintLocalToken } from "./local-token.ts";
+import { createRetryWhenLimited } from "./retry-when-limited.ts";
 
 export interface WalkthroughOptions {
   baseUrl: string;
@@ -61,17 +62,24 @@ export async function walkthrough(options: WalkthroughOptions): Promise<number> 
     return value;
   };
   let minted = false;
+  // Sign-ups and logins are limited per address: wait as the server asks rather than fail.
+  const whenAllowed = createRetryWhenLimited({
+    warn: (line) => process.stderr.write(`keel client: ${line}\n`),
+  });
   try {
     const name = `walkthrough-${randomBytes(4).toString("hex")}`;
     const { user } = await step(
       "CreateUser",
-      () => users.createUser({ username: name, email: `${name}@example.com`, password }),
+      () =>
+        whenAllowed("CreateUser", () =>
+          users.createUser({ username: name, email: `${name}@example.com`, password }),
+        ),
       (r) => describeUser(r.user),
     );
     const userId = user?.userId ?? 0n;
     const login = await step(
       "Login",
-      () => users.login({ username: name, password }),
+      () => whenAllowed("Login", () => users.login({ username: name, password })),
       (r) => `access token for user ${r.userId} (${r.tokenType}, ${r.accessToken.length} chars)`,
     );
     const asUser = { headers: bearer(login.accessToken) };

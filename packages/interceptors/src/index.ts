@@ -72,6 +72,12 @@ export type {
 export { createRateLimiter, createRateLimitInterceptor } from "./rate-limit.ts";
 export type { ErrorLogger, RecoveryOptions } from "./recovery.ts";
 export { createRecoveryInterceptor } from "./recovery.ts";
+export type {
+  RefusalCounts,
+  RefusalSummary,
+  RefusalSummaryOptions,
+} from "./refusal-summary.ts";
+export { createRefusalSummary } from "./refusal-summary.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
 export { resourceExhausted } from "./resource-exhausted.ts";

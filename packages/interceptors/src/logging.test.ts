@@ -5,6 +5,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { pino } from "pino";
 import { principalKey } from "./context.ts";
 import { type CallLogger, createLoggingInterceptor, type LogLevel } from "./logging.ts";
+import { createRefusalSummary, type RefusalCounts } from "./refusal-summary.ts";
 import { createRequestIdInterceptor } from "./request-id.ts";
 import { messages, type Protocol, protocols, startTestService } from "./testing/test-service.ts";
 
@@ -72,6 +73,7 @@ async function startLoggedService(interceptor: Interceptor) {
       if (req.userId === 13n) throw new Error("unlucky: postgres://admin:hunter2@db");
       if (req.userId === 404n) throw new ConnectError("user 404 not found", Code.NotFound);
       if (req.userId === 503n) throw new ConnectError("database unavailable", Code.Unavailable);
+      if (req.userId === 429n) throw new ConnectError("rate limit", Code.ResourceExhausted);
       return { user: { userId: req.userId, username: `user${req.userId}` } };
     },
     async *streamUserActivities(req, ctx) {
@@ -454,5 +456,112 @@ describe("logging interceptor with pino", () => {
     } finally {
       await svc.close();
     }
+  });
+});
+
+describe("logging interceptor with a refusal summary", () => {
+  /** A flood of refusals at one method, and other calls among them. */
+  async function flood(debug: boolean) {
+    const { logger, lines } = captureLogger((level) => debug || level !== "debug");
+    const summaries: { level: LogLevel; fields: RefusalCounts; message: string }[] = [];
+    // An interval no test outlasts: the summary is written by stop(), as at shutdown.
+    const refusals = createRefusalSummary({
+      intervalMs: 3_600_000,
+      emit: (level, fields, message) => summaries.push({ level, fields, message }),
+    });
+    const svc = await startLoggedService(createLoggingInterceptor({ logger, refusals }));
+    try {
+      const client = svc.client("grpc");
+      for (let i = 0; i < 30; i++) {
+        await assert.rejects(client.getUser({ userId: 429n }), /rate limit/);
+      }
+      await assert.rejects(client.getUser({ userId: 404n }), /not found/);
+      await assert.rejects(client.getUser({ userId: 503n }), /unavailable/);
+    } finally {
+      await svc.close();
+    }
+    for (let i = 0; i < 400 && lines.length < (debug ? 32 : 3); i++) await sleep(5);
+    assert.equal(summaries.length, 0, "nothing is summarised before the interval ends");
+    refusals.stop();
+    return { lines, summaries };
+  }
+
+  it("logs the first refusal of a method and code, and counts the rest into one line", async () => {
+    const { lines, summaries } = await flood(false);
+    const refused = lines.filter((l) => l.fields.code === "ResourceExhausted");
+    assert.equal(refused.length, 1, "one line for 30 refusals");
+    assert.equal(refused[0]?.level, "info");
+    assert.equal(refused[0]?.fields.error, "rate limit");
+    // Failures that are not refusals keep a line each, at their level.
+    assert.deepEqual(
+      lines.filter((l) => l.fields.code !== "ResourceExhausted").map((l) => l.fields.code),
+      ["NotFound", "Unavailable"],
+    );
+    assert.deepEqual(summaries, [
+      {
+        level: "info",
+        message: "refused calls, summarised",
+        fields: {
+          method: "user.v1.UserService/GetUser",
+          code: "ResourceExhausted",
+          count: 29,
+          peers: 1,
+          first_peers: ["127.0.0.1"],
+          interval_ms: 3_600_000,
+        },
+      },
+    ]);
+  });
+
+  it("still writes every refusal at debug, for an access log of every call", async () => {
+    const { lines, summaries } = await flood(true);
+    const refused = lines.filter((l) => l.fields.code === "ResourceExhausted");
+    assert.deepEqual(
+      refused.map((l) => l.level),
+      ["info", ...Array<LogLevel>(29).fill("debug")],
+    );
+    assert.equal(summaries[0]?.fields.count, 29);
+  });
+
+  it("with intervalMs 0 logs every refusal on its own line", async () => {
+    const { logger, lines } = captureLogger();
+    const refusals = createRefusalSummary({ intervalMs: 0, emit: () => assert.fail("no summary") });
+    const svc = await startLoggedService(createLoggingInterceptor({ logger, refusals }));
+    try {
+      for (let i = 0; i < 5; i++) {
+        await assert.rejects(svc.client("connect").getUser({ userId: 429n }), /rate limit/);
+      }
+    } finally {
+      await svc.close();
+    }
+    await lineNumber(lines, 5);
+    assert.deepEqual(
+      lines.map((l) => l.level),
+      ["info", "info", "info", "info", "info"],
+    );
+    refusals.stop();
+  });
+
+  it("starts a new interval once one has been summarised", async () => {
+    const emitted: RefusalCounts[] = [];
+    const summary = createRefusalSummary({
+      intervalMs: 3_600_000,
+      emit: (_level, fields) => emitted.push(fields),
+    });
+    const admitted = () =>
+      [1, 2, 3].map(() => summary.admit("a.v1.S/M", "Unauthenticated", "info", "10.0.0.1"));
+    assert.deepEqual(admitted(), [true, false, false]);
+    summary.flush();
+    assert.deepEqual(admitted(), [true, false, false]);
+    assert.equal(summary.admit("a.v1.S/M", "NotFound", "info", "10.0.0.1"), true);
+    assert.equal(summary.admit("a.v1.S/M", "NotFound", "info", "10.0.0.1"), true);
+    summary.stop();
+    assert.deepEqual(
+      emitted.map((e) => [e.code, e.count]),
+      [
+        ["Unauthenticated", 2],
+        ["Unauthenticated", 2],
+      ],
+    );
   });
 });

@@ -3,6 +3,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { bounded, subjectOf } from "./bounded-text.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
+import type { RefusalSummary } from "./refusal-summary.ts";
 
 /** A log level the logging interceptor writes at. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -28,6 +29,12 @@ export interface LoggingOptions {
    * created, so it must depend on the code only. Default: `defaultLevelFor`.
    */
   levelFor?: (code: CodeName) => LogLevel;
+  /**
+   * Counts refused calls instead of logging each (`createRefusalSummary`): the first refusal of a
+   * method and code in an interval is logged, the others at "debug" only, and one line per interval
+   * counts them. Default: none, every call has its line at its level.
+   */
+  refusals?: RefusalSummary;
 }
 
 /**
@@ -138,18 +145,27 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
   const logger = options.logger;
   const levelFor = options.levelFor ?? defaultLevelFor;
   const levels = codeNames.map((name) => levelFor(name));
+  const refusals = options.refusals;
 
   const finish = (req: Request, start: number, err: unknown, counts: Counts | undefined) => {
     const outcome = err === undefined && !req.signal.aborted ? ok : outcomeOf(err, req.signal);
-    const level = levels[outcome.code] ?? "error";
+    const method = fieldsOf(req.method);
+    const code = codeNames[outcome.code] ?? "Unknown";
+    let level = levels[outcome.code] ?? "error";
+    if (
+      outcome.code !== 0 &&
+      refusals !== undefined &&
+      !refusals.admit(method.method, code, level, req.contextValues.get(peerKey))
+    ) {
+      level = "debug";
+    }
     if (logger.isLevelEnabled !== undefined && !logger.isLevelEnabled(level)) return;
 
-    const method = fieldsOf(req.method);
     const fields: Record<string, unknown> = {
       method: method.method,
       protocol: protocolOf(req.header.get("content-type")),
       grpc_type: method.grpcType,
-      code: codeNames[outcome.code] ?? String(outcome.code),
+      code,
       duration_ms: Math.round((performance.now() - start) * 1000) / 1000,
     };
     const values = req.contextValues;

@@ -1,14 +1,15 @@
 import cluster, { type Worker } from "node:cluster";
 import { availableParallelism } from "node:os";
 import { createHs256Keyring } from "@keel/interceptors";
-import { pino } from "pino";
 import { AggregatorRegistry } from "prom-client";
 import { startAdminServer } from "./admin-server.ts";
+import { serverUrls } from "./banner.ts";
 import type { ServerConfig } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
+import { createProcessLogger } from "./process-logger.ts";
 import { createProfileEndpoint } from "./profile-endpoint.ts";
 import { takeProfileInWorker } from "./profile-relay.ts";
-import { signingKeysOf, warnIfGeneratedSecret } from "./serve.ts";
+import { announce, signingKeysOf, warnIfGeneratedSecret } from "./serve.ts";
 
 /**
  * Cluster mode: the primary forks workers that share the API port (the kernel spreads
@@ -18,7 +19,13 @@ import { signingKeysOf, warnIfGeneratedSecret } from "./serve.ts";
  */
 export async function runPrimary(config: ServerConfig): Promise<void> {
   const count = config.workers === 0 ? availableParallelism() : config.workers;
-  const logger = pino({ level: config.log.level, base: { service: "keel", role: "primary" } });
+  const { logger, format } = createProcessLogger({
+    level: config.log.level,
+    format: config.log.format,
+    base: { service: "keel", role: "primary" },
+    // It exits right after its last line.
+    sync: true,
+  });
   warnIfGeneratedSecret(config, logger);
   const ready = new Map<number, boolean>();
   // Workers that have reported their readiness once: they have started and listen for requests.
@@ -95,6 +102,17 @@ export async function runPrimary(config: ServerConfig): Promise<void> {
       : {}),
   });
   logger.info({ workers: count, adminPort: admin.port }, "cluster started");
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const scheme = config.tls === undefined ? "http" : "https";
+  announce(
+    serverUrls({
+      apiUrl: `${scheme}://${host.includes(":") ? `[${host}]` : host}:${config.port}`,
+      adminPort: admin.port,
+      console: config.consoleEnabled,
+    }),
+    format,
+    logger,
+  );
 
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;

@@ -6,6 +6,16 @@ import { readSettings, type Settings } from "./config.ts";
 /** Settings that apply while running, by dotted key; the others need a restart. */
 const safe = ["log", "rateLimits", "tracing", "auth.jwtSecret", "auth.acceptedJwtSecrets"] as const;
 
+/** Keys among the safe settings' that still need a restart: the log's destination is made once. */
+const restartOnly = ["log.format"];
+
+/** Whether a change of the setting at `key` (dotted: "rateLimits.burst") applies without a restart. */
+export function appliesLive(key: string): boolean {
+  return (
+    !restartOnly.includes(key) && safe.some((path) => key === path || key.startsWith(`${path}.`))
+  );
+}
+
 export interface WatchConfigOptions {
   /** The YAML file to watch. */
   file: string;
@@ -42,9 +52,14 @@ export function watchConfig(options: WatchConfigOptions): { close(): void } {
       );
       return;
     }
-    const restartNeeded = (Object.keys(next) as (keyof Settings)[]).filter(
+    const restartNeeded: string[] = (Object.keys(next) as (keyof Settings)[]).filter(
       (key) => JSON.stringify(unsafePart(next, key)) !== JSON.stringify(unsafePart(current, key)),
     );
+    for (const key of restartOnly) {
+      const [group, name] = key.split(".") as [keyof Settings, string];
+      const read = (settings: Settings) => (settings[group] as Record<string, unknown>)[name];
+      if (read(next) !== read(current)) restartNeeded.push(key);
+    }
     if (restartNeeded.length > 0) {
       options.logger.warn(
         { settings: restartNeeded },

@@ -121,7 +121,7 @@ tls: { cert: a.pem, key: b.pem }
   });
 
   it("leaves test variables alone, suggests the nearest name for an unknown one, and quotes bad values", () => {
-    // The README tells developers to export KEEL_TEST_DATABASE_URL: the server still starts.
+    // docs/contributing.md tells developers to export KEEL_TEST_DATABASE_URL: the server still starts.
     const settings = readSettings({
       KEEL_TEST_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/test",
       KEEL_TEST_ANYTHING: "x",

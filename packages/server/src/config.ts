@@ -46,7 +46,7 @@ function commaList<T extends z.ZodType>(item: T) {
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
  * by an environment variable (see `environment`), which wins over the file.
  */
-const schema = z.strictObject({
+export const settingsSchema = z.strictObject({
   host: z.string().min(1).default("0.0.0.0"),
   port: port.default(9090),
   /** Where /metrics, /healthz and /readyz are served; 0 picks a free port. */
@@ -107,7 +107,7 @@ const schema = z.strictObject({
       jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
       /**
        * Access tokens of an external OpenID Connect issuer (Keycloak, Auth0, Entra ID, Dex, …),
-       * found through its discovery document; see the README's security section.
+       * found through its discovery document; see docs/security.md.
        */
       oidc: z
         .strictObject({
@@ -184,7 +184,18 @@ const schema = z.strictObject({
       summaryIntervalMs: milliseconds.default(60_000),
     })
     .default({ maxBytes: mebibytes(100), keep: 5, summaryIntervalMs: 60_000 }),
-  log: z.strictObject({ level: z.enum(logLevels).default("info") }).default({ level: "info" }),
+  log: z
+    .strictObject({
+      level: z.enum(logLevels).default("info"),
+      /** Readable lines ("pretty"), JSON lines, or "auto": readable when stdout is a terminal. */
+      format: z.enum(["auto", "pretty", "json"]).default("auto"),
+      /**
+       * Refused calls (rate and stream limits, missing or bad tokens, denied access) are logged
+       * once per method and code in each interval, the rest counted into one line; 0: every one.
+       */
+      refusalSummaryIntervalMs: milliseconds.default(10_000),
+    })
+    .default({ level: "info", format: "auto", refusalSummaryIntervalMs: 10_000 }),
   tracing: z
     .strictObject({
       endpoint: z.url({ protocol: /^https?$/ }).optional(),
@@ -338,7 +349,7 @@ function isServiceAddress(value: string): boolean {
 }
 
 /** The configuration as written (file and environment merged) and validated. */
-export type Settings = z.infer<typeof schema>;
+export type Settings = z.infer<typeof settingsSchema>;
 
 /** Environment variables and the setting each one overrides. */
 export const environment: Record<string, readonly string[]> = {
@@ -387,6 +398,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_AUDIT_LOG_KEEP: ["auditLog", "keep"],
   KEEL_AUDIT_LOG_SUMMARY_INTERVAL_MS: ["auditLog", "summaryIntervalMs"],
   KEEL_LOG_LEVEL: ["log", "level"],
+  KEEL_LOG_FORMAT: ["log", "format"],
+  KEEL_LOG_REFUSAL_SUMMARY_INTERVAL_MS: ["log", "refusalSummaryIntervalMs"],
   KEEL_TRACING_ENDPOINT: ["tracing", "endpoint"],
   KEEL_TRACING_SAMPLING_RATIO: ["tracing", "samplingRatio"],
   KEEL_SHUTDOWN_GRACE_MS: ["shutdown", "graceMs"],
@@ -526,7 +539,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): {
     setPath(raw, path, value);
     fromEnv.set(path.join("."), variable);
   }
-  const parsed = schema.safeParse(raw, { reportInput: true });
+  const parsed = settingsSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const source = { fromEnv, raw, knownKeys: fileKeys };
     const problems = parsed.error.issues.map((issue) => describeIssue(issue, source));

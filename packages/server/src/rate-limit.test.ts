@@ -5,6 +5,7 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createUserClient } from "@keel/clients";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
+import { pino } from "pino";
 import { mintToken, startTestServer, type TestServer } from "./testing/test-server.ts";
 
 let server: TestServer;
@@ -88,5 +89,43 @@ describe("rate limits on the server", () => {
       results[2] ?? "",
       /^rate limit of 1 request per minute for user\.v1\.UserService\/CreateUser exceeded/,
     );
+  });
+});
+
+describe("refused calls in the server's log", () => {
+  it("a flood past the rate limit costs one line and a count, not a line per refusal", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino(
+      { level: "info" },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const flooded = await startTestServer({
+      logger,
+      rateLimits: { default: { ratePerSecond: 0.001, burst: 2 } },
+    });
+    const client = createUserClient({ baseUrl: flooded.url, token: flooded.adminToken });
+    let refused = 0;
+    try {
+      for (let i = 0; i < 40; i++) {
+        await client.listUsers({}).catch((err: unknown) => {
+          assert.equal(ConnectError.from(err).code, Code.ResourceExhausted);
+          refused++;
+        });
+      }
+    } finally {
+      // Stopping writes the interval's summary: nothing counted is lost at shutdown.
+      await flooded.stop();
+    }
+    assert.equal(refused, 38);
+    const finished = lines.filter(
+      (l) => l.msg === "finished call" && l.code === "ResourceExhausted",
+    );
+    assert.equal(finished.length, 1, "one line for the first refusal");
+    const summaries = lines.filter((l) => l.msg === "refused calls, summarised");
+    assert.equal(summaries.length, 1);
+    assert.equal(summaries[0]?.method, "user.v1.UserService/ListUsers");
+    assert.equal(summaries[0]?.code, "ResourceExhausted");
+    assert.equal(summaries[0]?.count, 37);
+    assert.equal(summaries[0]?.interval_ms, 10_000);
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { mintToken, startTestServer, type TestServer } from "./testing/test-server.ts";
 
-// Every REST route of README's table, over plain HTTP/1.1 (fetch), against the real server: the
+// Every REST route of docs/api.md's table, over plain HTTP/1.1 (fetch), against the real server: the
 // success status and an error status each, through the same interceptors as gRPC and Connect.
 let server: TestServer;
 let admin: Record<string, string>;

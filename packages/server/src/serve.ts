@@ -4,12 +4,14 @@ import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb
 import { createAuditLog, type Hs256Keys } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
 import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
-import { trace } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
+import { formatBanner, type ServerUrls, serverUrls } from "./banner.ts";
 import type { ServerConfig, Settings } from "./config.ts";
 import { watchConfig } from "./config-reload.ts";
+import type { LogFormat } from "./log-format.ts";
+import { createProcessLogger } from "./process-logger.ts";
 import { answerProfileRequests } from "./profile-relay.ts";
 import { startServer } from "./server.ts";
 import { readTlsMaterial } from "./tls-material.ts";
@@ -39,19 +41,11 @@ export async function serve(config: ServerConfig): Promise<void> {
     samplingRatio: config.tracing.samplingRatio,
     ...(config.tracing.endpoint === undefined ? {} : { endpoint: config.tracing.endpoint }),
   });
-  // Log lines are written asynchronously, off the request path, and carry the active trace.
-  const logger = pino(
-    {
-      level: config.log.level,
-      base: { service: "keel", ...(worker === undefined ? {} : { worker: worker.id }) },
-      redact: ["*.authorization", "*.password", "*.token"],
-      mixin() {
-        const span = trace.getActiveSpan()?.spanContext();
-        return span === undefined ? {} : { trace_id: span.traceId, span_id: span.spanId };
-      },
-    },
-    pino.destination({ sync: false }),
-  );
+  const { logger, format } = createProcessLogger({
+    level: config.log.level,
+    format: config.log.format,
+    base: { service: "keel", ...(worker === undefined ? {} : { worker: worker.id }) },
+  });
   // Said once per server: in cluster mode, by the primary.
   if (worker === undefined) warnIfGeneratedSecret(config, logger);
   const store = await openStore(config, logger, worker === undefined ? undefined : workerRelay());
@@ -93,6 +87,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     rateLimits: rateLimitsOf(config),
     streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
+    refusalSummaryIntervalMs: config.log.refusalSummaryIntervalMs,
     console: config.consoleEnabled,
     engine: config.engine,
     corsAllowedOrigins: config.cors.allowedOrigins,
@@ -112,6 +107,18 @@ export async function serve(config: ServerConfig): Promise<void> {
       : { userServiceTls: await loadUserServiceTls(config.userServiceTls) }),
     logger,
   });
+  // In cluster mode the primary says where the server is, once.
+  if (worker === undefined) {
+    announce(
+      serverUrls({
+        apiUrl: server.url,
+        adminPort: server.adminPort,
+        console: config.consoleEnabled,
+      }),
+      format,
+      logger,
+    );
+  }
   // Rotating the keys makes every token be verified again: only when they change.
   let signedWith = JSON.stringify([
     config.settings.auth.jwtSecret,
@@ -127,6 +134,7 @@ export async function serve(config: ServerConfig): Promise<void> {
           logger,
           apply: (next) => {
             logger.level = next.log.level;
+            server.refusals.setIntervalMs(next.log.refusalSummaryIntervalMs);
             server.rateLimiter.update(rateLimitsOf(next));
             tracing.setSamplingRatio(next.tracing.samplingRatio);
             const keys = JSON.stringify([next.auth.jwtSecret, next.auth.acceptedJwtSecrets]);
@@ -192,6 +200,15 @@ export async function serve(config: ServerConfig): Promise<void> {
     const reporting = setInterval(report, 250);
     reporting.unref();
   }
+}
+
+/**
+ * Says where the server answers: a banner on a terminal ("pretty" logs), one "ready" line with
+ * the URLs as fields in JSON logs, which a log collector parses.
+ */
+export function announce(urls: ServerUrls, format: LogFormat, logger: Pick<Logger, "info">): void {
+  if (format === "pretty") process.stdout.write(formatBanner(urls));
+  else logger.info(urls, "ready");
 }
 
 /**

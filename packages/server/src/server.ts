@@ -32,6 +32,7 @@ import {
   createPolicyResolver,
   createRateLimiter,
   createRecoveryInterceptor,
+  createRefusalSummary,
   createRequestIdInterceptor,
   createStreamLimitInterceptor,
   createValidationInterceptor,
@@ -45,6 +46,7 @@ import {
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type RefusalSummary,
   type StreamLimitOptions,
   shedReasons,
 } from "@keel/interceptors";
@@ -174,6 +176,12 @@ export interface ServerOptions {
    */
   profiling?: { maxSeconds: number };
   /**
+   * Refused calls (RESOURCE_EXHAUSTED, UNAUTHENTICATED, PERMISSION_DENIED) are logged one per
+   * method and code in each interval of this many ms, the rest counted into one summary line at
+   * its end (and written at debug only); 0: one line each. Default 10000.
+   */
+  refusalSummaryIntervalMs?: number;
+  /**
    * Send an ORCA load report (`endpoint-load-metrics-bin`) with every response, for clients'
    * `weighted_round_robin`; the load is measured every `intervalMs` (default 1000). false: none.
    * Default: on.
@@ -206,6 +214,8 @@ export interface RunningServer {
   readonly url: string;
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
+  /** How refused calls are logged; `setIntervalMs` applies a new `refusalSummaryIntervalMs`. */
+  readonly refusals: Pick<RefusalSummary, "setIntervalMs">;
   /**
    * Serves another certificate, key and client CA to new connections (open ones keep theirs).
    * Check them first (`readTlsMaterial`): a key that is not the certificate's makes every new
@@ -333,6 +343,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Audit comes next, before authentication: refused attempts (a wrong password, a forged token)
   // are recorded too, and errors reach it already turned into what the client saw. Metrics run
   // inside tracing, to attach the trace to their samples as exemplars.
+  const refusals = createRefusalSummary({
+    intervalMs: options.refusalSummaryIntervalMs ?? 10_000,
+    emit: (level, fields, message) => logger[level](fields, message),
+  });
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
   const loadReporter =
@@ -358,7 +372,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     createRecoveryInterceptor({ logger }),
     createTracingInterceptor(),
     metrics.interceptor,
-    createLoggingInterceptor({ logger }),
+    createLoggingInterceptor({ logger, refusals }),
     createDeadlineInterceptor(deadlines),
     authentication,
     rateLimiter.interceptor,
@@ -516,6 +530,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: selfUrl,
     health,
     rateLimiter,
+    refusals,
     setTls: (tls) => listener.setTls(tls),
     setSigningKeys: (keys) => keyring.update(keys),
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
@@ -530,6 +545,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await closed;
         await admin?.close();
         await store.close();
+        refusals.stop();
         logger.info("stopped");
       })();
       return closing;

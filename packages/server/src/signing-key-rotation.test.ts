@@ -10,7 +10,7 @@ import { followLogs, runServer, servingUrl } from "./testing/process.ts";
 import { rejectsWith } from "./testing/rpc.ts";
 
 // A server process whose configuration file rotates its JWT signing key while it runs, as the
-// README's procedure does: the new key signs, the old one is accepted until it is removed.
+// procedure in docs/security.md does: the new key signs, the old one is accepted until it is removed.
 const dir = mkdtempSync(join(tmpdir(), "keel-key-rotation-"));
 const file = join(dir, "keel.yaml");
 const oldKey = "the old signing key, at least 32 characters long";

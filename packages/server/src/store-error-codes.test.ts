@@ -45,6 +45,8 @@ let server: TestServer;
 before(async () => {
   server = await startTestServer({
     logger,
+    // Each call's own access-log line is checked: no refusal is summarised into a count.
+    refusalSummaryIntervalMs: 0,
     wrapStore: (store: Store) =>
       Object.assign(Object.create(store) as Store, {
         users: {

@@ -289,7 +289,7 @@ export const alerts: AlertSignal[] = [
     severity: "warning",
     summary: "The event loop is late by more than 100 ms (p99)",
     description:
-      "{{ $labels.instance }}: event-loop delay p99 {{ $value | humanizeDuration }}; every call waits behind it. Take a CPU profile (README: Profiling).",
+      "{{ $labels.instance }}: event-loop delay p99 {{ $value | humanizeDuration }}; every call waits behind it. Take a CPU profile (docs/operations.md: Profiling).",
     metrics: ["nodejs_eventloop_lag_p99_seconds"],
   },
   {
@@ -329,7 +329,7 @@ export const alerts: AlertSignal[] = [
     severity: "critical",
     summary: "An instance is above a memory limit and refuses calls",
     description:
-      "{{ $labels.instance }}: above its memory soft limit (refusing every call) or hard limit (NOT_SERVING); take a heap snapshot (README: Profiling) before it is restarted.",
+      "{{ $labels.instance }}: above its memory soft limit (refusing every call) or hard limit (NOT_SERVING); take a heap snapshot (docs/operations.md: Profiling) before it is restarted.",
     metrics: ["keel_server_shed_total"],
   },
 ];

@@ -51,6 +51,7 @@ export async function startTestServer(
       | "clientAddress"
       | "logger"
       | "streamLimits"
+      | "refusalSummaryIntervalMs"
       | "engine"
     >
   > & {
