@@ -22,13 +22,15 @@ export {
   maxQuotedChars,
   quote,
 } from "./bounded-text.ts";
+export type { CidrList } from "./cidr.ts";
+export { cidrProblem, createCidrList } from "./cidr.ts";
 export type {
   ClientAddressOptions,
   ClientAddressResolver,
   ForwardedHeader,
   IncomingHeaders,
 } from "./client-address.ts";
-export { cidrProblem, createClientAddressResolver } from "./client-address.ts";
+export { createClientAddressResolver } from "./client-address.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";
@@ -39,6 +41,8 @@ export {
 } from "./deadline.ts";
 export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
+export type { IpAccess, IpAccessOptions, IpLists, IpRules } from "./ip-access.ts";
+export { createIpAccess } from "./ip-access.ts";
 export type { CallLogger, CodeName, LoggingOptions, LogLevel } from "./logging.ts";
 export { createLoggingInterceptor, defaultLevelFor } from "./logging.ts";
 export type { AccessPolicy, ExtraPolicies, RestrictedField } from "./policy.ts";

@@ -39,6 +39,11 @@ export function describeIssue(issue: z.core.$ZodIssue, source: ProblemSource): s
   // An item of a list names the list's variable, and quotes the item.
   const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
   const name = source.fromEnv.get(key) ?? source.fromEnv.get(list) ?? key;
+  // A key of a mapping of names (rateLimits.methods, ipAccess.methods) that is no such name.
+  if (issue.code === "invalid_key") {
+    const why = issue.issues[0]?.message ?? "is not valid";
+    return `${name}: the key ${quote(String(issue.path.at(-1)))} ${why}`;
+  }
   // Custom checks (addresses, CIDR ranges) word their whole message, value included.
   if (issue.code === "custom") return `${name}: ${issue.message}`;
   const value = valueAt(source.raw, issue.path, source.fromEnv.has(list) ? issue.input : undefined);

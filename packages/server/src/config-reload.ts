@@ -4,14 +4,17 @@ import type { Logger } from "pino";
 import { readSettings, type Settings } from "./config.ts";
 
 /** Settings that apply while running; the others need a restart. */
-const safe = ["log", "rateLimits", "tracing"] as const;
+const safe = ["log", "rateLimits", "tracing", "ipAccess"] as const;
 
 export interface WatchConfigOptions {
   /** The YAML file to watch. */
   file: string;
   /** The settings in force. */
   current: Settings;
-  /** Applies a valid new configuration's safe settings (log level, rate limits, sampling ratio). */
+  /**
+   * Applies a valid new configuration's safe settings (log level, rate limits, sampling ratio, IP
+   * allow and deny lists).
+   */
   apply: (next: Settings) => void;
   logger: Pick<Logger, "info" | "warn" | "error">;
   /** Environment overrides, as at start. Default `process.env`. */

@@ -74,6 +74,41 @@ tls: { cert: a.pem, key: b.pem }
     assert.equal(set.auditLog.keep, 10);
   });
 
+  it("reads IP lists from the file and the environment, and names a bad range", () => {
+    const config = loadConfig({
+      KEEL_CONFIG: file(`
+ipAccess:
+  deny: [203.0.113.0/24]
+  methods:
+    user.v1.UserService/ListUsers: { allow: ["10.0.0.0/8", "fd00::/8"] }
+`),
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+      KEEL_IP_ALLOW: "10.0.0.0/8, 2001:db8::/32",
+    });
+    assert.deepEqual(config.ipAccess, {
+      allow: ["10.0.0.0/8", "2001:db8::/32"],
+      deny: ["203.0.113.0/24"],
+      methods: { "user.v1.UserService/ListUsers": { allow: ["10.0.0.0/8", "fd00::/8"], deny: [] } },
+    });
+    assert.deepEqual(loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) }).ipAccess, {
+      allow: [],
+      deny: [],
+      methods: {},
+    });
+    assert.throws(
+      () => readSettings({ KEEL_IP_DENY: "10.0.0.0/33" }),
+      /KEEL_IP_DENY: "10\.0\.0\.0\/33" is not an address or CIDR range .*prefix length must be 0 to 32/,
+    );
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_CONFIG: file("ipAccess: { methods: { ListUsers: { allow: [] } } }\n"),
+        }),
+      /ipAccess\.methods\.ListUsers: the key "ListUsers" must be package\.Service\/Method$/,
+    );
+  });
+
   it("bounds streams per caller and idle connections by default; both can be set", () => {
     const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
     assert.deepEqual(defaults.streamLimits, { perPrincipal: 100, perAddress: 200 });

@@ -36,6 +36,14 @@ function commaList<T extends z.ZodType>(item: T) {
   );
 }
 
+/** Addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), a list or comma-separated. */
+const cidrList = commaList(
+  z.string().superRefine((value, ctx) => {
+    const problem = cidrProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  }),
+);
+
 /**
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
  * by an environment variable (see `environment`), which wins over the file.
@@ -193,12 +201,24 @@ const schema = z.strictObject({
    * Addresses and CIDR ranges of the proxies in front (nginx, a load balancer): from them, the
    * client's address is read from `clientAddressHeader`. Default none: the socket's address.
    */
-  trustedProxies: commaList(
-    z.string().superRefine((value, ctx) => {
-      const problem = cidrProblem(value);
-      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-    }),
-  ).default([]),
+  trustedProxies: cidrList.default([]),
+  /**
+   * Client addresses allowed and denied (addresses and CIDR ranges, IPv4 and IPv6), as the
+   * trusted-proxy rule yields them: everywhere, and per method ("package.Service/Method"), where a
+   * method's `allow` replaces the global one and its `deny` adds to the global one. Reloaded live.
+   */
+  ipAccess: z
+    .strictObject({
+      allow: cidrList.default([]),
+      deny: cidrList.default([]),
+      methods: z
+        .record(
+          z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"),
+          z.strictObject({ allow: cidrList.default([]), deny: cidrList.default([]) }),
+        )
+        .default({}),
+    })
+    .prefault({}),
   /** The header the trusted proxies write the client's address into. */
   clientAddressHeader: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
   /**
@@ -276,6 +296,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
   KEEL_TRUSTED_PROXIES: ["trustedProxies"],
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
+  KEEL_IP_ALLOW: ["ipAccess", "allow"],
+  KEEL_IP_DENY: ["ipAccess", "deny"],
   KEEL_PROFILING: ["profiling", "enabled"],
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
 };
@@ -299,6 +321,7 @@ const testPrefix = "KEEL_TEST_";
 const fileKeys = [
   ...Object.values(environment).map((path) => path.join(".")),
   "rateLimits.methods",
+  "ipAccess.methods",
 ];
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */

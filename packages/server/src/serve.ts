@@ -95,6 +95,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     ...(config.tls === undefined ? {} : { tls: await loadTls(config.tls) }),
     auditLog,
     clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
+    ipAccess: config.ipAccess,
     ...(config.profiling.enabled && worker === undefined
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
@@ -116,6 +117,7 @@ export async function serve(config: ServerConfig): Promise<void> {
             logger.level = next.log.level;
             server.rateLimiter.update(rateLimitsOf(next));
             tracing.setSamplingRatio(next.tracing.samplingRatio);
+            server.ipAccess.update(next.ipAccess);
           },
         });
 

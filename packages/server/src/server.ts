@@ -23,6 +23,7 @@ import {
   createBoundedErrorsInterceptor,
   createClientAddressResolver,
   createDeadlineInterceptor,
+  createIpAccess,
   createLoggingInterceptor,
   createPolicyResolver,
   createRateLimiter,
@@ -34,6 +35,8 @@ import {
   deadlineKey,
   defaultDeadlineExpired,
   type IncomingHeaders,
+  type IpAccess,
+  type IpRules,
   peerKey,
   type RateLimiter,
   type RateLimits,
@@ -133,6 +136,11 @@ export interface ServerOptions {
    */
   clientAddress?: ClientAddressOptions;
   /**
+   * Client addresses (as `clientAddress` yields them) allowed and denied, globally and per method;
+   * refused calls answer PERMISSION_DENIED and are audited. Default: every address allowed.
+   */
+  ipAccess?: IpRules;
+  /**
    * Serve CPU and heap profiles of this process on the admin port to admin tokens, recordings of
    * at most `maxSeconds`. Default: not served.
    */
@@ -152,6 +160,8 @@ export interface RunningServer {
   readonly url: string;
   /** Applies new rate limits to calls from now on. */
   readonly rateLimiter: RateLimiter;
+  /** Applies new IP allow and deny lists to calls from now on. */
+  readonly ipAccess: IpAccess;
   /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
@@ -231,6 +241,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Login and CreateUser are open to anyone: limit them per address, whoever callers claim to be.
     keyBy: { "user.v1.UserService/Login": "peer", "user.v1.UserService/CreateUser": "peer" },
   });
+  const ipAccess = createIpAccess({
+    rules: options.ipAccess ?? {},
+    ...(options.auditLog === undefined ? {} : { audit: options.auditLog }),
+  });
   const publicServices = {
     [Health.typeName]: { public: true },
     "grpc.reflection.v1.ServerReflection": { public: true },
@@ -247,6 +261,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const interceptors: Interceptor[] = [
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
+    // Before everything that costs: a refused address gets no token verified, no body read.
+    ipAccess.interceptor,
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
     // left for recovery is unexpected, and becomes INTERNAL.
@@ -392,6 +408,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: selfUrl,
     health,
     rateLimiter,
+    ipAccess,
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();
