@@ -60,6 +60,13 @@ export { createRecoveryInterceptor } from "./recovery.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
 export { resourceExhausted } from "./resource-exhausted.ts";
+export type {
+  SharedBuckets,
+  SharedBucketsOptions,
+  SharedVerdict,
+  TokenSource,
+} from "./shared-buckets.ts";
+export { createSharedBuckets } from "./shared-buckets.ts";
 export type { StreamLimitOptions } from "./stream-limit.ts";
 export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
 export type { ValidationOptions } from "./validation.ts";

@@ -109,6 +109,33 @@ ipAccess:
     );
   });
 
+  it("shares rate limits only through PostgreSQL", () => {
+    const base = { KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) };
+    assert.deepEqual(loadConfig(base).sharedRateLimits, {
+      enabled: false,
+      maxBatch: 10,
+      timeoutMs: 100,
+      whenUnavailable: "local",
+      poolSize: 4,
+    });
+    assert.throws(
+      () => loadConfig({ ...base, KEEL_SHARED_RATE_LIMITS: "true" }),
+      /KEEL_SHARED_RATE_LIMITS \(sharedRateLimits\.enabled\): rate limits are shared through PostgreSQL; set KEEL_DATABASE_URL/,
+    );
+    const shared = loadConfig({
+      ...base,
+      KEEL_DATABASE_URL: "postgres://keel@db:5432/keel",
+      KEEL_SHARED_RATE_LIMITS: "on",
+      KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "refuse",
+    });
+    assert.equal(shared.sharedRateLimits.enabled, true);
+    assert.equal(shared.sharedRateLimits.whenUnavailable, "refuse");
+    assert.throws(
+      () => readSettings({ KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "open" }),
+      /KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "open" must be one of local, refuse/,
+    );
+  });
+
   it("bounds streams per caller and idle connections by default; both can be set", () => {
     const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
     assert.deepEqual(defaults.streamLimits, { perPrincipal: 100, perAddress: 200 });

@@ -36,6 +36,9 @@ function commaList<T extends z.ZodType>(item: T) {
   );
 }
 
+/** YAML's true and false, or the words an environment variable holds ("true", "1", "on", …). */
+const flag = z.union([z.boolean(), z.stringbool()], { error: "must be true or false" });
+
 /** Addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), a list or comma-separated. */
 const cidrList = commaList(
   z.string().superRefine((value, ctx) => {
@@ -121,6 +124,22 @@ const schema = z.strictObject({
       methods: z
         .record(z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"), limit)
         .default({}),
+    })
+    .prefault({}),
+  /**
+   * Rate limits whose budgets hold across every instance and worker, kept in PostgreSQL (needs
+   * `database.url`): tokens are reserved up to `maxBatch` at a time; a database slower than
+   * `timeoutMs` or failing leaves calls counted by each process alone ("local") or refused
+   * ("refuse") until it answers again.
+   */
+  sharedRateLimits: z
+    .strictObject({
+      enabled: flag.default(false),
+      maxBatch: z.coerce.number().int().min(1).max(1000).default(10),
+      timeoutMs: z.coerce.number().int().min(1).max(10_000).default(100),
+      whenUnavailable: z.enum(["local", "refuse"]).default("local"),
+      /** Connections for rate limits, apart from the store's. */
+      poolSize: z.coerce.number().int().min(1).max(100).default(4),
     })
     .prefault({}),
   /** Streaming calls open at once per authenticated caller, and per address for anonymous ones. */
@@ -227,10 +246,7 @@ const schema = z.strictObject({
    */
   profiling: z
     .strictObject({
-      // YAML's true and false, or the words an environment variable holds ("true", "1", "on", …).
-      enabled: z
-        .union([z.boolean(), z.stringbool()], { error: "must be true or false" })
-        .default(false),
+      enabled: flag.default(false),
       maxSeconds: z.coerce.number().int().min(1).max(3600).default(300),
     })
     .prefault({}),
@@ -271,6 +287,11 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
   KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: ["rateLimits", "createUserPerMinute"],
   KEEL_CREATE_USER_RATE_LIMIT_BURST: ["rateLimits", "createUserBurst"],
+  KEEL_SHARED_RATE_LIMITS: ["sharedRateLimits", "enabled"],
+  KEEL_SHARED_RATE_LIMITS_MAX_BATCH: ["sharedRateLimits", "maxBatch"],
+  KEEL_SHARED_RATE_LIMITS_TIMEOUT_MS: ["sharedRateLimits", "timeoutMs"],
+  KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: ["sharedRateLimits", "whenUnavailable"],
+  KEEL_SHARED_RATE_LIMITS_POOL_SIZE: ["sharedRateLimits", "poolSize"],
   KEEL_STREAM_LIMIT_PER_PRINCIPAL: ["streamLimits", "perPrincipal"],
   KEEL_STREAM_LIMIT_PER_ADDRESS: ["streamLimits", "perAddress"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
@@ -434,6 +455,11 @@ export function loadConfig(
   if (s.auth.jwtSecret === undefined && env.NODE_ENV === "production" && mode !== "none") {
     throw new ConfigError(
       "invalid configuration: KEEL_JWT_SECRET (auth.jwtSecret): required when NODE_ENV=production",
+    );
+  }
+  if (s.sharedRateLimits.enabled && s.database.url === undefined) {
+    throw new ConfigError(
+      "invalid configuration: KEEL_SHARED_RATE_LIMITS (sharedRateLimits.enabled): rate limits are shared through PostgreSQL; set KEEL_DATABASE_URL (database.url) too",
     );
   }
   const secret =

@@ -3,7 +3,14 @@ import { readFile } from "node:fs/promises";
 import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
 import { createAuditLog } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
-import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
+import {
+  type EventRelay,
+  openPostgresStore,
+  openPostgresTokenBuckets,
+  openSqliteStore,
+  type PostgresTokenBuckets,
+  type Store,
+} from "@keel/store";
 import { trace } from "@opentelemetry/api";
 import type { JSONWebKeySet } from "jose";
 import { type Logger, pino } from "pino";
@@ -65,6 +72,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     onDrop: (dropped) => logger.warn({ dropped }, "audit log queue full: entries were dropped"),
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
+  const buckets = await openSharedBuckets(config, logger);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -86,6 +94,24 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     accountStatusMaxAgeMs: config.auth.accountStatusMaxAgeMs,
     rateLimits: rateLimitsOf(config),
+    ...(buckets === undefined
+      ? {}
+      : {
+          sharedRateLimits: {
+            source: buckets,
+            maxBatch: config.sharedRateLimits.maxBatch,
+            timeoutMs: config.sharedRateLimits.timeoutMs,
+            whenUnavailable: config.sharedRateLimits.whenUnavailable,
+            onStateChange: (available, err) => {
+              if (available) logger.info("shared rate limits: the database answers again");
+              else
+                logger.warn(
+                  { err, whenUnavailable: config.sharedRateLimits.whenUnavailable },
+                  "shared rate limits: the database does not answer in time",
+                );
+            },
+          },
+        }),
     streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
@@ -132,6 +158,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     logger.info({ signal, graceMs: config.shutdown.graceMs }, "stopping");
     server
       .close({ graceMs: config.shutdown.graceMs, delayMs: config.shutdown.delayMs })
+      .then(() => buckets?.close())
       .then(() => auditLog.close())
       .then(() => tracing.shutdown())
       .then(
@@ -219,6 +246,26 @@ async function loadUserServiceTls(tls: NonNullable<ServerConfig["userServiceTls"
     if (file !== undefined) out[name] = await readFile(file);
   }
   return out;
+}
+
+/** The token buckets of shared rate limits, in the store's PostgreSQL, when they are enabled. */
+async function openSharedBuckets(
+  config: ServerConfig,
+  logger: Logger,
+): Promise<PostgresTokenBuckets | undefined> {
+  const db = config.store;
+  if (!config.sharedRateLimits.enabled || db.kind !== "postgres") return undefined;
+  const buckets = await openPostgresTokenBuckets({
+    connectionString: db.url,
+    schema: db.schema,
+    poolSize: config.sharedRateLimits.poolSize,
+    onError: (err) => logger.warn({ err }, "shared rate limits: database connection problem"),
+  });
+  logger.info(
+    { maxBatch: config.sharedRateLimits.maxBatch, timeoutMs: config.sharedRateLimits.timeoutMs },
+    "rate limits shared through PostgreSQL",
+  );
+  return buckets;
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */

@@ -29,6 +29,7 @@ import {
   createRateLimiter,
   createRecoveryInterceptor,
   createRequestIdInterceptor,
+  createSharedBuckets,
   createStreamLimitInterceptor,
   createValidationInterceptor,
   deadlineDefaults,
@@ -40,6 +41,7 @@ import {
   peerKey,
   type RateLimiter,
   type RateLimits,
+  type SharedBucketsOptions,
   type StreamLimitOptions,
 } from "@keel/interceptors";
 import {
@@ -97,6 +99,11 @@ export interface ServerOptions {
    * 10/min per client address, bursts of 5.
    */
   rateLimits?: RateLimits;
+  /**
+   * Rate limits shared by every instance and worker through a token source (PostgreSQL's
+   * `openPostgresTokenBuckets`), reserved in batches. Default: each process counts for itself.
+   */
+  sharedRateLimits?: SharedBucketsOptions;
   /**
    * Streaming calls open at once per authenticated caller and per address (anonymous calls).
    * Default: 100 per caller, 200 per address.
@@ -240,6 +247,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     limits: options.rateLimits ?? defaultRateLimits,
     // Login and CreateUser are open to anyone: limit them per address, whoever callers claim to be.
     keyBy: { "user.v1.UserService/Login": "peer", "user.v1.UserService/CreateUser": "peer" },
+    ...(options.sharedRateLimits === undefined
+      ? {}
+      : { shared: createSharedBuckets(options.sharedRateLimits) }),
   });
   const ipAccess = createIpAccess({
     rules: options.ipAccess ?? {},

@@ -14,7 +14,7 @@ import type {
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
-import { migrate } from "./pg-migrations.ts";
+import { migratePool } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
 
 export interface PostgresStoreOptions {
@@ -72,12 +72,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     onError,
   });
   try {
-    const client = await pool.connect();
-    try {
-      await migrate(client, schema);
-    } finally {
-      client.release();
-    }
+    await migratePool(pool, schema);
     await bus.start();
   } catch (err) {
     await bus.close();
