@@ -43,6 +43,16 @@ export interface AuthenticationOptions {
    * caller is treated as anonymous. Default: none.
    */
   checkPrincipal?: (principal: Principal) => void | Promise<void>;
+  /**
+   * API keys, for machines: a key sent as `x-api-key: <key>`, or as `authorization: Bearer <key>`
+   * when it starts with `prefix` (a JWT never does), is checked by `authenticate`, which returns
+   * the caller (synchronously when it can) or throws (rejects with) UNAUTHENTICATED. Default: API
+   * keys are not accepted, and a call that sends `x-api-key` is told so.
+   */
+  apiKeys?: {
+    prefix: string;
+    authenticate: (key: string) => Principal | Promise<Principal>;
+  };
 }
 
 // Access tokens: keel's own carry `typ: "access"`; tokens of another issuer may carry no `typ`,
@@ -191,10 +201,49 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     );
   };
 
+  const apiKeys = options.apiKeys;
+  const apiKeyBearer = apiKeys === undefined ? undefined : `Bearer ${apiKeys.prefix}`;
+
+  /** The call authenticated by its API key (`x-api-key`, or a bearer credential with the prefix). */
+  const withApiKey = <T>(
+    req: Parameters<Parameters<Interceptor>[0]>[0],
+    apiKey: string | null,
+    header: string | null,
+    go: () => Promise<T>,
+  ): Promise<T> => {
+    const publicMethod = isPublic(req.method);
+    // A public method answers anyone: a credential it cannot use is ignored there.
+    const refuse = (err: unknown) => (publicMethod ? go() : Promise.reject(err));
+    if (apiKeys === undefined) {
+      return refuse(
+        unauthenticated(
+          "API keys are not accepted here; send `authorization: Bearer <access token>`",
+        ),
+      );
+    }
+    if (apiKey !== null && header !== null) {
+      return refuse(
+        unauthenticated("send one credential: `x-api-key` or `authorization`, not both"),
+      );
+    }
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = apiKeys.authenticate(apiKey ?? (header as string).slice("Bearer ".length));
+    } catch (err) {
+      return refuse(err);
+    }
+    if (!(principal instanceof Promise)) return proceed(req, principal, publicMethod, go);
+    return principal.then((p) => proceed(req, p, publicMethod, go), refuse);
+  };
+
   // Not an async function: a call whose token is cached or HS256 (or that needs none) goes
   // straight on, without a promise and a microtask of its own.
   return (next) => (req) => {
     const header = req.header.get("authorization");
+    const apiKey = req.header.get("x-api-key");
+    if (apiKey !== null || (apiKeyBearer !== undefined && header?.startsWith(apiKeyBearer))) {
+      return withApiKey(req, apiKey, header, () => next(req));
+    }
     if (header === null) {
       if (!isPublic(req.method)) {
         return Promise.reject(

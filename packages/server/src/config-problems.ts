@@ -2,7 +2,7 @@ import type { z } from "zod";
 import { nearestName } from "./nearest-name.ts";
 
 /** Settings whose values never appear in a message: they are, or may contain, secrets. */
-const secretKeys = new Set(["auth.jwtSecret", "database.url"]);
+const secretKeys = new Set(["auth.jwtSecret", "auth.apiKeySecret", "database.url"]);
 
 /** The longest value quoted in a message; longer ones are cut (a message is one line). */
 const maxQuoted = 80;

@@ -89,6 +89,8 @@ const schema = z.strictObject({
   auth: z
     .strictObject({
       jwtSecret: z.string().min(32, "must be at least 32 characters").optional(),
+      /** The HMAC key API keys are stored under; the same on every instance. */
+      apiKeySecret: z.string().min(32, "must be at least 32 characters").optional(),
       issuer: z.string().min(1).default("keel"),
       audience: z.string().min(1).default("keel"),
       accessTokenTtlSeconds: seconds.default(900),
@@ -270,6 +272,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_USER_SERVICE_CERT: ["userServiceTls", "cert"],
   KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
+  KEEL_API_KEY_SECRET: ["auth", "apiKeySecret"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
   KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
@@ -355,6 +358,11 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
     secret: Uint8Array;
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
+    /**
+     * The API key HMAC key: the configured one, else (outside production, for the server) a
+     * development one kept in `$KEEL_DATA_DIR/api-key-secret`; undefined: API keys are off.
+     */
+    apiKeySecretBytes: Uint8Array | undefined;
   };
   /** Where state lives: the embedded SQLite file, or PostgreSQL when a URL is configured. */
   store:
@@ -477,6 +485,12 @@ export function loadConfig(
       ...s.auth,
       secret,
       generated: s.auth.jwtSecret === undefined,
+      apiKeySecretBytes:
+        s.auth.apiKeySecret !== undefined
+          ? new TextEncoder().encode(s.auth.apiKeySecret)
+          : mode === "create" && env.NODE_ENV !== "production"
+            ? developmentSecretOf(dataDir, true, "api-key-secret")
+            : undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },
     store:
@@ -507,9 +521,9 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
 }
 
 /** The development secret; a file system failure names KEEL_DATA_DIR, where it lives. */
-function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
+function developmentSecretOf(dataDir: string, create: boolean, name = "jwt-secret"): Uint8Array {
   try {
-    return developmentSecret(dataDir, create);
+    return developmentSecret(dataDir, create, name);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const sources = [{ setting: "KEEL_DATA_DIR (dataDir)", path: dataDir }];
@@ -521,8 +535,8 @@ function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
  * A random secret kept in the data directory, so that tokens survive restarts in development;
  * created when missing only if `create`.
  */
-function developmentSecret(dataDir: string, create: boolean): Uint8Array {
-  const path = join(dataDir, "jwt-secret");
+function developmentSecret(dataDir: string, create: boolean, name: string): Uint8Array {
+  const path = join(dataDir, name);
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {

@@ -86,6 +86,9 @@ export async function serve(config: ServerConfig): Promise<void> {
       refreshTtlSeconds: config.auth.refreshTokenTtlSeconds,
       ...(await loadJwks(config.auth)),
     },
+    ...(config.auth.apiKeySecretBytes === undefined
+      ? {}
+      : { apiKeySecret: config.auth.apiKeySecretBytes }),
     passwordCost: config.auth.passwordCost,
     passwordHashing: {
       concurrency: config.auth.passwordHashing.concurrency,

@@ -60,6 +60,9 @@ import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
+import { apiKeyRequestSchemas } from "./api-key-schemas.ts";
+import { createApiKeyVerifier } from "./api-key-verifier.ts";
+import { apiKeyPrefix } from "./api-keys.ts";
 import { shuttingDown } from "./errors.ts";
 import { type Http2Limits, type Listener, listen } from "./listener.ts";
 import { orderNotFound } from "./order-handlers.ts";
@@ -94,6 +97,11 @@ export interface ServerOptions {
    * and lifetimes. With `jwks`, RS256/ES256 access tokens of another issuer are accepted too.
    */
   tokens: TokenIssuerOptions & { jwks?: JSONWebKeySet | URL };
+  /**
+   * The HMAC key API keys are hashed with (at least 32 bytes), the same on every instance.
+   * Default: API keys are off (CreateApiKey answers FAILED_PRECONDITION, keys are refused).
+   */
+  apiKeySecret?: Uint8Array;
   /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
@@ -201,6 +209,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       ? {}
       : { maxAgeMs: options.accountStatusMaxAgeMs }),
   });
+  const apiKeys =
+    options.apiKeySecret === undefined
+      ? undefined
+      : createApiKeyVerifier({
+          keys: store.apiKeys,
+          secret: options.apiKeySecret,
+          // Revoked keys are refused everywhere as soon as suspended users are.
+          ...(options.accountStatusMaxAgeMs === undefined
+            ? {}
+            : { maxAgeMs: options.accountStatusMaxAgeMs }),
+          onTouchError: (err) => logger.warn({ err }, "cannot record an API key's last use"),
+        });
   const userService = createUserService({
     store,
     passwords: createPasswordHasher({
@@ -209,6 +229,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     tokens,
     accounts,
+    apiKeySecret: options.apiKeySecret,
+    apiKeys,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
   const clientMetrics = createClientMetrics({
@@ -288,6 +310,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       audience: tokens.audience,
       policies: publicServices,
       checkPrincipal: accounts.check,
+      ...(apiKeys === undefined
+        ? {}
+        : { apiKeys: { prefix: apiKeyPrefix, authenticate: apiKeys.authenticate } }),
     }),
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
@@ -301,7 +326,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     createStreamLimitInterceptor(options.streamLimits),
     createValidationInterceptor({
-      schemas: { ...userRequestSchemas, ...orderRequestSchemas },
+      schemas: { ...userRequestSchemas, ...orderRequestSchemas, ...apiKeyRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
     }),
   ];

@@ -10,21 +10,12 @@ import {
   postgresUrl,
 } from "@keel/store/testing";
 import { runServer, servingUrl } from "./testing/process.ts";
+import { codeOf } from "./testing/rpc.ts";
 import { mintToken } from "./testing/test-server.ts";
 
 // Two server processes on one PostgreSQL database with shared rate limits: one caller's budget
 // holds across both. Skipped only outside CI when no PostgreSQL is reachable; in CI that fails.
 const skip = await postgresSkipReason();
-
-/** "ok" or the code name of a ListUsers call. */
-async function outcome(call: Promise<unknown>): Promise<string> {
-  try {
-    await call;
-    return "ok";
-  } catch (err) {
-    return Code[ConnectError.from(err).code];
-  }
-}
 
 describe("rate limits shared by two instances on PostgreSQL", { skip: skip ?? false }, () => {
   const schema = freshSchema();
@@ -56,7 +47,7 @@ describe("rate limits shared by two instances on PostgreSQL", { skip: skip ?? fa
     const b = createUserClient({ baseUrl: urlB, token });
     const outcomes: string[] = [];
     for (let i = 0; i < 12; i++) {
-      outcomes.push(await outcome(a.listUsers({})), await outcome(b.listUsers({})));
+      outcomes.push(await codeOf(a.listUsers({})), await codeOf(b.listUsers({})));
     }
     assert.equal(outcomes.filter((o) => o === "ok").length, 10, outcomes.join(" "));
     assert.deepEqual(outcomes.slice(10), Array(14).fill("ResourceExhausted"));
@@ -71,7 +62,7 @@ describe("rate limits shared by two instances on PostgreSQL", { skip: skip ?? fa
       baseUrl: urlA,
       token: await mintToken("other", ["admin"], 600, key),
     });
-    assert.equal(await outcome(other.listUsers({})), "ok");
+    assert.equal(await codeOf(other.listUsers({})), "ok");
   });
 
   it("refuses or counts locally, as configured, while the database does not answer", async () => {
@@ -85,7 +76,7 @@ describe("rate limits shared by two instances on PostgreSQL", { skip: skip ?? fa
       assert.ok(refused instanceof ConnectError);
       assert.equal(refused.code, Code.Unavailable);
       assert.equal(refused.rawMessage, "rate limits cannot be checked right now; retry shortly");
-      assert.equal(await outcome(b.listUsers({})), "ok");
+      assert.equal(await codeOf(b.listUsers({})), "ok");
     } finally {
       await release();
     }

@@ -121,6 +121,24 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: "API keys",
+    sql: `
+      CREATE TABLE api_keys (
+        id           TEXT        PRIMARY KEY,
+        name         TEXT        NOT NULL,
+        roles        JSONB       NOT NULL DEFAULT '[]',
+        hash         TEXT        NOT NULL,
+        created_at   TIMESTAMPTZ NOT NULL,
+        created_by   TEXT        NOT NULL,
+        expires_at   TIMESTAMPTZ,
+        revoked_at   TIMESTAMPTZ,
+        last_used_at TIMESTAMPTZ
+      );
+      CREATE INDEX api_keys_by_creation ON api_keys (created_at);
+    `,
+  },
 ];
 
 /**

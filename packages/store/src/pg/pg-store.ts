@@ -5,6 +5,7 @@ import { StoreError } from "../store-error.ts";
 import type {
   ActivityRecord,
   ActivityRepository,
+  ApiKeyRepository,
   RefreshTokenRecord,
   RefreshTokenRepository,
   RotateOutcome,
@@ -13,6 +14,7 @@ import type {
   UserRepository,
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
+import { createPgApiKeys } from "./pg-api-keys.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
 import { migratePool } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
@@ -87,6 +89,7 @@ class PgStore implements Store {
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
   readonly orders;
+  readonly apiKeys: ApiKeyRepository;
   readonly events: PgEventBus;
   private readonly pool: pg.Pool;
   private readonly channel: string;
@@ -290,6 +293,7 @@ class PgStore implements Store {
       addCheckpoint: run((id, checkpoint) => orders.addCheckpoint(id, checkpoint)),
       events: run((orderId, query) => orders.events(orderId, query)),
     } satisfies Store["orders"];
+    this.apiKeys = createPgApiKeys(this.pool, (step) => this.run(step));
   }
 
   async ping(): Promise<void> {
@@ -384,6 +388,7 @@ const uniqueConstraints: Record<string, string> = {
   users_username_unique: "username",
   users_email_unique: "email",
   orders_idempotency_unique: "idempotency_key",
+  api_keys_pkey: "key_id",
 };
 
 /** Maps PostgreSQL and connection failures to StoreErrors; anything else passes unchanged. */
