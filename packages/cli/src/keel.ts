@@ -9,6 +9,7 @@ commands:
   perf      load one method of a running server and report requests/s and latencies
   token     print a development access token signed with the configured key
   health    check a server's health like a Kubernetes gRPC probe (exit 0 when SERVING)
+  api-key   create, list and revoke the API keys machines call with (an admin's --token)
   help      show this, or a command's usage: keel help <command>
 
 Run keel <command> --help for a command's flags. The commands that call a server take
@@ -24,6 +25,7 @@ const commands: Record<string, () => Promise<Command>> = {
   perf: async () => (await import("./perf-command.ts")).perfCommand,
   token: async () => (await import("./token-command.ts")).tokenCommand,
   health: async () => (await import("./health-command.ts")).healthCommand,
+  "api-key": async () => (await import("./api-key-command.ts")).apiKeyCommand,
 };
 
 /** Runs `keel <command> [flags]`; resolves to the exit code, or undefined to keep running. */
