@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createUserClient, type UserClient } from "@keel/clients";
+import { createOrderClient, createUserClient, type UserClient } from "@keel/clients";
 import { dropSchema, freshSchema, postgresSkipReason, postgresUrl } from "@keel/store/testing";
 import { eventually } from "./testing/nginx.ts";
 import { runServer, servingUrl } from "./testing/process.ts";
@@ -40,6 +40,7 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
   let urlA = "";
   let urlB = "";
   let adminA: UserClient;
+  let adminToken = "";
 
   before(async () => {
     const env = (name: string) => ({
@@ -59,8 +60,8 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
       servingUrl(runServer(env("a"))),
       servingUrl(runServer(env("b"))),
     ]);
-    const admin = await mintToken("7", ["admin"], 600, new TextEncoder().encode(secret));
-    adminA = createUserClient({ baseUrl: urlA, token: admin });
+    adminToken = await mintToken("7", ["admin"], 600, new TextEncoder().encode(secret));
+    adminA = createUserClient({ baseUrl: urlA, token: adminToken });
   });
   after(async () => {
     await dropSchema(schema);
@@ -127,11 +128,28 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
     assert.equal(entry.principal, `apikey:${id}`);
     assert.equal(entry.outcome, "OK");
 
+    const other = await adminA.createApiKey({ name: "other robot", roles: ["admin"] });
     const outcomes: string[] = [];
     for (let i = 0; i < 10; i++) outcomes.push(await codeOf(robot.listUsers({})));
     assert.deepEqual(outcomes, [...Array(8).fill("ok"), "ResourceExhausted", "ResourceExhausted"]);
+    // OrderService checks the user through UserService with the caller's key.
+    const orders = createOrderClient({
+      baseUrl: urlB,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("x-api-key", other.key);
+          return next(req);
+        },
+      ],
+    });
+    const { order } = await orders.createOrder({
+      userId: user?.userId ?? 0n,
+      items: [
+        { sku: "S", name: "Sock", quantity: 1, unitPrice: { currencyCode: "EUR", amountMinor: 100n } },
+      ],
+    });
+    assert.equal(order?.userId, user?.userId);
     // Another key has a budget of its own.
-    const other = await adminA.createApiKey({ name: "other robot", roles: ["admin"] });
     assert.equal(await codeOf(withKey(urlB, other.key).listUsers({})), "ok");
   });
 
@@ -170,6 +188,29 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
       .catch((e: unknown) => ConnectError.from(e));
     assert.ok(expired instanceof ConnectError);
     assert.match(expired.rawMessage, /expired; ask an administrator for a new one$/);
+  });
+
+  it("is managed over REST too", async () => {
+    const headers = { authorization: `Bearer ${adminToken}`, "content-type": "application/json" };
+    const created = await fetch(`${urlA}/api/v1/api-keys`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ name: "over rest", roles: ["fulfillment"] }),
+    });
+    assert.equal(created.status, 200);
+    const body = (await created.json()) as { apiKey: { keyId: string; roles: string[] }; key: string };
+    assert.deepEqual(body.apiKey.roles, ["fulfillment"]);
+    assert.ok(body.key.startsWith(`keel_${body.apiKey.keyId}_`));
+    const listed = await fetch(`${urlB}/api/v1/api-keys`, { headers });
+    const keys = ((await listed.json()) as { apiKeys: { keyId: string }[] }).apiKeys;
+    assert.ok(keys.some((k) => k.keyId === body.apiKey.keyId));
+    const revoked = await fetch(`${urlB}/api/v1/api-keys/${body.apiKey.keyId}`, {
+      method: "DELETE",
+      headers,
+    });
+    assert.equal(revoked.status, 200);
+    const asMachine = await fetch(`${urlB}/api/v1/api-keys`, { headers: { "x-api-key": body.key } });
+    assert.equal(asMachine.status, 401);
   });
 
   it("checks what CreateApiKey is asked for", async () => {

@@ -109,6 +109,25 @@ ipAccess:
     );
   });
 
+  it("keeps API keys under the configured secret, a development one, or none in production", () => {
+    const data = join(dir, `api-keys-${++n}`);
+    const base = { KEEL_DATA_DIR: data, KEEL_JWT_SECRET: "x".repeat(32) };
+    const configured = loadConfig({ ...base, KEEL_API_KEY_SECRET: "k".repeat(32) });
+    assert.deepEqual(configured.auth.apiKeySecretBytes, new TextEncoder().encode("k".repeat(32)));
+    const development = loadConfig(base).auth.apiKeySecretBytes;
+    assert.equal(development?.byteLength, 32);
+    assert.deepEqual(loadConfig(base).auth.apiKeySecretBytes, development, "kept in the data directory");
+    assert.equal(
+      loadConfig({ ...base, NODE_ENV: "production" }).auth.apiKeySecretBytes,
+      undefined,
+    );
+    assert.equal(loadConfig(base, { secret: "none" }).auth.apiKeySecretBytes, undefined);
+    assert.throws(
+      () => readSettings({ KEEL_API_KEY_SECRET: "short secret" }),
+      /^ConfigError: invalid configuration: KEEL_API_KEY_SECRET: the value must be at least 32 characters$/,
+    );
+  });
+
   it("shares rate limits only through PostgreSQL", () => {
     const base = { KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) };
     assert.deepEqual(loadConfig(base).sharedRateLimits, {
