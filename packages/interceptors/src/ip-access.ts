@@ -69,8 +69,7 @@ export function createIpAccess(options: IpAccessOptions): IpAccess {
     if (verdict.allow === undefined && verdict.deny === undefined) return next(req);
     const peer = req.contextValues.get(peerKey);
     const denied =
-      (verdict.deny !== undefined && verdict.deny.has(peer)) ||
-      (verdict.allow !== undefined && !verdict.allow.has(peer));
+      verdict.deny?.has(peer) === true || (verdict.allow !== undefined && !verdict.allow.has(peer));
     if (!denied) return next(req);
     const error = new ConnectError(
       `calls to ${verdict.method} are not accepted from this address (${peer || "unknown"})`,

@@ -145,7 +145,12 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
     const { order } = await orders.createOrder({
       userId: user?.userId ?? 0n,
       items: [
-        { sku: "S", name: "Sock", quantity: 1, unitPrice: { currencyCode: "EUR", amountMinor: 100n } },
+        {
+          sku: "S",
+          name: "Sock",
+          quantity: 1,
+          unitPrice: { currencyCode: "EUR", amountMinor: 100n },
+        },
       ],
     });
     assert.equal(order?.userId, user?.userId);
@@ -198,7 +203,10 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
       body: JSON.stringify({ name: "over rest", roles: ["fulfillment"] }),
     });
     assert.equal(created.status, 200);
-    const body = (await created.json()) as { apiKey: { keyId: string; roles: string[] }; key: string };
+    const body = (await created.json()) as {
+      apiKey: { keyId: string; roles: string[] };
+      key: string;
+    };
     assert.deepEqual(body.apiKey.roles, ["fulfillment"]);
     assert.ok(body.key.startsWith(`keel_${body.apiKey.keyId}_`));
     const listed = await fetch(`${urlB}/api/v1/api-keys`, { headers });
@@ -209,7 +217,9 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
       headers,
     });
     assert.equal(revoked.status, 200);
-    const asMachine = await fetch(`${urlB}/api/v1/api-keys`, { headers: { "x-api-key": body.key } });
+    const asMachine = await fetch(`${urlB}/api/v1/api-keys`, {
+      headers: { "x-api-key": body.key },
+    });
     assert.equal(asMachine.status, 401);
   });
 

@@ -116,11 +116,12 @@ ipAccess:
     assert.deepEqual(configured.auth.apiKeySecretBytes, new TextEncoder().encode("k".repeat(32)));
     const development = loadConfig(base).auth.apiKeySecretBytes;
     assert.equal(development?.byteLength, 32);
-    assert.deepEqual(loadConfig(base).auth.apiKeySecretBytes, development, "kept in the data directory");
-    assert.equal(
-      loadConfig({ ...base, NODE_ENV: "production" }).auth.apiKeySecretBytes,
-      undefined,
+    assert.deepEqual(
+      loadConfig(base).auth.apiKeySecretBytes,
+      development,
+      "kept in the data directory",
     );
+    assert.equal(loadConfig({ ...base, NODE_ENV: "production" }).auth.apiKeySecretBytes, undefined);
     assert.equal(loadConfig(base, { secret: "none" }).auth.apiKeySecretBytes, undefined);
     assert.throws(
       () => readSettings({ KEEL_API_KEY_SECRET: "short secret" }),
