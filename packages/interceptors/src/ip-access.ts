@@ -41,12 +41,22 @@ export interface IpAccess {
   update(rules: IpRules): void;
 }
 
-/** What one method lets through: undefined lists let everyone through. */
-interface Verdict {
-  method: string;
+/** One set of lists, shared by the methods it applies to; undefined when it lets everyone through. */
+interface Lists {
   allow: CidrList | undefined;
   deny: CidrList | undefined;
+  /** The answers for addresses seen lately: a connection's calls come from one address. */
+  answers: Map<string, boolean>;
 }
+
+/** What one method lets through. */
+interface Verdict {
+  method: string;
+  lists: Lists | undefined;
+}
+
+/** Addresses whose answer each set of lists remembers; past it, it starts over. */
+const maxRemembered = 10_000;
 
 /**
  * Refuses calls from client addresses outside the allow list or inside the deny list with
@@ -55,22 +65,29 @@ interface Verdict {
  * matches the IPv4-mapped IPv6 form of its addresses (`::ffff:10.0.0.7`). A client whose address
  * is not an IP address (a proxy's obfuscated `_name`, an unknown peer) is in no range: refused
  * where an allow list applies, let through otherwise. Each method's lists are compiled once, on
- * its first call; a call costs one or two range lookups. Place it right after the request id.
+ * its first call, and remember the answer for the last 10000 addresses: a call from an address
+ * seen before costs a map lookup, a new one a range lookup or two. Place it right after the
+ * request id.
  *
  * @throws Error naming the first entry that is not an address or CIDR range.
  */
 export function createIpAccess(options: IpAccessOptions): IpAccess {
   const audit = options.audit;
-  let compiled = compile(options.rules);
-  let verdictFor = perMethod((desc: DescMethod) => verdictOf(compiled, desc));
+  let verdictFor = verdictsOf(options.rules);
 
   const interceptor: Interceptor = (next) => (req) => {
     const verdict = verdictFor(req.method);
-    if (verdict.allow === undefined && verdict.deny === undefined) return next(req);
+    const lists = verdict.lists;
+    if (lists === undefined) return next(req);
     const peer = req.contextValues.get(peerKey);
-    const denied =
-      verdict.deny?.has(peer) === true || (verdict.allow !== undefined && !verdict.allow.has(peer));
-    if (!denied) return next(req);
+    let allowed = lists.answers.get(peer);
+    if (allowed === undefined) {
+      allowed =
+        lists.deny?.has(peer) !== true && (lists.allow === undefined || lists.allow.has(peer));
+      if (lists.answers.size >= maxRemembered) lists.answers.clear();
+      lists.answers.set(peer, allowed);
+    }
+    if (allowed) return next(req);
     const error = new ConnectError(
       `calls to ${verdict.method} are not accepted from this address (${peer || "unknown"})`,
       Code.PermissionDenied,
@@ -91,8 +108,7 @@ export function createIpAccess(options: IpAccessOptions): IpAccess {
   return {
     interceptor,
     update(rules) {
-      compiled = compile(rules);
-      verdictFor = perMethod((desc: DescMethod) => verdictOf(compiled, desc));
+      verdictFor = verdictsOf(rules);
     },
   };
 }
@@ -117,12 +133,26 @@ function compile(rules: IpRules): Compiled {
   return structuredClone(compiled);
 }
 
-function verdictOf(rules: Compiled, desc: DescMethod): Verdict {
-  const method = `${desc.parent.typeName}/${desc.name}`;
-  const own = rules.methods[method];
-  const allow = own?.allow !== undefined && own.allow.length > 0 ? own.allow : rules.allow;
-  const deny = [...rules.deny, ...(own?.deny ?? [])];
-  return { method, allow: blockList(allow), deny: blockList(deny) };
+/** Each method's verdict, worked out on its first call; methods with the same lists share them. */
+function verdictsOf(rules: IpRules): (desc: DescMethod) => Verdict {
+  const compiled = compile(rules);
+  const shared = new Map<string, Lists | undefined>();
+  return perMethod((desc) => {
+    const method = `${desc.parent.typeName}/${desc.name}`;
+    const own = compiled.methods[method];
+    const allow = own?.allow !== undefined && own.allow.length > 0 ? own.allow : compiled.allow;
+    const deny = [...compiled.deny, ...(own?.deny ?? [])];
+    const key = JSON.stringify([allow, deny]);
+    if (!shared.has(key)) {
+      shared.set(
+        key,
+        allow.length === 0 && deny.length === 0
+          ? undefined
+          : { allow: blockList(allow), deny: blockList(deny), answers: new Map() },
+      );
+    }
+    return { method, lists: shared.get(key) };
+  });
 }
 
 /** The ranges as one list; undefined for none. */
