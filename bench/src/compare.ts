@@ -10,6 +10,11 @@
  *   ./dev node --conditions=source bench/src/compare.ts \
  *     --variant 'before=/tmp/before' --variant 'after=.' --variant 'flag=.:--single-threaded-gc' \
  *     [--rounds 6] [--seconds 8] [--warm-up 10] [--connections 50] [--streams 20] [--keep]
+ *     [--load grpc|rest-h1]
+ *
+ * `--load grpc` (the default) calls GetUser over gRPC (HTTP/2, `connections × streams`);
+ * `--load rest-h1` calls it over REST, `GET /api/v1/users/{id}` on HTTP/1.1 (`connections` in
+ * flight, `--streams` unused).
  *
  * A variant is `label=ROOT`, or `label=ROOT:FLAGS` with node flags (space-separated) added after
  * those of the server's start script; ROOT is a checkout whose server is built (`./dev build`).
@@ -23,8 +28,8 @@ import { grpcFrame } from "./grpc-frame.ts";
 import { checkBuilt, prepareKeel } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
 import { measure, type Sample, settle } from "./measure.ts";
-import { loadCpu, plans, serverCpu } from "./plan.ts";
-import { getUser, type LoadContext, type Scenario, unary } from "./scenarios.ts";
+import { loadCpu, loadOptions, plans, serverCpu } from "./plan.ts";
+import { getUser, type LoadContext, restGet, type Scenario, unary } from "./scenarios.ts";
 import { median } from "./stats.ts";
 import { type RunningTarget, startKeel } from "./targets.ts";
 
@@ -91,33 +96,34 @@ async function main(): Promise<void> {
       connections: { type: "string", default: "50" },
       streams: { type: "string", default: "20" },
       keep: { type: "boolean", default: false },
+      load: { type: "string", default: "grpc" },
     },
   });
+  if (values.load !== "grpc" && values.load !== "rest-h1") {
+    throw new Error(`--load ${values.load}: expected grpc or rest-h1`);
+  }
+  const rest = values.load === "rest-h1";
   const variants = values.variant.map(parseVariant);
   if (variants.length < 2) throw new Error("give at least two --variant options to compare");
   if (new Set(variants.map((v) => v.label)).size !== variants.length) {
     throw new Error("each --variant needs a label of its own");
   }
-  const number = (name: keyof typeof values) => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`--${name} must be a whole number ≥ 1`);
-    return value;
-  };
-  const [rounds, seconds, warmUp] = [number("rounds"), number("seconds"), number("warm-up")];
-  const [connections, streams] = [number("connections"), number("streams")];
+  const { rounds, seconds, warmUp, connections, streams } = loadOptions(values);
   preflight();
   pinThisProcess(loadCpu);
   // The harness's own unary load and measurement, with this run's lengths.
   const plan = { ...plans.full, unarySeconds: seconds, warmupSeconds: warmUp };
+  const shape = rest
+    ? `REST GET /api/v1/users/{id} over HTTP/1.1, ${connections} connections`
+    : `${connections} connections × ${streams} streams`;
   const scenario: Scenario = {
     id: "compare",
     title: "Unary GetUser",
-    description: `h2load, ${connections} connections × ${streams} streams`,
+    description: `h2load, ${shape}`,
     unit: "req/s",
     variants: [],
     verifiedMethod: getUser,
-    load: unary(connections, streams),
+    load: rest ? restGet(connections) : unary(connections, streams),
   };
   const workDir = await mkdtemp(join(tmpdir(), "keel-compare-"));
   const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -154,6 +160,7 @@ async function main(): Promise<void> {
           workDir,
           authorization: setup.authorization,
           getUserBody,
+          userId: setup.userId,
           streamBody: Buffer.alloc(0),
           warmup: false,
         },
@@ -191,7 +198,7 @@ async function main(): Promise<void> {
     )
     .join("; ");
   process.stdout.write(
-    `Unary GetUser, ${connections} connections × ${streams} streams, ${rounds} rounds of ${seconds} s ` +
+    `Unary GetUser, ${shape}, ${rounds} rounds of ${seconds} s ` +
       `(${described})\n\n${renderComparison(new Map(servers.map((s) => [s.label, s.samples])))}\n`,
   );
 }

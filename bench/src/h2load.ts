@@ -1,14 +1,22 @@
 import { readFile, rm } from "node:fs/promises";
-import { run } from "./launch.ts";
+import { finish, launch } from "./launch.ts";
+import { cpuMicros } from "./proc-stats.ts";
 import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 
-/** One h2load run: unary gRPC calls posting one prepared body. */
+/** One h2load run: unary calls posting one prepared body (gRPC unless told otherwise). */
 export interface H2loadOptions {
-  /** `http://127.0.0.1:PORT/package.Service/Method` */
+  /** `http://127.0.0.1:PORT/package.Service/Method`, or a REST route's URL for a GET. */
   url: string;
-  /** The request body: one gRPC length-prefixed message (see `grpcFrame`). */
-  bodyFile: string;
-  /** Extra request headers; `content-type: application/grpc` and `te: trailers` are always sent. */
+  /** The request body: one gRPC length-prefixed message (see `grpcFrame`); none: a GET. */
+  bodyFile?: string;
+  /**
+   * The request's content type. Default: `application/grpc` (with `te: trailers`) for a body,
+   * none for a GET; null: none.
+   */
+  contentType?: string | null;
+  /** HTTP/1.1 instead of HTTP/2 (h2load --h1): one request at a time per connection. */
+  http1?: boolean;
+  /** Extra request headers. */
   headers?: Record<string, string>;
   /** Connections (-c). */
   connections: number;
@@ -55,6 +63,8 @@ export interface H2loadResult {
   latencyMs: LatencySummary;
   /** Set when h2load had to be killed. */
   stopped?: string;
+  /** The share of one CPU h2load used while it ran (sampled; at most 1 per thread). */
+  clientCpuShare?: number;
 }
 
 /** Runs h2load once and parses what it printed and logged. */
@@ -65,9 +75,15 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
     `--clients=${options.connections}`,
     `--max-concurrent-streams=${options.streamsPerConnection}`,
     "--threads=1",
-    `--data=${options.bodyFile}`,
-    "--header=content-type: application/grpc",
-    "--header=te: trailers",
+    ...(options.bodyFile === undefined ? [] : [`--data=${options.bodyFile}`]),
+    ...(options.http1 === true ? ["--h1"] : []),
+    ...contentTypeHeaders(
+      options.contentType !== undefined
+        ? options.contentType
+        : options.bodyFile === undefined
+          ? null
+          : "application/grpc",
+    ),
     ...Object.entries(options.headers ?? {}).map(([name, value]) => `--header=${name}: ${value}`),
     `--log-file=${options.logFile}`,
     `--connection-active-timeout=${options.timeoutSeconds}`,
@@ -92,10 +108,18 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
   const measuredFromMicros = (Date.now() + warmUpMs) * 1000;
   const measuring =
     options.onMeasuring === undefined ? undefined : setTimeout(options.onMeasuring, warmUpMs);
-  const done = await run(args, {
-    cpu: options.cpu,
-    timeoutMs: (options.timeoutSeconds + 3) * 1000 + warmUpMs,
-  }).finally(() => clearTimeout(measuring));
+  // The wrapper execs h2load: the child's pid is h2load's, whose CPU time is sampled as it runs.
+  const child = launch(args, { cpu: options.cpu });
+  let cpu = { micros: 0, at: started };
+  const sampler = setInterval(() => {
+    const micros = child.pid === undefined ? 0 : cpuMicros([child.pid]);
+    if (micros > 0) cpu = { micros, at: performance.now() };
+  }, 250);
+  const done = await finish(child, (options.timeoutSeconds + 3) * 1000 + warmUpMs).finally(() => {
+    clearTimeout(measuring);
+    clearInterval(sampler);
+  });
+  const clientCpuShare = cpu.at > started ? cpu.micros / 1000 / (cpu.at - started) : undefined;
   const log = await readFile(options.logFile, "utf8").catch(() => "");
   const latencies = parseH2loadLog(log, measuredFromMicros);
   if (done.timedOut && options.requests !== undefined) {
@@ -118,7 +142,20 @@ export async function runH2load(options: H2loadOptions): Promise<H2loadResult> {
       `h2load ended with ${done.code ?? done.signal}: ${done.stderr.trim() || done.stdout.trim()}`,
     );
   }
-  return { ...parseH2loadOutput(done.stdout), latencyMs: summarizeLatencies(latencies) };
+  return {
+    ...parseH2loadOutput(done.stdout),
+    latencyMs: summarizeLatencies(latencies),
+    ...(clientCpuShare === undefined ? {} : { clientCpuShare }),
+  };
+}
+
+function contentTypeHeaders(contentType: string | null | undefined): string[] {
+  if (contentType === null) return [];
+  const type = contentType ?? "application/grpc";
+  return [
+    `--header=content-type: ${type}`,
+    ...(/^application\/grpc(\+|;|$)/.test(type) ? ["--header=te: trailers"] : []),
+  ];
 }
 
 /** The totals of h2load's report. */

@@ -57,3 +57,26 @@ export const plans: Record<Plan["mode"], Plan> = {
 /** The CPUs: targets run on one, load generators on the other, so each side has a core. */
 export const serverCpu = 1;
 export const loadCpu = 0;
+
+/** The options of a comparison's load (`--rounds`, `--seconds`, …), each a whole number ≥ 1. */
+export function loadOptions(values: {
+  rounds: string;
+  seconds: string;
+  "warm-up": string;
+  connections: string;
+  streams: string;
+}) {
+  const number = (name: keyof typeof values) => {
+    const value = Number(values[name]);
+    if (!Number.isInteger(value) || value < 1)
+      throw new Error(`--${name} must be a whole number ≥ 1`);
+    return value;
+  };
+  return {
+    rounds: number("rounds"),
+    seconds: number("seconds"),
+    warmUp: number("warm-up"),
+    connections: number("connections"),
+    streams: number("streams"),
+  };
+}

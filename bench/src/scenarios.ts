@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { runH2load } from "./h2load.ts";
+import { type H2loadOptions, runH2load } from "./h2load.ts";
 import { finish, launch } from "./launch.ts";
 import { loadCpu, type Plan, serverCpu } from "./plan.ts";
 import type { LatencySummary } from "./stats.ts";
@@ -30,6 +30,8 @@ export interface LoadContext {
   authorization: string;
   /** File holding GetUser's request as one gRPC message. */
   getUserBody: string;
+  /** The user GetUser asks for, for loads that put it in a URL (REST). */
+  userId?: bigint;
   /** StreamUserActivities' request as one gRPC message. */
   streamBody: Buffer;
   /** An unmeasured warm-up: shorter, and in the scenario's usual shape. */
@@ -99,27 +101,76 @@ const keelCluster: Variant = {
  */
 const openingSeconds = 1;
 
-/** Unary GetUser by h2load, `connections × streams` in flight, for the plan's duration. */
-export function unary(connections: number, streams: number) {
-  return async (ctx: LoadContext): Promise<LoadOutcome> => {
-    const result = await runH2load({
-      url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
-      bodyFile: ctx.getUserBody,
-      headers: { authorization: ctx.authorization },
+/** A unary request other than GetUser over gRPC (see `unary`). */
+export interface UnaryRequest {
+  /** The path, with its query. */
+  path: string;
+  /** The body; none: a GET. */
+  bodyFile?: string | undefined;
+  /** Default: `application/grpc` for a body, none for a GET; null: none. */
+  contentType: string | null;
+  http1: boolean;
+}
+
+/**
+ * Unary GetUser by h2load (or `request`), `connections × streams` in flight, for the plan's
+ * duration.
+ */
+export function unary(connections: number, streams: number, request?: UnaryRequest) {
+  return (ctx: LoadContext): Promise<LoadOutcome> =>
+    timedLoad(ctx, {
+      url: `http://127.0.0.1:${ctx.target.port}${request?.path ?? `/${getUser}`}`,
+      ...(request === undefined
+        ? { bodyFile: ctx.getUserBody }
+        : {
+            ...(request.bodyFile === undefined ? {} : { bodyFile: request.bodyFile }),
+            contentType: request.contentType,
+            http1: request.http1,
+          }),
       connections,
       streamsPerConnection: streams,
-      durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
-      ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
-      cpu: ctx.variant.loadCpu,
-      logFile: join(ctx.workDir, "h2load-requests.tsv"),
-      timeoutSeconds: 120,
     });
-    return {
-      rate: result.requestsPerSecond,
-      completed: result.succeeded,
-      latencyMs: result.latencyMs,
-      errors: result.errors,
-    };
+}
+
+/**
+ * GetUser over REST, `GET /api/v1/users/{id}` by h2load over HTTP/1.1 (`--h1`, one request at a
+ * time per connection), `connections` in flight, for the plan's duration.
+ */
+export function restGet(connections: number) {
+  return (ctx: LoadContext): Promise<LoadOutcome> => {
+    if (ctx.userId === undefined) throw new Error("a REST load needs the user's id (userId)");
+    return timedLoad(ctx, {
+      url: `http://127.0.0.1:${ctx.target.port}/api/v1/users/${ctx.userId}`,
+      http1: true,
+      connections,
+      streamsPerConnection: 1,
+    });
+  };
+}
+
+/** One h2load run of the plan's unary length (or its warm-up), authorized, its opening left out. */
+async function timedLoad(
+  ctx: LoadContext,
+  load: Pick<
+    H2loadOptions,
+    "url" | "bodyFile" | "contentType" | "http1" | "connections" | "streamsPerConnection"
+  >,
+): Promise<LoadOutcome> {
+  const result = await runH2load({
+    ...load,
+    headers: { authorization: ctx.authorization },
+    durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+    ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
+    cpu: ctx.variant.loadCpu,
+    logFile: join(ctx.workDir, "h2load-requests.tsv"),
+    timeoutSeconds: 120,
+  });
+  return {
+    rate: result.requestsPerSecond,
+    completed: result.succeeded,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    ...(result.clientCpuShare === undefined ? {} : { generatorCpuShare: result.clientCpuShare }),
   };
 }
 

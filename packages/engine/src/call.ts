@@ -12,6 +12,8 @@ export class Call {
   readonly responseTrailer: PlainHeaders;
   /** The absolute deadline from the client's timeout (ms since the epoch); 0: none. */
   readonly deadline: number;
+  /** Why the request gate refused the call (its body unread); undefined: it did not. */
+  refusal: unknown;
   /** The absolute deadline a default set, when the client set none (ms since the epoch); 0: none. */
   readonly defaultDeadline: number = 0;
   private controller: AbortController | undefined;

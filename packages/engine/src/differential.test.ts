@@ -1,158 +1,39 @@
 import assert from "node:assert/strict";
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouter,
-  createContextKey,
-  createContextValues,
-  type HandlerContext,
-  type Interceptor,
-} from "@connectrpc/connect";
-import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
-import { createEngine } from "./engine.ts";
-import { fixtureRoutes, frame, rawCall } from "./testing/fixture.ts";
+import { Code } from "@connectrpc/connect";
+import { observe, readMaxBytes, type Side, startSides } from "./testing/differential.ts";
+import { frame } from "./testing/fixture.ts";
 
 // The engine against its oracle, connect-node's own adapter: the same fixture routes and the same
-// recording interceptor behind both, the same raw HTTP/2 requests to both, and everything compared:
+// recording interceptor behind both, the same raw requests to both, and everything compared:
 // status, headers and trailers (together: an error before any message may come trailers-only),
 // body bytes, and what the interceptor and the handler saw. Differences by design are listed in
-// the engine's README and tested apart at the end.
-
-interface View {
-  url: string;
-  stream: boolean;
-  header: [string, string][];
-  timeout: boolean;
-  values: string;
-}
-
-function recorder(views: View[]): Interceptor {
-  return (next) => async (req) => {
-    views.push({
-      // The two servers listen on different ports.
-      url: req.url.replace(/:\d+\//, ":PORT/"),
-      stream: req.stream,
-      // Transport headers differ by implementation only in what HTTP/2 adds (te, user-agent).
-      header: [...req.header].filter(([k]) => k.startsWith("x-")),
-      timeout: req.header.get("grpc-timeout") !== null,
-      values: req.contextValues.get(tagKey),
-    });
-    if (req.header.get("x-fail") !== null) {
-      throw new ConnectError(
-        `refused by interceptor: ${req.header.get("x-fail")}`,
-        Code.PermissionDenied,
-        {
-          "x-why": "because",
-        },
-      );
-    }
-    // Rebuilds the request, as an interceptor may.
-    return next({ ...req, header: new Headers(req.header) });
-  };
-}
-
-const tagKey = createContextKey("", { description: "tag" });
-const readMaxBytes = 1024;
-
-interface Side {
-  url: string;
-  views: View[];
-  seen: HandlerContext[];
-  close(): Promise<void>;
-}
-
-/** `server` listening on a free port of 127.0.0.1, as one side of the comparison. */
-async function serve(
-  server: http2.Http2Server,
-  views: View[],
-  seen: HandlerContext[],
-): Promise<Side> {
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (s) => sessions.add(s));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    views,
-    seen,
-    close: async () => {
-      for (const s of sessions) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+// the engine's README and tested apart at the end. gRPC here; gRPC-Web and Connect, over HTTP/2
+// and HTTP/1.1, in differential-web.test.ts.
 
 let engineSide: Side;
 let connectSide: Side;
 
 before(async () => {
-  const common = (views: View[], seen: HandlerContext[]) => ({
-    routes: fixtureRoutes(seen) as (router: ConnectRouter) => void,
-    interceptors: [recorder(views)],
-    contextValues: () => createContextValues().set(tagKey, "tagged"),
-    readMaxBytes,
-    writeMaxBytes: readMaxBytes * 4,
-    acceptCompression: [compressionGzip],
-  });
-  {
-    const views: View[] = [];
-    const seen: HandlerContext[] = [];
-    const engine = createEngine(common(views, seen));
-    const server = http2.createServer();
-    server.on("stream", (stream, headers) => {
-      if (!engine.handleStream(stream, headers))
-        stream.respond({ ":status": 415 }, { endStream: true });
-    });
-    engineSide = await serve(server, views, seen);
-  }
-  {
-    const views: View[] = [];
-    const seen: HandlerContext[] = [];
-    const adapter = connectNodeAdapter({ ...common(views, seen), grpcWeb: false, connect: false });
-    connectSide = await serve(http2.createServer(adapter), views, seen);
-  }
+  ({ engine: engineSide, connect: connectSide } = await startSides("2"));
 });
 after(async () => {
   await engineSide.close();
   await connectSide.close();
 });
 
-interface Outcome {
-  status: number;
-  fields: Record<string, string>;
-  body: string;
-}
-
-/** One raw request; what came back, headers and trailers merged, `date` left out. */
-async function call(
-  url: string,
-  path: string,
-  headers: Record<string, string>,
-  body: Buffer,
-): Promise<Outcome> {
-  const raw = await rawCall(url, path, headers, body);
-  return { status: raw.status, fields: raw.fields, body: raw.body.toString("hex") };
-}
+const grpcRequest = (path: string, headers: Record<string, string>, body: Buffer) => ({
+  httpVersion: "2" as const,
+  path,
+  headers: { "content-type": "application/grpc", te: "trailers", ...headers },
+  body,
+});
 
 /** Both sides' outcome and views of one case. */
 async function both(path: string, headers: Record<string, string>, body: Buffer) {
-  const method = `/fixture.v1.FixtureService/${path}`;
-  const [e, c] = [engineSide, connectSide].map((side) => ({
-    side,
-    before: side.views.length,
-    seen: side.seen.length,
-  }));
-  const engine = await call(engineSide.url, method, headers, body);
-  const connect = await call(connectSide.url, method, headers, body);
-  return {
-    engine,
-    connect,
-    views: [engineSide.views.slice(e?.before), connectSide.views.slice(c?.before)] as const,
-    seen: [engineSide.seen.slice(e?.seen), connectSide.seen.slice(c?.seen)] as const,
-  };
+  const request = grpcRequest(`/fixture.v1.FixtureService/${path}`, headers, body);
+  return [await observe(engineSide, request), await observe(connectSide, request)] as const;
 }
 
 const frames = (...texts: string[]) => Buffer.concat(texts.map(frame));
@@ -195,6 +76,9 @@ const cases: [string, string, Record<string, string>, Buffer][] = [
   ],
   ["server stream", "ServerStream", {}, frame("count:3")],
   ["server stream that fails after a message", "ServerStream", {}, frame("error:Aborted:midway")],
+  ["server stream, message over the limit", "ServerStream", {}, frame("m".repeat(readMaxBytes))],
+  ["server stream, two messages", "ServerStream", {}, frames("a", "b")],
+  ["server stream, no message", "ServerStream", {}, Buffer.alloc(0)],
   ["client stream", "ClientStream", {}, frames("a", "b", "c")],
   [
     "client stream failing on its second message",
@@ -229,39 +113,35 @@ const cases: [string, string, Record<string, string>, Buffer][] = [
 describe("engine against connect-node's adapter, gRPC", () => {
   for (const [name, path, headers, body] of cases) {
     it(name, async () => {
-      const { engine, connect, views, seen } = await both(path, headers, body);
+      const [engine, connect] = await both(path, headers, body);
       // By design (see the README): the engine names the compressions it accepts in every answer.
-      assert.equal(engine.fields["grpc-accept-encoding"], "gzip");
-      delete engine.fields["grpc-accept-encoding"];
+      assert.equal(engine.answer.fields["grpc-accept-encoding"], "gzip");
+      delete engine.answer.fields["grpc-accept-encoding"];
       assert.deepEqual(engine, connect);
-      assert.deepEqual(views[0], views[1]);
-      assert.deepEqual(
-        seen[0].map((ctx) => [ctx.protocolName, ctx.requestMethod, ctx.signal.aborted]),
-        seen[1].map((ctx) => [ctx.protocolName, ctx.requestMethod, ctx.signal.aborted]),
-      );
     });
   }
 });
 
 describe("differences by design (see the README)", () => {
   it("an unknown method: HTTP 200 with grpc-status 12 here, HTTP 404 from connect-node", async () => {
-    const path = "/fixture.v1.FixtureService/Nope";
-    const engine = await call(engineSide.url, path, {}, frame("x"));
-    const connect = await call(connectSide.url, path, {}, frame("x"));
+    const request = grpcRequest("/fixture.v1.FixtureService/Nope", {}, frame("x"));
+    const engine = (await observe(engineSide, request)).answer;
+    const connect = (await observe(connectSide, request)).answer;
     assert.equal(engine.status, 200);
     assert.equal(engine.fields["grpc-status"], "12");
+    assert.equal(
+      decodeURIComponent(engine.fields["grpc-message"] ?? ""),
+      "unknown method Nope for service fixture.v1.FixtureService",
+    );
     assert.equal(connect.status, 404);
   });
 
   it("a deadline below a millisecond: expired at once here, the handler never runs", async () => {
-    const before = engineSide.seen.length;
-    const engine = await call(
-      engineSide.url,
-      "/fixture.v1.FixtureService/Unary",
-      { "grpc-timeout": "1n" },
-      frame("x"),
+    const engine = await observe(
+      engineSide,
+      grpcRequest("/fixture.v1.FixtureService/Unary", { "grpc-timeout": "1n" }, frame("x")),
     );
-    assert.equal(engine.fields["grpc-status"], String(Code.DeadlineExceeded));
-    assert.equal(engineSide.seen.length, before);
+    assert.equal(engine.answer.fields["grpc-status"], String(Code.DeadlineExceeded));
+    assert.deepEqual(engine.seen, []);
   });
 });

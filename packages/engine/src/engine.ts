@@ -1,3 +1,4 @@
+import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type {
@@ -8,15 +9,17 @@ import type {
   Transport,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import { contentTypeRegExp } from "@connectrpc/connect/protocol-grpc";
 import type { DefaultDeadline } from "./call.ts";
+import { dispatch } from "./dispatch.ts";
 import { createEngineContext } from "./engine-context.ts";
-import { serveGrpc } from "./grpc.ts";
+import { RequestExchange, StreamExchange } from "./exchange.ts";
 import {
   createInProcessTransport,
   type InProcessTransportOptions,
 } from "./in-process-transport.ts";
+import { type InvokeOptions, type InvokeResult, invokeMethod, unknownMethod } from "./invoke.ts";
 import { createMethodTable, type EngineMethod } from "./method-table.ts";
+import { type Connection, peerOf, urlOf } from "./request-origin.ts";
 
 export interface EngineOptions {
   /** The services and methods to serve, registered as with connect-node's adapter. */
@@ -66,13 +69,22 @@ export interface EngineOptions {
   onDefaultDeadline?: (values: ContextValues, deadline: number) => void;
 }
 
-/** A protocol engine serving Connect routes on `node:http2` streams. */
+/** A protocol engine serving Connect routes on `node:http2` streams and `node:http` requests. */
 export interface Engine {
   /**
    * Serves an HTTP/2 stream it knows the protocol of and answers true, or leaves the stream
-   * untouched and answers false (the caller hands it on).
+   * untouched and answers false (the caller hands it on: REST, a page, a 404).
    */
   handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
+  /**
+   * The same for a `node:http` request (HTTP/1.1, or HTTP/2 through Node's compatibility layer):
+   * serves it and answers true, or leaves it and answers false. Headers already set on `res`
+   * (CORS, for example) go out with the answer.
+   */
+  handleRequest(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): boolean;
   /** Every method served, by path ("/user.v1.UserService/GetUser"). */
   readonly methods: ReadonlyMap<string, EngineMethod>;
   /**
@@ -80,74 +92,22 @@ export interface Engine {
    * calls, without a socket or serialization (see `createInProcessTransport`).
    */
   inProcessTransport(options?: InProcessTransportOptions): Transport;
-}
-
-/** The answer to a gRPC call of a method not served: HTTP 200, grpc-status 12, grpc-go's words. */
-const unknownMethodTrailers = (path: string): http2.OutgoingHttpHeaders => {
-  // The path is the client's: echoed in part only (HTTP/2 lets headers reach 16 KiB and more).
-  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
-  const [, service = "", name = ""] = /^\/([^/]*)\/?(.*)$/s.exec(shown) ?? [];
-  return {
-    ":status": 200,
-    "content-type": "application/grpc",
-    "grpc-status": "12",
-    "grpc-message": encodeURIComponent(
-      name === "" ? `unknown service ${service}` : `unknown method ${name} for service ${service}`,
-    ),
-  };
-};
-
-// A session's peer address, read once per connection (the session's socket is a proxy object),
-// and the origin of its requests, worked out once per distinct `:authority`.
-const peerAddress = Symbol("keel.peerAddress");
-const origins = Symbol("keel.origins");
-type AddressedSession = http2.ServerHttp2Session & {
-  [peerAddress]?: string;
-  [origins]?: Map<string, string>;
-};
-
-/** The request's URL as connect-node gives it: scheme, authority and path, normalized by URL. */
-function urlOf(session: AddressedSession | undefined, headers: http2.IncomingHttpHeaders): string {
-  const path = headers[":path"] ?? "";
-  const authority = headers[":authority"] ?? headers.host ?? "";
-  if (session === undefined) return path;
-  let known = session[origins];
-  if (known === undefined) {
-    known = new Map();
-    session[origins] = known;
-  }
-  let origin = known.get(authority);
-  if (origin === undefined) {
-    const scheme = (session.socket as { encrypted?: boolean } | undefined)?.encrypted
-      ? "https"
-      : "http";
-    try {
-      origin = new URL(`${scheme}://${authority}`).origin;
-    } catch {
-      origin = `${scheme}://${authority}`;
-    }
-    if (known.size < 16) known.set(authority, origin);
-  }
-  return origin + path;
-}
-
-function peerOf(session: AddressedSession | undefined): string {
-  if (session === undefined) return "";
-  let address = session[peerAddress];
-  if (address === undefined) {
-    address = session.socket?.remoteAddress ?? "";
-    session[peerAddress] = address;
-  }
-  return address;
+  /**
+   * Runs a call of a method (its path, "/user.v1.UserService/GetUser", or its entry in `methods`)
+   * on behalf of another protocol, REST, with its message already decoded: the same per-call
+   * state, request gate and interceptor chain as a call off the wire (see `invokeMethod`). Never
+   * rejects: a failed call answers with its error.
+   */
+  invoke(method: string | EngineMethod, options: InvokeOptions): Promise<InvokeResult>;
 }
 
 /**
- * Serves Connect service implementations directly on HTTP/2 streams, with the same routes,
- * interceptors and handler contexts as connect-node's adapter, and limits at the wire: message
- * size at the length prefix, request bytes buffered per connection and per process, a body idle
- * timeout, deadlines from the headers covering the body, a request gate before the body. This
- * version serves gRPC (`application/grpc`, `+proto`, `+json`), every call kind; other protocols are
- * left to the caller (`handleStream` answers false).
+ * Serves Connect service implementations directly on HTTP/2 streams and `node:http` requests
+ * over gRPC, gRPC-Web (binary and text) and Connect (unary POST and GET, streams), with the same
+ * routes, interceptors and handler contexts as connect-node's adapter, and limits at the wire:
+ * message size at the length prefix, request bytes buffered per connection and per process, a
+ * body idle timeout, deadlines from the headers covering the body, a request gate before the
+ * body. What is no call (a REST path, a page) is left to the caller.
  */
 export function createEngine(options: EngineOptions): Engine {
   const methods = createMethodTable(options.routes, options.interceptors ?? []);
@@ -172,21 +132,37 @@ export function createEngine(options: EngineOptions): Engine {
     methods,
     inProcessTransport: (transportOptions) =>
       createInProcessTransport(methods, context, transportOptions),
+    invoke(method, invokeOptions) {
+      const entry = typeof method === "string" ? methods.get(method) : method;
+      if (entry === undefined) return Promise.resolve(unknownMethod(String(method)));
+      return invokeMethod(context, entry, invokeOptions);
+    },
     handleStream(stream, headers) {
-      const contentType = headers["content-type"];
-      if (contentType === undefined || !contentTypeRegExp.test(contentType)) return false;
-      const binary = !contentType.endsWith("+json");
       const path = headers[":path"] ?? "";
-      const entry = methods.get(path);
-      if (entry === undefined || headers[":method"] !== "POST") {
-        stream.on("error", () => {});
-        if (entry === undefined) stream.respond(unknownMethodTrailers(path), { endStream: true });
-        else stream.respond({ ":status": 405, allow: "POST" }, { endStream: true });
-        return true;
-      }
-      const session = stream.session as AddressedSession | undefined;
-      serveGrpc(context, entry, stream, headers, binary, peerOf(session), urlOf(session, headers));
-      return true;
+      const session = stream.session as Connection | undefined;
+      return dispatch(
+        context,
+        methods,
+        new StreamExchange(stream, headers),
+        headers[":method"] ?? "",
+        path,
+        peerOf(session),
+        urlOf(session, headers, path),
+      );
+    },
+    handleRequest(req, res) {
+      const path = req.url ?? "";
+      const exchange = new RequestExchange(req, res);
+      const connection = exchange.connection as Connection | undefined;
+      return dispatch(
+        context,
+        methods,
+        exchange,
+        req.method ?? "",
+        path,
+        peerOf(connection),
+        urlOf(connection, req.headers, path),
+      );
     },
   };
 }

@@ -8,13 +8,25 @@ export interface Envelope {
   data: Uint8Array;
 }
 
+/** What splits a request body into messages as its chunks arrive (see `RequestBody`). */
+export interface BodyReader {
+  /** Takes a chunk of the body; appends every message it completes to `out`; throws on bad input. */
+  push(chunk: Buffer, out: Envelope[]): void;
+  /** Bytes received and not yet handed on. */
+  readonly byteLength: number;
+  /** Whether the body may end here. */
+  readonly complete: boolean;
+  /** The body has ended: appends what only its end completes to `out`. */
+  end?(out: Envelope[]): void;
+}
+
 /**
  * Splits a request body into envelopes (a flags byte, a 4-byte big-endian length, the payload)
  * synchronously, as the body's chunks arrive. A prefix that declares more than `readMaxBytes` is
  * refused at once, before any of its payload is buffered, with connect's error. A payload that
  * sits whole in one chunk is handed on as a view of it, not a copy.
  */
-export class EnvelopeReader {
+export class EnvelopeReader implements BodyReader {
   private readonly pending: Buffer[] = [];
   private held = 0;
   /** The payload length of the envelope whose prefix was read; -1 while waiting for a prefix. */

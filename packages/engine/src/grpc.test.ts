@@ -298,4 +298,55 @@ describe("engine, the request gate", () => {
       await gated.close();
     }
   });
+
+  it("passes a refused call through the interceptors, unread, and never answers it OK", async () => {
+    const handlerSeen: HandlerContext[] = [];
+    const chainSaw: unknown[] = [];
+    const gated = await startEngineServer({
+      seen: handlerSeen,
+      requestGate: () => {
+        throw new ConnectError("refused at the gate", Code.Unauthenticated);
+      },
+      interceptors: [
+        // A logging interceptor sees the refusal; one that answers by itself cannot let it in.
+        (next) => async (req) => {
+          chainSaw.push([
+            req.method.name,
+            req.stream ? "stream" : (req.message as unknown as { value: string }).value,
+          ]);
+          return next(req);
+        },
+        () => async (req) =>
+          ({
+            stream: false,
+            message: req.message,
+            header: new Headers(),
+            trailer: new Headers(),
+          }) as never,
+      ],
+    });
+    try {
+      for (const path of ["Unary", "ServerStream"]) {
+        const answer = await rawCall(
+          gated.url,
+          `/fixture.v1.FixtureService/${path}`,
+          {},
+          frame("x"),
+        );
+        assert.equal(answer.trailers["grpc-status"], String(Code.Unauthenticated), path);
+        assert.equal(
+          decodeURIComponent(String(answer.trailers["grpc-message"])),
+          "refused at the gate",
+        );
+      }
+      assert.equal(handlerSeen.length, 0);
+      // The unary call's message was never read: the chain saw an empty one.
+      assert.deepEqual(chainSaw, [
+        ["Unary", ""],
+        ["ServerStream", "stream"],
+      ]);
+    } finally {
+      await gated.close();
+    }
+  });
 });

@@ -1,6 +1,5 @@
-import * as http2 from "node:http2";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { compressedFlag, compressionNegotiate, encodeEnvelope } from "@connectrpc/connect/protocol";
+import type * as http2 from "node:http2";
+import { compressionNegotiate } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
   contentTypeProto,
@@ -8,49 +7,32 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
-import { Call, callKey } from "./call.ts";
+import type { Call } from "./call.ts";
+import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
-import type { Envelope } from "./envelope-reader.ts";
-import { type AnyRequest, type AnyResponse, contextOf, type EngineMethod } from "./method-table.ts";
+import type { Exchange } from "./exchange.ts";
+import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
-import { RequestBody } from "./request-body.ts";
-
-const noop = () => {};
+import { type Answer, envelope, serveCall } from "./serve-call.ts";
 
 /**
- * Serves one gRPC call (`application/grpc`, `+proto`, `+json`) on an HTTP/2 stream, every call
- * kind: the deadline from `grpc-timeout` starts at the headers and covers reading the body; the
- * request gate runs before any body byte is read; messages are read as envelopes within the
- * limits and handed to the method's interceptor chain; answers are written as they come, with
- * headers, message and trailers in one write for a unary call, and the status in the trailers
- * (connect's encoding of codes, messages and details).
+ * Serves one gRPC call (`application/grpc`, `+proto`, `+json`), every call kind: the status in
+ * HTTP trailers (connect's encoding of codes, messages and details); headers, message and
+ * trailers in one write for a unary answer; an error before any message answered trailers-only.
  */
 export function serveGrpc(
   engine: EngineContext,
   entry: EngineMethod,
-  stream: http2.ServerHttp2Stream,
-  headers: http2.IncomingHttpHeaders,
+  exchange: Exchange,
   binary: boolean,
   peer: string,
   url: string,
 ): void {
-  // Without a listener, a stream error (a reset with an error code) would be thrown.
-  stream.on("error", noop);
-  const timeout = parseTimeout(
-    (headers["grpc-timeout"] as string | undefined) ?? null,
-    engine.maxTimeoutMs,
-  );
+  const headers = exchange.headers;
   const responseHeader = new PlainHeaders();
   responseHeader.set("content-type", binary ? contentTypeProto : contentTypeJson);
   const responseTrailer = new PlainHeaders();
   responseTrailer.set("grpc-status", grpcStatusOk);
-  const call = new Call(
-    "grpc",
-    timeout.timeoutMs,
-    responseHeader,
-    responseTrailer,
-    engine.deadlineFor(entry),
-  );
   const compression = compressionNegotiate(
     engine.acceptCompression,
     (headers["grpc-encoding"] as string | undefined) ?? null,
@@ -63,257 +45,104 @@ export function serveGrpc(
   if (engine.acceptEncoding !== undefined) {
     responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
   }
-  const early = timeout.error ?? compression.error;
-  if (early !== undefined) {
-    finish(stream, call, undefined, early);
-    return;
-  }
-  const contextValues =
-    engine.contextValues?.({ headers, socket: { remoteAddress: peer } }) ?? createContextValues();
-  contextValues.set(callKey, call);
-  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
-  const requestHeader = PlainHeaders.fromHttp2(headers);
-  const untrack = engine.track(call);
-  // The client resetting the stream before the answer cancels the call.
-  const onClose = () =>
-    call.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-  stream.on("close", onClose);
-  call.onAbort(() => {
-    untrack();
-    stream.off("close", onClose);
-  });
-  run(engine, entry, stream, call, {
-    requestHeader,
-    contextValues,
-    url,
-    binary,
-    decompress: compression.request,
-    compress: compression.response,
-  }).catch(noop);
-}
-
-interface CallParts {
-  requestHeader: PlainHeaders;
-  contextValues: ReturnType<typeof createContextValues>;
-  url: string;
-  binary: boolean;
-  decompress: ReturnType<typeof compressionNegotiate>["request"];
-  compress: ReturnType<typeof compressionNegotiate>["response"];
-}
-
-async function run(
-  engine: EngineContext,
-  entry: EngineMethod,
-  stream: http2.ServerHttp2Stream,
-  call: Call,
-  parts: CallParts,
-): Promise<void> {
-  const { method, service } = entry;
-  const serialization = engine.serialization(entry);
-  const parse = serialization.getI(parts.binary);
-  const serialize = serialization.getO(parts.binary);
-  const fields: { message: unknown } & Record<string, unknown> = {
-    stream: method.methodKind !== "unary",
-    service,
-    method,
-    requestMethod: "POST",
-    url: parts.url,
-    header: parts.requestHeader,
-    contextValues: parts.contextValues,
-    message: undefined,
-    // The signal is made when an interceptor or the handler first reads it. A getter in the
-    // literal keeps every request of one shape (defineProperty per call would not).
-    get signal() {
-      return call.signal;
+  serveCall(
+    engine,
+    entry,
+    exchange,
+    {
+      protocolName: "grpc",
+      binary,
+      timeout: parseTimeout(
+        (headers["grpc-timeout"] as string | undefined) ?? null,
+        engine.maxTimeoutMs,
+      ),
+      decompress: compression.request,
+      compress: compression.response,
+      compressionError: compression.error,
+      requestMethod: "POST",
+      responseHeader,
+      responseTrailer,
     },
-  };
-  const request = fields as unknown as AnyRequest;
-  try {
-    if (engine.requestGate !== undefined) {
-      // The context a handler would get, of the call as it arrived.
-      await engine.requestGate(contextOf(request));
-    }
-    const body = new RequestBody(stream, call, engine.bodyOptions(stream.session));
-    const decode = async (envelope: Envelope): Promise<unknown> => {
-      let data = envelope.data;
-      if ((envelope.flags & compressedFlag) === compressedFlag) {
-        if (parts.decompress === null) {
-          throw new ConnectError(
-            "received compressed envelope, but do not know how to decompress",
-            Code.Internal,
-          );
-        }
-        data = await parts.decompress.decompress(data, engine.readMaxBytes);
-      }
-      return parse.parse(data);
-    };
-    const unaryInput = method.methodKind === "unary" || method.methodKind === "server_streaming";
-    if (unaryInput) {
-      const envelopes = await body.all();
-      const kind = method.methodKind === "unary" ? "unary" : "server-streaming";
-      if (envelopes.length === 0) {
-        throw new ConnectError(
-          `protocol error: missing input message for ${kind} method`,
-          Code.Unimplemented,
-        );
-      }
-      if (envelopes.length > 1) {
-        throw new ConnectError(
-          `protocol error: received extra input message for ${kind} method`,
-          Code.Unimplemented,
-        );
-      }
-      const input = await decode(envelopes[0] as Envelope);
-      fields.message = method.methodKind === "unary" ? input : one(input);
-    } else {
-      fields.message = mapAsync(body, decode);
-    }
-    const response = await entry.invoke(request);
-    if (!response.stream) {
-      let frame = envelope(serialize.serialize(response.message as never), parts.compress, engine);
-      if (frame instanceof Promise) frame = await frame;
-      finish(stream, call, response, undefined, frame);
-      return;
-    }
-    await pump(stream, call, response, serialize, parts.compress, engine);
-  } catch (err) {
-    finish(stream, call, undefined, err);
-  }
+    (call) => new GrpcAnswer(engine, exchange, call, compression.response),
+    peer,
+    url,
+  );
 }
 
-/** One framed message; a promise only when it is compressed (no microtask per plain message). */
-function envelope(
-  data: Uint8Array,
-  compress: CallParts["compress"],
-  engine: EngineContext,
-): Uint8Array | Promise<Uint8Array> {
-  if (compress !== null && data.byteLength >= engine.compressMinBytes) {
-    return compress.compress(data).then((zipped) => encodeEnvelope(compressedFlag, zipped));
-  }
-  return encodeEnvelope(0, data);
-}
+class GrpcAnswer implements Answer {
+  private readonly engine: EngineContext;
+  private readonly exchange: Exchange;
+  private readonly call: Call;
+  private readonly compress: ReturnType<typeof compressionNegotiate>["response"];
 
-/**
- * Writes a streamed answer's messages as they come, waiting when the client reads slower than the
- * handler writes; headers go with the first message, the status in the trailers.
- */
-async function pump(
-  stream: http2.ServerHttp2Stream,
-  call: Call,
-  response: AnyResponse & { stream: true },
-  serialize: { serialize(message: unknown): Uint8Array },
-  compress: CallParts["compress"],
-  engine: EngineContext,
-): Promise<void> {
-  const it = response.message[Symbol.asyncIterator]();
-  let finished = false;
-  try {
-    for (;;) {
-      const step = await it.next();
-      if (step.done === true) break;
-      let frame = envelope(serialize.serialize(step.value), compress, engine);
-      if (frame instanceof Promise) frame = await frame;
-      if (stream.destroyed || stream.closed) return;
-      if (!stream.headersSent)
-        stream.respond(responseHeaders(response.header), { waitForTrailers: true });
-      if (!stream.write(frame)) await drained(stream);
-    }
-    finished = true;
-    finish(stream, call, response, undefined);
-  } catch (err) {
-    finished = true;
-    finish(stream, call, response, err);
-  } finally {
-    // Stopped early (the client went away): let the handler's generator clean up.
-    if (!finished) it.return?.()?.catch(noop);
+  constructor(
+    engine: EngineContext,
+    exchange: Exchange,
+    call: Call,
+    compress: ReturnType<typeof compressionNegotiate>["response"],
+  ) {
+    this.engine = engine;
+    this.exchange = exchange;
+    this.call = call;
+    this.compress = compress;
   }
-}
 
-/**
- * Ends the call: the response headers (unless sent), the last message (if any) and the trailers
- * with the status of `err` (OK when undefined); an error that is not a ConnectError is answered as
- * a bare "internal error", as connect does. Then the call's signal is aborted.
- */
-function finish(
-  stream: http2.ServerHttp2Stream,
-  call: Call,
-  response: AnyResponse | undefined,
-  err: unknown,
-  frame?: Uint8Array,
-): void {
-  const header = response?.header ?? call.responseHeader;
-  const trailer = response?.trailer ?? call.responseTrailer;
-  if (!(stream.destroyed || stream.closed)) {
+  unary(response: AnyResponse, data: Uint8Array): void | Promise<void> {
+    const frame = envelope(data, this.compress, this.engine.compressMinBytes);
+    if (frame instanceof Promise) return frame.then((f) => this.finish(response, undefined, f));
+    this.finish(response, undefined, frame);
+  }
+
+  message(response: AnyResponse, data: Uint8Array): void | Promise<void> {
+    const frame = envelope(data, this.compress, this.engine.compressMinBytes);
+    if (frame instanceof Promise) return frame.then((f) => this.write(response, f));
+    return this.write(response, frame);
+  }
+
+  end(response: AnyResponse | undefined, err: unknown): void {
+    this.finish(response, err);
+  }
+
+  private write(response: AnyResponse, frame: Uint8Array): void | Promise<void> {
+    const exchange = this.exchange;
+    if (exchange.gone) return;
+    if (!exchange.headersSent) exchange.respond(200, responseHeaders(response.header), false, true);
+    if (!exchange.write(frame)) return exchange.drained();
+  }
+
+  /**
+   * The response headers (unless sent), the last message (if any) and the trailers with the
+   * status of `err` (OK when undefined).
+   */
+  private finish(response: AnyResponse | undefined, err: unknown, frame?: Uint8Array): void {
+    const exchange = this.exchange;
+    if (exchange.gone) return;
     const trailers: http2.OutgoingHttpHeaders = {};
-    copyHeaders(trailer, trailers);
+    copyHeaders(response?.trailer ?? this.call.responseTrailer, trailers);
     if (err !== undefined) {
-      const error =
-        err instanceof ConnectError
-          ? err
-          : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-      copyHeaders(setTrailerStatus(new PlainHeaders(), error), trailers);
+      copyHeaders(setTrailerStatus(new PlainHeaders(), asConnectError(err)), trailers);
     } else {
       trailers["grpc-status"] = grpcStatusOk;
     }
-    if (!stream.headersSent) {
+    const header = response?.header ?? this.call.responseHeader;
+    if (!exchange.headersSent) {
       if (frame === undefined && err !== undefined) {
-        // Trailers-only: one HEADERS frame with the status, ending the stream.
-        stream.respond({ ...responseHeaders(header), ...trailers }, { endStream: true });
-        // A client still sending is told to stop (RST_STREAM NO_ERROR, as grpc-go does), so
-        // that an unread body holds no stream open.
-        if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      } else {
-        stream.respond(responseHeaders(header), { waitForTrailers: true });
-        endWithTrailers(stream, trailers, frame);
+        // Trailers-only: one HEADERS frame with the status, ending the stream; a client still
+        // sending is told to stop.
+        const all = responseHeaders(header);
+        Object.assign(all, trailers);
+        exchange.respond(200, all, true);
+        exchange.stopBody();
+        return;
       }
-    } else {
-      endWithTrailers(stream, trailers, frame);
+      exchange.respond(200, responseHeaders(header), false, true);
     }
+    exchange.end(frame, trailers);
   }
-  call.abort(err === undefined || err === call.reason ? undefined : err);
 }
 
 function responseHeaders(header: Headers): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = { ":status": 200 };
+  const out: http2.OutgoingHttpHeaders = {};
   copyHeaders(header, out);
   return out;
-}
-
-function endWithTrailers(
-  stream: http2.ServerHttp2Stream,
-  trailers: http2.OutgoingHttpHeaders,
-  frame: Uint8Array | undefined,
-): void {
-  // Emitted once per stream; taken off by hand, which is cheaper than a `once` wrapper.
-  const send = () => {
-    stream.off("wantTrailers", send);
-    stream.sendTrailers(trailers);
-  };
-  stream.on("wantTrailers", send);
-  if (frame === undefined) stream.end();
-  else stream.end(frame);
-}
-
-/** Resolves when the stream can take more, or has closed. */
-function drained(stream: http2.ServerHttp2Stream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
-  });
-}
-
-async function* one(message: unknown): AsyncIterable<unknown> {
-  yield message;
-}
-
-async function* mapAsync<T, U>(
-  source: AsyncIterable<T>,
-  f: (value: T) => Promise<U>,
-): AsyncIterable<U> {
-  for await (const value of source) yield await f(value);
 }

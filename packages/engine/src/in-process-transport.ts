@@ -10,8 +10,14 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
-import { Call, callKey } from "./call.ts";
-import type { EngineContext } from "./engine-context.ts";
+import {
+  abortWith,
+  asConnectError,
+  type CallEngine,
+  createCall,
+  finishing,
+  startCall,
+} from "./call-lifecycle.ts";
 import type { AnyRequest, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 
@@ -36,7 +42,7 @@ export interface InProcessTransportOptions {
  */
 export function createInProcessTransport(
   methods: ReadonlyMap<string, EngineMethod>,
-  engine: Pick<EngineContext, "contextValues" | "track">,
+  engine: CallEngine,
   options: InProcessTransportOptions = {},
 ): Transport {
   const interceptors = options.interceptors ?? [];
@@ -63,41 +69,25 @@ export function createInProcessTransport(
     message: unknown,
     timeoutMs: number | undefined,
   ) => {
-    const call = new Call("in-process", timeoutMs);
-    const onClientAbort = () => call.abort(clientReq.signal.reason);
-    if (clientReq.signal.aborted) onClientAbort();
-    else clientReq.signal.addEventListener("abort", onClientAbort, { once: true });
-    call.onAbort(() => clientReq.signal.removeEventListener("abort", onClientAbort));
-    const untrack = engine.track(call);
-    call.onAbort(untrack);
     const headers: Record<string, string> = {};
     clientReq.header.forEach((value, key) => {
       headers[key] = value;
     });
-    const contextValues =
-      engine.contextValues?.({
-        headers,
-        socket: { remoteAddress: peer(clientReq.contextValues) },
-      }) ?? createContextValues();
-    contextValues.set(callKey, call);
-    const request = {
-      stream: entry.method.methodKind !== "unary",
-      service: entry.service,
-      method: entry.method,
-      requestMethod: "POST",
+    const call = createCall(engine, entry, "in-process", timeoutMs);
+    const request = startCall(engine, entry, call, {
+      headers,
+      peer: peer(clientReq.contextValues),
       url: clientReq.url,
+      requestMethod: "POST",
       header: PlainHeaders.fromHttp2(headers),
-      contextValues,
-      message,
-      get signal() {
-        return call.signal;
-      },
-    } as unknown as AnyRequest;
+    });
+    request.message = message;
+    abortWith(call, clientReq.signal);
     try {
-      return { call, response: await entry.invoke(request) };
+      return { call, response: await entry.invoke(request as AnyRequest) };
     } catch (err) {
       call.abort(err);
-      throw asWireError(err);
+      throw asConnectError(err);
     }
   };
 
@@ -181,12 +171,6 @@ export function createInProcessTransport(
   };
 }
 
-function asWireError(err: unknown): ConnectError {
-  return err instanceof ConnectError
-    ? err
-    : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
-}
-
 function copy(desc: DescMessage, message: unknown): never {
   return (
     isMessage(message, desc) ? clone(desc, message) : create(desc, message as never)
@@ -199,17 +183,4 @@ function copyOf(headers: Headers): Headers {
 
 async function* copyAll(desc: DescMessage, messages: AsyncIterable<unknown>): AsyncIterable<never> {
   for await (const message of messages) yield copy(desc, message);
-}
-
-/** The server's answers; the call ends (its signal aborts) when they end, fail or are left. */
-async function* finishing<T>(messages: AsyncIterable<T>, call: Call): AsyncIterable<T> {
-  try {
-    yield* messages;
-    call.abort();
-  } catch (err) {
-    call.abort(err);
-    throw asWireError(err);
-  } finally {
-    call.abort(new ConnectError("the client stopped reading", Code.Canceled));
-  }
 }

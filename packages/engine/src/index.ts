@@ -2,5 +2,6 @@ export type { DefaultDeadline } from "./call.ts";
 export type { Engine, EngineOptions } from "./engine.ts";
 export { createEngine } from "./engine.ts";
 export type { InProcessTransportOptions } from "./in-process-transport.ts";
+export type { InvokeOptions, InvokeResult } from "./invoke.ts";
 export type { AnyRequest, AnyResponse, EngineMethod } from "./method-table.ts";
 export { PlainHeaders } from "./plain-headers.ts";

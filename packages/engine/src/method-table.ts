@@ -97,7 +97,7 @@ function lastStep(
   switch (spec.kind) {
     case "unary":
       return async (req) => {
-        const ctx = contextOf(req);
+        const ctx = contextOf(req, true);
         const result = await spec.impl(req.message as never, ctx);
         return {
           ...respond(ctx),
@@ -107,7 +107,7 @@ function lastStep(
       };
     case "server_streaming":
       return async (req) => {
-        const ctx = contextOf(req);
+        const ctx = contextOf(req, true);
         const input = await single(req.message as AsyncIterable<unknown>, "server-streaming");
         return {
           ...respond(ctx),
@@ -117,7 +117,7 @@ function lastStep(
       };
     case "client_streaming":
       return async (req) => {
-        const ctx = contextOf(req);
+        const ctx = contextOf(req, true);
         const result = await spec.impl(req.message as never, ctx);
         return {
           ...respond(ctx),
@@ -127,7 +127,7 @@ function lastStep(
       };
     case "bidi_streaming":
       return async (req) => {
-        const ctx = contextOf(req);
+        const ctx = contextOf(req, true);
         return {
           ...respond(ctx),
           stream: true,
@@ -139,9 +139,10 @@ function lastStep(
 
 /**
  * The handler's context, as connect gives it: the request as the interceptors left it (service,
- * headers, signal, context values), and the call's own parts.
+ * headers, signal, context values), and the call's own parts. `forImplementation`: for the
+ * implementation itself, which a call refused by the request gate must not reach.
  */
-export function contextOf(req: AnyRequest): HandlerContext {
+export function contextOf(req: AnyRequest, forImplementation = false): HandlerContext {
   const call = req.contextValues.get(callKey);
   if (call === undefined) {
     throw new ConnectError(
@@ -149,6 +150,8 @@ export function contextOf(req: AnyRequest): HandlerContext {
       Code.Internal,
     );
   }
+  // A call the request gate refused never reaches the implementation, whatever the chain did.
+  if (forImplementation && call.refusal !== undefined) throw call.refusal;
   return {
     method: req.method,
     service: req.service,

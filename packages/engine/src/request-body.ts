@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteBudget } from "./byte-budget.ts";
 import type { Call } from "./call.ts";
-import { type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
 import type { IdleWatch, Watched } from "./idle-watch.ts";
 
 export interface RequestBodyOptions {
@@ -24,7 +24,7 @@ const noop = () => {};
  */
 export class RequestBody implements AsyncIterable<Envelope>, Watched {
   lastActivity = performance.now();
-  private readonly reader: EnvelopeReader;
+  private readonly reader: BodyReader;
   private readonly queue: Envelope[] = [];
   private charged = 0;
   private ended = false;
@@ -37,10 +37,16 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   private readonly source: Readable;
   private readonly options: RequestBodyOptions;
 
-  constructor(source: Readable, call: Call, options: RequestBodyOptions) {
+  /** @param reader what splits the bytes into messages; default gRPC's envelopes. */
+  constructor(
+    source: Readable,
+    call: Call,
+    options: RequestBodyOptions,
+    reader: BodyReader = new EnvelopeReader(options.readMaxBytes),
+  ) {
     this.source = source;
     this.options = options;
-    this.reader = new EnvelopeReader(options.readMaxBytes);
+    this.reader = reader;
     source.on("data", this.onData);
     source.on("end", this.onEnd);
     call.onAbort(this.onAbort);
@@ -143,6 +149,14 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     if (!this.reader.complete) {
       this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
       return;
+    }
+    if (this.reader.end !== undefined) {
+      try {
+        this.reader.end(this.queue);
+      } catch (err) {
+        this.fail(err);
+        return;
+      }
     }
     this.ended = true;
     this.signal();

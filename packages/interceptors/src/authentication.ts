@@ -75,7 +75,9 @@ const claimsSchema = z.object({
  * `nbf` with a small tolerance; validates the claims with zod; then `checkPrincipal`, if given.
  * Anything wrong → UNAUTHENTICATED with a message saying what to do, never why a signature failed.
  */
-export function createAuthenticationInterceptor(options: AuthenticationOptions): Interceptor {
+export function createAuthenticationInterceptor(
+  options: AuthenticationOptions,
+): AuthenticationInterceptor {
   const algorithms = [
     ...(options.secret === undefined ? [] : ["HS256"]),
     ...(options.jwks === undefined ? [] : ["RS256", "ES256"]),
@@ -203,32 +205,39 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
 
   const apiKeys = options.apiKeys;
   const apiKeyBearer = apiKeys === undefined ? undefined : `Bearer ${apiKeys.prefix}`;
+  /** Whether a call carries an API key: `x-api-key`, or a bearer credential with the prefix. */
+  const hasApiKey = (header: string | null, apiKey: string | null) =>
+    apiKey !== null || (apiKeyBearer !== undefined && header?.startsWith(apiKeyBearer) === true);
 
-  /** The call authenticated by its API key (`x-api-key`, or a bearer credential with the prefix). */
+  /** The caller a call's API key names; throws (or rejects with) UNAUTHENTICATED. */
+  const keyPrincipal = (
+    header: string | null,
+    apiKey: string | null,
+  ): Principal | Promise<Principal> => {
+    if (apiKeys === undefined) {
+      throw unauthenticated(
+        "API keys are not accepted here; send `authorization: Bearer <access token>`",
+      );
+    }
+    if (apiKey !== null && header !== null) {
+      throw unauthenticated("send one credential: `x-api-key` or `authorization`, not both");
+    }
+    return apiKeys.authenticate(apiKey ?? (header as string).slice("Bearer ".length));
+  };
+
+  /** The call authenticated by its API key. */
   const withApiKey = <T>(
     req: Parameters<Parameters<Interceptor>[0]>[0],
-    apiKey: string | null,
     header: string | null,
+    apiKey: string | null,
     go: () => Promise<T>,
   ): Promise<T> => {
     const publicMethod = isPublic(req.method);
     // A public method answers anyone: a credential it cannot use is ignored there.
     const refuse = (err: unknown) => (publicMethod ? go() : Promise.reject(err));
-    if (apiKeys === undefined) {
-      return refuse(
-        unauthenticated(
-          "API keys are not accepted here; send `authorization: Bearer <access token>`",
-        ),
-      );
-    }
-    if (apiKey !== null && header !== null) {
-      return refuse(
-        unauthenticated("send one credential: `x-api-key` or `authorization`, not both"),
-      );
-    }
     let principal: Principal | Promise<Principal>;
     try {
-      principal = apiKeys.authenticate(apiKey ?? (header as string).slice("Bearer ".length));
+      principal = keyPrincipal(header, apiKey);
     } catch (err) {
       return refuse(err);
     }
@@ -236,21 +245,30 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
     return principal.then((p) => proceed(req, p, publicMethod, go), refuse);
   };
 
+  const gate: AuthenticationInterceptor["gate"] = ({ method, requestHeader }) => {
+    if (isPublic(method)) return;
+    const header = requestHeader.get("authorization");
+    const apiKey = requestHeader.get("x-api-key");
+    if (hasApiKey(header, apiKey)) {
+      // The key's record is then fresh in memory: the interceptor finds it at once.
+      const principal = keyPrincipal(header, apiKey);
+      return principal instanceof Promise ? principal.then(() => {}) : undefined;
+    }
+    if (header === null) throw unauthenticated(missingToken);
+    if (cache.get(header) !== undefined) return;
+    const principal = authenticate(header);
+    return principal instanceof Promise ? principal.then(() => {}) : undefined;
+  };
+
   // Not an async function: a call whose token is cached or HS256 (or that needs none) goes
   // straight on, without a promise and a microtask of its own.
-  return (next) => (req) => {
+  const interceptor: Interceptor = (next) => (req) => {
     const header = req.header.get("authorization");
     const apiKey = req.header.get("x-api-key");
-    if (apiKey !== null || (apiKeyBearer !== undefined && header?.startsWith(apiKeyBearer))) {
-      return withApiKey(req, apiKey, header, () => next(req));
-    }
+    if (hasApiKey(header, apiKey)) return withApiKey(req, header, apiKey, () => next(req));
     if (header === null) {
       if (!isPublic(req.method)) {
-        return Promise.reject(
-          unauthenticated(
-            "missing access token; send `authorization: Bearer <access token>` (get one with Login)",
-          ),
-        );
+        return Promise.reject(unauthenticated(missingToken));
       }
       return next(req);
     }
@@ -274,7 +292,22 @@ export function createAuthenticationInterceptor(options: AuthenticationOptions):
       },
     );
   };
+  return Object.assign(interceptor, { gate });
 }
+
+/** The authentication interceptor, with the same check for a request gate. */
+export interface AuthenticationInterceptor extends Interceptor {
+  /**
+   * The check on a call's headers alone, for a request gate (`requestGate` of @keel/engine), so
+   * that a call to a method that needs a token is refused before its body is read when it has
+   * none or an invalid one. A valid token is remembered, and the interceptor finds it at once;
+   * `checkPrincipal` is left to the interceptor.
+   */
+  gate(call: { method: DescMethod; requestHeader: Headers }): void | Promise<void>;
+}
+
+const missingToken =
+  "missing access token; send `authorization: Bearer <access token>` (get one with Login)";
 
 function unauthenticated(message: string, cause?: unknown): ConnectError {
   return new ConnectError(message, Code.Unauthenticated, undefined, undefined, cause);

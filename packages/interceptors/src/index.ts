@@ -9,7 +9,7 @@ export type {
 } from "./audit-log.ts";
 export { createAuditLog } from "./audit-log.ts";
 export type { AuditSummaryOptions } from "./audit-summary.ts";
-export type { AuthenticationOptions } from "./authentication.ts";
+export type { AuthenticationInterceptor, AuthenticationOptions } from "./authentication.ts";
 export { createAuthenticationInterceptor } from "./authentication.ts";
 export type { AuthorizationOptions } from "./authorization.ts";
 export { createAuthorizationInterceptor } from "./authorization.ts";

@@ -1,5 +1,5 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { AuditLog } from "./audit-log.ts";
 import { type CidrList, createCidrList } from "./cidr.ts";
 import { peerKey, requestIdKey } from "./context.ts";
@@ -37,6 +37,12 @@ export interface IpAccessOptions {
 /** An IP access interceptor whose rules can be replaced while it serves. */
 export interface IpAccess {
   interceptor: Interceptor;
+  /**
+   * The same check for a request gate (`requestGate` of @keel/engine): a refused call is refused
+   * on its headers, before its token is checked or its body read; it then still passes the
+   * interceptors, where `interceptor` refuses and audits it.
+   */
+  gate(call: { method: DescMethod; values: ContextValues }): void;
   /** Applies new rules to the next call of every method (a configuration reload). */
   update(rules: IpRules): void;
 }
@@ -75,11 +81,11 @@ export function createIpAccess(options: IpAccessOptions): IpAccess {
   const audit = options.audit;
   let verdictFor = verdictsOf(options.rules);
 
-  const interceptor: Interceptor = (next) => (req) => {
-    const verdict = verdictFor(req.method);
+  /** Why a call of `method` from `peer` is refused, or undefined when it is not. */
+  const refusal = (method: DescMethod, peer: string): ConnectError | undefined => {
+    const verdict = verdictFor(method);
     const lists = verdict.lists;
-    if (lists === undefined) return next(req);
-    const peer = req.contextValues.get(peerKey);
+    if (lists === undefined) return undefined;
     let allowed = lists.answers.get(peer);
     if (allowed === undefined) {
       allowed =
@@ -87,14 +93,20 @@ export function createIpAccess(options: IpAccessOptions): IpAccess {
       if (lists.answers.size >= maxRemembered) lists.answers.clear();
       lists.answers.set(peer, allowed);
     }
-    if (allowed) return next(req);
-    const error = new ConnectError(
+    if (allowed) return undefined;
+    return new ConnectError(
       `calls to ${verdict.method} are not accepted from this address (${peer || "unknown"})`,
       Code.PermissionDenied,
     );
+  };
+
+  const interceptor: Interceptor = (next) => (req) => {
+    const peer = req.contextValues.get(peerKey);
+    const error = refusal(req.method, peer);
+    if (error === undefined) return next(req);
     audit?.write({
       time: new Date().toISOString(),
-      method: verdict.method,
+      method: `${req.method.parent.typeName}/${req.method.name}`,
       principal: null,
       peer,
       request_id: req.contextValues.get(requestIdKey),
@@ -107,6 +119,10 @@ export function createIpAccess(options: IpAccessOptions): IpAccess {
 
   return {
     interceptor,
+    gate({ method, values }) {
+      const error = refusal(method, values.get(peerKey));
+      if (error !== undefined) throw error;
+    },
     update(rules) {
       verdictFor = verdictsOf(rules);
     },

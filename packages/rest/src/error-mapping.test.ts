@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { create, type JsonValue, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
-import {
-  codeName,
-  connectErrorFromJson,
-  httpStatusFromCode,
-  restErrorBody,
-} from "./error-mapping.ts";
+import { codeName, httpStatusFromCode, restErrorBody } from "./error-mapping.ts";
 
 describe("httpStatusFromCode", () => {
   it("maps codes to statuses as Google APIs do", () => {
@@ -71,36 +66,22 @@ describe("restErrorBody", () => {
   });
 });
 
-describe("connectErrorFromJson", () => {
-  it("reads Connect's error JSON, details with their debug form or their bytes", () => {
+describe("restErrorBody of an error from another service", () => {
+  it("writes details that came over the wire with their debug form, or their bytes", () => {
     const retry = create(RetryInfoSchema, { retryDelay: { seconds: 3n } });
-    const value = base64Encode(toBinary(RetryInfoSchema, retry), "std_raw");
-    const error = connectErrorFromJson({
-      code: "resource_exhausted",
-      message: "slow down",
-      details: [
-        { type: "errdetails.v1.RetryInfo", value, debug: { retryDelay: "3s" } },
-        { type: "errdetails.v1.RetryInfo", value },
-      ],
-    });
-    assert.ok(error !== undefined);
-    assert.equal(error.code, Code.ResourceExhausted);
-    assert.equal(error.rawMessage, "slow down");
-    assert.equal(error.findDetails(RetryInfoSchema)[0]?.retryDelay?.seconds, 3n);
+    const value = toBinary(RetryInfoSchema, retry);
+    const error = new ConnectError("slow down", Code.ResourceExhausted);
+    error.details.push(
+      { type: "errdetails.v1.RetryInfo", value, debug: { retryDelay: "3s" } },
+      { type: "errdetails.v1.RetryInfo", value },
+    );
     assert.deepEqual(restErrorBody(error).error.details, [
       { "@type": "type.googleapis.com/errdetails.v1.RetryInfo", retryDelay: "3s" },
       {
         "@type": "type.googleapis.com/errdetails.v1.RetryInfo",
-        value: base64Encode(toBinary(RetryInfoSchema, retry)),
+        value: base64Encode(value),
       },
     ]);
     assert.equal(restErrorBody(error).error.code, 429);
-  });
-
-  it("returns undefined for what is not a Connect error", () => {
-    const values: (JsonValue | undefined)[] = [undefined, null, "x", [], {}, { code: "nope" }];
-    for (const json of values) {
-      assert.equal(connectErrorFromJson(json), undefined);
-    }
   });
 });

@@ -1,5 +1,5 @@
 import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { base64Decode, base64Encode } from "@bufbuild/protobuf/wire";
+import { base64Encode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { bounded } from "@keel/interceptors";
 
@@ -25,32 +25,24 @@ export interface RestErrorBody {
   };
 }
 
-/** Each code: its gRPC name, its name in the Connect protocol and its HTTP status (as Google's). */
-const codes: Record<Code, { name: string; connect: string; status: number }> = {
-  [Code.Canceled]: { name: "CANCELLED", connect: "canceled", status: 499 },
-  [Code.Unknown]: { name: "UNKNOWN", connect: "unknown", status: 500 },
-  [Code.InvalidArgument]: { name: "INVALID_ARGUMENT", connect: "invalid_argument", status: 400 },
-  [Code.DeadlineExceeded]: { name: "DEADLINE_EXCEEDED", connect: "deadline_exceeded", status: 504 },
-  [Code.NotFound]: { name: "NOT_FOUND", connect: "not_found", status: 404 },
-  [Code.AlreadyExists]: { name: "ALREADY_EXISTS", connect: "already_exists", status: 409 },
-  [Code.PermissionDenied]: { name: "PERMISSION_DENIED", connect: "permission_denied", status: 403 },
-  [Code.ResourceExhausted]: {
-    name: "RESOURCE_EXHAUSTED",
-    connect: "resource_exhausted",
-    status: 429,
-  },
-  [Code.FailedPrecondition]: {
-    name: "FAILED_PRECONDITION",
-    connect: "failed_precondition",
-    status: 400,
-  },
-  [Code.Aborted]: { name: "ABORTED", connect: "aborted", status: 409 },
-  [Code.OutOfRange]: { name: "OUT_OF_RANGE", connect: "out_of_range", status: 400 },
-  [Code.Unimplemented]: { name: "UNIMPLEMENTED", connect: "unimplemented", status: 501 },
-  [Code.Internal]: { name: "INTERNAL", connect: "internal", status: 500 },
-  [Code.Unavailable]: { name: "UNAVAILABLE", connect: "unavailable", status: 503 },
-  [Code.DataLoss]: { name: "DATA_LOSS", connect: "data_loss", status: 500 },
-  [Code.Unauthenticated]: { name: "UNAUTHENTICATED", connect: "unauthenticated", status: 401 },
+/** Each code: its gRPC name and its HTTP status (as Google's). */
+const codes: Record<Code, { name: string; status: number }> = {
+  [Code.Canceled]: { name: "CANCELLED", status: 499 },
+  [Code.Unknown]: { name: "UNKNOWN", status: 500 },
+  [Code.InvalidArgument]: { name: "INVALID_ARGUMENT", status: 400 },
+  [Code.DeadlineExceeded]: { name: "DEADLINE_EXCEEDED", status: 504 },
+  [Code.NotFound]: { name: "NOT_FOUND", status: 404 },
+  [Code.AlreadyExists]: { name: "ALREADY_EXISTS", status: 409 },
+  [Code.PermissionDenied]: { name: "PERMISSION_DENIED", status: 403 },
+  [Code.ResourceExhausted]: { name: "RESOURCE_EXHAUSTED", status: 429 },
+  [Code.FailedPrecondition]: { name: "FAILED_PRECONDITION", status: 400 },
+  [Code.Aborted]: { name: "ABORTED", status: 409 },
+  [Code.OutOfRange]: { name: "OUT_OF_RANGE", status: 400 },
+  [Code.Unimplemented]: { name: "UNIMPLEMENTED", status: 501 },
+  [Code.Internal]: { name: "INTERNAL", status: 500 },
+  [Code.Unavailable]: { name: "UNAVAILABLE", status: 503 },
+  [Code.DataLoss]: { name: "DATA_LOSS", status: 500 },
+  [Code.Unauthenticated]: { name: "UNAUTHENTICATED", status: 401 },
 };
 
 /**
@@ -82,6 +74,16 @@ export function codeName(code: Code): string {
   return codes[code]?.name ?? "UNKNOWN";
 }
 
+/**
+ * An error as the client gets it: a ConnectError as it is, anything else INTERNAL "internal
+ * error" (the cause kept, never sent).
+ */
+export function asConnectError(err: unknown): ConnectError {
+  return err instanceof ConnectError
+    ? err
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+}
+
 /** The REST error body of an error; `httpStatus` defaults to the error's (`httpStatusOf`). */
 export function restErrorBody(
   error: ConnectError,
@@ -95,30 +97,6 @@ export function restErrorBody(
       details: error.details.map(detailJson),
     },
   };
-}
-
-/**
- * Reads a Connect protocol error (`{"code": "not_found", "message": …, "details": [{type, value,
- * debug}]}`) as a ConnectError; undefined when the value is not one.
- */
-export function connectErrorFromJson(json: JsonValue | undefined): ConnectError | undefined {
-  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
-  const entry = Object.entries(codes).find(([, c]) => c.connect === json.code);
-  if (entry === undefined) return undefined;
-  const message = typeof json.message === "string" ? json.message : "";
-  const error = new ConnectError(message, Number(entry[0]) as Code);
-  for (const detail of Array.isArray(json.details) ? json.details : []) {
-    if (typeof detail !== "object" || detail === null || Array.isArray(detail)) continue;
-    if (typeof detail.type !== "string" || typeof detail.value !== "string") continue;
-    let value: Uint8Array;
-    try {
-      value = base64Decode(detail.value);
-    } catch {
-      continue;
-    }
-    error.details.push({ type: detail.type, value, debug: detail.debug ?? undefined });
-  }
-  return error;
 }
 
 /** A detail as Google APIs write them: `{"@type": "type.googleapis.com/<type>", …fields}`. */

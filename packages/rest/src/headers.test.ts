@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { connectRequestHeader, restResponseHeaders } from "./headers.ts";
+import { callRequestHeader, restResponseHeaders } from "./headers.ts";
 
-describe("connectRequestHeader", () => {
+describe("callRequestHeader", () => {
   it("hands on the call's headers, not the exchange's, the content's or the protocols'", () => {
-    const header = connectRequestHeader({
+    const header = callRequestHeader({
       ":path": "/api/v1/users/1",
       host: "example.com",
       connection: "keep-alive",
@@ -30,7 +30,7 @@ describe("connectRequestHeader", () => {
 
   it("takes the deadline from connect-timeout-ms, grpc-timeout or x-server-timeout", () => {
     const timeout = (headers: Record<string, string>) =>
-      connectRequestHeader(headers).get("connect-timeout-ms");
+      callRequestHeader(headers).get("connect-timeout-ms");
     assert.equal(timeout({ "connect-timeout-ms": "250", "grpc-timeout": "1S" }), "250");
     assert.equal(timeout({ "grpc-timeout": "2S" }), "2000");
     assert.equal(timeout({ "grpc-timeout": "1M" }), "60000");

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import { PlainHeaders } from "@keel/engine";
 
 // Request headers that concern the HTTP exchange or the REST encoding, not the call. Everything
 // else (authorization, x-request-id, traceparent, tracestate, baggage, user-agent, …) is handed
@@ -32,13 +33,13 @@ const grpcTimeoutUnits: Record<string, number> = {
 };
 
 /**
- * The headers of the Connect request made for an HTTP request: the caller's headers but the
- * hop-by-hop, content and protocol ones. A deadline is taken from `connect-timeout-ms`,
+ * The request headers interceptors and the handler see of an HTTP request: the caller's headers
+ * but the hop-by-hop, content and protocol ones. A deadline is taken from `connect-timeout-ms`,
  * `grpc-timeout` (`5S`, `250m`) or `x-server-timeout` (seconds, as Google APIs take it), in that
  * order; a malformed `grpc-timeout` or `x-server-timeout` is ignored.
  */
-export function connectRequestHeader(headers: IncomingHttpHeaders): Headers {
-  const out = new Headers();
+export function callRequestHeader(headers: IncomingHttpHeaders): Headers {
+  const out = new PlainHeaders();
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || name.startsWith(":") || hopByHop.has(name)) continue;
     if (
@@ -67,8 +68,8 @@ function timeoutFrom(headers: IncomingHttpHeaders): number | undefined {
 }
 
 /**
- * The response headers of a REST response, from the Connect response's: without its protocol and
- * content headers, trailers of a unary call (`trailer-*`) as plain headers.
+ * The response headers of a REST response, from the call's headers and trailers (and an error's
+ * metadata): without protocol and content headers; a `trailer-` prefix is dropped.
  */
 export function restResponseHeaders(...sources: Headers[]): OutgoingHttpHeaders {
   const out: Record<string, string[]> = {};

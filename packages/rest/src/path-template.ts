@@ -1,3 +1,5 @@
+import { RequestPath } from "./request-path.ts";
+
 /**
  * One segment of a path template: a literal, `*` (exactly one path segment) or `**` (zero or more
  * path segments; only last).
@@ -118,23 +120,23 @@ export function parsePathTemplate(source: string): PathTemplate {
 
 /**
  * Matches a request path, still percent-encoded as it came (without the query), against a
- * template. Returns the value of each variable by dotted field path (`"book.name"`), or undefined
+ * template; a `RequestPath` when the same path is matched against many. Returns the value of each variable by dotted field path (`"book.name"`), or undefined
  * when the path does not match. Values are percent-decoded; those of variables spanning several
  * segments keep `%2F` encoded, so that a decoded `/` cannot be told from a separator (as
  * `google.api.http` specifies).
  */
 export function matchPathTemplate(
   template: PathTemplate,
-  path: string,
+  path: string | RequestPath,
 ): ReadonlyMap<string, string> | undefined {
-  let rest = path;
+  let request = typeof path === "string" ? new RequestPath(path) : path;
   if (template.verb !== undefined) {
-    const suffix = `:${template.verb}`;
-    if (!rest.endsWith(suffix)) return undefined;
-    rest = rest.slice(0, -suffix.length);
+    const trimmed = request.withoutVerb(template.verb);
+    if (trimmed === undefined) return undefined;
+    request = trimmed;
   }
-  if (!rest.startsWith("/")) return undefined;
-  const parts = rest.slice(1).split("/");
+  const parts = request.parts;
+  if (parts === undefined) return undefined;
   // Where each template segment lies in `parts`: [from, to).
   const spans: [number, number][] = [];
   let next = 0;
@@ -146,7 +148,7 @@ export function matchPathTemplate(
     }
     const part = parts[next];
     if (part === undefined || part === "") return undefined;
-    if (segment.kind === "literal" && decode(part, false) !== segment.value) return undefined;
+    if (segment.kind === "literal" && request.decodedPart(next) !== segment.value) return undefined;
     spans.push([next, next + 1]);
     next++;
   }
@@ -159,7 +161,7 @@ export function matchPathTemplate(
     const multi =
       variable.end - variable.start > 1 ||
       template.segments[variable.start]?.kind === "deep-wildcard";
-    const value = decode(parts.slice(from, to).join("/"), multi);
+    const value = multi ? decode(parts.slice(from, to).join("/"), true) : request.decodedPart(from);
     if (value === undefined) return undefined;
     values.set(variable.fieldPath.join("."), value);
   }

@@ -5,6 +5,7 @@ import {
   fromJson,
   type JsonObject,
   type JsonValue,
+  type Message,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
@@ -22,18 +23,28 @@ export interface HttpRequestParts {
 }
 
 /**
- * Builds the proto3 JSON request message of an HTTP request, per its rule's `body`:
+ * Builds the request message of an HTTP request, per its rule's `body`:
  * - `"*"`: the body is the message (an empty body is `{}`); a query is refused.
  * - `"field"`: the body is that top-level field's value; the other fields come from the query.
  * - `""`: every field comes from the query.
  *
  * Query parameter names are field paths by proto or JSON name (`page_size` or `pageSize`, nested
  * `unit_price.currency_code`); a repeated field takes the parameter several times. Path variables
- * are set last and win over the body. The result is checked against the message type (unknown
- * fields, wrong types), so that the handler gets a message it can parse. Anything wrong →
+ * are set last and win over the body. The message is read from its proto3 JSON form with
+ * protobuf-es (`fromJson`: unknown fields and wrong types are refused). Anything wrong →
  * INVALID_ARGUMENT naming the parameter, with an `errdetails.v1.BadRequest` detail.
  */
-export function requestJson(input: DescMessage, body: string, parts: HttpRequestParts): JsonObject {
+export function requestMessage(input: DescMessage, body: string, parts: HttpRequestParts): Message {
+  const json = requestJson(input, body, parts);
+  try {
+    return fromJson(input, json);
+  } catch (err) {
+    throw invalid("", err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The proto3 JSON form of the request message (see `requestMessage`), not checked yet. */
+function requestJson(input: DescMessage, body: string, parts: HttpRequestParts): JsonObject {
   let message: JsonObject = {};
   if (body === "*") {
     if (isObject(parts.body)) message = parts.body;
@@ -52,11 +63,6 @@ export function requestJson(input: DescMessage, body: string, parts: HttpRequest
     const leaf = fields?.at(-1);
     if (fields === undefined || leaf === undefined) throw invalid(path, "no such field");
     set(message, fields, parse(path, leaf, text));
-  }
-  try {
-    fromJson(input, message);
-  } catch (err) {
-    throw invalid("", err instanceof Error ? err.message : String(err));
   }
   return message;
 }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
-import { createConnectRouter } from "@connectrpc/connect";
+import { createEngine } from "@keel/engine";
 import { UserService } from "@keel/gen/user/v1/user_pb";
 import { createRestHandler } from "./rest-handler.ts";
 import { accessToken, startRestServer } from "./testing/rest-server.ts";
+import { sendBody } from "./testing/send-body.ts";
 
 interface Reply {
   status: number;
@@ -127,6 +128,16 @@ describe("createRestHandler", () => {
           "username",
           "email",
         ]);
+      });
+
+      it("ends the call when it answers: the handler's signal aborts", async () => {
+        const res = await c.send("/api/v1/users/7", { header: auth });
+        assert.equal(res.status, 200);
+        const ctx = server.seen.at(-1)?.ctx;
+        assert.equal(ctx?.protocolName, "rest");
+        assert.equal(ctx?.requestMethod, "GET");
+        assert.match(ctx?.url ?? "", /^http:\/\/127\.0\.0\.1:\d+\/api\/v1\/users\/7$/);
+        assert.equal(ctx?.signal.aborted, true);
       });
 
       it("hands on a deadline from grpc-timeout or x-server-timeout", async () => {
@@ -299,6 +310,22 @@ describe("createRestHandler", () => {
     });
   }
 
+  it("starts the deadline at the headers: it covers reading the body", async () => {
+    // Half a body, and the rest never.
+    const answer = await sendBody(
+      server.h1Url,
+      {
+        method: "POST",
+        path: "/api/v1/users",
+        headers: { "content-type": "application/json", "grpc-timeout": "100m" },
+      },
+      '{"username": "slow"',
+      false,
+    );
+    assert.equal(answer.status, 504, answer.text);
+    assert.equal(JSON.parse(answer.text).error.status, "DEADLINE_EXCEEDED");
+  });
+
   it("cancels a stream when the client goes away", async () => {
     for (const [version, url] of [
       ["HTTP/1.1", server.h1Url],
@@ -314,9 +341,8 @@ describe("createRestHandler", () => {
 });
 
 describe("RestHandler.matches and routes", () => {
-  const router = createConnectRouter();
-  router.service(UserService, {});
-  const rest = createRestHandler({ handlers: router.handlers, services: [UserService] });
+  const engine = createEngine({ routes: (router) => router.service(UserService, {}) });
+  const rest = createRestHandler({ engine, services: [UserService] });
 
   it("claims /openapi.json and paths under the routes' first segment", () => {
     assert.ok(rest.matches("/openapi.json"));
@@ -342,7 +368,8 @@ describe("RestHandler.matches and routes", () => {
 
   it("needs a handler for every service it serves", () => {
     assert.throws(
-      () => createRestHandler({ handlers: [], services: [UserService] }),
+      () =>
+        createRestHandler({ engine: createEngine({ routes: () => {} }), services: [UserService] }),
       /no handler for user.v1.UserService\/\w+: register its service on the router/,
     );
   });

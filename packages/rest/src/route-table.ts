@@ -1,5 +1,6 @@
 import type { HttpBinding } from "./http-rule.ts";
 import { compareTemplates, matchPathTemplate } from "./path-template.ts";
+import { RequestPath } from "./request-path.ts";
 
 /** What a request finds: its binding and path variables, or the methods its path allows. */
 export type RouteMatch =
@@ -31,15 +32,16 @@ export function createRouteTable(bindings: readonly HttpBinding[], prefix: strin
   }
   const find = (httpMethod: string, path: string): RouteMatch | undefined => {
     if (path !== prefix && !path.startsWith(`${prefix}/`)) return undefined;
-    const rest = path.slice(prefix.length);
-    const allowed = new Set<string>();
+    const rest = new RequestPath(path.slice(prefix.length));
+    let allowed: Set<string> | undefined;
     for (const binding of sorted) {
       const variables = matchPathTemplate(binding.template, rest);
       if (variables === undefined) continue;
       if (binding.httpMethod === httpMethod) return { binding, variables };
+      allowed ??= new Set();
       allowed.add(binding.httpMethod);
     }
-    return allowed.size === 0 ? undefined : { allowed: [...allowed] };
+    return allowed === undefined ? undefined : { allowed: [...allowed] };
   };
   const covers = (path: string): boolean => {
     for (const root of roots) if (path === root || path.startsWith(`${root}/`)) return true;

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { createEngine } from "@keel/engine";
 import { createRestHandler } from "./rest-handler.ts";
 import { LibraryService, serverStreamingMethod, unaryMethod } from "./testing/library.ts";
 
@@ -19,24 +20,25 @@ describe("transcoding", () => {
     received.push({ method: req.method.name, message: req.stream ? undefined : req.message });
     return next(req);
   };
-  const router = createConnectRouter({ interceptors: [recorder] });
   // Messages of a descriptor built at run time have no generated types: read them as plain shapes.
-  router
-    .rpc(unaryMethod("GetBook"), (req) => ({ name: (req as unknown as Book).name }))
-    .rpc(unaryMethod("UpdateBook"), (req) => (req as unknown as { book: Book }).book)
-    .rpc(unaryMethod("ListBooks"), (req) => {
-      const { parent, filter } = req as unknown as { parent: string; filter?: Book };
-      return { books: [{ name: `${parent}/books/1`, tags: filter?.tags ?? [] }] };
-    })
-    .rpc(unaryMethod("MoveBook"), (req) => {
-      const { name, destination } = req as unknown as { name: string; destination: string };
-      return { name: `${destination}/books/${name.split("/").at(-1)}` };
-    })
-    .rpc(serverStreamingMethod("WatchBooks"), async function* () {
-      yield { name: "shelves/1/books/1" };
-      yield { name: "shelves/1/books/2" };
-    });
-  const rest = createRestHandler({ handlers: router.handlers, services: [LibraryService] });
+  const routes = (router: ConnectRouter) =>
+    router
+      .rpc(unaryMethod("GetBook"), (req) => ({ name: (req as unknown as Book).name }))
+      .rpc(unaryMethod("UpdateBook"), (req) => (req as unknown as { book: Book }).book)
+      .rpc(unaryMethod("ListBooks"), (req) => {
+        const { parent, filter } = req as unknown as { parent: string; filter?: Book };
+        return { books: [{ name: `${parent}/books/1`, tags: filter?.tags ?? [] }] };
+      })
+      .rpc(unaryMethod("MoveBook"), (req) => {
+        const { name, destination } = req as unknown as { name: string; destination: string };
+        return { name: `${destination}/books/${name.split("/").at(-1)}` };
+      })
+      .rpc(serverStreamingMethod("WatchBooks"), async function* () {
+        yield { name: "shelves/1/books/1" };
+        yield { name: "shelves/1/books/2" };
+      });
+  const engine = createEngine({ routes, interceptors: [recorder] });
+  const rest = createRestHandler({ engine, services: [LibraryService] });
   const server = http.createServer((req, res) => {
     if (rest.matches(req.url ?? "/")) return void rest(req, res);
     res.writeHead(418).end();

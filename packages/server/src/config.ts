@@ -206,6 +206,11 @@ const schema = z.strictObject({
   maxMessageBytes: bytes.min(1024).default(mebibytes(4)),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
+  /**
+   * What serves the calls: keel's engine (`keel`), or connect-node's adapter for everything
+   * (`connect`), for comparison and as an escape hatch.
+   */
+  engine: z.enum(["keel", "connect"]).default("keel"),
   /** The API console page at /console. Default: on, except with NODE_ENV=production. */
   console: z.strictObject({ enabled: z.stringbool().optional() }).default({}),
   /** Origins whose pages may call the API from a browser (CORS), for example https://app.example.com. */
@@ -317,6 +322,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
   KEEL_WORKERS: ["workers"],
   KEEL_CONSOLE: ["console", "enabled"],
+  KEEL_ENGINE: ["engine"],
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
   KEEL_TRUSTED_PROXIES: ["trustedProxies"],
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],

@@ -35,7 +35,10 @@ interface GrpcResult {
   body: Buffer;
 }
 
-/** One raw unary gRPC call over the shared HTTP/2 session. */
+/**
+ * One raw unary gRPC call over the shared HTTP/2 session, signed in (a call without a valid token
+ * is refused on its headers, before any of its body is read).
+ */
 async function rawCall(
   path: string,
   body: Buffer,
@@ -45,7 +48,10 @@ async function rawCall(
     headers,
     trailers,
     body: received,
-  } = await rawGrpcRequest(session, path, body, extraHeaders);
+  } = await rawGrpcRequest(session, path, body, {
+    authorization: `Bearer ${server.adminToken}`,
+    ...extraHeaders,
+  });
   // A trailers-only response carries the status in the headers block.
   const status = trailers["grpc-status"] ?? headers["grpc-status"];
   const message = trailers["grpc-message"] ?? headers["grpc-message"] ?? "";
@@ -123,24 +129,54 @@ describe("gRPC error handling (the engine, in connect's words)", () => {
       ":path": getUser,
       "content-type": "application/grpc",
       te: "trailers",
+      authorization: `Bearer ${server.adminToken}`,
     });
     stream.on("error", () => {});
+    const closed = new Promise((resolve) => stream.once("close", resolve));
     // Two bytes of a five-byte frame header, then RST_STREAM with INTERNAL_ERROR.
     stream.write(Buffer.from([0, 0]));
     await new Promise((resolve) => setTimeout(resolve, 50));
     stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    await new Promise((resolve) => stream.once("close", resolve));
+    await closed;
     const result = await rawCall(healthCheck, frame(new Uint8Array(0)));
     assert.equal(result.status, 0, result.message);
   });
 
-  it("answers a call from a browser origin (the CORS path, through connect) the same way", async () => {
+  it("answers a gRPC call that carries a browser's origin header the same way", async () => {
     const direct = await rawCall(healthCheck, frame(new Uint8Array(0)));
     const fromPage = await rawCall(healthCheck, frame(new Uint8Array(0)), {
       origin: "https://page.example",
     });
     assert.equal(fromPage.status, 0, fromPage.message);
     assert.deepEqual(fromPage.body, direct.body);
+  });
+
+  it("refuses calls without a token on their headers alone, while their bodies never end", async () => {
+    // 100 streams on a connection of their own, each declaring a 4 MiB message and sending 16 KiB
+    // of it: each is answered UNAUTHENTICATED at once and told to stop.
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(maxMessageBytes, 1);
+    const own = http2.connect(server.url);
+    own.on("error", () => {});
+    const answers = await Promise.all(
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<string>((resolve) => {
+            const stream = own.request({
+              ":method": "POST",
+              ":path": getUser,
+              "content-type": "application/grpc",
+              te: "trailers",
+            });
+            stream.on("error", () => {});
+            stream.on("response", (headers) => resolve(String(headers["grpc-status"])));
+            stream.write(Buffer.concat([prefix, Buffer.alloc(16 * 1024, 0x0a)]));
+          }),
+      ),
+    );
+    own.destroy();
+    assert.deepEqual(new Set(answers), new Set([String(Code.Unauthenticated)]));
   });
 
   it("keeps serving afterwards: a health check on the same session succeeds", async () => {

@@ -118,6 +118,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     console: config.consoleEnabled,
+    engine: config.engine,
     corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
     http2: config.http2,

@@ -1,9 +1,11 @@
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import {
   type ConnectRouter,
   createClient,
   createContextValues,
   type Interceptor,
 } from "@connectrpc/connect";
+import { contentTypeRegExp as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createUserClient } from "@keel/clients";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
@@ -135,6 +137,11 @@ export interface ServerOptions {
   userServiceUrl?: string;
   /** TLS of an https:// `userServiceUrl`: the CA to trust, and a client certificate and key. */
   userServiceTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /**
+   * What serves the calls: keel's engine (`keel`), or connect-node's adapter for every protocol
+   * (`connect`), for comparison and as an escape hatch. Default `keel`.
+   */
+  engine?: "keel" | "connect";
   /** Serve the API console at /console. Default false. */
   console?: boolean;
   /** Origins whose pages may call the API from a browser (CORS). Default none. */
@@ -290,6 +297,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
+  const authentication = createAuthenticationInterceptor({
+    secret: options.tokens.secret,
+    ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
+    issuer: tokens.issuer,
+    audience: tokens.audience,
+    policies: publicServices,
+    checkPrincipal: accounts.check,
+    ...(apiKeys === undefined
+      ? {}
+      : { apiKeys: { prefix: apiKeyPrefix, authenticate: apiKeys.authenticate } }),
+  });
   const interceptors: Interceptor[] = [
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
@@ -303,17 +321,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     metrics.interceptor,
     createLoggingInterceptor({ logger }),
     createDeadlineInterceptor(deadlines),
-    createAuthenticationInterceptor({
-      secret: options.tokens.secret,
-      ...(options.tokens.jwks === undefined ? {} : { jwks: options.tokens.jwks }),
-      issuer: tokens.issuer,
-      audience: tokens.audience,
-      policies: publicServices,
-      checkPrincipal: accounts.check,
-      ...(apiKeys === undefined
-        ? {}
-        : { apiKeys: { prefix: apiKeyPrefix, authenticate: apiKeys.authenticate } }),
-    }),
+    authentication,
     rateLimiter.interceptor,
     createAuthorizationInterceptor({
       orderOwner: createOrderOwners(store),
@@ -345,7 +353,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const { service, impl } of services) router.service(service, impl);
     registerReflection(router, { services: [UserService, OrderService, Health] });
   };
-  // The engine serves gRPC over HTTP/2; connect-node's adapter, for now, the other protocols.
+  // The engine serves every protocol; connect-node's adapter, with KEEL_ENGINE=connect, serves
+  // gRPC, gRPC-Web and Connect instead.
   const engine = createEngine({
     routes,
     interceptors,
@@ -354,6 +363,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     writeMaxBytes: maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
+    // A call to a method that needs a token, without a valid one, is refused before its body is
+    // read; it still passes the interceptors, so that it is logged, counted and audited.
+    // A refused address first: it gets no token verified.
+    requestGate: (context) => {
+      ipAccess.gate(context);
+      return authentication.gate(context);
+    },
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
     // interceptor then only races the call's signal, with no timer or controller of its own.
     defaultDeadline: (method) => {
@@ -362,40 +378,48 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
   });
-  // REST routes are transcoded onto the very same router, so the same interceptors run for them.
-  let rest: ReturnType<typeof createRestHandler> | undefined;
+  // REST routes are calls of the engine's methods (the message decoded from the URL and the JSON
+  // body), so the same interceptors, context values and deadlines hold for them.
+  const rest = createRestHandler({
+    engine,
+    services: [UserService, OrderService],
+    openapi: readOpenApiDocument(),
+    readMaxBytes: maxMessageBytes,
+  });
+  // With KEEL_ENGINE=connect: what connect-node's adapter does not route (REST, /openapi.json) it
+  // hands to the REST handler, on the same port.
   const connectHandler = connectNodeAdapter({
-    routes: (router) => {
-      routes(router);
-      rest = createRestHandler({
-        handlers: router.handlers,
-        services: [UserService, OrderService],
-        openapi: readOpenApiDocument(),
-        readMaxBytes: maxMessageBytes,
-        contextValues,
-      });
-    },
-    fallback: (req, res) => void rest?.(req, res),
+    routes,
+    fallback: (req, res) => void rest(req, res),
     interceptors,
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
   });
+  const onEngine = (options.engine ?? "keel") === "keel";
   const cors = createCorsHandler({ allowedOrigins: options.corsAllowedOrigins ?? [] });
   const consolePage = createConsoleHandler({ enabled: options.console ?? false });
   const handler: Parameters<typeof listen>[0]["handler"] = (req, res) => {
     if (cors(req, res) || consolePage(req, res)) return;
-    connectHandler(req, res);
+    if (!onEngine) connectHandler(req, res);
+    else if (!engine.handleRequest(req, res)) void rest(req, res);
   };
   const host = options.host ?? "0.0.0.0";
   const listener: Listener = await listen({
     host,
     port: options.port ?? 9090,
     handler,
-    // A browser (an `origin` header) is answered on the other path, where CORS is.
-    streamHandler: (stream, headers) =>
-      headers.origin === undefined && engine.handleStream(stream, headers),
+    // HTTP/2 streams go to the engine as they are, but a browser's (an `origin` header), which is
+    // answered on the request path, where CORS is; gRPC has no browsers.
+    ...(onEngine
+      ? {
+          streamHandler: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+            (headers.origin === undefined || grpcContentType.test(headers["content-type"] ?? "")) &&
+            engine.handleStream(stream, headers),
+        }
+      : {}),
     ...(options.http2 === undefined ? {} : { http2: options.http2 }),
     ...(options.tls === undefined ? {} : { tls: options.tls }),
   });

@@ -1,3 +1,4 @@
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
@@ -124,7 +125,10 @@ export function fixtureRoutes(seen: HandlerContext[] = []) {
     } as never);
 }
 
-/** An HTTP/2 server on a free port serving the engine; anything it leaves answers 404. */
+/**
+ * The engine on two free ports: HTTP/2 (`url`, raw streams) and HTTP/1.1 (`http1Url`, `node:http`
+ * requests); anything it leaves answers 404.
+ */
 export async function startEngineServer(
   options: Omit<EngineOptions, "routes"> & { seen?: HandlerContext[] },
 ) {
@@ -135,18 +139,30 @@ export async function startEngineServer(
     if (!engine.handleStream(stream, headers))
       stream.respond({ ":status": 404 }, { endStream: true });
   });
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const http1 = http.createServer((req, res) => {
+    if (engine.handleRequest(req, res)) return;
+    res.statusCode = 404;
+    res.end();
+  });
+  const sockets = new Set<{ destroy(): void }>();
   server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  http1.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => http1.listen(0, "127.0.0.1", resolve));
   return {
     engine,
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    http1Url: `http://127.0.0.1:${(http1.address() as AddressInfo).port}`,
     close: async () => {
-      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => http1.close(() => resolve()));
     },
   };
 }
@@ -223,5 +239,84 @@ export function rawCall(
     const send = () => (opts.keepOpen ? req.write(body) : req.end(body));
     if (opts.delayBodyMs === undefined) send();
     else setTimeout(() => !req.closed && send(), opts.delayBodyMs).unref();
+  });
+}
+
+/** What came back from `rawRequest`. */
+export interface RawAnswer {
+  status: number;
+  /** Headers and trailers together; pseudo-headers, `date` and HTTP/1.1's hop-by-hop ones left out. */
+  fields: Record<string, string>;
+  body: Buffer;
+}
+
+const hopByHop = new Set(["date", "connection", "keep-alive", "transfer-encoding"]);
+
+/**
+ * One request by hand, over HTTP/2 or HTTP/1.1, for what a typed client cannot send: any method,
+ * path, headers and body, read back whole (status, headers with trailers, body).
+ */
+export function rawRequest(
+  url: string,
+  request: {
+    httpVersion: "1.1" | "2";
+    method?: string;
+    path: string;
+    headers?: Record<string, string>;
+    body?: Buffer;
+  },
+): Promise<RawAnswer> {
+  const fields: Record<string, string> = {};
+  const keep = (h: Record<string, string | string[] | undefined>) => {
+    for (const [k, v] of Object.entries(h)) {
+      if (k.startsWith(":") || hopByHop.has(k) || v === undefined) continue;
+      fields[k] = Array.isArray(v) ? v.join(", ") : v;
+    }
+  };
+  const method = request.method ?? "POST";
+  const body = request.body ?? Buffer.alloc(0);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    if (request.httpVersion === "2") {
+      const session = http2.connect(url);
+      session.on("error", reject);
+      const req = session.request({
+        ":method": method,
+        ":path": request.path,
+        ...request.headers,
+      });
+      let status = 0;
+      req.on("response", (h) => {
+        status = Number(h[":status"]);
+        keep(h);
+      });
+      req.on("trailers", (t) => keep(t));
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("error", () => {});
+      req.on("close", () => {
+        session.close();
+        resolve({ status, fields, body: Buffer.concat(chunks) });
+      });
+      if (method === "GET") req.end();
+      else req.end(body);
+      return;
+    }
+    const req = http.request(`${url}${request.path}`, {
+      method,
+      headers: { ...request.headers, connection: "close" },
+      agent: false,
+    });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      keep(res.headers);
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        keep(res.trailers);
+        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks) });
+      });
+      res.on("error", reject);
+    });
+    if (method === "GET") req.end();
+    else req.end(body);
   });
 }

@@ -6,12 +6,14 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
+  type ConnectRouter,
   createContextValues,
   type HandlerContext,
   type Interceptor,
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createEngine } from "@keel/engine";
 import { UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import {
   createAuthenticationInterceptor,
@@ -19,7 +21,7 @@ import {
   peerKey,
   principalKey,
 } from "@keel/interceptors";
-import { createRestHandler, type RestHandler } from "../rest-handler.ts";
+import { createRestHandler } from "../rest-handler.ts";
 
 const secret = new TextEncoder().encode("a test secret of at least 32 bytes, for HS256");
 
@@ -56,8 +58,9 @@ export interface SeenCall {
 
 /**
  * A real server on a free port, HTTP/1.1 and HTTP/2 (two listeners), serving UserService over
- * Connect, gRPC and gRPC-Web and over REST from ONE connect router, as keel's server wires it:
- * connectNodeAdapter's router handlers feed the REST handler, which is the adapter's fallback.
+ * Connect, gRPC and gRPC-Web (connectNodeAdapter) and over REST (the engine, with the same routes,
+ * interceptors and context values), as keel's server wires it: the REST handler is the adapter's
+ * fallback.
  * Interceptors: request id, authentication (HS256, see `accessToken`), and one that records each
  * call. Behaviour by user id:
  * - GetUser: 7 → ada; 404 → NOT_FOUND; 429 → RESOURCE_EXHAUSTED with `retry-after: 3`.
@@ -136,23 +139,21 @@ export async function startRestServer() {
       }
     },
   };
-  let rest: RestHandler | undefined;
+  const routes = (router: ConnectRouter) => router.service(UserService, impl);
+  const interceptors = [
+    createRequestIdInterceptor(),
+    createAuthenticationInterceptor({ secret, issuer: "keel", audience: "keel" }),
+    recorder,
+  ];
+  const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
+    createContextValues().set(peerKey, req.socket.remoteAddress ?? "");
+  const engine = createEngine({ routes, interceptors, contextValues });
+  const rest = createRestHandler({ engine, services: [UserService] });
   const handler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(UserService, impl);
-      rest = createRestHandler({
-        handlers: router.handlers,
-        services: [UserService],
-        contextValues: (req) => createContextValues().set(peerKey, req.socket.remoteAddress ?? ""),
-      });
-    },
-    interceptors: [
-      createRequestIdInterceptor(),
-      createAuthenticationInterceptor({ secret, issuer: "keel", audience: "keel" }),
-      recorder,
-    ],
-    contextValues: (req) => createContextValues().set(peerKey, req.socket.remoteAddress ?? ""),
-    fallback: (req, res) => void rest?.(req, res),
+    routes,
+    interceptors,
+    contextValues,
+    fallback: (req, res) => void rest(req, res),
   });
 
   const h1 = http.createServer(handler);

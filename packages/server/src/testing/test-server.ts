@@ -53,6 +53,7 @@ export async function startTestServer(
       | "clientAddress"
       | "logger"
       | "streamLimits"
+      | "engine"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */

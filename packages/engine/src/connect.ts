@@ -1,0 +1,266 @@
+import type * as http2 from "node:http2";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type Compression,
+  compressedFlag,
+  compressionNegotiate,
+  encodeEnvelope,
+  mergeNonProtocolHeaders,
+} from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  contentTypeStreamJson,
+  contentTypeStreamProto,
+  contentTypeUnaryJson,
+  contentTypeUnaryProto,
+  createEndStreamSerialization,
+  endStreamFlag,
+  errorToJsonBytes,
+  parseTimeout,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
+import { WholeBodyReader } from "./body-readers.ts";
+import type { Call } from "./call.ts";
+import { asConnectError } from "./call-lifecycle.ts";
+import type { EngineContext } from "./engine-context.ts";
+import type { Exchange } from "./exchange.ts";
+import type { AnyResponse, EngineMethod } from "./method-table.ts";
+import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
+import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
+
+/** `application/[connect+](json|proto)`: [, connect+ (a stream), json]. */
+export const connectContentType =
+  /^application\/(connect\+)?(?:(json)(?:; ?charset=utf-?8)?|proto)$/i;
+
+const endStream = createEndStreamSerialization({});
+
+/** What a Connect request asks for, besides its method. */
+export interface ConnectRequest {
+  /** A streaming content type (`application/connect+…`). */
+  stream: boolean;
+  binary: boolean;
+  /** A unary GET, its message in the query (`?encoding=…&message=…`). */
+  get?: URLSearchParams;
+}
+
+/**
+ * Serves one Connect call: a unary POST (the message as the body, errors as JSON with an HTTP
+ * status), a unary GET of a method without side effects (the message in the query), or a stream
+ * (`application/connect+proto|json`, enveloped both ways, the status and trailers in an
+ * end-of-stream message), with connect's encodings, codes and headers.
+ */
+export function serveConnect(
+  engine: EngineContext,
+  entry: EngineMethod,
+  exchange: Exchange,
+  request: ConnectRequest,
+  peer: string,
+  url: string,
+): void {
+  const headers = exchange.headers;
+  const header = (name: string) => (headers[name] as string | undefined) ?? null;
+  const responseHeader = new PlainHeaders();
+  const timeout = parseTimeout(header("connect-timeout-ms"), engine.maxTimeoutMs);
+  let start: CallStart;
+  if (request.stream) {
+    responseHeader.set(
+      "content-type",
+      request.binary ? contentTypeStreamProto : contentTypeStreamJson,
+    );
+    const compression = compressionNegotiate(
+      engine.acceptCompression,
+      header("connect-content-encoding"),
+      header("connect-accept-encoding"),
+      "connect-accept-encoding",
+    );
+    if (compression.response !== null) {
+      responseHeader.set("connect-content-encoding", compression.response.name);
+    }
+    start = {
+      protocolName: "connect",
+      binary: request.binary,
+      timeout,
+      decompress: compression.request,
+      compress: compression.response,
+      compressionError: compression.error,
+      requestMethod: "POST",
+      responseHeader,
+      responseTrailer: new PlainHeaders(),
+      skipFlag: endStreamFlag,
+    };
+  } else {
+    responseHeader.set(
+      "content-type",
+      request.binary ? contentTypeUnaryProto : contentTypeUnaryJson,
+    );
+    const query = request.get;
+    const compression = compressionNegotiate(
+      engine.acceptCompression,
+      query === undefined ? header("content-encoding") : query.get("compression"),
+      header("accept-encoding"),
+      "accept-encoding",
+    );
+    const flags = compression.request === null ? 0 : compressedFlag;
+    start = {
+      protocolName: "connect",
+      binary: request.binary,
+      timeout,
+      decompress: compression.request,
+      compress: compression.response,
+      compressionError: compression.error,
+      requestMethod: query === undefined ? "POST" : "GET",
+      responseHeader,
+      responseTrailer: new PlainHeaders(),
+      ...(query === undefined
+        ? {
+            reader: () =>
+              new WholeBodyReader(
+                engine.readMaxBytes,
+                header("content-length") ?? undefined,
+                flags,
+              ),
+          }
+        : { input: () => queryMessage(query) }),
+    };
+  }
+  const compress = start.compress;
+  serveCall(
+    engine,
+    entry,
+    exchange,
+    start,
+    (call) =>
+      request.stream
+        ? new StreamAnswer(engine, exchange, call, compress)
+        : new UnaryAnswer(engine, exchange, call, compress),
+    peer,
+    url,
+  );
+}
+
+/** The message of a GET: `message`, base64 (URL-safe or not) when `base64=1`, else UTF-8. */
+function queryMessage(query: URLSearchParams): Uint8Array {
+  const message = query.get("message") ?? "";
+  if (query.get("base64") !== "1") return new TextEncoder().encode(message);
+  try {
+    return base64Decode(message);
+  } catch {
+    throw new ConnectError("protocol error: the message is not base64", Code.InvalidArgument);
+  }
+}
+
+/** A unary answer: the message as the body, or the error as JSON with its HTTP status. */
+class UnaryAnswer implements Answer {
+  private readonly engine: EngineContext;
+  private readonly exchange: Exchange;
+  private readonly call: Call;
+  private readonly compress: Compression | null;
+
+  constructor(engine: EngineContext, exchange: Exchange, call: Call, compress: Compression | null) {
+    this.engine = engine;
+    this.exchange = exchange;
+    this.call = call;
+    this.compress = compress;
+  }
+
+  unary(response: AnyResponse, data: Uint8Array): Promise<void> {
+    return this.send(200, response.header, response.trailer, data);
+  }
+
+  message(): void {
+    throw new ConnectError("a unary answer has one message", Code.Internal);
+  }
+
+  end(response: AnyResponse | undefined, err: unknown): void {
+    const error = asConnectError(err);
+    const header = response?.header ?? this.call.responseHeader;
+    header.set("content-type", contentTypeUnaryJson);
+    if (!error.isWireError) mergeNonProtocolHeaders(header, error.metadata);
+    this.send(
+      codeToHttpStatus(error.code),
+      header,
+      response?.trailer ?? this.call.responseTrailer,
+      errorToJsonBytes(error, {}),
+    ).catch(() => {});
+  }
+
+  private async send(
+    status: number,
+    header: Headers,
+    trailer: Headers,
+    data: Uint8Array,
+  ): Promise<void> {
+    let body = data;
+    if (this.compress !== null && body.byteLength >= this.engine.compressMinBytes) {
+      body = await this.compress.compress(body);
+      header.set("content-encoding", this.compress.name);
+    }
+    const exchange = this.exchange;
+    if (exchange.gone) return;
+    const out: http2.OutgoingHttpHeaders = {};
+    copyHeaders(trailerMux(header, trailer), out);
+    out["content-length"] = String(body.byteLength);
+    exchange.respond(status, out, false);
+    exchange.end(body);
+    exchange.stopBody();
+  }
+}
+
+/** A streamed answer: enveloped messages, then the status and trailers as an end-of-stream one. */
+class StreamAnswer implements Answer {
+  private readonly engine: EngineContext;
+  private readonly exchange: Exchange;
+  private readonly call: Call;
+  private readonly compress: Compression | null;
+
+  constructor(engine: EngineContext, exchange: Exchange, call: Call, compress: Compression | null) {
+    this.engine = engine;
+    this.exchange = exchange;
+    this.call = call;
+    this.compress = compress;
+  }
+
+  unary(response: AnyResponse, data: Uint8Array): Promise<void> {
+    return this.message(response, data).then(() => this.end(response, undefined));
+  }
+
+  async message(response: AnyResponse, data: Uint8Array): Promise<void> {
+    const frame = await envelope(data, this.compress, this.engine.compressMinBytes);
+    if (!this.write(response, frame)) await this.exchange.drained();
+  }
+
+  end(response: AnyResponse | undefined, err: unknown): void {
+    const data = endStream.serialize({
+      metadata: response?.trailer ?? this.call.responseTrailer,
+      ...(err === undefined ? {} : { error: asConnectError(err) }),
+    } as never);
+    const compress = this.compress;
+    const framed =
+      compress !== null && data.byteLength >= this.engine.compressMinBytes
+        ? compress
+            .compress(data)
+            .then((zipped) => encodeEnvelope(endStreamFlag | compressedFlag, zipped))
+        : Promise.resolve(encodeEnvelope(endStreamFlag, data));
+    framed.then(
+      (frame) => {
+        this.write(response, undefined);
+        if (this.exchange.gone) return;
+        this.exchange.end(frame);
+        this.exchange.stopBody();
+      },
+      () => {},
+    );
+  }
+
+  private write(response: AnyResponse | undefined, frame: Uint8Array | undefined): boolean {
+    const exchange = this.exchange;
+    if (exchange.gone) return true;
+    if (!exchange.headersSent) {
+      const out: http2.OutgoingHttpHeaders = {};
+      copyHeaders(response?.header ?? this.call.responseHeader, out);
+      exchange.respond(200, out, false);
+    }
+    return frame === undefined ? true : exchange.write(frame);
+  }
+}

@@ -1,0 +1,207 @@
+import type * as http from "node:http";
+import * as http2 from "node:http2";
+import type { Readable } from "node:stream";
+
+/**
+ * One HTTP request and its answer, whichever way it arrived: a raw HTTP/2 stream, or a
+ * `node:http` request (HTTP/1.1, or HTTP/2 through Node's compatibility layer). The protocols
+ * write through it, so that each is written once for every transport.
+ */
+export interface Exchange {
+  /** "2" for HTTP/2, "1.1" (or "1.0") otherwise, as connect-node's `httpVersion`. */
+  readonly httpVersion: string;
+  /** The request headers, lower-case names; pseudo-headers only on a raw HTTP/2 stream. */
+  readonly headers: http2.IncomingHttpHeaders;
+  /** The request body. */
+  readonly body: Readable;
+  /** What request bytes are budgeted per: the HTTP/2 session or the socket. */
+  readonly connection: object | undefined;
+  /** Whether the status and headers have gone out. */
+  readonly headersSent: boolean;
+  /** Whether nothing more can be written: the answer ended or the client went away. */
+  readonly gone: boolean;
+  /**
+   * Sends the status and headers; with `end`, the answer is only them; with `trailers`, HTTP
+   * trailers will follow the body (given to `end`).
+   */
+  respond(
+    status: number,
+    headers: http2.OutgoingHttpHeaders,
+    end: boolean,
+    trailers?: boolean,
+  ): void;
+  /** Writes body bytes; false when the client reads slower than this writes (see `drained`). */
+  write(chunk: Uint8Array): boolean;
+  /** Resolves when more may be written, or the client has gone. */
+  drained(): Promise<void>;
+  /** Ends the answer: `chunk` last, then `trailers` (sent as HTTP trailers). */
+  end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void;
+  /** Calls `listener` when the client goes away before the answer has ended. */
+  onGone(listener: () => void): void;
+  offGone(listener: () => void): void;
+  /** The answer is complete: a client still sending is told to stop, nothing more is read. */
+  stopBody(): void;
+}
+
+const noop = () => {};
+
+/** A raw `node:http2` stream. */
+export class StreamExchange implements Exchange {
+  readonly httpVersion = "2";
+  readonly headers: http2.IncomingHttpHeaders;
+  readonly body: Readable;
+  private readonly stream: http2.ServerHttp2Stream;
+
+  constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
+    this.stream = stream;
+    this.body = stream;
+    this.headers = headers;
+    // Without a listener, a stream error (a reset with an error code) would be thrown.
+    stream.on("error", noop);
+  }
+
+  get connection(): object | undefined {
+    return this.stream.session;
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  get gone(): boolean {
+    return this.stream.destroyed || this.stream.closed;
+  }
+
+  respond(
+    status: number,
+    headers: http2.OutgoingHttpHeaders,
+    end: boolean,
+    trailers = false,
+  ): void {
+    headers[":status"] = status;
+    this.stream.respond(
+      headers,
+      end ? { endStream: true } : trailers ? { waitForTrailers: true } : {},
+    );
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return this.stream.write(chunk);
+  }
+
+  drained(): Promise<void> {
+    return drained(this.stream);
+  }
+
+  end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
+    const stream = this.stream;
+    if (trailers !== undefined) {
+      // Emitted once per stream; taken off by hand, which is cheaper than a `once` wrapper.
+      const send = () => {
+        stream.off("wantTrailers", send);
+        stream.sendTrailers(trailers);
+      };
+      stream.on("wantTrailers", send);
+    }
+    if (chunk === undefined) stream.end();
+    else stream.end(chunk);
+  }
+
+  onGone(listener: () => void): void {
+    this.stream.on("close", listener);
+  }
+
+  offGone(listener: () => void): void {
+    this.stream.off("close", listener);
+  }
+
+  stopBody(): void {
+    // RST_STREAM NO_ERROR, as grpc-go does, so that an unread body holds no stream open.
+    if (!this.stream.readableEnded) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  }
+}
+
+type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+/** A `node:http` request: HTTP/1.1, or HTTP/2 through Node's compatibility layer. */
+export class RequestExchange implements Exchange {
+  readonly httpVersion: string;
+  readonly headers: http2.IncomingHttpHeaders;
+  readonly body: Readable;
+  readonly connection: object | undefined;
+  private readonly res: AnyResponse;
+  private ended = false;
+
+  constructor(req: AnyRequest, res: AnyResponse) {
+    this.httpVersion = req.httpVersion;
+    this.headers = req.headers;
+    this.body = req as Readable;
+    this.res = res;
+    this.connection =
+      "stream" in req ? (req.stream.session ?? undefined) : (req.socket ?? undefined);
+    res.on("error", noop);
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  get gone(): boolean {
+    return this.ended || this.res.destroyed || this.res.writableEnded;
+  }
+
+  respond(status: number, headers: http2.OutgoingHttpHeaders, end: boolean): void {
+    const res = this.res as http.ServerResponse;
+    // Headers set before (CORS, a request id) stay; these are added to them.
+    for (const name in headers) {
+      const value = headers[name];
+      if (value !== undefined) res.setHeader(name, value as string | string[]);
+    }
+    res.writeHead(status);
+    if (end) this.end();
+    else if (this.httpVersion !== "2") res.flushHeaders();
+  }
+
+  write(chunk: Uint8Array): boolean {
+    return (this.res as http.ServerResponse).write(chunk);
+  }
+
+  drained(): Promise<void> {
+    return drained(this.res);
+  }
+
+  end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
+    this.ended = true;
+    const res = this.res as http.ServerResponse;
+    if (trailers !== undefined) res.addTrailers(trailers as http.OutgoingHttpHeaders);
+    if (chunk === undefined) res.end();
+    else res.end(chunk);
+  }
+
+  onGone(listener: () => void): void {
+    this.res.on("close", listener);
+  }
+
+  offGone(listener: () => void): void {
+    this.res.off("close", listener);
+  }
+
+  stopBody(): void {
+    // HTTP/1.1 cannot refuse the rest of a body and keep the connection: it is read and dropped
+    // (the request body's reader does), within the body's limits.
+  }
+}
+
+/** Resolves when `writable` can take more, or has closed. */
+function drained(writable: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      writable.off("drain", done);
+      writable.off("close", done);
+      resolve();
+    };
+    writable.on("drain", done);
+    writable.on("close", done);
+  });
+}
