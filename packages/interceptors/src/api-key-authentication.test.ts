@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { UserService } from "@keel/gen/user/v1/user_pb";
 import { createAuthenticationInterceptor } from "./authentication.ts";
 import { type Principal, principalKey } from "./context.ts";
 import { messages, protocols, startTestService } from "./testing/test-service.ts";
@@ -96,6 +98,29 @@ describe("authentication with API keys", () => {
       await outcome(without.client("grpc", [headers({ "x-api-key": "keel_good" })])),
       "Unauthenticated: API keys are not accepted here; send `authorization: Bearer <access token>`",
     );
+  });
+
+  it("checks keys in the request gate too, on the headers alone", async () => {
+    const authentication = createAuthenticationInterceptor({
+      secret,
+      issuer: "keel",
+      audience: "keel",
+      apiKeys: { prefix: "keel_", authenticate },
+    });
+    const gate = (
+      headers: Record<string, string>,
+      method: DescMethod = UserService.method.getUser,
+    ) => authentication.gate({ method, requestHeader: new Headers(headers) });
+    assert.equal(gate({ "x-api-key": "keel_good" }), undefined);
+    assert.equal(gate({ authorization: "Bearer keel_good" }), undefined);
+    await gate({ "x-api-key": "keel_slow" });
+    assert.throws(() => gate({ "x-api-key": "keel_bad" }), /unknown API key/);
+    assert.throws(
+      () => gate({ "x-api-key": "keel_good", authorization: "Bearer keel_good" }),
+      /send one credential/,
+    );
+    // A public method is the interceptor's to decide: the gate lets it through.
+    assert.equal(gate({ "x-api-key": "keel_bad" }, UserService.method.login), undefined);
   });
 
   it("lets a public method through with a bad key, as anonymous", async () => {

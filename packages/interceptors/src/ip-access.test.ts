@@ -4,6 +4,7 @@ import {
   Code,
   ConnectError,
   createClient,
+  createContextValues,
   createRouterTransport,
   type Interceptor,
 } from "@connectrpc/connect";
@@ -134,6 +135,24 @@ describe("IP access", () => {
     ]);
     await outcomes("203.0.114.9");
     assert.equal(audit.length, 3, "calls let through are not audited here");
+  });
+
+  it("refuses in the request gate too, from the call's context values", () => {
+    const access = createIpAccess({ rules: { deny: ["10.0.0.0/8"] } });
+    const gate = (peer: string) =>
+      access.gate({
+        method: UserService.method.getUser,
+        values: createContextValues().set(peerKey, peer),
+      });
+    assert.throws(
+      () => gate("10.1.1.1"),
+      (err: unknown) =>
+        err instanceof ConnectError &&
+        err.code === Code.PermissionDenied &&
+        err.rawMessage ===
+          "calls to user.v1.UserService/GetUser are not accepted from this address (10.1.1.1)",
+    );
+    assert.equal(gate("11.1.1.1"), undefined);
   });
 
   it("applies new rules from the next call on", async () => {
