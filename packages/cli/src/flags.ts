@@ -179,15 +179,21 @@ export function integerFlag(
   return n;
 }
 
-const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const durationUnits: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /**
- * A duration in milliseconds from flag `name`: a number with a unit (`500ms`, `5s`, `2m`, `1h`) or
- * a bare number of seconds; its default when the flag is absent.
+ * A duration in milliseconds from flag `name`: a number with a unit (`500ms`, `5s`, `2m`, `1h`,
+ * `90d`) or a bare number of seconds; its default when the flag is absent.
  */
 export function durationFlag(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value);
   const ms = match === null ? Number.NaN : Number(match[1]) * (durationUnits[match[2] ?? "s"] ?? 0);
   if (!(ms > 0) || !Number.isFinite(ms)) {
     throw new UsageError(

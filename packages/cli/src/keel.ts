@@ -9,6 +9,7 @@ commands:
   perf      load one method of a running server and report requests/s and latencies
   token     print a development access token signed with the configured key
   health    check a server's health like a Kubernetes gRPC probe (exit 0 when SERVING)
+  api-key   create, list and revoke the API keys machines call with (an admin's --token)
   list      list the services a server serves, or a service's methods (server reflection)
   describe  show a service, method, message or enum in protobuf syntax (server reflection)
   seed      load a small demo data set (users, orders in every state) through the API
@@ -27,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   perf: async () => (await import("./perf-command.ts")).perfCommand,
   token: async () => (await import("./token-command.ts")).tokenCommand,
   health: async () => (await import("./health-command.ts")).healthCommand,
+  "api-key": async () => (await import("./api-key-command.ts")).apiKeyCommand,
   list: async () => (await import("./reflect-command.ts")).listCommand,
   describe: async () => (await import("./reflect-command.ts")).describeCommand,
   seed: async () => (await import("./seed-command.ts")).seedCommand,

@@ -56,6 +56,16 @@ export interface AuthenticationOptions {
    * caller is treated as anonymous. Default: none.
    */
   checkPrincipal?: (principal: Principal) => void | Promise<void>;
+  /**
+   * API keys, for machines: a key sent as `x-api-key: <key>`, or as `authorization: Bearer <key>`
+   * when it starts with `prefix` (a JWT never does), is checked by `authenticate`, which returns
+   * the caller (synchronously when it can) or throws (rejects with) UNAUTHENTICATED. Default: API
+   * keys are not accepted, and a call that sends `x-api-key` is told so.
+   */
+  apiKeys?: {
+    prefix: string;
+    authenticate: (key: string) => Principal | Promise<Principal>;
+  };
 }
 
 // Access tokens: keel's own carry `typ: "access"`; tokens of another issuer may carry no `typ`,
@@ -223,9 +233,57 @@ export function createAuthenticationInterceptor(
     );
   };
 
+  const apiKeys = options.apiKeys;
+  const apiKeyBearer = apiKeys === undefined ? undefined : `Bearer ${apiKeys.prefix}`;
+  /** Whether a call carries an API key: `x-api-key`, or a bearer credential with the prefix. */
+  const hasApiKey = (header: string | null, apiKey: string | null) =>
+    apiKey !== null || (apiKeyBearer !== undefined && header?.startsWith(apiKeyBearer) === true);
+
+  /** The caller a call's API key names; throws (or rejects with) UNAUTHENTICATED. */
+  const keyPrincipal = (
+    header: string | null,
+    apiKey: string | null,
+  ): Principal | Promise<Principal> => {
+    if (apiKeys === undefined) {
+      throw unauthenticated(
+        "API keys are not accepted here; send `authorization: Bearer <access token>`",
+      );
+    }
+    if (apiKey !== null && header !== null) {
+      throw unauthenticated("send one credential: `x-api-key` or `authorization`, not both");
+    }
+    return apiKeys.authenticate(apiKey ?? (header as string).slice("Bearer ".length));
+  };
+
+  /** The call authenticated by its API key. */
+  const withApiKey = <T>(
+    req: Parameters<Parameters<Interceptor>[0]>[0],
+    header: string | null,
+    apiKey: string | null,
+    go: () => Promise<T>,
+  ): Promise<T> => {
+    const publicMethod = isPublic(req.method);
+    // A public method answers anyone: a credential it cannot use is ignored there.
+    const refuse = (err: unknown) => (publicMethod ? go() : Promise.reject(err));
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = keyPrincipal(header, apiKey);
+    } catch (err) {
+      return refuse(err);
+    }
+    if (!(principal instanceof Promise)) return proceed(req, principal, publicMethod, go);
+    return principal.then((p) => proceed(req, p, publicMethod, go), refuse);
+  };
+
   const gate: AuthenticationInterceptor["gate"] = ({ method, requestHeader }) => {
     if (isPublic(method)) return;
     const header = requestHeader.get("authorization");
+    const apiKey = requestHeader.get("x-api-key");
+    if (hasApiKey(header, apiKey)) {
+      // The key's record is then fresh in memory: the interceptor finds it at once.
+      const principal = keyPrincipal(header, apiKey);
+      return principal instanceof Promise ? principal.then(() => {}) : undefined;
+    }
     if (header === null) throw unauthenticated(missingToken);
     if (cache.get(header) !== undefined) return;
     const principal = authenticate(header);
@@ -236,6 +294,8 @@ export function createAuthenticationInterceptor(
   // straight on, without a promise and a microtask of its own.
   const interceptor: Interceptor = (next) => (req) => {
     const header = req.header.get("authorization");
+    const apiKey = req.header.get("x-api-key");
+    if (hasApiKey(header, apiKey)) return withApiKey(req, header, apiKey, () => next(req));
     if (header === null) {
       if (!isPublic(req.method)) {
         return Promise.reject(unauthenticated(missingToken));

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { isIP } from "node:net";
 import { describe, it } from "node:test";
+import { cidrProblem } from "./cidr.ts";
 import {
   addressOf,
-  cidrProblem,
   createClientAddressResolver,
   type ForwardedHeader,
   forwardedFor,

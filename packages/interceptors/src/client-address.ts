@@ -1,4 +1,5 @@
-import { BlockList, isIP } from "node:net";
+import { isIP } from "node:net";
+import { createCidrList } from "./cidr.ts";
 
 /** The headers in which proxies pass on the address of the client they serve. */
 export type ForwardedHeader = "x-forwarded-for" | "forwarded";
@@ -39,32 +40,6 @@ const port = /^(?:\d{1,5}|_[A-Za-z0-9._-]{1,63})$/;
 const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /**
- * Why `text` is not an address or CIDR range (`10.0.0.0/8`, `fd00::/8`, `10.0.0.7`), or
- * undefined when it is one.
- */
-export function cidrProblem(text: string): string | undefined {
-  const cidr = parseCidr(text);
-  return typeof cidr === "string" ? cidr : undefined;
-}
-
-function parseCidr(
-  text: string,
-): { address: string; prefix: number; family: "ipv4" | "ipv6" } | string {
-  const slash = text.indexOf("/");
-  const address = slash === -1 ? text : text.slice(0, slash);
-  const version = isIP(address);
-  const problem = `"${text}" is not an address or CIDR range such as 10.0.0.0/8 or fd00::/8`;
-  if (version === 0 || address.includes("%")) return problem;
-  const bits = version === 4 ? 32 : 128;
-  const prefixText = slash === -1 ? String(bits) : text.slice(slash + 1);
-  const prefix = Number(prefixText);
-  if (!/^\d{1,3}$/.test(prefixText) || prefix > bits) {
-    return `${problem}: the prefix length must be 0 to ${bits}`;
-  }
-  return { address, prefix, family: version === 4 ? "ipv4" : "ipv6" };
-}
-
-/**
  * Finds the client behind trusted proxies. A request whose connection comes from a trusted proxy
  * is traced back through the forwarding header from the right, the end each proxy appends to:
  * while a hop is a trusted proxy, the one to its left is believed; the first hop that is not
@@ -86,16 +61,8 @@ export function createClientAddressResolver(
 ): ClientAddressResolver {
   const proxies = options.trustedProxies ?? [];
   if (proxies.length === 0) return (peer) => peer;
-  const list = new BlockList();
-  for (const text of proxies) {
-    const cidr = parseCidr(text);
-    if (typeof cidr === "string") throw new Error(`trusted proxies: ${cidr}`);
-    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
-  }
-  const trusted = (address: string) => {
-    const version = isIP(address);
-    return version !== 0 && list.check(address, version === 4 ? "ipv4" : "ipv6");
-  };
+  const list = createCidrList(proxies, "trusted proxies");
+  const trusted = (address: string) => list.has(address);
   const name = options.header ?? "x-forwarded-for";
   const nodeOf = name === "forwarded" ? forwardedFor : (hop: string) => hop.trim();
 

@@ -22,13 +22,15 @@ export {
   maxQuotedChars,
   quote,
 } from "./bounded-text.ts";
+export type { CidrList } from "./cidr.ts";
+export { cidrProblem, createCidrList } from "./cidr.ts";
 export type {
   ClientAddressOptions,
   ClientAddressResolver,
   ForwardedHeader,
   IncomingHeaders,
 } from "./client-address.ts";
-export { cidrProblem, createClientAddressResolver } from "./client-address.ts";
+export { createClientAddressResolver } from "./client-address.ts";
 export type { Principal } from "./context.ts";
 export { deadlineKey, peerKey, principalKey, remainingTimeMs, requestIdKey } from "./context.ts";
 export type { DeadlineOptions } from "./deadline.ts";
@@ -41,6 +43,8 @@ export type { Hs256Verifier, Hs256VerifyOptions } from "./hs256.ts";
 export { createHs256Verifier, signHs256 } from "./hs256.ts";
 export type { Hs256Key, Hs256Keyring, Hs256Keys } from "./hs256-keyring.ts";
 export { createHs256Keyring, hs256KeyId, maxHs256Keys } from "./hs256-keyring.ts";
+export type { IpAccess, IpAccessOptions, IpLists, IpRules } from "./ip-access.ts";
+export { createIpAccess } from "./ip-access.ts";
 export type { LoadReporter, LoadReporterOptions, LoadReportSample } from "./load-report.ts";
 export { createLoadReporter, loadReportTrailer } from "./load-report.ts";
 export type { LoadSample, LoadSampler, LoadSamplerOptions } from "./load-sampler.ts";
@@ -81,6 +85,13 @@ export { createRefusalSummary } from "./refusal-summary.ts";
 export type { RequestIdOptions } from "./request-id.ts";
 export { createRequestIdInterceptor } from "./request-id.ts";
 export { resourceExhausted } from "./resource-exhausted.ts";
+export type {
+  SharedBuckets,
+  SharedBucketsOptions,
+  SharedVerdict,
+  TokenSource,
+} from "./shared-buckets.ts";
+export { createSharedBuckets } from "./shared-buckets.ts";
 export type { StreamLimitOptions } from "./stream-limit.ts";
 export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
 export type { ValidationOptions } from "./validation.ts";

@@ -3,6 +3,7 @@ import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import { type Principal, peerKey, principalKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 import { resourceExhausted } from "./resource-exhausted.ts";
+import type { SharedBuckets, SharedVerdict } from "./shared-buckets.ts";
 
 /** A token bucket: it holds up to `burst` tokens and refills at `ratePerSecond`. */
 export interface Limit {
@@ -44,6 +45,13 @@ export interface RateLimitOptions {
    * first, then the oldest, down to 90% so that the sweep is amortized. Default: 100000.
    */
   maxKeys?: number;
+  /**
+   * Buckets shared by every instance and worker (`createSharedBuckets`): a caller's budget then
+   * holds across all of them, at the cost of a round trip to the shared store every few calls.
+   * The local buckets count calls while the store is unavailable. Default: local buckets only,
+   * each process counting for itself.
+   */
+  shared?: SharedBuckets;
   /** Monotonic clock in milliseconds, for tests. Default: `performance.now`. */
   now?: () => number;
 }
@@ -86,6 +94,7 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
   const keyBy = options.keyBy ?? {};
   const maxKeys = options.maxKeys ?? 100_000;
   const now = options.now ?? (() => performance.now());
+  const shared = options.shared;
   if (!Number.isInteger(maxKeys) || maxKeys < 1) {
     throw new RangeError(`maxKeys must be a positive integer, got ${maxKeys}`);
   }
@@ -139,6 +148,28 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
     const key = principal
       ? bucketKeyOf(rule, principal)
       : `${rule.method} peer:${req.contextValues.get(peerKey)}`;
+    if (shared !== undefined) {
+      let verdict: SharedVerdict | Promise<SharedVerdict>;
+      try {
+        verdict = shared.take(key, rule);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (verdict === 0) return next(req);
+      if (typeof verdict === "number") return Promise.reject(exhausted(rule, verdict));
+      if (verdict instanceof Promise) {
+        return verdict.then((later) => {
+          if (later === 0) return next(req);
+          if (later !== "local") throw exhausted(rule, later);
+          return local(key, rule, () => next(req));
+        });
+      }
+    }
+    return local(key, rule, () => next(req));
+  };
+
+  /** The call, limited by this process's own bucket. */
+  const local = <T>(key: string, rule: Rule, go: () => Promise<T>): Promise<T> => {
     const t = now();
     let bucket = buckets.get(key);
     if (bucket === undefined) {
@@ -148,7 +179,7 @@ export function createRateLimiter(options: RateLimitOptions): RateLimiter {
     }
     const waitMs = take(bucket, rule, t);
     if (waitMs > 0) return Promise.reject(exhausted(rule, waitMs));
-    return next(req);
+    return go();
   };
 
   return {

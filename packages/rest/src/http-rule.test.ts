@@ -54,7 +54,7 @@ function serviceWith(rule: HttpRuleJson, streaming: { client?: boolean } = {}) {
 describe("collectHttpBindings", () => {
   it("collects keel's rules", () => {
     const bindings = collectHttpBindings([UserService, OrderService]);
-    assert.equal(bindings.length, 13);
+    assert.equal(bindings.length, 16);
     const pay = bindings.find((b) => b.procedure === "order.v1.OrderService/PayOrder");
     assert.equal(pay?.httpMethod, "POST");
     assert.equal(pay?.template.verb, "pay");

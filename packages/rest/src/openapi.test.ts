@@ -36,12 +36,15 @@ describe("keel's OpenAPI document", () => {
       Object.keys(item).map((verb) => `${verb.toUpperCase()} ${path}`),
     );
     assert.deepEqual(routes.sort(), [
+      "DELETE /api/v1/api-keys/{key_id}",
+      "GET /api/v1/api-keys",
       "GET /api/v1/orders/{order_id}",
       "GET /api/v1/orders/{order_id}/events",
       "GET /api/v1/users",
       "GET /api/v1/users/{user_id}",
       "GET /api/v1/users/{user_id}/activities",
       "GET /api/v1/users/{user_id}/orders",
+      "POST /api/v1/api-keys",
       "POST /api/v1/auth/login",
       "POST /api/v1/auth/refresh",
       "POST /api/v1/orders/{order_id}:cancel",

@@ -360,8 +360,11 @@ describe("RestHandler.matches and routes", () => {
         "POST /api/v1/auth/refresh RefreshToken",
         "GET /api/v1/users/{user_id}/activities StreamUserActivities",
         "GET /api/v1/users/{user_id} GetUser",
+        "DELETE /api/v1/api-keys/{key_id} RevokeApiKey",
         "POST /api/v1/users CreateUser",
         "GET /api/v1/users ListUsers",
+        "POST /api/v1/api-keys CreateApiKey",
+        "GET /api/v1/api-keys ListApiKeys",
       ],
     );
   });

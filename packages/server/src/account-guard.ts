@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import type { Principal } from "@keel/interceptors";
 import type { UserRecord } from "@keel/store";
+import { createFreshCache } from "./fresh-cache.ts";
 
 export interface AccountGuardOptions {
   /** Reads a user's current record; undefined when there is no such user. */
@@ -47,8 +48,15 @@ export function createAccountGuard(options: AccountGuardOptions): AccountGuard {
     maxEntries: options.maxEntries ?? 100_000,
     now: options.now ?? (() => performance.now()),
   };
-  const users = createFreshCache(options.user, (user) => user?.status, settings);
-  const sessions = createFreshCache(options.session, (active) => active, settings);
+  const unavailable = "cannot check the account's status right now; retry shortly";
+  const users = createFreshCache(options.user, (user) => user?.status, {
+    ...settings,
+    unavailable,
+  });
+  const sessions = createFreshCache(options.session, (active) => active, {
+    ...settings,
+    unavailable,
+  });
 
   const checkSession = (principal: Principal): void | Promise<void> => {
     const sessionId = principal.sessionId;
@@ -77,60 +85,6 @@ export function createAccountGuard(options: AccountGuardOptions): AccountGuard {
     },
     forget: (userId) => users.forget(userId),
     forgetSession: (sessionId) => sessions.forget(sessionId),
-  };
-}
-
-/**
- * Values read through `read`, kept `maxAgeMs`: `get` answers synchronously from memory, or with
- * the promise of a read (shared by concurrent callers).
- */
-function createFreshCache<K, R, V>(
-  read: (key: K) => Promise<R>,
-  keep: (read: R) => V,
-  settings: { maxAgeMs: number; maxEntries: number; now: () => number },
-): { get(key: K): V | Promise<V>; forget(key: K): void } {
-  const entries = new Map<K, { value: V; readAt: number }>();
-  const reading = new Map<K, Promise<V>>();
-  return {
-    get(key) {
-      const entry = entries.get(key);
-      if (entry !== undefined && settings.now() - entry.readAt < settings.maxAgeMs) {
-        return entry.value;
-      }
-      let pending = reading.get(key);
-      if (pending === undefined) {
-        const readAt = settings.now();
-        pending = read(key).then(
-          (result) => {
-            reading.delete(key);
-            const value = keep(result);
-            // Re-inserted, so that the Map's order is the order of reads: the first key is the oldest.
-            entries.delete(key);
-            if (entries.size >= settings.maxEntries) {
-              const oldest = entries.keys().next().value;
-              if (oldest !== undefined) entries.delete(oldest);
-            }
-            entries.set(key, { value, readAt });
-            return value;
-          },
-          (err: unknown) => {
-            reading.delete(key);
-            throw new ConnectError(
-              "cannot check the account's status right now; retry shortly",
-              Code.Unavailable,
-              undefined,
-              undefined,
-              err,
-            );
-          },
-        );
-        reading.set(key, pending);
-      }
-      return pending;
-    },
-    forget(key) {
-      entries.delete(key);
-    },
   };
 }
 

@@ -83,6 +83,12 @@ const calls: Record<string, (who: Who) => Promise<unknown>> = {
     const { refreshToken } = await users[who].login({ username: "owner", password });
     return users[who].refreshToken({ refreshToken });
   },
+  "UserService/CreateApiKey": (who) => users[who].createApiKey({ name: `by ${who}` }),
+  "UserService/ListApiKeys": (who) => users[who].listApiKeys({}),
+  "UserService/RevokeApiKey": async (who) => {
+    const { apiKey } = await users.admin.createApiKey({ name: "to revoke" });
+    return users[who].revokeApiKey({ keyId: apiKey?.keyId ?? "" });
+  },
   "OrderService/CreateOrder": (who) =>
     orders[who].createOrder({
       userId: owner,
@@ -139,6 +145,9 @@ const expected: Record<string, Outcome[]> = {
   "UserService/SyncUserStatus": [U, D, D, ok, D],
   "UserService/Login": [ok, ok, ok, ok, ok],
   "UserService/RefreshToken": [ok, ok, ok, ok, ok],
+  "UserService/CreateApiKey": [U, D, D, ok, D],
+  "UserService/ListApiKeys": [U, D, D, ok, D],
+  "UserService/RevokeApiKey": [U, D, D, ok, D],
   "OrderService/CreateOrder": [U, ok, D, ok, D],
   "OrderService/GetOrder": [U, ok, N, ok, ok],
   "OrderService/ListOrders": [U, ok, D, ok, D],

@@ -49,6 +49,11 @@ export const settingDescriptions: Record<string, SettingDescription> = {
     meaning:
       "further HS256 keys whose tokens are accepted but that sign nothing, at most 8, comma-separated (see [Rotating the JWT signing key](security.md#rotating-the-jwt-signing-key))",
   },
+  KEEL_API_KEY_SECRET: {
+    meaning:
+      "HMAC key API keys are stored under, ≥ 32 characters, the same on every instance; in production without one, API keys are off, otherwise a random one is kept in `$KEEL_DATA_DIR/api-key-secret` (see [API keys](security.md#api-keys-for-machines))",
+    default: "generated",
+  },
   KEEL_JWT_ISSUER: { meaning: "`iss` of issued and accepted tokens" },
   KEEL_JWT_AUDIENCE: { meaning: "`aud` of issued and accepted tokens" },
   KEEL_ACCESS_TOKEN_TTL_SECONDS: { meaning: "access token lifetime, in seconds" },
@@ -92,7 +97,7 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   },
   KEEL_ACCOUNT_STATUS_MAX_AGE_MS: {
     meaning:
-      "how long a user's status is trusted before it is read again: how soon a suspension reaches every instance",
+      "user statuses and API keys are read again after this long: how soon a suspension or a revocation reaches every instance",
   },
   KEEL_RATE_LIMIT_RPS: { meaning: "calls a second per caller and method (a token bucket's rate)" },
   KEEL_RATE_LIMIT_BURST: { meaning: "calls at once per caller and method (the bucket's size)" },
@@ -177,6 +182,32 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   },
   KEEL_CORS_ALLOWED_ORIGINS: {
     meaning: "origins whose pages may call the API from a browser (`https://app.example.com,…`)",
+  },
+  KEEL_IP_ALLOW: {
+    meaning:
+      "only these client addresses and CIDR ranges may call (`10.0.0.0/8,2001:db8::/32`; see [IP lists](security.md#ip-allow-and-deny-lists))",
+  },
+  KEEL_IP_DENY: {
+    meaning: "these client addresses and ranges may not call, whatever the allow lists say",
+  },
+  "ipAccess.methods": {
+    meaning:
+      "per-method `allow` (replaces the global one) and `deny` (adds to it), keyed `package.Service/Method`",
+  },
+  KEEL_SHARED_RATE_LIMITS: {
+    meaning:
+      "one budget per caller across all instances and workers, kept in PostgreSQL (needs `KEEL_DATABASE_URL`; see [shared rate limits](security.md#rate-limits-shared-across-instances))",
+  },
+  KEEL_SHARED_RATE_LIMITS_MAX_BATCH: { meaning: "most tokens an instance reserves per round trip" },
+  KEEL_SHARED_RATE_LIMITS_TIMEOUT_MS: {
+    meaning: "a reservation slower than this counts as the database being unavailable",
+  },
+  KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: {
+    meaning:
+      "while the database does not answer: `local` (per-process limits) or `refuse` (`UNAVAILABLE`)",
+  },
+  KEEL_SHARED_RATE_LIMITS_POOL_SIZE: {
+    meaning: "PostgreSQL connections for shared rate limits, apart from the store's",
   },
   KEEL_TRUSTED_PROXIES: {
     meaning:

@@ -2,7 +2,12 @@ import type { z } from "zod";
 import { nearestName } from "./nearest-name.ts";
 
 /** Settings whose values never appear in a message: they are, or may contain, secrets. */
-const secretKeys = new Set(["auth.jwtSecret", "auth.acceptedJwtSecrets", "database.url"]);
+const secretKeys = new Set([
+  "auth.jwtSecret",
+  "auth.acceptedJwtSecrets",
+  "auth.apiKeySecret",
+  "database.url",
+]);
 
 /** The longest value quoted in a message; longer ones are cut (a message is one line). */
 const maxQuoted = 80;
@@ -39,6 +44,11 @@ export function describeIssue(issue: z.core.$ZodIssue, source: ProblemSource): s
   // An item of a list names the list's variable, and quotes the item.
   const list = typeof issue.path.at(-1) === "number" ? issue.path.slice(0, -1).join(".") : key;
   const name = source.fromEnv.get(key) ?? source.fromEnv.get(list) ?? key;
+  // A key of a mapping of names (rateLimits.methods, ipAccess.methods) that is no such name.
+  if (issue.code === "invalid_key") {
+    const why = issue.issues[0]?.message ?? "is not valid";
+    return `${name}: the key ${quote(String(issue.path.at(-1)))} ${why}`;
+  }
   // Custom checks (addresses, CIDR ranges) word their whole message, value included.
   if (issue.code === "custom") return `${name}: ${issue.message}`;
   const value = valueAt(source.raw, issue.path, source.fromEnv.has(list) ? issue.input : undefined);

@@ -4,7 +4,14 @@ import type { Logger } from "pino";
 import { readSettings, type Settings } from "./config.ts";
 
 /** Settings that apply while running, by dotted key; the others need a restart. */
-const safe = ["log", "rateLimits", "tracing", "auth.jwtSecret", "auth.acceptedJwtSecrets"] as const;
+const safe = [
+  "log",
+  "rateLimits",
+  "tracing",
+  "ipAccess",
+  "auth.jwtSecret",
+  "auth.acceptedJwtSecrets",
+] as const;
 
 /** Keys among the safe settings' that still need a restart: the log's destination is made once. */
 const restartOnly = ["log.format"];
@@ -23,7 +30,7 @@ export interface WatchConfigOptions {
   current: Settings;
   /**
    * Applies a valid new configuration's safe settings (log level, rate limits, sampling ratio,
-   * the JWT signing keys).
+   * the JWT signing keys, IP allow and deny lists).
    */
   apply: (next: Settings) => void;
   logger: Pick<Logger, "info" | "warn" | "error">;

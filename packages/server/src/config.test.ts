@@ -74,6 +74,88 @@ tls: { cert: a.pem, key: b.pem }
     assert.equal(set.auditLog.keep, 10);
   });
 
+  it("reads IP lists from the file and the environment, and names a bad range", () => {
+    const config = loadConfig({
+      KEEL_CONFIG: file(`
+ipAccess:
+  deny: [203.0.113.0/24]
+  methods:
+    user.v1.UserService/ListUsers: { allow: ["10.0.0.0/8", "fd00::/8"] }
+`),
+      KEEL_DATA_DIR: dir,
+      KEEL_JWT_SECRET: "x".repeat(32),
+      KEEL_IP_ALLOW: "10.0.0.0/8, 2001:db8::/32",
+    });
+    assert.deepEqual(config.ipAccess, {
+      allow: ["10.0.0.0/8", "2001:db8::/32"],
+      deny: ["203.0.113.0/24"],
+      methods: { "user.v1.UserService/ListUsers": { allow: ["10.0.0.0/8", "fd00::/8"], deny: [] } },
+    });
+    assert.deepEqual(loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) }).ipAccess, {
+      allow: [],
+      deny: [],
+      methods: {},
+    });
+    assert.throws(
+      () => readSettings({ KEEL_IP_DENY: "10.0.0.0/33" }),
+      /KEEL_IP_DENY: "10\.0\.0\.0\/33" is not an address or CIDR range .*prefix length must be 0 to 32/,
+    );
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_CONFIG: file("ipAccess: { methods: { ListUsers: { allow: [] } } }\n"),
+        }),
+      /ipAccess\.methods\.ListUsers: the key "ListUsers" must be package\.Service\/Method$/,
+    );
+  });
+
+  it("keeps API keys under the configured secret, a development one, or none in production", () => {
+    const data = join(dir, `api-keys-${++n}`);
+    const base = { KEEL_DATA_DIR: data, KEEL_JWT_SECRET: "x".repeat(32) };
+    const configured = loadConfig({ ...base, KEEL_API_KEY_SECRET: "k".repeat(32) });
+    assert.deepEqual(configured.auth.apiKeySecretBytes, new TextEncoder().encode("k".repeat(32)));
+    const development = loadConfig(base).auth.apiKeySecretBytes;
+    assert.equal(development?.byteLength, 32);
+    assert.deepEqual(
+      loadConfig(base).auth.apiKeySecretBytes,
+      development,
+      "kept in the data directory",
+    );
+    assert.equal(loadConfig({ ...base, NODE_ENV: "production" }).auth.apiKeySecretBytes, undefined);
+    assert.equal(loadConfig(base, { secret: "none" }).auth.apiKeySecretBytes, undefined);
+    assert.throws(
+      () => readSettings({ KEEL_API_KEY_SECRET: "short secret" }),
+      /^ConfigError: invalid configuration: KEEL_API_KEY_SECRET: the value must be at least 32 characters$/,
+    );
+  });
+
+  it("shares rate limits only through PostgreSQL", () => {
+    const base = { KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) };
+    assert.deepEqual(loadConfig(base).sharedRateLimits, {
+      enabled: false,
+      maxBatch: 10,
+      timeoutMs: 100,
+      whenUnavailable: "local",
+      poolSize: 4,
+    });
+    assert.throws(
+      () => loadConfig({ ...base, KEEL_SHARED_RATE_LIMITS: "true" }),
+      /KEEL_SHARED_RATE_LIMITS \(sharedRateLimits\.enabled\): rate limits are shared through PostgreSQL; set KEEL_DATABASE_URL/,
+    );
+    const shared = loadConfig({
+      ...base,
+      KEEL_DATABASE_URL: "postgres://keel@db:5432/keel",
+      KEEL_SHARED_RATE_LIMITS: "on",
+      KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "refuse",
+    });
+    assert.equal(shared.sharedRateLimits.enabled, true);
+    assert.equal(shared.sharedRateLimits.whenUnavailable, "refuse");
+    assert.throws(
+      () => readSettings({ KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "open" }),
+      /KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: "open" must be one of local, refuse/,
+    );
+  });
+
   it("bounds streams per caller and idle connections by default; both can be set", () => {
     const defaults = loadConfig({ KEEL_DATA_DIR: dir, KEEL_JWT_SECRET: "x".repeat(32) });
     assert.deepEqual(defaults.streamLimits, { perPrincipal: 100, perAddress: 200 });

@@ -42,6 +42,14 @@ function commaList<T extends z.ZodType>(item: T) {
   );
 }
 
+/** Addresses and CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`), a list or comma-separated. */
+const cidrList = commaList(
+  z.string().superRefine((value, ctx) => {
+    const problem = cidrProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  }),
+);
+
 /**
  * The configuration file's shape (YAML, camelCase keys), with defaults. Every key can also be set
  * by an environment variable (see `environment`), which wins over the file.
@@ -99,6 +107,8 @@ export const settingsSchema = z.strictObject({
           error: `at most ${maxHs256Keys - 1} secrets`,
         })
         .default([]),
+      /** The HMAC key API keys are stored under; the same on every instance. */
+      apiKeySecret: z.string().min(32, "must be at least 32 characters").optional(),
       issuer: z.string().min(1).default("keel"),
       audience: z.string().min(1).default("keel"),
       accessTokenTtlSeconds: seconds.default(900),
@@ -162,6 +172,22 @@ export const settingsSchema = z.strictObject({
       methods: z
         .record(z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"), limit)
         .default({}),
+    })
+    .prefault({}),
+  /**
+   * Rate limits whose budgets hold across every instance and worker, kept in PostgreSQL (needs
+   * `database.url`): tokens are reserved up to `maxBatch` at a time; a database slower than
+   * `timeoutMs` or failing leaves calls counted by each process alone ("local") or refused
+   * ("refuse") until it answers again.
+   */
+  sharedRateLimits: z
+    .strictObject({
+      enabled: onOff.default(false),
+      maxBatch: z.coerce.number().int().min(1).max(1000).default(10),
+      timeoutMs: z.coerce.number().int().min(1).max(10_000).default(100),
+      whenUnavailable: z.enum(["local", "refuse"]).default("local"),
+      /** Connections for rate limits, apart from the store's. */
+      poolSize: z.coerce.number().int().min(1).max(100).default(4),
     })
     .prefault({}),
   /** Streaming calls open at once per authenticated caller, and per address for anonymous ones. */
@@ -264,12 +290,24 @@ export const settingsSchema = z.strictObject({
    * Addresses and CIDR ranges of the proxies in front (nginx, a load balancer): from them, the
    * client's address is read from `clientAddressHeader`. Default none: the socket's address.
    */
-  trustedProxies: commaList(
-    z.string().superRefine((value, ctx) => {
-      const problem = cidrProblem(value);
-      if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-    }),
-  ).default([]),
+  trustedProxies: cidrList.default([]),
+  /**
+   * Client addresses allowed and denied (addresses and CIDR ranges, IPv4 and IPv6), as the
+   * trusted-proxy rule yields them: everywhere, and per method ("package.Service/Method"), where a
+   * method's `allow` replaces the global one and its `deny` adds to the global one. Reloaded live.
+   */
+  ipAccess: z
+    .strictObject({
+      allow: cidrList.default([]),
+      deny: cidrList.default([]),
+      methods: z
+        .record(
+          z.string().regex(/^[\w.]+\/\w+$/, "must be package.Service/Method"),
+          z.strictObject({ allow: cidrList.default([]), deny: cidrList.default([]) }),
+        )
+        .default({}),
+    })
+    .prefault({}),
   /** The header the trusted proxies write the client's address into. */
   clientAddressHeader: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
   /**
@@ -367,6 +405,7 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_USER_SERVICE_KEY: ["userServiceTls", "key"],
   KEEL_JWT_SECRET: ["auth", "jwtSecret"],
   KEEL_JWT_ACCEPTED_SECRETS: ["auth", "acceptedJwtSecrets"],
+  KEEL_API_KEY_SECRET: ["auth", "apiKeySecret"],
   KEEL_JWT_ISSUER: ["auth", "issuer"],
   KEEL_JWT_AUDIENCE: ["auth", "audience"],
   KEEL_ACCESS_TOKEN_TTL_SECONDS: ["auth", "accessTokenTtlSeconds"],
@@ -390,6 +429,11 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_LOGIN_RATE_LIMIT_BURST: ["rateLimits", "loginBurst"],
   KEEL_CREATE_USER_RATE_LIMIT_PER_MINUTE: ["rateLimits", "createUserPerMinute"],
   KEEL_CREATE_USER_RATE_LIMIT_BURST: ["rateLimits", "createUserBurst"],
+  KEEL_SHARED_RATE_LIMITS: ["sharedRateLimits", "enabled"],
+  KEEL_SHARED_RATE_LIMITS_MAX_BATCH: ["sharedRateLimits", "maxBatch"],
+  KEEL_SHARED_RATE_LIMITS_TIMEOUT_MS: ["sharedRateLimits", "timeoutMs"],
+  KEEL_SHARED_RATE_LIMITS_WHEN_UNAVAILABLE: ["sharedRateLimits", "whenUnavailable"],
+  KEEL_SHARED_RATE_LIMITS_POOL_SIZE: ["sharedRateLimits", "poolSize"],
   KEEL_STREAM_LIMIT_PER_PRINCIPAL: ["streamLimits", "perPrincipal"],
   KEEL_STREAM_LIMIT_PER_ADDRESS: ["streamLimits", "perAddress"],
   KEEL_DEFAULT_TIMEOUT_MS: ["defaultTimeoutMs"],
@@ -420,6 +464,8 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_CORS_ALLOWED_ORIGINS: ["cors", "allowedOrigins"],
   KEEL_TRUSTED_PROXIES: ["trustedProxies"],
   KEEL_CLIENT_ADDRESS_HEADER: ["clientAddressHeader"],
+  KEEL_IP_ALLOW: ["ipAccess", "allow"],
+  KEEL_IP_DENY: ["ipAccess", "deny"],
   KEEL_PROFILING: ["profiling", "enabled"],
   KEEL_PROFILING_MAX_SECONDS: ["profiling", "maxSeconds"],
   KEEL_LOAD_REPORTS: ["loadReports", "enabled"],
@@ -458,6 +504,7 @@ const fileKeys = [
   ...Object.values(environment).map((path) => path.join(".")),
   "rateLimits.methods",
   "auth.oidc.roleMapping",
+  "ipAccess.methods",
 ];
 
 /** Everything the server process is configured with, resolved (paths absolute, secret loaded). */
@@ -473,6 +520,11 @@ export interface ServerConfig extends Omit<Settings, "auth"> {
     acceptedSecrets: Uint8Array[];
     /** True when no secret was configured and a development one was generated into dataDir. */
     generated: boolean;
+    /**
+     * The API key HMAC key: the configured one, else (outside production, for the server) a
+     * development one kept in `$KEEL_DATA_DIR/api-key-secret`; undefined: API keys are off.
+     */
+    apiKeySecretBytes: Uint8Array | undefined;
   };
   /** Where state lives: the embedded SQLite file, or PostgreSQL when a URL is configured. */
   store:
@@ -575,6 +627,11 @@ export function loadConfig(
       "invalid configuration: KEEL_JWT_SECRET (auth.jwtSecret): required when NODE_ENV=production",
     );
   }
+  if (s.sharedRateLimits.enabled && s.database.url === undefined) {
+    throw new ConfigError(
+      "invalid configuration: KEEL_SHARED_RATE_LIMITS (sharedRateLimits.enabled): rate limits are shared through PostgreSQL; set KEEL_DATABASE_URL (database.url) too",
+    );
+  }
   const secret =
     s.auth.jwtSecret !== undefined
       ? new TextEncoder().encode(s.auth.jwtSecret)
@@ -591,6 +648,12 @@ export function loadConfig(
       secret,
       acceptedSecrets: s.auth.acceptedJwtSecrets.map((key) => new TextEncoder().encode(key)),
       generated: s.auth.jwtSecret === undefined,
+      apiKeySecretBytes:
+        s.auth.apiKeySecret !== undefined
+          ? new TextEncoder().encode(s.auth.apiKeySecret)
+          : mode === "create" && env.NODE_ENV !== "production"
+            ? developmentSecretOf(dataDir, true, "api-key-secret")
+            : undefined,
       ...(s.auth.jwksFile === undefined ? {} : { jwksFile: resolve(s.auth.jwksFile) }),
     },
     store:
@@ -621,9 +684,9 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
 }
 
 /** The development secret; a file system failure names KEEL_DATA_DIR, where it lives. */
-function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
+function developmentSecretOf(dataDir: string, create: boolean, name = "jwt-secret"): Uint8Array {
   try {
-    return developmentSecret(dataDir, create);
+    return developmentSecret(dataDir, create, name);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const sources = [{ setting: "KEEL_DATA_DIR (dataDir)", path: dataDir }];
@@ -635,8 +698,8 @@ function developmentSecretOf(dataDir: string, create: boolean): Uint8Array {
  * A random secret kept in the data directory, so that tokens survive restarts in development;
  * created when missing only if `create`.
  */
-function developmentSecret(dataDir: string, create: boolean): Uint8Array {
-  const path = join(dataDir, "jwt-secret");
+function developmentSecret(dataDir: string, create: boolean, name: string): Uint8Array {
+  const path = join(dataDir, name);
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {

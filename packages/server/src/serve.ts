@@ -3,7 +3,14 @@ import { readFile } from "node:fs/promises";
 import { HealthCheckResponse_ServingStatus } from "@keel/gen/health/v1/health_pb";
 import { createAuditLog, type Hs256Keys } from "@keel/interceptors";
 import { startTracing } from "@keel/observability";
-import { type EventRelay, openPostgresStore, openSqliteStore, type Store } from "@keel/store";
+import {
+  type EventRelay,
+  openPostgresStore,
+  openPostgresTokenBuckets,
+  openSqliteStore,
+  type PostgresTokenBuckets,
+  type Store,
+} from "@keel/store";
 import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { AggregatorRegistry } from "prom-client";
@@ -62,6 +69,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     onError: (err) => logger.error({ err }, "audit log write failed"),
   });
   const tls = config.tls === undefined ? undefined : await readTlsMaterial(config.tls);
+  const buckets = await openSharedBuckets(config, logger);
   const server = await startServer({
     host: config.host,
     port: config.port,
@@ -77,6 +85,9 @@ export async function serve(config: ServerConfig): Promise<void> {
       ...(await loadJwks(config.auth)),
     },
     ...(config.auth.oidc === undefined ? {} : { oidc: config.auth.oidc }),
+    ...(config.auth.apiKeySecretBytes === undefined
+      ? {}
+      : { apiKeySecret: config.auth.apiKeySecretBytes }),
     passwordCost: config.auth.passwordCost,
     passwordHashing: {
       concurrency: config.auth.passwordHashing.concurrency,
@@ -85,6 +96,24 @@ export async function serve(config: ServerConfig): Promise<void> {
     },
     accountStatusMaxAgeMs: config.auth.accountStatusMaxAgeMs,
     rateLimits: rateLimitsOf(config),
+    ...(buckets === undefined
+      ? {}
+      : {
+          sharedRateLimits: {
+            source: buckets,
+            maxBatch: config.sharedRateLimits.maxBatch,
+            timeoutMs: config.sharedRateLimits.timeoutMs,
+            whenUnavailable: config.sharedRateLimits.whenUnavailable,
+            onStateChange: (available, err) => {
+              if (available) logger.info("shared rate limits: the database answers again");
+              else
+                logger.warn(
+                  { err, whenUnavailable: config.sharedRateLimits.whenUnavailable },
+                  "shared rate limits: the database does not answer in time",
+                );
+            },
+          },
+        }),
     streamLimits: config.streamLimits,
     defaultTimeoutMs: config.defaultTimeoutMs,
     refusalSummaryIntervalMs: config.log.refusalSummaryIntervalMs,
@@ -96,6 +125,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     ...(tls === undefined ? {} : { tls }),
     auditLog,
     clientAddress: { trustedProxies: config.trustedProxies, header: config.clientAddressHeader },
+    ipAccess: config.ipAccess,
     ...(config.profiling.enabled && worker === undefined
       ? { profiling: { maxSeconds: config.profiling.maxSeconds } }
       : {}),
@@ -140,6 +170,7 @@ export async function serve(config: ServerConfig): Promise<void> {
             const keys = JSON.stringify([next.auth.jwtSecret, next.auth.acceptedJwtSecrets]);
             if (keys !== signedWith) server.setSigningKeys(signingKeysOf(next, config));
             signedWith = keys;
+            server.ipAccess.update(next.ipAccess);
           },
         });
   const tlsWatcher =
@@ -165,6 +196,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     logger.info({ signal, graceMs: config.shutdown.graceMs }, "stopping");
     server
       .close({ graceMs: config.shutdown.graceMs, delayMs: config.shutdown.delayMs })
+      .then(() => buckets?.close())
       .then(() => auditLog.close())
       .then(() => tracing.shutdown())
       .then(
@@ -279,6 +311,26 @@ async function loadUserServiceTls(tls: NonNullable<ServerConfig["userServiceTls"
     if (file !== undefined) out[name] = await readFile(file);
   }
   return out;
+}
+
+/** The token buckets of shared rate limits, in the store's PostgreSQL, when they are enabled. */
+async function openSharedBuckets(
+  config: ServerConfig,
+  logger: Logger,
+): Promise<PostgresTokenBuckets | undefined> {
+  const db = config.store;
+  if (!config.sharedRateLimits.enabled || db.kind !== "postgres") return undefined;
+  const buckets = await openPostgresTokenBuckets({
+    connectionString: db.url,
+    schema: db.schema,
+    poolSize: config.sharedRateLimits.poolSize,
+    onError: (err) => logger.warn({ err }, "shared rate limits: database connection problem"),
+  });
+  logger.info(
+    { maxBatch: config.sharedRateLimits.maxBatch, timeoutMs: config.sharedRateLimits.timeoutMs },
+    "rate limits shared through PostgreSQL",
+  );
+  return buckets;
 }
 
 /** Opens the store the configuration names: the SQLite file, or PostgreSQL. */

@@ -26,6 +26,7 @@ import {
   createClientAddressResolver,
   createDeadlineInterceptor,
   createHs256Keyring,
+  createIpAccess,
   createLoadReporter,
   createLoggingInterceptor,
   createOidcVerifier,
@@ -34,6 +35,7 @@ import {
   createRecoveryInterceptor,
   createRefusalSummary,
   createRequestIdInterceptor,
+  createSharedBuckets,
   createStreamLimitInterceptor,
   createValidationInterceptor,
   deadlineDefaults,
@@ -41,12 +43,15 @@ import {
   defaultDeadlineExpired,
   type Hs256Keys,
   type IncomingHeaders,
+  type IpAccess,
+  type IpRules,
   type LoadReporterOptions,
   type OidcVerifierOptions,
   peerKey,
   type RateLimiter,
   type RateLimits,
   type RefusalSummary,
+  type SharedBucketsOptions,
   type StreamLimitOptions,
   shedReasons,
 } from "@keel/interceptors";
@@ -68,6 +73,9 @@ import type { JSONWebKeySet } from "jose";
 import type { Logger } from "pino";
 import { createAccountGuard } from "./account-guard.ts";
 import { startAdminServer } from "./admin-server.ts";
+import { apiKeyRequestSchemas } from "./api-key-schemas.ts";
+import { createApiKeyVerifier } from "./api-key-verifier.ts";
+import { apiKeyPrefix } from "./api-keys.ts";
 import { shuttingDown } from "./errors.ts";
 import { createHealthConditions, type HealthConditions } from "./health-conditions.ts";
 import { type Http2Limits, type Listener, listen, type TlsOptions } from "./listener.ts";
@@ -123,10 +131,20 @@ export interface ServerOptions {
    */
   oidc?: OidcVerifierOptions;
   /**
+   * The HMAC key API keys are hashed with (at least 32 bytes), the same on every instance.
+   * Default: API keys are off (CreateApiKey answers FAILED_PRECONDITION, keys are refused).
+   */
+  apiKeySecret?: Uint8Array;
+  /**
    * Token buckets per caller and method. Default: 100/s with bursts of 200; Login and CreateUser
    * 10/min per client address, bursts of 5.
    */
   rateLimits?: RateLimits;
+  /**
+   * Rate limits shared by every instance and worker through a token source (PostgreSQL's
+   * `openPostgresTokenBuckets`), reserved in batches. Default: each process counts for itself.
+   */
+  sharedRateLimits?: SharedBucketsOptions;
   /**
    * Streaming calls open at once per authenticated caller and per address (anonymous calls).
    * Default: 100 per caller, 200 per address.
@@ -170,6 +188,11 @@ export interface ServerOptions {
    * then the one rate limits, audit and logs see (`peerKey`). Default: none, the socket's address.
    */
   clientAddress?: ClientAddressOptions;
+  /**
+   * Client addresses (as `clientAddress` yields them) allowed and denied, globally and per method;
+   * refused calls answer PERMISSION_DENIED and are audited. Default: every address allowed.
+   */
+  ipAccess?: IpRules;
   /**
    * Serve CPU and heap profiles of this process on the admin port to admin tokens, recordings of
    * at most `maxSeconds`. Default: not served.
@@ -227,6 +250,8 @@ export interface RunningServer {
    * them (tokens signed with a key no longer listed are refused). Throws on a key too short.
    */
   setSigningKeys(keys: Hs256Keys): void;
+  /** Applies new IP allow and deny lists to calls from now on. */
+  readonly ipAccess: IpAccess;
   /**
    * Stops the server: health turns NOT_SERVING, it goes on serving for `delayMs` (default 0) so
    * that load balancers notice, then takes no new connections, sends GOAWAY, ends open streams
@@ -267,6 +292,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       ? {}
       : { maxAgeMs: options.accountStatusMaxAgeMs }),
   });
+  const apiKeys =
+    options.apiKeySecret === undefined
+      ? undefined
+      : createApiKeyVerifier({
+          keys: store.apiKeys,
+          secret: options.apiKeySecret,
+          // Revoked keys are refused everywhere as soon as suspended users are.
+          ...(options.accountStatusMaxAgeMs === undefined
+            ? {}
+            : { maxAgeMs: options.accountStatusMaxAgeMs }),
+          onTouchError: (err) => logger.warn({ err }, "cannot record an API key's last use"),
+        });
   const userService = createUserService({
     store,
     passwords: createPasswordHasher({
@@ -275,6 +312,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     tokens,
     accounts,
+    apiKeySecret: options.apiKeySecret,
+    apiKeys,
   });
   const metrics = createServerMetrics({ services: [UserService, OrderService, Health] });
   registerStoreMetrics(metrics.registry, store);
@@ -314,6 +353,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     limits: options.rateLimits ?? defaultRateLimits,
     // Login and CreateUser are open to anyone: limit them per address, whoever callers claim to be.
     keyBy: { "user.v1.UserService/Login": "peer", "user.v1.UserService/CreateUser": "peer" },
+    ...(options.sharedRateLimits === undefined
+      ? {}
+      : { shared: createSharedBuckets(options.sharedRateLimits) }),
+  });
+  const ipAccess = createIpAccess({
+    rules: options.ipAccess ?? {},
+    ...(options.auditLog === undefined ? {} : { audit: options.auditLog }),
   });
   const publicServices = {
     [Health.typeName]: { public: true },
@@ -360,12 +406,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     audience: tokens.audience,
     policies: publicServices,
     checkPrincipal: accounts.check,
+    ...(apiKeys === undefined
+      ? {}
+      : { apiKeys: { prefix: apiKeyPrefix, authenticate: apiKeys.authenticate } }),
   });
   // The load report goes on every answer, refusals included, and counts every call.
   const interceptors: Interceptor[] = [
     ...(loadReporter === undefined ? [] : [loadReporter.interceptor]),
     createBoundedErrorsInterceptor(),
     createRequestIdInterceptor(),
+    // Before everything that costs: a refused address gets no token verified, no body read.
+    ipAccess.interceptor,
     ...(options.auditLog === undefined ? [] : [createAuditInterceptor({ log: options.auditLog })]),
     // Store errors are ConnectErrors by the time they leave a service (mapStoreErrors): what is
     // left for recovery is unexpected, and becomes INTERNAL.
@@ -387,7 +438,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }),
     createStreamLimitInterceptor(options.streamLimits),
     createValidationInterceptor({
-      schemas: { ...userRequestSchemas, ...orderRequestSchemas },
+      schemas: { ...userRequestSchemas, ...orderRequestSchemas, ...apiKeyRequestSchemas },
       itemized: ["user.v1.UserService/BatchUpdateUsers", "order.v1.OrderService/UpdateShipment"],
     }),
   ];
@@ -422,7 +473,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(shedder === undefined ? {} : { admit: (method) => shedder.check(method.parent.typeName) }),
     // A call to a method that needs a token, without a valid one, is refused before its body is
     // read; it still passes the interceptors, so that it is logged, counted and audited.
-    requestGate: authentication.gate,
+    // A refused address first: it gets no token verified.
+    requestGate: (context) => {
+      ipAccess.gate(context);
+      return authentication.gate(context);
+    },
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
     // interceptor then only races the call's signal, with no timer or controller of its own.
     defaultDeadline: (method) => {
@@ -533,6 +588,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     refusals,
     setTls: (tls) => listener.setTls(tls),
     setSigningKeys: (keys) => keyring.update(keys),
+    ipAccess,
     close({ graceMs = 10_000, delayMs = 0 } = {}) {
       closing ??= (async () => {
         health.shutdown();

@@ -28,8 +28,11 @@ export function createUserDirectory(options: {
     async requireUser(userId, ctx) {
       users ??= options.connect();
       const headers = new Headers();
-      const authorization = ctx.requestHeader.get("authorization");
-      if (authorization !== null) headers.set("authorization", authorization);
+      // The caller's credentials, whichever kind: a token, or a machine's API key.
+      for (const name of ["authorization", "x-api-key"]) {
+        const value = ctx.requestHeader.get(name);
+        if (value !== null) headers.set(name, value);
+      }
       const requestId = ctx.values.get(requestIdKey);
       if (requestId !== "") headers.set("x-request-id", requestId);
       const remaining = remainingTimeMs(ctx);

@@ -3,6 +3,8 @@ export { LocalEventBus } from "./local-event-bus.ts";
 export { orderStatusName } from "./order-rules.ts";
 export type { PostgresStoreOptions } from "./pg/pg-store.ts";
 export { openPostgresStore } from "./pg/pg-store.ts";
+export type { PostgresTokenBuckets, PostgresTokenBucketsOptions } from "./pg/pg-token-buckets.ts";
+export { openPostgresTokenBuckets } from "./pg/pg-token-buckets.ts";
 export type { SqliteCopyResult } from "./sqlite/sqlite-backup.ts";
 export { backupSqlite, restoreSqlite } from "./sqlite/sqlite-backup.ts";
 export type { SqliteStoreOptions } from "./sqlite/sqlite-store.ts";
@@ -13,11 +15,14 @@ export { Subscription } from "./subscription.ts";
 export type {
   ActivityRecord,
   ActivityRepository,
+  ApiKeyRecord,
+  ApiKeyRepository,
   CheckpointRecord,
   EventBus,
   ListActivitiesQuery,
   ListOrdersQuery,
   ListUsersQuery,
+  NewApiKey,
   NewOrder,
   NewUser,
   OrderEventRecord,

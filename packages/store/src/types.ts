@@ -250,12 +250,43 @@ export interface StatusSubscription extends Subscription<StatusEvent> {
   follow(userId: bigint): void;
 }
 
+/** An API key as stored: never the key, only its keyed hash. */
+export interface ApiKeyRecord {
+  /** The public id, unique; the key names it, so that the record is found without scanning. */
+  id: string;
+  name: string;
+  roles: string[];
+  /** The key's HMAC-SHA256 with the server's API key secret, hex. */
+  hash: string;
+  createdAt: Date;
+  /** The subject of who created it. */
+  createdBy: string;
+  expiresAt: Date | undefined;
+  revokedAt: Date | undefined;
+  lastUsedAt: Date | undefined;
+}
+
+export type NewApiKey = Omit<ApiKeyRecord, "revokedAt" | "lastUsedAt">;
+
+export interface ApiKeyRepository {
+  /** Stores a new key; an id already taken throws `already_exists` (field `key_id`). */
+  create(key: NewApiKey): Promise<ApiKeyRecord>;
+  get(id: string): Promise<ApiKeyRecord | undefined>;
+  /** The newest `limit` keys first, revoked and expired ones included. */
+  list(limit: number): Promise<ApiKeyRecord[]>;
+  /** Marks the key revoked at `at` (a revoked key keeps its first time); `not_found` if none. */
+  revoke(id: string, at: Date): Promise<ApiKeyRecord>;
+  /** Records a use at `at`, unless a later one is recorded; an unknown id changes nothing. */
+  touch(id: string, at: Date): Promise<void>;
+}
+
 /** The persistence of keel. Implementations: SQLite (embedded), PostgreSQL (many instances). */
 export interface Store {
   readonly users: UserRepository;
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
   readonly orders: OrderRepository;
+  readonly apiKeys: ApiKeyRepository;
   readonly events: EventBus;
   /** Resolves when the database answers; rejects with `unavailable` when it does not. */
   ping(): Promise<void>;

@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file user/v1/user.proto.
  */
 export const file_user_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChJ1c2VyL3YxL3VzZXIucHJvdG8SB3VzZXIudjEiqwIKBFVzZXISDwoHdXNlcl9pZBgBIAEoAxIQCgh1c2VybmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIjCgZzdGF0dXMYBCABKA4yEy51c2VyLnYxLlVzZXJTdGF0dXMSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdGFncxgHIAMoCRItCghtZXRhZGF0YRgIIAMoCzIbLnVzZXIudjEuVXNlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIxCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgDEg4KBmZpZWxkcxgCIAMoCSIuCg9HZXRVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLnVzZXIudjEuVXNlciJUChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgR0YWdzGAMgAygJEhAKCHBhc3N3b3JkGAQgASgJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0udXNlci52MS5Vc2VyIl4KEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSIwoGc3RhdHVzGAMgASgOMhMudXNlci52MS5Vc2VyU3RhdHVzIkoKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0udXNlci52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJZChtTdHJlYW1Vc2VyQWN0aXZpdGllc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoAxIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2AEKDFVzZXJBY3Rpdml0eRITCgthY3Rpdml0eV9pZBgBIAEoAxIPCgd1c2VyX2lkGAIgASgDEg4KBmFjdGlvbhgDIAEoCRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKB2RldGFpbHMYBSADKAsyIi51c2VyLnYxLlVzZXJBY3Rpdml0eS5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicgoRVXBkYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoAxIbCgR1c2VyGAIgASgLMg0udXNlci52MS5Vc2VyEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJBChhCYXRjaFVwZGF0ZVVzZXJzUmVzcG9uc2USFQoNdXBkYXRlZF9jb3VudBgBIAEoBRIOCgZlcnJvcnMYAiADKAkidwoQVXNlclN0YXR1c1VwZGF0ZRIPCgd1c2VyX2lkGAEgASgDEiMKBnN0YXR1cxgCIAEoDjITLnVzZXIudjEuVXNlclN0YXR1cxItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSLcAQoNTG9naW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b2tlbl90eXBlGAUgASgJEg8KB3VzZXJfaWQYBiABKAMiLAoTUmVmcmVzaFRva2VuUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIuMBChRSZWZyZXNoVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b2tlbl90eXBlGAUgASgJEg8KB3VzZXJfaWQYBiABKAMqdgoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhgKFFVTRVJfU1RBVFVTX0lOQUNUSVZFEAISGQoVVVNFUl9TVEFUVVNfU1VTUEVOREVEEAMy7gcKC1VzZXJTZXJ2aWNlEn4KB0dldFVzZXISFy51c2VyLnYxLkdldFVzZXJSZXF1ZXN0GhgudXNlci52MS5HZXRVc2VyUmVzcG9uc2UiQJACAaK7GBQKEhoFYWRtaW4iCQoHdXNlcl9pZILT5JMCH2IEdXNlchIXL2FwaS92MS91c2Vycy97dXNlcl9pZH0SaQoKQ3JlYXRlVXNlchIaLnVzZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaGy51c2VyLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIiorsYBgoCCAEQAYLT5JMCEjoBKiINL2FwaS92MS91c2VycxJpCglMaXN0VXNlcnMSGS51c2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi51c2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIiWQAgGiuxgJCgcaBWFkbWlugtPkkwIPEg0vYXBpL3YxL3VzZXJzEpkBChRTdHJlYW1Vc2VyQWN0aXZpdGllcxIkLnVzZXIudjEuU3RyZWFtVXNlckFjdGl2aXRpZXNSZXF1ZXN0GhUudXNlci52MS5Vc2VyQWN0aXZpdHkiQqK7GBQKEhoFYWRtaW4iCQoHdXNlcl9pZILT5JMCJBIiL2FwaS92MS91c2Vycy97dXNlcl9pZH0vYWN0aXZpdGllczABEpIBChBCYXRjaFVwZGF0ZVVzZXJzEhoudXNlci52MS5VcGRhdGVVc2VyUmVxdWVzdBohLnVzZXIudjEuQmF0Y2hVcGRhdGVVc2Vyc1Jlc3BvbnNlIj2iuxg5ChIaBWFkbWluIgkKB3VzZXJfaWQQARohCgt1c2VyLnN0YXR1cxIFYWRtaW4aC3VwZGF0ZV9tYXNrKAESfwoOU3luY1VzZXJTdGF0dXMSGS51c2VyLnYxLlVzZXJTdGF0dXNVcGRhdGUaGS51c2VyLnYxLlVzZXJTdGF0dXNVcGRhdGUiM6K7GC8KGhoFYWRtaW4iEQoHdXNlcl9pZBoGc3RhdHVzEAEaDwoGc3RhdHVzEgVhZG1pbigBMAESXwoFTG9naW4SFS51c2VyLnYxLkxvZ2luUmVxdWVzdBoWLnVzZXIudjEuTG9naW5SZXNwb25zZSInorsYBgoCCAEQAYLT5JMCFzoBKiISL2FwaS92MS9hdXRoL2xvZ2luEnYKDFJlZnJlc2hUb2tlbhIcLnVzZXIudjEuUmVmcmVzaFRva2VuUmVxdWVzdBodLnVzZXIudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiKaK7GAYKAggBEAGC0+STAhk6ASoiFC9hcGkvdjEvYXV0aC9yZWZyZXNoYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_policy_v1_policy]);
+  fileDesc("ChJ1c2VyL3YxL3VzZXIucHJvdG8SB3VzZXIudjEiqwIKBFVzZXISDwoHdXNlcl9pZBgBIAEoAxIQCgh1c2VybmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIjCgZzdGF0dXMYBCABKA4yEy51c2VyLnYxLlVzZXJTdGF0dXMSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdGFncxgHIAMoCRItCghtZXRhZGF0YRgIIAMoCzIbLnVzZXIudjEuVXNlci5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIxCg5HZXRVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgDEg4KBmZpZWxkcxgCIAMoCSIuCg9HZXRVc2VyUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLnVzZXIudjEuVXNlciJUChFDcmVhdGVVc2VyUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgR0YWdzGAMgAygJEhAKCHBhc3N3b3JkGAQgASgJIjEKEkNyZWF0ZVVzZXJSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0udXNlci52MS5Vc2VyIl4KEExpc3RVc2Vyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSIwoGc3RhdHVzGAMgASgOMhMudXNlci52MS5Vc2VyU3RhdHVzIkoKEUxpc3RVc2Vyc1Jlc3BvbnNlEhwKBXVzZXJzGAEgAygLMg0udXNlci52MS5Vc2VyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJZChtTdHJlYW1Vc2VyQWN0aXZpdGllc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoAxIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi2AEKDFVzZXJBY3Rpdml0eRITCgthY3Rpdml0eV9pZBgBIAEoAxIPCgd1c2VyX2lkGAIgASgDEg4KBmFjdGlvbhgDIAEoCRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKB2RldGFpbHMYBSADKAsyIi51c2VyLnYxLlVzZXJBY3Rpdml0eS5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEicgoRVXBkYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoAxIbCgR1c2VyGAIgASgLMg0udXNlci52MS5Vc2VyEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJBChhCYXRjaFVwZGF0ZVVzZXJzUmVzcG9uc2USFQoNdXBkYXRlZF9jb3VudBgBIAEoBRIOCgZlcnJvcnMYAiADKAkidwoQVXNlclN0YXR1c1VwZGF0ZRIPCgd1c2VyX2lkGAEgASgDEiMKBnN0YXR1cxgCIAEoDjITLnVzZXIudjEuVXNlclN0YXR1cxItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjIKDExvZ2luUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSLcAQoNTG9naW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b2tlbl90eXBlGAUgASgJEg8KB3VzZXJfaWQYBiABKAMiLAoTUmVmcmVzaFRva2VuUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIuMBChRSZWZyZXNoVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSFQoNcmVmcmVzaF90b2tlbhgCIAEoCRI7ChdhY2Nlc3NfdG9rZW5fZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPAoYcmVmcmVzaF90b2tlbl9leHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b2tlbl90eXBlGAUgASgJEg8KB3VzZXJfaWQYBiABKAMiiwIKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVyb2xlcxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAUgASgJEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfdXNlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXJvbGVzGAIgAygJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkUKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiAKB2FwaV9rZXkYASABKAsyDy51c2VyLnYxLkFwaUtleRILCgNrZXkYAiABKAkiFAoSTGlzdEFwaUtleXNSZXF1ZXN0IjgKE0xpc3RBcGlLZXlzUmVzcG9uc2USIQoIYXBpX2tleXMYASADKAsyDy51c2VyLnYxLkFwaUtleSIlChNSZXZva2VBcGlLZXlSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCSI4ChRSZXZva2VBcGlLZXlSZXNwb25zZRIgCgdhcGlfa2V5GAEgASgLMg8udXNlci52MS5BcGlLZXkqdgoKVXNlclN0YXR1cxIbChdVU0VSX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElVTRVJfU1RBVFVTX0FDVElWRRABEhgKFFVTRVJfU1RBVFVTX0lOQUNUSVZFEAISGQoVVVNFUl9TVEFUVVNfU1VTUEVOREVEEAMy1woKC1VzZXJTZXJ2aWNlEn4KB0dldFVzZXISFy51c2VyLnYxLkdldFVzZXJSZXF1ZXN0GhgudXNlci52MS5HZXRVc2VyUmVzcG9uc2UiQJACAaK7GBQKEhoFYWRtaW4iCQoHdXNlcl9pZILT5JMCH2IEdXNlchIXL2FwaS92MS91c2Vycy97dXNlcl9pZH0SaQoKQ3JlYXRlVXNlchIaLnVzZXIudjEuQ3JlYXRlVXNlclJlcXVlc3QaGy51c2VyLnYxLkNyZWF0ZVVzZXJSZXNwb25zZSIiorsYBgoCCAEQAYLT5JMCEjoBKiINL2FwaS92MS91c2VycxJpCglMaXN0VXNlcnMSGS51c2VyLnYxLkxpc3RVc2Vyc1JlcXVlc3QaGi51c2VyLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlIiWQAgGiuxgJCgcaBWFkbWlugtPkkwIPEg0vYXBpL3YxL3VzZXJzEpkBChRTdHJlYW1Vc2VyQWN0aXZpdGllcxIkLnVzZXIudjEuU3RyZWFtVXNlckFjdGl2aXRpZXNSZXF1ZXN0GhUudXNlci52MS5Vc2VyQWN0aXZpdHkiQqK7GBQKEhoFYWRtaW4iCQoHdXNlcl9pZILT5JMCJBIiL2FwaS92MS91c2Vycy97dXNlcl9pZH0vYWN0aXZpdGllczABEpIBChBCYXRjaFVwZGF0ZVVzZXJzEhoudXNlci52MS5VcGRhdGVVc2VyUmVxdWVzdBohLnVzZXIudjEuQmF0Y2hVcGRhdGVVc2Vyc1Jlc3BvbnNlIj2iuxg5ChIaBWFkbWluIgkKB3VzZXJfaWQQARohCgt1c2VyLnN0YXR1cxIFYWRtaW4aC3VwZGF0ZV9tYXNrKAESfwoOU3luY1VzZXJTdGF0dXMSGS51c2VyLnYxLlVzZXJTdGF0dXNVcGRhdGUaGS51c2VyLnYxLlVzZXJTdGF0dXNVcGRhdGUiM6K7GC8KGhoFYWRtaW4iEQoHdXNlcl9pZBoGc3RhdHVzEAEaDwoGc3RhdHVzEgVhZG1pbigBMAESXwoFTG9naW4SFS51c2VyLnYxLkxvZ2luUmVxdWVzdBoWLnVzZXIudjEuTG9naW5SZXNwb25zZSInorsYBgoCCAEQAYLT5JMCFzoBKiISL2FwaS92MS9hdXRoL2xvZ2luEnYKDFJlZnJlc2hUb2tlbhIcLnVzZXIudjEuUmVmcmVzaFRva2VuUmVxdWVzdBodLnVzZXIudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiKaK7GAYKAggBEAGC0+STAhk6ASoiFC9hcGkvdjEvYXV0aC9yZWZyZXNoEncKDENyZWF0ZUFwaUtleRIcLnVzZXIudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBodLnVzZXIudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2UiKqK7GAsKBxoFYWRtaW4QAYLT5JMCFToBKiIQL2FwaS92MS9hcGkta2V5cxJvCgtMaXN0QXBpS2V5cxIbLnVzZXIudjEuTGlzdEFwaUtleXNSZXF1ZXN0GhwudXNlci52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlIiWiuxgJCgcaBWFkbWlugtPkkwISEhAvYXBpL3YxL2FwaS1rZXlzEn0KDFJldm9rZUFwaUtleRIcLnVzZXIudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBodLnVzZXIudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UiMKK7GAsKBxoFYWRtaW4QAYLT5JMCGyoZL2FwaS92MS9hcGkta2V5cy97a2V5X2lkfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_policy_v1_policy]);
 
 /**
  * A registered user.
@@ -921,6 +921,335 @@ export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse, {jsonT
   messageDesc(file_user_v1_user, 15);
 
 /**
+ * An API key as the server keeps it: everything but the key itself.
+ *
+ * @generated from message user.v1.ApiKey
+ */
+export type ApiKey = Message<"user.v1.ApiKey"> & {
+  /**
+   * The key's public id, for example "k3f9a2c1d0b7e": also the part of the key after `keel_`.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * What the key is for, as its creator named it.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The roles a call made with the key has.
+   *
+   * @generated from field: repeated string roles = 3;
+   */
+  roles: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * The subject of the administrator who created it.
+   *
+   * @generated from field: string created_by = 5;
+   */
+  createdBy: string;
+
+  /**
+   * After this the key is refused. Unset: it does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * Set once the key is revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 7;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * The last call made with the key, to within a minute. Unset: never used.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 8;
+   */
+  lastUsedAt?: Timestamp | undefined;
+};
+
+/**
+ * An API key as the server keeps it: everything but the key itself.
+ *
+ * @generated from message user.v1.ApiKey
+ */
+export type ApiKeyJson = {
+  /**
+   * The key's public id, for example "k3f9a2c1d0b7e": also the part of the key after `keel_`.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId?: string;
+
+  /**
+   * What the key is for, as its creator named it.
+   *
+   * @generated from field: string name = 2;
+   */
+  name?: string;
+
+  /**
+   * The roles a call made with the key has.
+   *
+   * @generated from field: repeated string roles = 3;
+   */
+  roles?: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: TimestampJson;
+
+  /**
+   * The subject of the administrator who created it.
+   *
+   * @generated from field: string created_by = 5;
+   */
+  createdBy?: string;
+
+  /**
+   * After this the key is refused. Unset: it does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: TimestampJson;
+
+  /**
+   * Set once the key is revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoked_at = 7;
+   */
+  revokedAt?: TimestampJson;
+
+  /**
+   * The last call made with the key, to within a minute. Unset: never used.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_at = 8;
+   */
+  lastUsedAt?: TimestampJson;
+};
+
+/**
+ * Describes the message user.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey, {jsonType: ApiKeyJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 16);
+
+/**
+ * @generated from message user.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"user.v1.CreateApiKeyRequest"> & {
+  /**
+   * 1 to 64 characters: what the key is for, for example "billing-exporter".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The roles of calls made with the key, for example "fulfillment"; at most 16.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * When the key stops working; in the future. Unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * @generated from message user.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequestJson = {
+  /**
+   * 1 to 64 characters: what the key is for, for example "billing-exporter".
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * The roles of calls made with the key, for example "fulfillment"; at most 16.
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles?: string[];
+
+  /**
+   * When the key stops working; in the future. Unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: TimestampJson;
+};
+
+/**
+ * Describes the message user.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest, {jsonType: CreateApiKeyRequestJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 17);
+
+/**
+ * @generated from message user.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"user.v1.CreateApiKeyResponse"> & {
+  /**
+   * @generated from field: user.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The key: `keel_<key id>_<secret>`. Shown this once; store it as a secret.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * @generated from message user.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponseJson = {
+  /**
+   * @generated from field: user.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKeyJson;
+
+  /**
+   * The key: `keel_<key id>_<secret>`. Shown this once; store it as a secret.
+   *
+   * @generated from field: string key = 2;
+   */
+  key?: string;
+};
+
+/**
+ * Describes the message user.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse, {jsonType: CreateApiKeyResponseJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 18);
+
+/**
+ * @generated from message user.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"user.v1.ListApiKeysRequest"> & {
+};
+
+/**
+ * @generated from message user.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequestJson = {
+};
+
+/**
+ * Describes the message user.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest, {jsonType: ListApiKeysRequestJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 19);
+
+/**
+ * @generated from message user.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"user.v1.ListApiKeysResponse"> & {
+  /**
+   * @generated from field: repeated user.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * @generated from message user.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponseJson = {
+  /**
+   * @generated from field: repeated user.v1.ApiKey api_keys = 1;
+   */
+  apiKeys?: ApiKeyJson[];
+};
+
+/**
+ * Describes the message user.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse, {jsonType: ListApiKeysResponseJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 20);
+
+/**
+ * @generated from message user.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"user.v1.RevokeApiKeyRequest"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+};
+
+/**
+ * @generated from message user.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequestJson = {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId?: string;
+};
+
+/**
+ * Describes the message user.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest, {jsonType: RevokeApiKeyRequestJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 21);
+
+/**
+ * @generated from message user.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"user.v1.RevokeApiKeyResponse"> & {
+  /**
+   * @generated from field: user.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+};
+
+/**
+ * @generated from message user.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponseJson = {
+  /**
+   * @generated from field: user.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKeyJson;
+};
+
+/**
+ * Describes the message user.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse, {jsonType: RevokeApiKeyResponseJson}> = /*@__PURE__*/
+  messageDesc(file_user_v1_user, 22);
+
+/**
  * The lifecycle state of a user.
  *
  * @generated from enum user.v1.UserStatus
@@ -1074,6 +1403,39 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof RefreshTokenRequestSchema;
     output: typeof RefreshTokenResponseSchema;
+  },
+  /**
+   * CreateApiKey makes an API key for a machine: a secret it sends as `x-api-key: <key>` or
+   * `authorization: Bearer <key>` instead of a user's token, with the roles given here. The key is
+   * in the response and nowhere else: the server keeps only a keyed hash of it.
+   *
+   * @generated from rpc user.v1.UserService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * ListApiKeys lists the API keys, newest first, revoked and expired ones included; never a key.
+   *
+   * @generated from rpc user.v1.UserService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * RevokeApiKey revokes an API key: every instance refuses it within seconds. Unknown key:
+   * NOT_FOUND; revoking a revoked key again changes nothing.
+   *
+   * @generated from rpc user.v1.UserService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_user_v1_user, 0);

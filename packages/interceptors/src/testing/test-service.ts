@@ -67,6 +67,9 @@ export async function startTestService(
     },
     login: () => ({ accessToken: "a" }),
     refreshToken: () => ({ accessToken: "a" }),
+    createApiKey: (req) => ({ apiKey: { keyId: "k1", name: req.name }, key: "keel_k1_x" }),
+    listApiKeys: () => ({}),
+    revokeApiKey: (req) => ({ apiKey: { keyId: req.keyId } }),
     ...overrides,
   };
   const server = http2.createServer(

@@ -15,6 +15,9 @@ export const methods: [string, GrpcType][] = [
   ["SyncUserStatus", "bidi_stream"],
   ["Login", "unary"],
   ["RefreshToken", "unary"],
+  ["CreateApiKey", "unary"],
+  ["ListApiKeys", "unary"],
+  ["RevokeApiKey", "unary"],
 ];
 const typeOf = (method: string) => methods.find(([m]) => m === method)?.[1] ?? "unary";
 

@@ -27,6 +27,16 @@ export async function outcomeOf(call: unknown): Promise<string> {
   }
 }
 
+/** "ok" when `call` succeeds, else the name of its code ("ResourceExhausted"), for tables. */
+export async function codeOf(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "ok";
+  } catch (err) {
+    return Code[ConnectError.from(err).code];
+  }
+}
+
 export async function* iterate<T>(items: T[]): AsyncIterable<T> {
   yield* items;
 }

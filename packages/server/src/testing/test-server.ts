@@ -8,6 +8,8 @@ import { pino } from "pino";
 import { type RunningServer, type ServerOptions, startServer } from "../server.ts";
 
 export const testSecret = new TextEncoder().encode("test-secret-test-secret-test-secret!");
+/** The API key secret of test servers. */
+export const testApiKeySecret = new TextEncoder().encode("test-api-key-secret-test-api-key-secret");
 
 /** An access token signed like the server's own, for any subject and roles. */
 export function mintToken(
@@ -69,6 +71,7 @@ export async function startTestServer(
     adminPort: 0,
     store: wrapStore(store ?? openSqliteStore({ path: join(dir, "keel.db") })),
     tokens: { secret: testSecret },
+    apiKeySecret: testApiKeySecret,
     // The lowest cost the configuration allows: tests hash many passwords.
     passwordCost: 10,
     rateLimits: roomyLimits,

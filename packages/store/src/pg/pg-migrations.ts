@@ -1,4 +1,4 @@
-import type { PoolClient } from "pg";
+import type { Pool, PoolClient } from "pg";
 
 /**
  * The PostgreSQL schema, as an append-only list of versioned steps (the same model as SQLite's,
@@ -107,6 +107,38 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
     name: "user roles",
     sql: `ALTER TABLE users ADD COLUMN roles JSONB NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 4,
+    name: "rate limit buckets shared by instances",
+    // UNLOGGED: cheaper writes; after a crash the table is empty, and every caller's bucket full.
+    sql: `
+      CREATE UNLOGGED TABLE rate_buckets (
+        key     TEXT             PRIMARY KEY,
+        tokens  DOUBLE PRECISION NOT NULL,
+        at_ms   DOUBLE PRECISION NOT NULL,
+        granted INTEGER          NOT NULL,
+        full_ms DOUBLE PRECISION NOT NULL
+      );
+    `,
+  },
+  {
+    version: 5,
+    name: "API keys",
+    sql: `
+      CREATE TABLE api_keys (
+        id           TEXT        PRIMARY KEY,
+        name         TEXT        NOT NULL,
+        roles        JSONB       NOT NULL DEFAULT '[]',
+        hash         TEXT        NOT NULL,
+        created_at   TIMESTAMPTZ NOT NULL,
+        created_by   TEXT        NOT NULL,
+        expires_at   TIMESTAMPTZ,
+        revoked_at   TIMESTAMPTZ,
+        last_used_at TIMESTAMPTZ
+      );
+      CREATE INDEX api_keys_by_creation ON api_keys (created_at);
+    `,
+  },
 ];
 
 /**
@@ -145,5 +177,15 @@ export async function migrate(client: PoolClient, schema: string): Promise<void>
   } catch (err) {
     await client.query("ROLLBACK");
     throw err;
+  }
+}
+
+/** `migrate` on a connection of `pool`, released after. */
+export async function migratePool(pool: Pool, schema: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await migrate(client, schema);
+  } finally {
+    client.release();
   }
 }

@@ -5,6 +5,7 @@ import { StoreError } from "../store-error.ts";
 import type {
   ActivityRecord,
   ActivityRepository,
+  ApiKeyRepository,
   RefreshTokenRecord,
   RefreshTokenRepository,
   RotateOutcome,
@@ -15,8 +16,9 @@ import type {
 } from "../types.ts";
 import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user-change.ts";
 import { createBatchLoader } from "./batch-loader.ts";
+import { createPgApiKeys } from "./pg-api-keys.ts";
 import { PgEventBus } from "./pg-event-bus.ts";
-import { migrate } from "./pg-migrations.ts";
+import { migratePool } from "./pg-migrations.ts";
 import { PgOrders } from "./pg-orders.ts";
 import { keelTypes } from "./pg-types.ts";
 
@@ -81,12 +83,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     onError,
   });
   try {
-    const client = await pool.connect();
-    try {
-      await migrate(client, schema);
-    } finally {
-      client.release();
-    }
+    await migratePool(pool, schema);
     await bus.start();
   } catch (err) {
     await bus.close();
@@ -101,6 +98,7 @@ class PgStore implements Store {
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
   readonly orders;
+  readonly apiKeys: ApiKeyRepository;
   readonly events: PgEventBus;
   private readonly pool: pg.Pool;
   private readonly channel: string;
@@ -322,6 +320,7 @@ class PgStore implements Store {
       addCheckpoint: run((id, checkpoint) => orders.addCheckpoint(id, checkpoint)),
       events: run((orderId, query) => orders.events(orderId, query)),
     } satisfies Store["orders"];
+    this.apiKeys = createPgApiKeys(this.pool, (step) => this.run(step));
   }
 
   async ping(): Promise<void> {
@@ -437,6 +436,7 @@ const uniqueConstraints: Record<string, string> = {
   users_username_unique: "username",
   users_email_unique: "email",
   orders_idempotency_unique: "idempotency_key",
+  api_keys_pkey: "key_id",
 };
 
 /** Maps PostgreSQL and connection failures to StoreErrors; anything else passes unchanged. */

@@ -107,6 +107,24 @@ const migrations: readonly { version: number; name: string; sql: string }[] = [
     name: "user roles",
     sql: `ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 4,
+    name: "API keys",
+    sql: `
+      CREATE TABLE api_keys (
+        id           TEXT    PRIMARY KEY,
+        name         TEXT    NOT NULL,
+        roles        TEXT    NOT NULL DEFAULT '[]',
+        hash         TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        created_by   TEXT    NOT NULL,
+        expires_at   INTEGER,
+        revoked_at   INTEGER,
+        last_used_at INTEGER
+      );
+      CREATE INDEX api_keys_by_creation ON api_keys (created_at);
+    `,
+  },
 ];
 
 /** The schema version this build migrates databases to. */

@@ -8,6 +8,7 @@ import { refuseNulText } from "../text-values.ts";
 import type {
   ActivityRecord,
   ActivityRepository,
+  ApiKeyRepository,
   ListActivitiesQuery,
   ListUsersQuery,
   NewUser,
@@ -25,6 +26,7 @@ import { alreadyTaken, describeUserChange, foldKey, userNotFound } from "../user
 import { restrictDatabaseFiles } from "./database-file-modes.ts";
 import { migrate } from "./migrations.ts";
 import { observeStatements } from "./observed-database.ts";
+import { SqliteApiKeys } from "./sqlite-api-keys.ts";
 import { SqliteOrders } from "./sqlite-orders.ts";
 
 export interface SqliteStoreOptions {
@@ -82,6 +84,7 @@ class SqliteStore implements Store {
   readonly activities: ActivityRepository;
   readonly refreshTokens: RefreshTokenRepository;
   readonly orders: OrderRepository;
+  readonly apiKeys: ApiKeyRepository;
   readonly events = new LocalEventBus();
   private readonly db: DatabaseSync;
   private readonly sql: ReturnType<typeof prepareStatements>;
@@ -137,6 +140,14 @@ class SqliteStore implements Store {
         }),
       familyActive: (familyId, now) =>
         this.run(() => this.sql.familyActive.get(familyId, now.getTime()) !== undefined),
+    };
+    const apiKeys = new SqliteApiKeys(db);
+    this.apiKeys = {
+      create: (key) => this.run(() => apiKeys.create(key)),
+      get: (id) => this.run(() => apiKeys.get(id)),
+      list: (limit) => this.run(() => apiKeys.list(limit)),
+      revoke: (id, at) => this.run(() => apiKeys.revoke(id, at)),
+      touch: (id, at) => this.run(() => apiKeys.touch(id, at)),
     };
     const orders = new SqliteOrders(db, (body) => this.transaction(body), this.events);
     this.orders = {
@@ -438,6 +449,7 @@ const uniqueColumns: Record<string, string> = {
   "users.username_key": "username",
   "users.email_key": "email",
   "orders.user_id, orders.idempotency_key": "idempotency_key",
+  "api_keys.id": "key_id",
 };
 
 /** Maps SQLite failures to StoreErrors; anything else is passed on unchanged. */

@@ -1,6 +1,7 @@
 export {
   dropSchema,
   freshSchema,
+  lockTable,
   openTestPostgresStore,
   postgresSkipReason,
   postgresUrl,

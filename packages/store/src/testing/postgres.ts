@@ -69,3 +69,27 @@ export async function openTestPostgresStore(
     },
   });
 }
+
+/**
+ * Takes an exclusive lock on `schema.table` in an open transaction, so that every statement on
+ * the table waits (a database that does not answer, as its clients see it); the returned function
+ * rolls back and lets them go.
+ */
+export async function lockTable(schema: string, table: string): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: postgresUrl });
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(`LOCK TABLE ${schema}.${table} IN ACCESS EXCLUSIVE MODE`);
+  } catch (err) {
+    await client.end();
+    throw err;
+  }
+  return async () => {
+    try {
+      await client.query("ROLLBACK");
+    } finally {
+      await client.end();
+    }
+  };
+}

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { UserStatus } from "@keel/gen/user/v1/user_pb";
 import { StoreError } from "../store-error.ts";
 import type { NewUser, Store } from "../types.ts";
+import { apiKeyContract } from "./api-key-contract.ts";
 import { orderContract } from "./order-contract.ts";
 
 /** What a contract test may ask of the store it opens. */
@@ -23,6 +24,7 @@ export function storeContract(
   options: { skip?: string } = {},
 ): void {
   orderContract(name, open, options);
+  apiKeyContract(name, open, options);
   describe(`${name} store contract`, { skip: options.skip ?? false }, () => {
     let n = 0;
     const newUser = (overrides: Partial<NewUser> = {}): NewUser => {
