@@ -30,11 +30,19 @@ describe("the configuration reference", () => {
       [...Object.keys(environment), ...otherVariables].sort(),
     );
     assert.deepEqual(
-      rows.filter((row) => row.variable === undefined).map((row) => row.key),
-      ["auth.oidc.roleMapping", "rateLimits.methods"],
+      rows
+        .filter((row) => row.variable === undefined)
+        .map((row) => row.key)
+        .sort(),
+      ["auth.oidc.roleMapping", "ipAccess.methods", "rateLimits.methods"],
     );
     // No words are kept for a setting that no longer exists.
-    const described = new Set([...variables, "auth.oidc.roleMapping", "rateLimits.methods"]);
+    const described = new Set([
+      ...variables,
+      "auth.oidc.roleMapping",
+      "rateLimits.methods",
+      "ipAccess.methods",
+    ]);
     assert.deepEqual(
       Object.keys(settingDescriptions).filter((name) => !described.has(name)),
       [],

@@ -102,7 +102,7 @@ function settingRow(variable: string | undefined, key: string): ReferenceRow {
 }
 
 /** Keys of the configuration file that no variable sets. */
-const fileOnlyKeys = ["auth.oidc.roleMapping", "rateLimits.methods"];
+const fileOnlyKeys = ["auth.oidc.roleMapping", "ipAccess.methods", "rateLimits.methods"];
 
 /**
  * Every setting and every `KEEL_*` variable keel reads, in the order of the schema's variables:
