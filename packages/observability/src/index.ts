@@ -14,6 +14,8 @@ export type { ServerMetrics, ServerMetricsOptions } from "./server-metrics.ts";
 export { createServerMetrics } from "./server-metrics.ts";
 export type { ShedMetrics, ShedMetricsOptions } from "./shed-metrics.ts";
 export { createShedMetrics } from "./shed-metrics.ts";
+export type { StoreMetricsOptions, StorePoolStats } from "./store-metrics.ts";
+export { createStoreMetrics } from "./store-metrics.ts";
 export type { Tracing, TracingInterceptorOptions, TracingOptions } from "./tracing.ts";
 export {
   createClientTracingInterceptor,

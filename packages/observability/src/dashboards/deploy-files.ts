@@ -18,8 +18,10 @@ import { PanelBuilder } from "@grafana/grafana-foundation-sdk/timeseries";
 import { Registry } from "prom-client";
 import { stringify } from "yaml";
 import { createClientMetrics } from "../client-metrics.ts";
+import { createRefusalMetrics } from "../refusal-metrics.ts";
 import { createServerMetrics } from "../server-metrics.ts";
 import { createShedMetrics } from "../shed-metrics.ts";
+import { createStoreMetrics } from "../store-metrics.ts";
 import { type AlertSignal, alerts, type RowSignal, rows } from "./signals.ts";
 
 /** Where the generated files go, from the repository root. */
@@ -28,12 +30,18 @@ export const deployFiles = {
   alerts: "deploy/prometheus/keel-alerts.yaml",
 } as const;
 
-/** The metric families this package registers on a server (its own and prom-client's). */
+/**
+ * The metric families this package registers on a server (its own and prom-client's), the
+ * store's included (a server registers those only on PostgreSQL).
+ */
 export function definedMetrics(): Set<string> {
   const registry = new Registry();
   createServerMetrics({ services: [], registry });
   createClientMetrics({ registry });
   createShedMetrics({ registry });
+  createRefusalMetrics(registry);
+  const none = { queries: 0, poolExhausted: 0, poolTotal: 0, poolIdle: 0, poolWaiting: 0 };
+  createStoreMetrics({ registry, stats: () => none });
   return new Set(registry.getMetricsAsArray().map((metric) => metric.name));
 }
 

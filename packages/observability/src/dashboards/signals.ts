@@ -1,7 +1,8 @@
 /**
  * What the dashboard shows and the alerts watch, as PromQL over the metrics this package defines
- * (go-grpc-middleware's names, prom-client's process and Node.js metrics). Each entry names the
- * metric families it reads, so the generator can refuse one that no definition provides.
+ * (go-grpc-middleware's names, keel's own, prom-client's process and Node.js metrics; the store's
+ * exist only on PostgreSQL). Each entry names the metric families it reads, so the generator can
+ * refuse one that no definition provides.
  *
  * Grafana's `$__rate_interval` and the `$job` and `$instance` variables appear in panel queries;
  * alert rules use fixed windows and no variables.
@@ -130,6 +131,19 @@ export const rows: RowSignal[] = [
         ],
         metrics: ["grpc_server_handled_total"],
       },
+      {
+        title: "Refused before handling",
+        description:
+          "Calls refused before the interceptors ran, per second, by method and code: oversized, malformed or stalled request bodies, bad timeouts or encodings, load shed. The panels above do not count them.",
+        unit: "reqps",
+        queries: [
+          {
+            expr: `sum by (grpc_service, grpc_method, grpc_code) (${rate("keel_server_refused_total")})`,
+            legend: "{{grpc_service}}/{{grpc_method}} {{grpc_code}}",
+          },
+        ],
+        metrics: ["keel_server_refused_total"],
+      },
     ],
   },
   {
@@ -215,6 +229,67 @@ export const rows: RowSignal[] = [
         "percentunit",
         { shed: "keel_server_shed_ratio" },
       ),
+    ],
+  },
+  {
+    title: "PostgreSQL pool",
+    panels: [
+      {
+        title: "Database statements",
+        description:
+          "Statements sent to PostgreSQL per second (BEGIN and COMMIT included), per process. Empty on the embedded SQLite store.",
+        unit: "short",
+        queries: [
+          {
+            expr: `sum by (instance) (${rate("keel_store_queries_total")})`,
+            legend: "{{instance}}",
+          },
+        ],
+        metrics: ["keel_store_queries_total"],
+      },
+      {
+        title: "Statements per call",
+        description:
+          "Database statements per finished call, per process: a rise after a release means a call makes more round trips than it did.",
+        unit: "short",
+        queries: [
+          {
+            expr: `sum by (instance) (${rate("keel_store_queries_total")}) / sum by (instance) (${rate("grpc_server_handled_total")})`,
+            legend: "{{instance}}",
+          },
+        ],
+        metrics: ["keel_store_queries_total", "grpc_server_handled_total"],
+      },
+      {
+        title: "Pool connections and waiting queries",
+        description:
+          "Open connections of each process's pool by state (busy, idle), and queries waiting for a connection now. Busy at KEEL_DATABASE_POOL_SIZE with queries waiting means the pool is the bottleneck.",
+        unit: "short",
+        queries: [
+          {
+            expr: `sum by (instance, state) (keel_store_pool_connections{${sel}})`,
+            legend: "{{state}} {{instance}}",
+          },
+          {
+            expr: `max by (instance) (keel_store_pool_waiting{${sel}})`,
+            legend: "waiting {{instance}}",
+          },
+        ],
+        metrics: ["keel_store_pool_connections", "keel_store_pool_waiting"],
+      },
+      {
+        title: "Pool exhausted",
+        description:
+          "Store calls per second that found every pooled connection busy and had to wait for one, per process.",
+        unit: "reqps",
+        queries: [
+          {
+            expr: `sum by (instance) (${rate("keel_store_pool_exhausted_total")})`,
+            legend: "{{instance}}",
+          },
+        ],
+        metrics: ["keel_store_pool_exhausted_total"],
+      },
     ],
   },
   {
@@ -331,5 +406,15 @@ export const alerts: AlertSignal[] = [
     description:
       "{{ $labels.instance }}: above its memory soft limit (refusing every call) or hard limit (NOT_SERVING); take a heap snapshot (docs/operations.md: Profiling) before it is restarted.",
     metrics: ["keel_server_shed_total"],
+  },
+  {
+    alert: "KeelDatabasePoolWaiting",
+    expr: "max by (job, instance) (keel_store_pool_waiting) > 0",
+    for: "5m",
+    severity: "warning",
+    summary: "Queries have waited for a PostgreSQL connection for 5 minutes",
+    description:
+      "{{ $labels.instance }}: {{ $value }} queries waiting for a pooled database connection at every evaluation for 5 minutes; calls are slowed by the pool, not by PostgreSQL's work. Raise KEEL_DATABASE_POOL_SIZE (within PostgreSQL's max_connections across instances) or find the slow statements.",
+    metrics: ["keel_store_pool_waiting"],
   },
 ];
