@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,6 +8,7 @@ import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createOrderClient, createUserClient, type UserClient } from "@keel/clients";
 import { dropSchema, freshSchema, postgresSkipReason, postgresUrl } from "@keel/store/testing";
+import { auditLines } from "./testing/audit-lines.ts";
 import { eventually } from "./testing/nginx.ts";
 import { runServer, servingUrl } from "./testing/process.ts";
 import { codeOf, iterate } from "./testing/rpc.ts";
@@ -119,11 +120,7 @@ describe("API keys on two instances sharing PostgreSQL", { skip: skip ?? false }
     await robot.batchUpdateUsers(iterate([{ userId: user?.userId ?? 0n, user: { tags: ["x"] } }]));
     const auditLog = join(dir, "b-audit.log");
     const entry = await eventually("the audit entry", () =>
-      (existsSync(auditLog) ? readFileSync(auditLog, "utf8") : "")
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .find((e) => e.method === "user.v1.UserService/BatchUpdateUsers"),
+      auditLines(auditLog).find((e) => e.method === "user.v1.UserService/BatchUpdateUsers"),
     );
     assert.equal(entry.principal, `apikey:${id}`);
     assert.equal(entry.outcome, "OK");

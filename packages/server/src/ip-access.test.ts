@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { auditLines } from "./testing/audit-lines.ts";
 import { restFrom, userClientFrom } from "./testing/from-address.ts";
 import { eventually } from "./testing/nginx.ts";
 import { followLogs, runServer, servingUrl } from "./testing/process.ts";
@@ -86,11 +87,7 @@ describe("IP allow and deny lists of a server process", () => {
     });
     assert.equal(rest.status, 403);
     const refusals = await eventually("three audited refusals", () => {
-      const entries = readFileSync(auditPath, "utf8")
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .filter((e) => e.peer === "127.0.0.2");
+      const entries = auditLines(auditPath).filter((e) => e.peer === "127.0.0.2");
       return entries.length === 3 ? entries : undefined;
     });
     for (const entry of refusals) {

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createUserClient } from "@keel/clients";
+import { auditLines } from "./testing/audit-lines.ts";
 import { freePort } from "./testing/free-port.ts";
 import { restFrom, userClientFrom } from "./testing/from-address.ts";
 import { eventually, findNginx, type Nginx, nginxConfig, startNginx } from "./testing/nginx.ts";
@@ -101,10 +102,7 @@ describe("nginx (deploy/nginx/nginx.conf) in front of an instance that trusts it
   async function auditedPeers(count: number): Promise<string[]> {
     const lines = await eventually(`${count} audit lines`, () => {
       if (!existsSync(auditPath)) return count === 0 ? [] : undefined;
-      const all = readFileSync(auditPath, "utf8")
-        .split("\n")
-        .filter((l) => l !== "")
-        .map((l) => JSON.parse(l) as { method: string; peer: string });
+      const all = auditLines(auditPath) as { method: string; peer: string }[];
       const logins = all.filter((l) => l.method === "user.v1.UserService/Login");
       return logins.length >= count ? logins : undefined;
     });
