@@ -60,6 +60,21 @@ export function serveConnect(
   const header = (name: string) => (headers[name] as string | undefined) ?? null;
   const responseHeader = new PlainHeaders();
   const timeout = parseTimeout(header("connect-timeout-ms"), engine.maxTimeoutMs);
+  // What a unary and a streaming call start with alike.
+  const common = (
+    compression: ReturnType<typeof compressionNegotiate>,
+    requestMethod: string,
+  ): CallStart => ({
+    protocolName: "connect",
+    binary: request.binary,
+    timeout,
+    decompress: compression.request,
+    compress: compression.response,
+    compressionError: compression.error,
+    requestMethod,
+    responseHeader,
+    responseTrailer: new PlainHeaders(),
+  });
   let start: CallStart;
   if (request.stream) {
     responseHeader.set(
@@ -75,18 +90,7 @@ export function serveConnect(
     if (compression.response !== null) {
       responseHeader.set("connect-content-encoding", compression.response.name);
     }
-    start = {
-      protocolName: "connect",
-      binary: request.binary,
-      timeout,
-      decompress: compression.request,
-      compress: compression.response,
-      compressionError: compression.error,
-      requestMethod: "POST",
-      responseHeader,
-      responseTrailer: new PlainHeaders(),
-      skipFlag: endStreamFlag,
-    };
+    start = { ...common(compression, "POST"), skipFlag: endStreamFlag };
   } else {
     responseHeader.set(
       "content-type",
@@ -101,15 +105,7 @@ export function serveConnect(
     );
     const flags = compression.request === null ? 0 : compressedFlag;
     start = {
-      protocolName: "connect",
-      binary: request.binary,
-      timeout,
-      decompress: compression.request,
-      compress: compression.response,
-      compressionError: compression.error,
-      requestMethod: query === undefined ? "POST" : "GET",
-      responseHeader,
-      responseTrailer: new PlainHeaders(),
+      ...common(compression, query === undefined ? "POST" : "GET"),
       ...(query === undefined
         ? {
             reader: () =>
