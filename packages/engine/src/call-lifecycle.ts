@@ -32,7 +32,7 @@ export type StartedRequest = Omit<UnaryRequest, "stream" | "message"> & {
 /** The parts of the engine a call's start needs. */
 export type CallEngine = Pick<
   EngineContext,
-  "contextValues" | "track" | "deadlineFor" | "onDefaultDeadline"
+  "contextValues" | "track" | "deadlineFor" | "onCallStart"
 >;
 
 /**
@@ -58,7 +58,7 @@ export function createCall(
 
 /**
  * Starts a call's state, the one way every kind of call does: its context values (the engine's
- * `contextValues`, the call under `callKey`, its default deadline told), counted in flight until
+ * `contextValues`, the call under `callKey`, `onCallStart` told), counted in flight until
  * it ends (the shutdown signal aborts it), and the request the interceptor chain gets, whose
  * signal is made only when read.
  */
@@ -72,7 +72,7 @@ export function startCall(
     engine.contextValues?.({ headers: init.headers, socket: { remoteAddress: init.peer } }) ??
     createContextValues();
   contextValues.set(callKey, call);
-  if (call.defaultDeadline !== 0) engine.onDefaultDeadline?.(contextValues, call.defaultDeadline);
+  engine.onCallStart?.(contextValues, call);
   call.onAbort(engine.track(call));
   const request = {
     stream: entry.method.methodKind !== "unary",
@@ -83,14 +83,25 @@ export function startCall(
     header: init.header,
     contextValues,
     message: undefined as unknown,
-    // A getter in the literal keeps every request of one shape (defineProperty per call would
-    // not); the signal is made when an interceptor or the handler first reads it.
-    get signal() {
-      return call.signal;
-    },
+    [requestCall]: call,
   };
-  return request as StartedRequest;
+  // The signal is made when an interceptor or the handler first reads it: an own getter (a
+  // request spread by an interceptor keeps its signal), defined with one shared descriptor (a
+  // getter in the literal would cost a closure and a slow definition per call).
+  Object.defineProperty(request, "signal", lazySignal);
+  return request as unknown as StartedRequest;
 }
+
+/** The call a request started by `startCall` belongs to, for its `signal` getter. */
+const requestCall = Symbol("keel engine call");
+
+const lazySignal: PropertyDescriptor = {
+  get(this: { [requestCall]: Call }) {
+    return this[requestCall].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
 
 /**
  * Runs the engine's request gate, if any, on the context a handler would get of the call as it

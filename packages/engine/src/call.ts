@@ -7,7 +7,21 @@ import { PlainHeaders } from "./plain-headers.ts";
  * an abort is only remembered. The signal is aborted when the call completes, fails, is
  * cancelled or times out, as connect's is.
  */
-export class Call {
+/** What `EngineOptions.onCallStart` is told of a call. */
+export interface CallState {
+  /** Whether the call has ended: completed, failed, cancelled, timed out, shut down. */
+  readonly isAborted: boolean;
+  /** Why it ended early; undefined while it runs, or when it completed. */
+  readonly reason: unknown;
+  /** Whether a deadline is armed on the call: the client's or the method's default. */
+  readonly hasDeadline: boolean;
+  /** The absolute deadline a default set, when the client set none (ms since the epoch); 0: none. */
+  readonly defaultDeadline: number;
+  /** Calls `listener` once the call has ended (at once if it has). */
+  onAbort(listener: (reason: unknown) => void): void;
+}
+
+export class Call implements CallState {
   readonly responseHeader: PlainHeaders;
   readonly responseTrailer: PlainHeaders;
   /** The absolute deadline from the client's timeout (ms since the epoch); 0: none. */
@@ -67,6 +81,10 @@ export class Call {
   /** Whether the call was aborted (or completed), without making a signal. */
   get isAborted(): boolean {
     return this.aborted;
+  }
+
+  get hasDeadline(): boolean {
+    return this.deadline !== 0 || this.defaultDeadline !== 0;
   }
 
   /** Why the call was aborted; undefined while it runs. */

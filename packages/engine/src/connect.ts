@@ -77,7 +77,7 @@ export function serveConnect(
   });
   let start: CallStart;
   if (request.stream) {
-    responseHeader.set(
+    responseHeader.setTrusted(
       "content-type",
       request.binary ? contentTypeStreamProto : contentTypeStreamJson,
     );
@@ -88,11 +88,11 @@ export function serveConnect(
       "connect-accept-encoding",
     );
     if (compression.response !== null) {
-      responseHeader.set("connect-content-encoding", compression.response.name);
+      responseHeader.setTrusted("connect-content-encoding", compression.response.name);
     }
     start = { ...common(compression, "POST"), skipFlag: endStreamFlag };
   } else {
-    responseHeader.set(
+    responseHeader.setTrusted(
       "content-type",
       request.binary ? contentTypeUnaryProto : contentTypeUnaryJson,
     );

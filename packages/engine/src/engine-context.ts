@@ -7,7 +7,7 @@ import {
   type MethodSerializationLookup,
 } from "@connectrpc/connect/protocol";
 import { ByteBudget } from "./byte-budget.ts";
-import type { Call, DefaultDeadline } from "./call.ts";
+import type { Call, CallState, DefaultDeadline } from "./call.ts";
 import { IdleWatch } from "./idle-watch.ts";
 import type { EngineMethod } from "./method-table.ts";
 import type { RequestBodyOptions } from "./request-body.ts";
@@ -40,8 +40,8 @@ export interface EngineContext {
   track(call: Call): () => void;
   /** The deadline of the method's calls whose client sets none; worked out once per method. */
   deadlineFor(entry: EngineMethod): DefaultDeadline | undefined;
-  /** Tells the call's context values of its default deadline (see `EngineOptions`). */
-  readonly onDefaultDeadline: ((values: ContextValues, deadline: number) => void) | undefined;
+  /** Tells of each call as it starts, with its context values (see `EngineOptions`). */
+  readonly onCallStart: ((values: ContextValues, call: CallState) => void) | undefined;
 }
 
 export interface EngineLimits {
@@ -61,7 +61,7 @@ export interface EngineHooks {
   requestGate: EngineContext["requestGate"];
   shutdownSignal: AbortSignal | undefined;
   defaultDeadline: ((method: DescMethod) => DefaultDeadline | undefined) | undefined;
-  onDefaultDeadline: EngineContext["onDefaultDeadline"];
+  onCallStart: EngineContext["onCallStart"];
   admit: EngineContext["admit"];
   onRefusal: EngineContext["onRefusal"];
 }
@@ -73,7 +73,7 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
     requestGate,
     shutdownSignal,
     defaultDeadline,
-    onDefaultDeadline,
+    onCallStart,
     admit,
     onRefusal,
   } = hooks;
@@ -128,7 +128,7 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
       }
       return options;
     },
-    onDefaultDeadline,
+    onCallStart,
     deadlineFor(entry) {
       if (defaultDeadline === undefined) return undefined;
       let deadline = deadlines.get(entry);

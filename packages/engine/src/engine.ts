@@ -10,7 +10,7 @@ import type {
   Transport,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import type { DefaultDeadline } from "./call.ts";
+import type { CallState, DefaultDeadline } from "./call.ts";
 import { dispatch } from "./dispatch.ts";
 import { createEngineContext } from "./engine-context.ts";
 import { RequestExchange, StreamExchange } from "./exchange.ts";
@@ -79,10 +79,11 @@ export interface EngineOptions {
    */
   defaultDeadline?: (method: DescMethod) => DefaultDeadline | undefined;
   /**
-   * Told of each call's default deadline (absolute, ms since the epoch) with its context values,
-   * so that an interceptor can know it without a timer of its own. Default: nothing.
+   * Told of each call as it starts, with its context values: its default deadline (absolute, ms
+   * since the epoch), and whether and why it has ended, readable without making its signal (so that
+   * an interceptor needs no timer, AbortController or listener of its own). Default: nothing.
    */
-  onDefaultDeadline?: (values: ContextValues, deadline: number) => void;
+  onCallStart?: (values: ContextValues, call: CallState) => void;
 }
 
 /** A protocol engine serving Connect routes on `node:http2` streams and `node:http` requests. */
@@ -143,7 +144,7 @@ export function createEngine(options: EngineOptions): Engine {
       requestGate: options.requestGate,
       shutdownSignal: options.shutdownSignal,
       defaultDeadline: options.defaultDeadline,
-      onDefaultDeadline: options.onDefaultDeadline,
+      onCallStart: options.onCallStart,
       admit: options.admit,
       onRefusal: options.onRefusal,
     },

@@ -61,20 +61,22 @@ export function grpcCallStart(
 ): CallStart {
   const headers = exchange.headers;
   const responseHeader = new PlainHeaders();
-  responseHeader.set("content-type", contentType);
+  responseHeader.setTrusted("content-type", contentType);
   const responseTrailer = new PlainHeaders();
-  responseTrailer.set("grpc-status", grpcStatusOk);
+  responseTrailer.setTrusted("grpc-status", grpcStatusOk);
   const compression = compressionNegotiate(
     engine.acceptCompression,
     (headers["grpc-encoding"] as string | undefined) ?? null,
     (headers["grpc-accept-encoding"] as string | undefined) ?? null,
     "grpc-accept-encoding",
   );
-  if (compression.response !== null) responseHeader.set("grpc-encoding", compression.response.name);
+  if (compression.response !== null) {
+    responseHeader.setTrusted("grpc-encoding", compression.response.name);
+  }
   // gRPC's Message-Accept-Encoding: without it, grpc's C-core takes the server to accept identity
   // only (and, tracing compression, logs every gzipped answer as a violation).
   if (engine.acceptEncoding !== undefined) {
-    responseHeader.set("grpc-accept-encoding", engine.acceptEncoding);
+    responseHeader.setTrusted("grpc-accept-encoding", engine.acceptEncoding);
   }
   return {
     protocolName,

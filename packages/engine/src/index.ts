@@ -1,4 +1,4 @@
-export type { DefaultDeadline } from "./call.ts";
+export type { CallState, DefaultDeadline } from "./call.ts";
 export type { Engine, EngineOptions } from "./engine.ts";
 export { createEngine } from "./engine.ts";
 export type { InProcessTransportOptions } from "./in-process-transport.ts";

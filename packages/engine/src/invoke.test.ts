@@ -235,7 +235,9 @@ describe("Engine.invoke", () => {
         ms: 20,
         error: () => new ConnectError("default passed", Code.DeadlineExceeded),
       }),
-      onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
+      onCallStart: (values, call) => {
+        if (call.defaultDeadline !== 0) values.set(deadlineKey, call.defaultDeadline);
+      },
     });
     const timed = await engine.invoke(
       "/fixture.v1.FixtureService/Unary",

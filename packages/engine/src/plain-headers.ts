@@ -14,30 +14,54 @@ const isHttpWhitespace = (code: number) => code === 9 || code === 10 || code ===
  * lower-cased them already.
  */
 export class PlainHeaders implements Headers {
-  private readonly byName: Record<string, string> = Object.create(null);
+  private byName: Record<string, string> = Object.create(null);
   private cookies: string[] | undefined;
+  /**
+   * Request headers not yet copied: read where they are until the first change (most calls only
+   * read theirs), then copied into `byName`.
+   */
+  private source: IncomingHttpHeaders | undefined;
 
   /** The request headers of an HTTP/2 stream, pseudo-headers (":path") left out. */
   static fromHttp2(headers: IncomingHttpHeaders): PlainHeaders {
     const out = new PlainHeaders();
-    for (const name in headers) {
-      const value = headers[name];
-      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
-      if (name === "set-cookie") out.cookies = Array.isArray(value) ? [...value] : [value];
-      else out.byName[name] = Array.isArray(value) ? value.join(", ") : value;
-    }
+    out.source = headers;
     return out;
   }
 
   /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
   copyTo(out: OutgoingHttpHeaders): void {
+    this.own();
     for (const name in this.byName) out[name] = this.byName[name];
     if (this.cookies !== undefined) out["set-cookie"] = [...this.cookies];
+  }
+
+  /**
+   * Sets a header the engine itself writes: `name` lower-case and valid, `value` valid and trimmed
+   * (constants, as "content-type"), so not checked again on every call.
+   */
+  setTrusted(name: string, value: string): void {
+    this.own();
+    this.byName[name] = value;
+  }
+
+  /** Copies the request headers still read where they are (see `source`). */
+  private own(): void {
+    const headers = this.source;
+    if (headers === undefined) return;
+    this.source = undefined;
+    for (const name in headers) {
+      const value = headers[name];
+      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
+      if (name === "set-cookie") this.cookies = Array.isArray(value) ? [...value] : [value];
+      else this.byName[name] = Array.isArray(value) ? value.join(", ") : value;
+    }
   }
 
   append(name: string, value: string): void {
     const key = checkedName(name);
     const v = checkedValue(name, value);
+    this.own();
     if (key === "set-cookie") {
       this.cookies = [...(this.cookies ?? []), v];
       return;
@@ -49,28 +73,33 @@ export class PlainHeaders implements Headers {
   set(name: string, value: string): void {
     const key = checkedName(name);
     const v = checkedValue(name, value);
+    this.own();
     if (key === "set-cookie") this.cookies = [v];
     else this.byName[key] = v;
   }
 
   delete(name: string): void {
     const key = String(name).toLowerCase();
+    this.own();
     if (key === "set-cookie") this.cookies = undefined;
     else delete this.byName[key];
   }
 
   get(name: string): string | null {
     const key = String(name).toLowerCase();
+    if (this.source !== undefined) return fromSource(this.source, key);
     if (key === "set-cookie") return this.cookies === undefined ? null : this.cookies.join(", ");
     return this.byName[key] ?? null;
   }
 
   has(name: string): boolean {
     const key = String(name).toLowerCase();
+    if (this.source !== undefined) return fromSource(this.source, key) !== null;
     return key === "set-cookie" ? this.cookies !== undefined : this.byName[key] !== undefined;
   }
 
   getSetCookie(): string[] {
+    this.own();
     return this.cookies === undefined ? [] : [...this.cookies];
   }
 
@@ -103,6 +132,7 @@ export class PlainHeaders implements Headers {
 
   /** Every name and value in Fetch's order: names sorted, each `set-cookie` on its own. */
   private sorted(): [string, string][] {
+    this.own();
     const out = Object.keys(this.byName).map((name): [string, string] => [
       name,
       this.byName[name] as string,
@@ -128,6 +158,14 @@ export function copyHeaders(headers: Headers, out: OutgoingHttpHeaders): void {
   });
   const cookies = headers.getSetCookie();
   if (cookies.length > 0) out["set-cookie"] = cookies;
+}
+
+/** A request header as `get` answers it, read off the stream's headers (lower-case `key`). */
+function fromSource(headers: IncomingHttpHeaders, key: string): string | null {
+  if (key.charCodeAt(0) === 58 /* ":" */) return null;
+  const value = headers[key];
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 type Entries = ReturnType<Headers["entries"]>;

@@ -118,19 +118,9 @@ async function run(
     const gated = passGate(engine, entry, call, request);
     if (gated !== undefined) await gated;
     chained = false;
-    const decode = async (envelope: Envelope): Promise<unknown> => {
-      let data = envelope.data;
-      if ((envelope.flags & compressedFlag) === compressedFlag) {
-        if (start.decompress === null) {
-          throw new ConnectError(
-            "received compressed envelope, but do not know how to decompress",
-            Code.Internal,
-          );
-        }
-        data = await start.decompress.decompress(data, engine.readMaxBytes);
-      }
-      return parse.parse(data);
-    };
+    // Made once per call: what reads, decompresses and parses its messages.
+    const decode = (envelope: Envelope) =>
+      decodeEnvelope(envelope, start, parse, engine.readMaxBytes);
     const readBody = () =>
       new RequestBody(
         exchange.body,
@@ -159,7 +149,8 @@ async function run(
           Code.Unimplemented,
         );
       }
-      request.message = await decode(envelopes[0] as Envelope);
+      const message = decode(envelopes[0] as Envelope);
+      request.message = message instanceof Promise ? await message : message;
     } else if (method.methodKind === "server_streaming") {
       // Read when the chain asks for it, as connect does: the interceptors see a call whose
       // message is bad, and the method's own check counts the messages.
@@ -217,6 +208,26 @@ async function pump(
   }
 }
 
+/**
+ * An envelope's message: decompressed (a promise only then: no microtask for a plain one) within
+ * `readMaxBytes`, and parsed.
+ */
+function decodeEnvelope(
+  envelope: Envelope,
+  start: CallStart,
+  parse: { parse(data: Uint8Array): unknown },
+  readMaxBytes: number,
+): unknown {
+  if ((envelope.flags & compressedFlag) !== compressedFlag) return parse.parse(envelope.data);
+  if (start.decompress === null) {
+    throw new ConnectError(
+      "received compressed envelope, but do not know how to decompress",
+      Code.Internal,
+    );
+  }
+  return start.decompress.decompress(envelope.data, readMaxBytes).then((data) => parse.parse(data));
+}
+
 /** One enveloped message; a promise only when it is compressed (no microtask per plain one). */
 export function envelope(
   data: Uint8Array,
@@ -239,7 +250,7 @@ function withoutSkipped(envelopes: Envelope[], skipFlag: number | undefined): En
 /** A body that must end before its messages are decoded (one, to a server-streaming method). */
 async function* decodeAll<U>(
   readBody: () => RequestBody,
-  f: (value: Envelope) => Promise<U>,
+  f: (value: Envelope) => U | Promise<U>,
   skipFlag: number | undefined,
 ): AsyncIterable<U> {
   for (const envelope of withoutSkipped(await readBody().all(), skipFlag)) yield await f(envelope);
@@ -247,7 +258,7 @@ async function* decodeAll<U>(
 
 async function* mapAsync<U>(
   source: AsyncIterable<Envelope>,
-  f: (value: Envelope) => Promise<U>,
+  f: (value: Envelope) => U | Promise<U>,
   skipFlag: number | undefined,
 ): AsyncIterable<U> {
   for await (const value of source) {

@@ -10,6 +10,8 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { method as policyMethod } from "@keel/gen/policy/v1/policy_pb";
 import type { AuditEntry, AuditLog } from "./audit-log.ts";
 import { bounded, subjectOf } from "./bounded-text.ts";
+import { abortReason, callAborted, whenCallEnds } from "./call-progress.ts";
+import type { Next, Request, Response } from "./chain.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 import { tap } from "./streams.ts";
@@ -56,9 +58,8 @@ export function createAuditInterceptor(options: AuditOptions): Interceptor {
     const record = (err?: unknown) => {
       if (recorded) return;
       recorded = true;
-      req.signal.removeEventListener("abort", onAbort);
       // A cancelled call fails because of the cancellation, whatever the handler made of it.
-      const failure = req.signal.aborted ? req.signal.reason : err;
+      const failure = callAborted(req) ? (abortReason(req) ?? err) : err;
       const error = failure === undefined ? undefined : ConnectError.from(failure);
       const entry: AuditEntry = {
         time: new Date().toISOString(),
@@ -72,8 +73,7 @@ export function createAuditInterceptor(options: AuditOptions): Interceptor {
       if (error !== undefined) entry.error = bounded(error.rawMessage);
       log.write(entry);
     };
-    const onAbort = () => record();
-    req.signal.addEventListener("abort", onAbort, { once: true });
+    whenCallEnds(req, () => record());
 
     try {
       if (req.stream) {
@@ -99,10 +99,6 @@ export function createAuditInterceptor(options: AuditOptions): Interceptor {
     }
   }
 }
-
-type Next = Parameters<Interceptor>[0];
-type Request = Parameters<Next>[0];
-type Response = Awaited<ReturnType<Next>>;
 
 function hasAuditPolicy(method: DescMethod): boolean {
   return getOption(method, policyMethod).audit;

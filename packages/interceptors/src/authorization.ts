@@ -50,7 +50,8 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     policy: AccessPolicy,
     principal: Principal | undefined,
     message: Record<string, unknown>,
-    signal: AbortSignal,
+    // The call's signal only when it is needed: reading it makes it (an AbortController).
+    call: { readonly signal: AbortSignal },
   ): void | Promise<void> => {
     if (policy.restrictedFields.length > 0) checkFields(policy, principal, message);
     if (policy.public) return;
@@ -71,7 +72,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
         if (options.orderOwner === undefined)
           throw new ConnectError(`${policy.procedure} needs orderOwner`, Code.Internal);
         const orderId = message[owner.orderIdField] as bigint;
-        return options.orderOwner(orderId, { signal }).then((ownerId) => {
+        return options.orderOwner(orderId, { signal: call.signal }).then((ownerId) => {
           if (principal.userId === ownerId) return;
           const hide = options.hideOthersOrders;
           if (hide !== undefined && !principal.roles.some((r) => hide.exceptRoles?.includes(r))) {
@@ -97,12 +98,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     if (!req.stream) {
       let pending: void | Promise<void>;
       try {
-        pending = check(
-          policy,
-          principal,
-          req.message as unknown as Record<string, unknown>,
-          req.signal,
-        );
+        pending = check(policy, principal, req.message as unknown as Record<string, unknown>, req);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -111,7 +107,7 @@ export function createAuthorizationInterceptor(options: AuthorizationOptions = {
     return next({
       ...req,
       message: tap(req.message, (m) =>
-        check(policy, principal, m as unknown as Record<string, unknown>, req.signal),
+        check(policy, principal, m as unknown as Record<string, unknown>, req),
       ),
     });
   };

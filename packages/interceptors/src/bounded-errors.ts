@@ -1,5 +1,6 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { boundedError, maxErrorMessageBytes } from "./bounded-text.ts";
+import { type Response, settled } from "./chain.ts";
 import { mapError } from "./streams.ts";
 
 export interface BoundedErrorsOptions {
@@ -16,13 +17,11 @@ export interface BoundedErrorsOptions {
 export function createBoundedErrorsInterceptor(options: BoundedErrorsOptions = {}): Interceptor {
   const maxBytes = options.maxBytes ?? maxErrorMessageBytes;
   const bound = (err: unknown) => (err instanceof ConnectError ? boundedError(err, maxBytes) : err);
-  return (next) => async (req) => {
-    try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      return { ...res, message: mapError(res.message, bound) };
-    } catch (err) {
-      throw bound(err);
-    }
+  // Made once: a call costs one promise here, no closure.
+  const answered = (res: Response): Response =>
+    res.stream ? { ...res, message: mapError(res.message, bound) } : res;
+  const failed = (err: unknown): never => {
+    throw bound(err);
   };
+  return (next) => (req) => settled(next, req).then(answered, failed);
 }

@@ -1,5 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { abortError, type CallProgress, callProgressKey } from "./call-progress.ts";
+import type { Response } from "./chain.ts";
 import { deadlineKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 
@@ -50,6 +52,11 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
   const defaultFor = deadlineDefaults(options);
 
   return (next) => (req) => {
+    const progress = req.contextValues.get(callProgressKey);
+    if (progress !== undefined) {
+      if (progress.isAborted) return Promise.reject(abortError(progress.reason));
+      return progress.hasDeadline ? raceProgress(next(req), progress) : next(req);
+    }
     const armed =
       req.contextValues.get(deadlineKey) !== undefined ||
       req.header.has("grpc-timeout") ||
@@ -92,7 +99,11 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
           } else {
             resolve({
               ...res,
-              message: raceStream(res.message, signal, () => clearTimeout(timer)),
+              message: raceStream(
+                res.message,
+                (expire) => onSignal(signal, expire),
+                () => clearTimeout(timer),
+              ),
             });
           }
         },
@@ -108,16 +119,72 @@ export function createDeadlineInterceptor(options: DeadlineOptions = {}): Interc
   };
 }
 
-/** Ends a response stream with the deadline's error as soon as `signal` aborts. */
-async function* raceStream<T>(stream: AsyncIterable<T>, signal: AbortSignal, done: () => void) {
+/**
+ * The chain's answer, or the call's end (its deadline, a cancellation) if that comes first; a
+ * response stream is raced message by message.
+ */
+function raceProgress(pending: Promise<Response>, progress: CallProgress): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    // The call ends after its answer too (completed): no error is made for that.
+    let settled = false;
+    progress.onAbort((reason) => {
+      if (settled) return;
+      settled = true;
+      reject(abortError(reason));
+    });
+    pending.then(
+      (res) => {
+        if (settled) return;
+        settled = true;
+        if (!res.stream) {
+          resolve(res);
+          return;
+        }
+        resolve({
+          ...res,
+          message: raceStream(res.message, (expire) => {
+            let live = true;
+            progress.onAbort((reason) => {
+              if (live) expire(reason);
+            });
+            return () => {
+              live = false;
+            };
+          }),
+        });
+      },
+      (err: unknown) => {
+        settled = true;
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Calls `expire` with the signal's reason when it aborts; answers what takes that back. */
+function onSignal(signal: AbortSignal, expire: (reason: unknown) => void): () => void {
+  const listener = () => expire(signal.reason);
+  if (signal.aborted) listener();
+  else signal.addEventListener("abort", listener, { once: true });
+  return () => signal.removeEventListener("abort", listener);
+}
+
+/**
+ * Ends a response stream with the deadline's error as soon as the call ends: `watch` calls its
+ * argument with why, and answers what stops watching.
+ */
+async function* raceStream<T>(
+  stream: AsyncIterable<T>,
+  watch: (expire: (reason: unknown) => void) => () => void,
+  done: () => void = () => {},
+) {
   const iterator = stream[Symbol.asyncIterator]();
-  let expire = () => {};
+  let expire: (reason: unknown) => void = () => {};
   const expired = new Promise<never>((_, reject) => {
-    expire = () => reject(ConnectError.from(signal.reason));
+    expire = (reason) => reject(abortError(reason));
   });
   expired.catch(() => {});
-  if (signal.aborted) expire();
-  else signal.addEventListener("abort", expire, { once: true });
+  const unwatch = watch(expire);
   try {
     for (;;) {
       const next = await Promise.race([iterator.next(), expired]);
@@ -125,7 +192,7 @@ async function* raceStream<T>(stream: AsyncIterable<T>, signal: AbortSignal, don
       yield next.value;
     }
   } finally {
-    signal.removeEventListener("abort", expire);
+    unwatch();
     done();
     // Not awaited: a generator's return() waits for its pending step, which may never come; the
     // handler sees its signal abort and ends on its own.

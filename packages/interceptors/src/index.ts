@@ -22,6 +22,8 @@ export {
   maxQuotedChars,
   quote,
 } from "./bounded-text.ts";
+export type { CallProgress } from "./call-progress.ts";
+export { callProgressKey } from "./call-progress.ts";
 export type { CidrList } from "./cidr.ts";
 export { cidrProblem, createCidrList } from "./cidr.ts";
 export type {

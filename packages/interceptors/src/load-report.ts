@@ -1,6 +1,8 @@
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { ConnectError, encodeBinaryHeader, type Interceptor } from "@connectrpc/connect";
+import { whenCallEnds } from "./call-progress.ts";
+import { type Response, settled } from "./chain.ts";
 import { encodeOrcaLoadReport, type OrcaLoadReport } from "./orca-load-report.ts";
 
 /** The trailer gRPC's ORCA sends a call's load report in (a binary header: base64 on the wire). */
@@ -106,25 +108,35 @@ export function createLoadReporter(options: LoadReporterOptions = {}): LoadRepor
   const timer = setInterval(measure, intervalMs);
   timer.unref();
 
-  const interceptor: Interceptor = (next) => async (req) => {
+  // Handlers made once: a call costs one promise here, no closure (a stream's end, one).
+  const reported = (res: Response) => {
+    res.trailer.set(loadReportTrailer, header);
+    return res;
+  };
+  const refused = (err: unknown): never => {
+    failed++;
+    if (err instanceof ConnectError) err.metadata.set(loadReportTrailer, header);
+    throw err;
+  };
+  const unaryDone = (res: Response) => {
+    answered++;
+    inFlight--;
+    return reported(res);
+  };
+  const unaryFailed = (err: unknown): never => {
+    answered++;
+    inFlight--;
+    return refused(err);
+  };
+  const streamEnded = () => {
+    inFlight--;
+  };
+  const interceptor: Interceptor = (next) => (req) => {
     inFlight++;
-    if (req.stream) {
-      answered++;
-      req.signal.addEventListener("abort", () => inFlight--, { once: true });
-    }
-    try {
-      const res = await next(req);
-      res.trailer.set(loadReportTrailer, header);
-      if (!res.stream) answered++;
-      return res;
-    } catch (err) {
-      if (!req.stream) answered++;
-      failed++;
-      if (err instanceof ConnectError) err.metadata.set(loadReportTrailer, header);
-      throw err;
-    } finally {
-      if (!req.stream) inFlight--;
-    }
+    if (!req.stream) return settled(next, req).then(unaryDone, unaryFailed);
+    answered++;
+    whenCallEnds(req, streamEnded);
+    return settled(next, req).then(reported, refused);
   };
 
   return {

@@ -1,6 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
 import { bounded, subjectOf } from "./bounded-text.ts";
+import { abortReason, callAborted } from "./call-progress.ts";
+import { type Next, type Request, type Response, settled } from "./chain.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
 import type { RefusalSummary } from "./refusal-summary.ts";
@@ -104,10 +106,10 @@ const abandoned = Symbol("abandoned");
  * connect's bare INTERNAL; a call the client gave up on (or that ran out of time) ended with the
  * reason of the abort, whatever the handler did next.
  */
-function outcomeOf(err: unknown, signal: AbortSignal): Outcome {
+function outcomeOf(err: unknown, req: Request): Outcome {
   if (err instanceof ConnectError) return { code: err.code, error: err.rawMessage };
-  if (signal.aborted) {
-    const reason: unknown = signal.reason;
+  if (callAborted(req)) {
+    const reason: unknown = abortReason(req);
     return reason instanceof ConnectError
       ? { code: reason.code, error: reason.rawMessage }
       : { code: Code.Canceled, error: "canceled" };
@@ -129,8 +131,6 @@ interface Counts {
   sent: number;
 }
 
-type Request = Parameters<ReturnType<Interceptor>>[0];
-
 /**
  * Writes one structured line per finished call: `method`, `protocol`, `grpc_type`, `code`,
  * `duration_ms`, and when known `peer`, `request_id` and `user_id` (the principal's subject); for
@@ -148,7 +148,7 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
   const refusals = options.refusals;
 
   const finish = (req: Request, start: number, err: unknown, counts: Counts | undefined) => {
-    const outcome = err === undefined && !req.signal.aborted ? ok : outcomeOf(err, req.signal);
+    const outcome = err === undefined && !callAborted(req) ? ok : outcomeOf(err, req);
     const method = fieldsOf(req.method);
     const code = codeNames[outcome.code] ?? "Unknown";
     let level = levels[outcome.code] ?? "error";
@@ -183,20 +183,23 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
     logger[level](fields, message);
   };
 
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const start = performance.now();
-    if (!req.stream) {
-      let res: Awaited<ReturnType<typeof next>>;
-      try {
-        res = await next(req);
-      } catch (err) {
+    if (req.stream) return streamed(next, req, start);
+    // A promise and two closures, not an async function's frame: most calls are unary.
+    return settled(next, req).then(
+      (res) => {
+        finish(req, start, undefined, undefined);
+        return res;
+      },
+      (err: unknown) => {
         finish(req, start, err, undefined);
         throw err;
-      }
-      finish(req, start, undefined, undefined);
-      return res;
-    }
+      },
+    );
+  };
 
+  async function streamed(next: Next, req: StreamRequest, start: number): Promise<Response> {
     const counts: Counts = { received: 0, sent: 0 };
     let res: Awaited<ReturnType<typeof next>>;
     try {
@@ -213,7 +216,7 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
       ...res,
       message: observeSent(res.message, counts, (err) => finish(req, start, err, counts)),
     };
-  };
+  }
 }
 
 /** The request stream, counting the messages the handler takes from it. */

@@ -1,4 +1,5 @@
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { settled } from "./chain.ts";
 import { requestIdKey } from "./context.ts";
 
 /** The part of a logger the recovery interceptor needs; a pino logger fits. */
@@ -53,18 +54,21 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
     return new ConnectError(message, Code.Internal, undefined, undefined, err);
   };
 
-  return (next) => async (req) => {
-    try {
-      const res = await next(req);
-      if (!res.stream) return res;
-      return {
-        ...res,
-        message: recoverStream(res.message, (err) => recover(err, req.method, req.contextValues)),
-      };
-    } catch (err) {
-      throw recover(err, req.method, req.contextValues);
-    }
-  };
+  return (next) => (req) =>
+    settled(next, req).then(
+      (res) =>
+        res.stream
+          ? {
+              ...res,
+              message: recoverStream(res.message, (err) =>
+                recover(err, req.method, req.contextValues),
+              ),
+            }
+          : res,
+      (err: unknown) => {
+        throw recover(err, req.method, req.contextValues);
+      },
+    );
 }
 
 async function* recoverStream<T>(

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { settled } from "./chain.ts";
 import { requestIdKey } from "./context.ts";
 
 export interface RequestIdOptions {
@@ -27,19 +28,20 @@ export function createRequestIdInterceptor(options: RequestIdOptions = {}): Inte
   const header = (options.header ?? "x-request-id").toLowerCase();
   const generate = options.generate ?? randomUUID;
 
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const incoming = req.header.get(header);
     const id = incoming !== null && validId.test(incoming) ? incoming : generate();
     req.contextValues.set(requestIdKey, id);
-    let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(req);
-    } catch (err) {
-      throw withRequestId(err, header, id);
-    }
-    // A stream that fails later still has these headers, which clients add to the error's metadata.
-    res.header.set(header, id);
-    return res;
+    return settled(next, req).then(
+      // A stream that fails later still has these headers, which clients add to the error's metadata.
+      (res) => {
+        res.header.set(header, id);
+        return res;
+      },
+      (err: unknown) => {
+        throw withRequestId(err, header, id);
+      },
+    );
   };
 }
 

@@ -1,4 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { whenCallEnds } from "./call-progress.ts";
+import type { Next, Request, Response } from "./chain.ts";
 import { peerKey, principalKey } from "./context.ts";
 
 export interface StreamLimitOptions {
@@ -26,8 +28,9 @@ export function createStreamLimitInterceptor(options: StreamLimitOptions = {}): 
   const perAddress = options.perAddress ?? streamLimitDefaults.perAddress;
   const open = new Map<string, number>();
 
-  return (next) => async (req) => {
-    if (req.method.methodKind === "unary") return next(req);
+  return (next) => (req) => (req.method.methodKind === "unary" ? next(req) : limited(next, req));
+
+  async function limited(next: Next, req: Request): Promise<Response> {
     const principal = req.contextValues.get(principalKey);
     const [key, limit, who] =
       principal === undefined
@@ -45,14 +48,13 @@ export function createStreamLimitInterceptor(options: StreamLimitOptions = {}): 
     const release = () => {
       if (released) return;
       released = true;
-      req.signal.removeEventListener("abort", release);
       const left = (open.get(key) ?? 1) - 1;
       if (left === 0) open.delete(key);
       else open.set(key, left);
     };
-    // The call's signal aborts when it ends by cancellation, deadline or shutdown, even if its
-    // response stream is never read to its end.
-    req.signal.addEventListener("abort", release);
+    // The call ends by cancellation, deadline or shutdown, even if its response stream is never
+    // read to its end.
+    whenCallEnds(req, release);
     try {
       const res = await next(req);
       if (!res.stream) {
@@ -64,7 +66,7 @@ export function createStreamLimitInterceptor(options: StreamLimitOptions = {}): 
       release();
       throw err;
     }
-  };
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
 import { type SpanContext, TraceFlags, trace } from "@opentelemetry/api";
 import { CountedStream, StreamCall } from "./counted-stream.ts";
-import { countOne, ok } from "./method-stats.ts";
+import { countOne, type MethodStats, ok } from "./method-stats.ts";
 import type { MethodTable } from "./method-table.ts";
 
 /** What a client receives for an error thrown by a handler: connect sends plain errors as Internal. */
@@ -14,28 +14,46 @@ const clientCode = (e: unknown): number => ConnectError.from(e).code;
  */
 export function createMetricsInterceptor(table: MethodTable, server: boolean): Interceptor {
   const errorCode = server ? serverCode : clientCode;
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const stats = table.statsFor(req.method);
     // Taken as the call starts: the span is active while `next` is called, not when a stream ends.
     const exemplar = sampledSpan();
     const start = stats.begin();
     if (!req.stream) {
       countOne(stats, !server);
-      let res: Awaited<ReturnType<typeof next>>;
+      // A promise and two closures, not an async function's frame: most calls are unary.
+      let pending: Promise<Response>;
       try {
-        res = await next(req);
+        pending = next(req);
       } catch (e) {
-        stats.finish(errorCode(e), start, exemplar);
-        throw e;
+        pending = Promise.reject(e);
       }
-      if (!res.stream) {
-        countOne(stats, server);
-        stats.finish(ok, start, exemplar);
-        return res;
-      }
-      const call = new StreamCall(stats, start, exemplar, errorCode, req.signal);
-      return { ...res, message: new CountedStream(res.message, call, server, true) };
+      return pending.then(
+        (res) => {
+          if (!res.stream) {
+            countOne(stats, server);
+            stats.finish(ok, start, exemplar);
+            return res;
+          }
+          const call = new StreamCall(stats, start, exemplar, errorCode, req.signal);
+          return { ...res, message: new CountedStream(res.message, call, server, true) };
+        },
+        (e: unknown) => {
+          stats.finish(errorCode(e), start, exemplar);
+          throw e;
+        },
+      );
     }
+    return streamed(next, req, stats, start, exemplar);
+  };
+
+  async function streamed(
+    next: Next,
+    req: StreamRequest,
+    stats: MethodStats,
+    start: number,
+    exemplar: SpanContext | undefined,
+  ): Promise<Response> {
     const call = new StreamCall(stats, start, exemplar, errorCode, req.signal);
     let res: Awaited<ReturnType<typeof next>>;
     try {
@@ -50,8 +68,11 @@ export function createMetricsInterceptor(table: MethodTable, server: boolean): I
       return res;
     }
     return { ...res, message: new CountedStream(res.message, call, server, true) };
-  };
+  }
 }
+
+type Next = Parameters<Interceptor>[0];
+type Response = Awaited<ReturnType<Next>>;
 
 /** The span context of the active span, if it is sampled. */
 function sampledSpan(): SpanContext | undefined {

@@ -19,6 +19,7 @@ import { UserService } from "@keel/gen/user/v1/user_pb";
 import {
   type AuditLog,
   type ClientAddressOptions,
+  callProgressKey,
   createAuditInterceptor,
   createAuthenticationInterceptor,
   createAuthorizationInterceptor,
@@ -479,12 +480,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return authentication.gate(context);
     },
     // The default deadline armed on the call's own timer, and `deadlineKey` set: the deadline
-    // interceptor then only races the call's signal, with no timer or controller of its own.
+    // interceptor then only races the call, with no timer or controller of its own.
     defaultDeadline: (method) => {
       const ms = defaultTimeoutFor(method);
       return ms > 0 ? { ms, error: () => defaultDeadlineExpired(ms) } : undefined;
     },
-    onDefaultDeadline: (values, deadline) => values.set(deadlineKey, deadline),
+    // The call's progress too: the deadline interceptor races it, logging and audit read it,
+    // and no interceptor then makes the call's signal (an AbortController per call).
+    onCallStart: (values, call) => {
+      values.set(callProgressKey, call);
+      if (call.defaultDeadline !== 0) values.set(deadlineKey, call.defaultDeadline);
+    },
   });
   // REST routes are calls of the engine's methods (the message decoded from the URL and the JSON
   // body), so the same interceptors, context values and deadlines hold for them.
