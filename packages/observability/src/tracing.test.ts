@@ -29,6 +29,7 @@ let tracing: Tracing;
 let server: http2.Http2Server;
 let url: string;
 const baggageSeen: (string | undefined)[] = [];
+const activeSpans: (boolean | undefined)[] = [];
 /** The user whose activity stream never ends by itself, and whether its handler cleaned up. */
 const endless = 21n;
 /** The user whose activity stream fails after its first message. */
@@ -62,6 +63,8 @@ before(async () => {
         router.service(UserService, {
           async getUser(req) {
             baggageSeen.push(propagation.getBaggage(context.active())?.getEntry("tenant")?.value);
+            // Whether the call has a span, and whether that one records.
+            activeSpans.push(trace.getActiveSpan()?.isRecording());
             if (req.userId === 1n)
               await client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 2n });
             if (req.userId === 13n) throw new ConnectError("database exploded", Code.Internal);
@@ -265,5 +268,30 @@ describe("tracing", () => {
     tracing.setSamplingRatio(1);
     await client("grpc", []).getUser({ userId: 5n });
     assert.equal(exporter.getFinishedSpans().length, 1);
+  });
+
+  it("makes no span for a new trace it does not sample, nor samples what that call calls", async () => {
+    exporter.reset();
+    activeSpans.length = 0;
+    tracing.setSamplingRatio(0);
+    // User 1's GetUser calls GetUser of user 2 with the client tracing interceptor.
+    await client("grpc", []).getUser({ userId: 1n });
+    assert.deepEqual(
+      activeSpans,
+      [undefined, false],
+      "no span for the new trace; an unsampled child",
+    );
+    assert.equal(exporter.getFinishedSpans().length, 0);
+    // A caller's sampled trace is followed whatever the ratio: the call has its span.
+    activeSpans.length = 0;
+    tracing.setSamplingRatio(1);
+    const root = trace.getTracer("test").startSpan("test-root");
+    tracing.setSamplingRatio(0);
+    await context.with(trace.setSpan(context.active(), root), () =>
+      client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 5n }),
+    );
+    root.end();
+    assert.deepEqual(activeSpans, [true]);
+    tracing.setSamplingRatio(1);
   });
 });

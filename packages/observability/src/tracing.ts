@@ -4,6 +4,7 @@ import {
   type Attributes,
   type Context,
   context,
+  createContextKey,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -36,6 +37,7 @@ import {
   BatchSpanProcessor,
   ParentBasedSampler,
   type Sampler,
+  SamplingDecision,
   type SamplingResult,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
@@ -108,9 +110,11 @@ export function startTracing(options: TracingOptions): Tracing {
     spanProcessors: processors,
   });
   trace.setGlobalTracerProvider(provider);
+  newTraces = ratio;
   return {
     setSamplingRatio: (value) => ratio.set(value),
     shutdown: async () => {
+      if (newTraces === ratio) newTraces = undefined;
       await provider.shutdown();
       trace.disable();
       propagation.disable();
@@ -119,19 +123,41 @@ export function startTracing(options: TracingOptions): Tracing {
   };
 }
 
+/**
+ * Whether a new trace is sampled, decided by the server interceptor before any span is made (see
+ * `createTracingInterceptor`): set in the context its span starts in, it wins over the ratio.
+ */
+const newTraceSampled = createContextKey("keel new trace sampled");
+const sampledNewTrace = ROOT_CONTEXT.setValue(newTraceSampled, true);
+const unsampledNewTrace = ROOT_CONTEXT.setValue(newTraceSampled, false);
+
+/** The sampler of new traces of the tracing `startTracing` started; undefined when none runs. */
+let newTraces: AdjustableRatioSampler | undefined;
+
 /** A trace-id ratio sampler whose ratio can change while the process runs. */
 class AdjustableRatioSampler implements Sampler {
   private sampler: TraceIdRatioBasedSampler;
+  private ratio: number;
 
   constructor(ratio: number) {
+    this.ratio = ratio;
     this.sampler = new TraceIdRatioBasedSampler(ratio);
   }
 
   set(ratio: number): void {
+    this.ratio = ratio;
     this.sampler = new TraceIdRatioBasedSampler(ratio);
   }
 
+  /** Decides now whether a new trace is sampled, at the ratio, before it has an id. */
+  sampleNew(): boolean {
+    return this.ratio >= 1 || (this.ratio > 0 && Math.random() < this.ratio);
+  }
+
   shouldSample(ctx: Context, traceId: string): SamplingResult {
+    const decided = ctx.getValue(newTraceSampled);
+    if (decided === true) return { decision: SamplingDecision.RECORD_AND_SAMPLED };
+    if (decided === false) return { decision: SamplingDecision.NOT_RECORD };
     return this.sampler.shouldSample(ctx, traceId);
   }
 
@@ -167,16 +193,27 @@ const serverErrors = new Set([
 ]);
 
 /**
- * A server span per call, named `package.Service/Method`, continuing the caller's trace from its
- * `traceparent` and `baggage` headers, with the RPC attributes (`rpc.system`, `rpc.service`,
+ * A server span per traced call, named `package.Service/Method`, continuing the caller's trace from
+ * its `traceparent` and `baggage` headers (a new trace that is not sampled gets none), with the RPC attributes (`rpc.system`, `rpc.service`,
  * `rpc.method`, `rpc.grpc.status_code`) and server errors recorded. The handler, including a
  * streaming one, runs in the span's context, so outgoing calls become its children and log lines
  * can carry its ids.
  */
 export function createTracingInterceptor(options: TracingInterceptorOptions = {}): Interceptor {
   const tracer = options.tracer ?? trace.getTracer("@keel/observability");
+  const own = options.tracer === undefined;
   return (next) => (req) => {
-    const parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
+    let parent: Context;
+    // A new trace (no caller's context) of the tracing `startTracing` runs is decided here: one it
+    // does not sample gets no span at all (an unsampled span records nothing, yet costs its
+    // objects), only a context in which what it calls out is not sampled either.
+    const sampler = own ? newTraces : undefined;
+    if (sampler !== undefined && !req.header.has("traceparent") && !req.header.has("baggage")) {
+      if (!sampler.sampleNew()) return context.with(unsampledNewTrace, next, undefined, req);
+      parent = sampledNewTrace;
+    } else {
+      parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
+    }
     const span = startRpcSpan(tracer, serverSpan, req, parent);
     return finishWith(span, trace.setSpan(parent, span), isServerError, next, req);
   };
