@@ -1,5 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 
+/** What `byName` is until request headers are copied (never read or written: see `own`). */
+const none: Record<string, string> = Object.freeze(Object.create(null));
+
 // Fetch's header name token and the characters a value may not hold (after trimming).
 const nameToken = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const forbiddenInValue = /[\0\r\n]/;
@@ -14,19 +17,22 @@ const isHttpWhitespace = (code: number) => code === 9 || code === 10 || code ===
  * lower-cased them already.
  */
 export class PlainHeaders implements Headers {
-  private byName: Record<string, string> = Object.create(null);
+  private byName: Record<string, string>;
   private cookies: string[] | undefined;
   /**
    * Request headers not yet copied: read where they are until the first change (most calls only
-   * read theirs), then copied into `byName`.
+   * read theirs), then copied into `byName`, which is made only then.
    */
   private source: IncomingHttpHeaders | undefined;
 
+  constructor(source?: IncomingHttpHeaders) {
+    this.source = source;
+    this.byName = source === undefined ? Object.create(null) : none;
+  }
+
   /** The request headers of an HTTP/2 stream, pseudo-headers (":path") left out. */
   static fromHttp2(headers: IncomingHttpHeaders): PlainHeaders {
-    const out = new PlainHeaders();
-    out.source = headers;
-    return out;
+    return new PlainHeaders(headers);
   }
 
   /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
@@ -50,6 +56,7 @@ export class PlainHeaders implements Headers {
     const headers = this.source;
     if (headers === undefined) return;
     this.source = undefined;
+    this.byName = Object.create(null);
     for (const name in headers) {
       const value = headers[name];
       if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;

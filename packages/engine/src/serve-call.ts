@@ -118,16 +118,6 @@ async function run(
     const gated = passGate(engine, entry, call, request);
     if (gated !== undefined) await gated;
     chained = false;
-    // Made once per call: what reads, decompresses and parses its messages.
-    const decode = (envelope: Envelope) =>
-      decodeEnvelope(envelope, start, parse, engine.readMaxBytes);
-    const readBody = () =>
-      new RequestBody(
-        exchange.body,
-        call,
-        engine.bodyOptions(exchange.connection),
-        start.reader?.(),
-      );
     if (method.methodKind === "unary") {
       let envelopes: Envelope[];
       if (start.input !== undefined) {
@@ -135,7 +125,10 @@ async function run(
           { flags: start.decompress === null ? 0 : compressedFlag, data: start.input() },
         ];
       } else {
-        envelopes = withoutSkipped(await readBody().all(), start.skipFlag);
+        envelopes = withoutSkipped(
+          await readBody(engine, exchange, call, start).all(),
+          start.skipFlag,
+        );
       }
       if (envelopes.length === 0) {
         throw new ConnectError(
@@ -149,14 +142,19 @@ async function run(
           Code.Unimplemented,
         );
       }
-      const message = decode(envelopes[0] as Envelope);
+      const message = decodeEnvelope(envelopes[0] as Envelope, start, parse, engine.readMaxBytes);
       request.message = message instanceof Promise ? await message : message;
-    } else if (method.methodKind === "server_streaming") {
+    } else {
+      // What reads, decompresses and parses a stream's messages.
+      const decode = (envelope: Envelope) =>
+        decodeEnvelope(envelope, start, parse, engine.readMaxBytes);
+      const body = () => readBody(engine, exchange, call, start);
       // Read when the chain asks for it, as connect does: the interceptors see a call whose
       // message is bad, and the method's own check counts the messages.
-      request.message = decodeAll(readBody, decode, start.skipFlag);
-    } else {
-      request.message = mapAsync(readBody(), decode, start.skipFlag);
+      request.message =
+        method.methodKind === "server_streaming"
+          ? decodeAll(body, decode, start.skipFlag)
+          : mapAsync(body(), decode, start.skipFlag);
     }
     chained = true;
     response = await entry.invoke(request as AnyRequest);
@@ -206,6 +204,21 @@ async function pump(
     // Stopped early (the client went away): let the handler's generator clean up.
     if (!finished) it.return?.()?.catch(noop);
   }
+}
+
+/** The request body of a call, read within the engine's limits. */
+function readBody(
+  engine: EngineContext,
+  exchange: Exchange,
+  call: Call,
+  start: CallStart,
+): RequestBody {
+  return new RequestBody(
+    exchange.body,
+    call,
+    engine.bodyOptions(exchange.connection),
+    start.reader?.(),
+  );
 }
 
 /**
