@@ -79,6 +79,40 @@ describe("PlainHeaders behaves as Fetch's Headers", () => {
     // What connect does with headers it is given: copying them into a Headers of its own.
     assert.equal(new Headers(h).get("x-tag"), "a, b");
   });
+
+  it("reads a request's headers where they are, and answers alike once one is changed", () => {
+    const incoming = {
+      ":path": "/p",
+      "content-type": "application/grpc",
+      "x-tag": ["a", "b"],
+      "set-cookie": ["c=1", "d=2"],
+      authorization: "Bearer t",
+    };
+    const copy = structuredClone(incoming);
+    const h = PlainHeaders.fromHttp2(incoming);
+    const fetch = new Headers();
+    for (const [name, value] of Object.entries(incoming)) {
+      if (name.startsWith(":")) continue;
+      for (const v of Array.isArray(value) ? value : [value]) fetch.append(name, v);
+    }
+    const reads = (x: Headers) =>
+      ["Content-Type", "x-tag", "set-cookie", "authorization", "missing"].map((n) => [
+        x.get(n),
+        x.has(n),
+      ]);
+    // A pseudo-header is no header (undici refuses its name).
+    assert.deepEqual([h.get(":path"), h.has(":path")], [null, false]);
+    assert.deepEqual(reads(h), reads(fetch));
+    h.set("x-request-id", "r1");
+    fetch.set("x-request-id", "r1");
+    h.delete("authorization");
+    fetch.delete("authorization");
+    assert.deepEqual(reads(h), reads(fetch));
+    assert.deepEqual([...h], [...fetch]);
+    assert.equal(h.get("x-request-id"), "r1");
+    // The stream's own headers are never written.
+    assert.deepEqual(incoming, copy);
+  });
 });
 
 describe("copyHeaders", () => {
