@@ -99,7 +99,9 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   const settings: http2.Settings = {
     maxConcurrentStreams: limits.maxConcurrentStreams ?? 1000,
     // The request headers a client may send on one stream, as Node's HTTP/1.1 parser takes them
-    // (the start script's --max-http-header-size): advertised, so that clients keep to it.
+    // (the start script's --max-http-header-size): advertised, and held by nghttp2 (a stream
+    // over it is reset, ENHANCE_YOUR_CALM) once the client has acknowledged it; before that,
+    // `routeStreams` holds it (nghttp2 takes up to 64 KiB from a client that never does).
     maxHeaderListSize: 16 * 1024,
   };
   const sessionLimits = {
@@ -122,7 +124,7 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
           ...secureContextOf(options.tls),
         });
   h2.on("request", handler);
-  if (options.streamHandler !== undefined) routeStreams(h2, options.streamHandler);
+  routeStreams(h2, options.streamHandler ?? (() => false), settings.maxHeaderListSize ?? 16 * 1024);
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     manage(session, limits);
@@ -221,10 +223,16 @@ function secureContextOf(tls: TlsOptions): nodeTls.SecureContextOptions & nodeTl
  * 'stream' listener; it is taken off and called only for the streams `streamHandler` leaves, so
  * those get Node's own handling (CONNECT, Expect) unchanged. Should a Node release register it
  * differently, everything stays on the compatibility layer.
+ *
+ * A stream of a connection that has not acknowledged the server's SETTINGS (nghttp2 holds a client
+ * to the header list size only once it has) is first measured as HTTP/2 counts it (name, value and
+ * 32 bytes per field), and reset with ENHANCE_YOUR_CALM, as nghttp2 resets it, above
+ * `maxHeaderListSize`: no handler sees it. Other streams cost nothing more.
  */
 function routeStreams(
   h2: http2.Http2Server | http2.Http2SecureServer,
   streamHandler: NonNullable<ListenerOptions["streamHandler"]>,
+  maxHeaderListSize: number,
 ): void {
   const compat = h2.listeners("stream");
   if (compat.length !== 1) return;
@@ -238,9 +246,27 @@ function routeStreams(
       flags: number,
       rawHeaders: string[],
     ) => {
+      if (
+        stream.session?.pendingSettingsAck === true &&
+        headerListSize(rawHeaders) > maxHeaderListSize
+      ) {
+        // Closing with an error code emits the error on the stream: nobody else listens.
+        stream.on("error", () => {});
+        stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        return;
+      }
       if (!streamHandler(stream, headers)) toRequest.call(h2, stream, headers, flags, rawHeaders);
     },
   );
+}
+
+/** A header list's size as HTTP/2 counts it (RFC 9113, 6.5.2): name, value and 32 per field. */
+function headerListSize(rawHeaders: readonly string[]): number {
+  let size = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    size += (rawHeaders[i] as string).length + (rawHeaders[i + 1] as string).length + 32;
+  }
+  return size;
 }
 
 /** Keepalive pings, the idle timeout and the maximum age of one HTTP/2 connection. */
