@@ -195,6 +195,24 @@ describe("the console in Chromium", { skip: chromiumSkipReason() }, () => {
     }
   });
 
+  it("lets a page on an allowed origin send an API key (x-api-key) past the preflight", async () => {
+    const other = await browser.newPage();
+    try {
+      await other.goto(`${allowedSite.origin}/`);
+      // A key this server never made: the call reaching the server, which refuses the key itself,
+      // shows the browser's preflight allowed the header.
+      const apiKey = `keel_${"0".repeat(16)}_${"a".repeat(43)}`;
+      for (const protocol of ["connect", "grpc-web"] as const) {
+        const refused = await getUserFrom(other, { baseUrl: keel.url, protocol, userId, apiKey });
+        assert.equal(refused.code, "Unauthenticated", `${protocol}: ${refused.message}`);
+        assert.match(refused.message, /API key/, protocol);
+        assert.equal(typeof refused.requestId, "string", protocol);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it("has the browser refuse the same calls from an origin that is not allowed", async () => {
     const other = await browser.newPage();
     try {

@@ -27,13 +27,17 @@ before(async () => {
 after(() => server.close());
 
 const path = "/user.v1.UserService/GetUser";
-const preflight = (origin: string, method = "POST") =>
+const preflight = (
+  origin: string,
+  method = "POST",
+  headers = "authorization,content-type,connect-protocol-version",
+) =>
   fetch(`${base}${path}`, {
     method: "OPTIONS",
     headers: {
       origin,
       "access-control-request-method": method,
-      "access-control-request-headers": "authorization,content-type,connect-protocol-version",
+      "access-control-request-headers": headers,
     },
   });
 const list = (value: string | null) => (value ?? "").split(/,\s*/).map((h) => h.toLowerCase());
@@ -53,6 +57,15 @@ describe("createCorsHandler", () => {
     assert.equal(res.headers.get("access-control-allow-credentials"), null);
     assert.match(res.headers.get("vary") ?? "", /Origin/);
     assert.equal(reached, before, "a preflight must not reach the services");
+  });
+
+  it("allows a machine's API key header (x-api-key) in a preflight from an allowed origin", async () => {
+    const asked = ["x-api-key", "content-type", "connect-protocol-version"];
+    const res = await preflight(allowed, "POST", asked.join(","));
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), allowed);
+    const headers = list(res.headers.get("access-control-allow-headers"));
+    for (const name of asked) assert.ok(headers.includes(name), `${name} is not allowed`);
   });
 
   it("refuses a preflight from any other origin, without CORS headers", async () => {

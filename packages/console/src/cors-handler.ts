@@ -6,7 +6,10 @@ export interface CorsOptions {
    * `https://app.example.com`. Every other origin is refused by the browser. Empty: none.
    */
   allowedOrigins: readonly string[];
-  /** Request headers allowed besides those of Connect, gRPC-Web, `authorization` and `x-request-id`. */
+  /**
+   * Request headers allowed besides those of Connect, gRPC-Web, `authorization`, `x-api-key` and
+   * `x-request-id`.
+   */
   allowedHeaders?: readonly string[];
   /** Response headers exposed besides those of Connect and gRPC-Web, `x-request-id` and `retry-after`. */
   exposedHeaders?: readonly string[];
@@ -41,8 +44,8 @@ const connectExposedHeaders = [
 /** What the methods, headers and origins of a CORS handler are; exported for its tests. */
 export const corsDefaults = {
   allowedMethods: connectAllowedMethods,
-  // keel's own: the bearer token, and a request id the caller may choose.
-  allowedHeaders: [...connectAllowedHeaders, "Authorization", "X-Request-Id"],
+  // keel's own: the bearer token, an API key, and a request id the caller may choose.
+  allowedHeaders: [...connectAllowedHeaders, "Authorization", "X-Api-Key", "X-Request-Id"],
   // The request id of every answer, and when to retry after RESOURCE_EXHAUSTED.
   exposedHeaders: [...connectExposedHeaders, "X-Request-Id", "Retry-After"],
 } as const;
@@ -57,7 +60,7 @@ export const corsDefaults = {
  * allowed methods and headers for an allowed origin, 403 without any CORS header for another;
  * the handler then returns true and the server must not handle the request further. Every other
  * request returns false, to go on to the services. No credentials (cookies) are allowed: callers
- * authenticate with the `authorization` header.
+ * authenticate with the `authorization` header, or `x-api-key`.
  *
  * Throws a TypeError when an allowed origin is not an origin (a path, a `*`, not a URL).
  */

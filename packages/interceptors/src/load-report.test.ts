@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { getHeapStatistics } from "node:v8";
 import { Code, ConnectError, encodeBinaryHeader } from "@connectrpc/connect";
 import { createLoadReporter, type LoadReporter, loadReportTrailer } from "./load-report.ts";
+import { createLoadSampler } from "./load-sampler.ts";
 import { encodeOrcaLoadReport } from "./orca-load-report.ts";
+import { handSampler } from "./testing/hand-sampler.ts";
 import { messages, protocols, startTestService } from "./testing/test-service.ts";
 
 // grpc-js's own ORCA recorder (what its servers put in the trailer), reached by its file: the
@@ -102,37 +105,100 @@ describe("createLoadReporter", () => {
     }
   });
 
-  it("measures calls, errors and a busy event loop once per interval", async () => {
-    // Measured by hand here, as the timer would.
-    const r = reporter(3_600_000);
+  it("sums up a shared sampler's samples of each interval, and counts calls and errors", async () => {
+    const { sampler, feed } = handSampler(100);
+    const r = createLoadReporter({ intervalMs: 1000, sampler });
+    reporters.push(r);
     const service = await startTestService([r.interceptor]);
     try {
       const client = service.client("grpc");
-      // Ten calls, two of which fail, then the loop blocked for 400 ms, in one interval.
-      await client.getUser({ userId: 1n });
-      r.measure();
+      // Ten calls, two of which fail, in one interval.
       await Promise.all([
         ...Array.from({ length: 8 }, () => client.getUser({ userId: 1n })),
         ...Array.from({ length: 2 }, () => client.getUser({ userId: 13n }).catch(() => {})),
       ]);
-      const end = performance.now() + 400;
-      while (performance.now() < end);
-      // The delay histogram records the block when its own timer next fires.
-      await sleep(50);
-      const sample = r.measure();
-      assert.ok(sample.rpsFractional > 0, `rps ${sample.rpsFractional}`);
-      // 10 calls and 2 errors in one interval: eps is a fifth of rps.
-      assert.ok(Math.abs(sample.eps * 5 - sample.rpsFractional) < 1e-9, JSON.stringify(sample));
-      assert.ok(sample.applicationUtilization > 0.5, `ELU ${sample.applicationUtilization}`);
-      assert.ok(sample.applicationUtilization <= 1);
-      // CPU time depends on what else the machine runs: a busy loop on a shared core gets less.
-      assert.ok(sample.cpuUtilization > 0, `CPU ${sample.cpuUtilization}`);
-      assert.ok(sample.memUtilization > 0 && sample.memUtilization < 1);
+      const heap = getHeapStatistics().heap_size_limit / 4;
+      // A quiet half second, then a busy one, 100 ms a sample.
+      const quiet = { cpuUtilization: 0.2, eventLoopUtilization: 0.1, eventLoopDelayMs: 1 };
+      const busy = { cpuUtilization: 0.6, eventLoopUtilization: 0.9, eventLoopDelayMs: 9 };
+      const start = sampler.sampledAt;
+      feed({ ...quiet, eventLoopDelayP99Ms: 3, heapUsedBytes: heap }, 5, start + 100);
+      feed({ ...busy, eventLoopDelayP99Ms: 40 }, 1, start + 600);
+      feed({ ...busy, eventLoopDelayP99Ms: 20 }, 3, start + 700);
+      // Nine samples: 900 ms, not yet the second.
+      assert.equal(r.sample().rpsFractional, 0);
+      feed({}, 1, start + 1000);
+      const sample = r.sample();
+      const near = (actual: number, expected: number, what: string) =>
+        assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: ${actual}, not ${expected}`);
+      near(sample.cpuUtilization, (quiet.cpuUtilization + busy.cpuUtilization) / 2, "CPU");
+      near(
+        sample.applicationUtilization,
+        (quiet.eventLoopUtilization + busy.eventLoopUtilization) / 2,
+        "utilization",
+      );
+      near(sample.eventLoopDelayMs.mean, (1 + 9) / 2, "mean delay");
+      assert.equal(sample.eventLoopDelayMs.p99, 40);
+      near(sample.memUtilization, 0.25, "memory");
+      // Ten calls and two errors in the one second the samples cover.
+      near(sample.rpsFractional, 10, "rps");
+      near(sample.eps, 2, "eps");
       assert.equal(sample.inFlight, 0);
-      assert.ok(sample.eventLoopDelayMs.p99 >= 100, `delay ${sample.eventLoopDelayMs.p99}`);
-      assert.equal(sample.namedMetrics.event_loop_delay_p99_ms, sample.eventLoopDelayMs.p99);
+      assert.deepEqual(sample.namedMetrics, {
+        in_flight: 0,
+        event_loop_delay_p99_ms: 40,
+        event_loop_delay_mean_ms: sample.eventLoopDelayMs.mean,
+      });
+      // The next interval starts afresh: one quiet second, no calls.
+      feed({ ...quiet, eventLoopDelayP99Ms: 3 }, 10, start + 1100);
+      near(r.sample().cpuUtilization, quiet.cpuUtilization, "CPU of the next interval");
+      assert.equal(r.sample().eventLoopDelayMs.p99, 3);
+      assert.equal(r.sample().rpsFractional, 0);
+      // Closed, it reads the sampler no more; the sampler, shared, goes on.
+      r.close();
+      feed(busy, 10, start + 2100);
+      near(r.sample().cpuUtilization, quiet.cpuUtilization, "CPU after close");
     } finally {
       await service.close();
+    }
+  });
+
+  it("reports on the sample nearest each interval, or on every sample when they are slower", () => {
+    const reportsAt = (sampleMs: number, reportMs: number) => {
+      const { sampler, feed } = handSampler(sampleMs);
+      const r = createLoadReporter({ intervalMs: reportMs, sampler });
+      const start = sampler.sampledAt;
+      const at: number[] = [];
+      let report = r.sample();
+      for (let i = 1; i <= 7; i++) {
+        feed({}, 1, start + i * sampleMs);
+        if (r.sample() !== report) at.push(i * sampleMs);
+        report = r.sample();
+      }
+      r.close();
+      return at;
+    };
+    assert.deepEqual(reportsAt(300, 1000), [900, 1800]);
+    assert.deepEqual(reportsAt(2000, 1000), [2000, 4000, 6000, 8000, 10000, 12000, 14000]);
+  });
+
+  it("sees a blocked event loop through a real sampler, its own or a shared one", async () => {
+    const shared = createLoadSampler({ intervalMs: 50 });
+    try {
+      for (const r of [reporter(200), createLoadReporter({ intervalMs: 200, sampler: shared })]) {
+        reporters.push(r);
+        const end = performance.now() + 400;
+        while (performance.now() < end);
+        await until(() => r.sample().eventLoopDelayMs.p99 >= 100, "the block is reported");
+        const sample = r.sample();
+        assert.equal(sample.namedMetrics.event_loop_delay_p99_ms, sample.eventLoopDelayMs.p99);
+        // CPU time depends on what else the machine runs: a busy loop on a shared core gets less.
+        assert.ok(sample.cpuUtilization > 0, `CPU ${sample.cpuUtilization}`);
+        assert.ok(sample.applicationUtilization > 0 && sample.applicationUtilization <= 1);
+        assert.ok(sample.memUtilization > 0 && sample.memUtilization < 1);
+      }
+    } finally {
+      shared.stop();
     }
   });
 

@@ -8,6 +8,11 @@ export interface LoadSample {
    */
   eventLoopDelayMs: number;
   /**
+   * The 99th percentile of the event-loop delays recorded over the interval, in ms (at least how
+   * late the sampler's own timer ran).
+   */
+  eventLoopDelayP99Ms: number;
+  /**
    * The share of the interval the event loop was busy rather than waiting for I/O, 0 to 1
    * (`performance.eventLoopUtilization`): the main thread's own load, which other threads (the
    * garbage collector's helpers, the thread pool hashing passwords) do not add to.
@@ -24,6 +29,7 @@ export interface LoadSample {
 /** The sample before the first interval has passed: all zeros. */
 export const noSample: LoadSample = Object.freeze({
   eventLoopDelayMs: 0,
+  eventLoopDelayP99Ms: 0,
   eventLoopUtilization: 0,
   cpuUtilization: 0,
   heapUsedBytes: 0,
@@ -47,8 +53,11 @@ export interface LoadSampler {
    * longer than the interval leaves this behind, which a call can see before the next sample.
    */
   readonly sampledAt: number;
-  /** Calls `listener` with each new sample, in the order listeners were added. */
-  onSample(listener: (sample: LoadSample) => void): void;
+  /**
+   * Calls `listener` with each new sample, in the order listeners were added; returns what
+   * removes it again.
+   */
+  onSample(listener: (sample: LoadSample) => void): () => void;
   /** Stops the timer and the event-loop delay monitor. */
   stop(): void;
 }
@@ -63,7 +72,7 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
   const intervalMs = options.intervalMs ?? 100;
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
-  const listeners: ((sample: LoadSample) => void)[] = [];
+  let listeners: ((sample: LoadSample) => void)[] = [];
   let latest = noSample;
   let cpu = process.cpuUsage();
   let at = performance.now();
@@ -79,10 +88,13 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
     // This timer's own lateness counts too: after a long block it may run before the monitor's
     // timer has recorded anything (an empty histogram's mean is NaN).
     const late = Math.max(0, now - at - intervalMs);
-    const mean = Math.max(delay.count > 0 ? delay.mean / 1e6 : 0, late);
+    const recorded = delay.count > 0;
+    const mean = Math.max(recorded ? delay.mean / 1e6 : 0, late);
+    const p99 = Math.max(recorded ? delay.percentile(99) / 1e6 : 0, late);
     delay.reset();
     latest = {
       eventLoopDelayMs: mean,
+      eventLoopDelayP99Ms: p99,
       eventLoopUtilization: busy.utilization,
       cpuUtilization: (used.user + used.system) / 1000 / Math.max(1, now - at),
       heapUsedBytes: memory.heapUsed,
@@ -101,7 +113,13 @@ export function createLoadSampler(options: LoadSamplerOptions = {}): LoadSampler
     get sampledAt() {
       return sampledAt;
     },
-    onSample: (listener) => void listeners.push(listener),
+    onSample(listener) {
+      listeners.push(listener);
+      // A new array, so that a listener removed while the listeners are told misses no other.
+      return () => {
+        listeners = listeners.filter((l) => l !== listener);
+      };
+    },
     stop() {
       clearInterval(timer);
       delay.disable();

@@ -3,39 +3,9 @@ import { describe, it } from "node:test";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { RetryInfoSchema } from "@keel/gen/errdetails/v1/errdetails_pb";
 import { UserService } from "@keel/gen/user/v1/user_pb";
-import { type LoadSample, type LoadSampler, noSample } from "./load-sampler.ts";
 import { createLoadShedder, type ShedReason, type ShedState } from "./load-shedder.ts";
 import { createMemoryWatchdog, type MemoryLevel } from "./memory-watchdog.ts";
-
-/** A sampler fed by hand, one interval per `feed`: the decisions, without waiting for a timer. */
-function handSampler(intervalMs = 100) {
-  const listeners: ((sample: LoadSample) => void)[] = [];
-  let latest = noSample;
-  let sampledAt = performance.now();
-  const sampler: LoadSampler = {
-    get latest() {
-      return latest;
-    },
-    get sampledAt() {
-      return sampledAt;
-    },
-    intervalMs,
-    onSample: (listener) => void listeners.push(listener),
-    stop() {},
-  };
-  const feed = (sample: Partial<LoadSample>, times = 1) => {
-    for (let i = 0; i < times; i++) {
-      latest = { ...latest, ...sample };
-      sampledAt = performance.now();
-      for (const listener of listeners) listener(latest);
-    }
-  };
-  /** As if the loop had been busy without a break for `ms` since the last sample. */
-  const stall = (ms: number) => {
-    sampledAt = performance.now() - intervalMs - ms;
-  };
-  return { sampler, feed, stall };
-}
+import { handSampler } from "./testing/hand-sampler.ts";
 
 /** How many of `n` calls of `service` are refused. */
 function refusals(

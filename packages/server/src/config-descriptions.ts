@@ -239,7 +239,8 @@ export const settingDescriptions: Record<string, SettingDescription> = {
     meaning: "report `NOT_SERVING` (health, `/readyz`) while shedding",
   },
   KEEL_LOAD_SAMPLE_INTERVAL_MS: {
-    meaning: "how often load and memory are sampled (for load shedding and the memory limits)",
+    meaning:
+      "how often load and memory are sampled (for load shedding and the memory limits; with either on, the load reports sum up these samples too)",
   },
   KEEL_MEMORY_HEAP_SOFT_LIMIT_BYTES: {
     meaning: "V8 heap in use above which new calls are shed (0: no limit)",
@@ -257,5 +258,8 @@ export const settingDescriptions: Record<string, SettingDescription> = {
     meaning:
       "send an ORCA load report (`endpoint-load-metrics-bin` trailer) with every response, for weighted round robin",
   },
-  KEEL_LOAD_REPORT_INTERVAL_MS: { meaning: "how often the load reported is measured" },
+  KEEL_LOAD_REPORT_INTERVAL_MS: {
+    meaning:
+      "how often the load reported is measured (with load shedding or memory limits on, from their samples: to the nearest whole sample, at least one)",
+  },
 };

@@ -36,7 +36,11 @@ describe("the image of deploy/Dockerfile, run as deploy/kubernetes runs it", {
   skip: podmanSkipReason(),
 }, () => {
   const volume = `keel-test-data-${run}`;
-  const env = { ...settings, KEEL_JWT_SECRET: randomBytes(48).toString("base64") };
+  const env = {
+    ...settings,
+    KEEL_JWT_SECRET: randomBytes(48).toString("base64"),
+    KEEL_API_KEY_SECRET: randomBytes(48).toString("base64"),
+  };
   const started: Container[] = [];
   let image = "";
 

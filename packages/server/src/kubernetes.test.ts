@@ -91,7 +91,7 @@ describe("deploy/kubernetes", () => {
 
   it("takes settings from the ConfigMap and secrets by reference from the Secret", () => {
     assert.deepEqual(container?.envFrom, [{ configMapRef: { name: configMap.metadata?.name } }]);
-    for (const name of ["KEEL_JWT_SECRET", "KEEL_DATABASE_URL"]) {
+    for (const name of ["KEEL_JWT_SECRET", "KEEL_API_KEY_SECRET", "KEEL_DATABASE_URL"]) {
       const variable: IEnvVar | undefined = container?.env?.find((e) => e.name === name);
       assert.equal(variable?.value, undefined, `${name} must not be written into the Deployment`);
       const ref: ISecretKeySelector | undefined = variable?.valueFrom?.secretKeyRef;
@@ -101,20 +101,29 @@ describe("deploy/kubernetes", () => {
     }
   });
 
-  it("makes a production configuration the server accepts, and refuses the placeholder secret", () => {
+  it("makes a production configuration the server accepts, with API keys, and refuses the placeholder secrets", () => {
     const settings = { NODE_ENV: "production", ...configMap.data };
-    const fromSecret = (key: string) => secret.stringData?.[key] ?? "";
-    const env = {
-      ...settings,
-      KEEL_JWT_SECRET: fromSecret("jwt-secret"),
-      KEEL_DATABASE_URL: fromSecret("database-url"),
+    // What the Deployment passes from the Secret, by the keys it names.
+    const env: Record<string, string> = { ...settings };
+    for (const variable of container?.env ?? []) {
+      const key = variable.valueFrom?.secretKeyRef?.key;
+      if (key !== undefined) env[variable.name] = secret.stringData?.[key] ?? "";
+    }
+    const real = {
+      KEEL_JWT_SECRET: "a real secret of at least 32 characters",
+      KEEL_API_KEY_SECRET: "another real secret of 32+ characters",
     };
-    assert.throws(
-      () => loadConfig(env),
-      /KEEL_JWT_SECRET: the value must be at least 32 characters/,
-    );
-    assert.doesNotThrow(() =>
-      loadConfig({ ...env, KEEL_JWT_SECRET: "a real secret of at least 32 characters" }),
+    for (const name of Object.keys(real)) {
+      assert.throws(
+        () => loadConfig({ ...env, ...real, [name]: env[name] }),
+        new RegExp(`${name}: the value must be at least 32 characters`),
+      );
+    }
+    // In production API keys are off without their secret: the manifests must pass one.
+    const config = loadConfig({ ...env, ...real });
+    assert.deepEqual(
+      config.auth.apiKeySecretBytes,
+      new TextEncoder().encode(real.KEEL_API_KEY_SECRET),
     );
     // Stopping takes the shutdown delay plus the grace period; Kubernetes kills after its own.
     const stopMs =

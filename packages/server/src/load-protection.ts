@@ -2,6 +2,7 @@ import {
   createLoadSampler,
   createLoadShedder,
   createMemoryWatchdog,
+  type LoadSampler,
   type LoadShedder,
   type MemoryLimit,
   type ShedReason,
@@ -42,6 +43,8 @@ export interface LoadProtectionOptions {
 /** The shedder the request gate and the adapter's first interceptor ask, and its timer's stop. */
 export interface LoadProtection {
   shedder: LoadShedder;
+  /** The process's sampler, which the load report reads too (one timer, one delay monitor). */
+  sampler: LoadSampler;
   stop(): void;
 }
 
@@ -110,7 +113,7 @@ export function createLoadProtection(options: LoadProtectionOptions): LoadProtec
       }
     },
   });
-  return { shedder, stop: () => sampler.stop() };
+  return { shedder, sampler, stop: () => sampler.stop() };
 }
 
 /** The entries whose value is defined (the options are `exactOptionalPropertyTypes`). */

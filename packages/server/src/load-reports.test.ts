@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { syncBuiltinESMExports } from "node:module";
+import perfHooks from "node:perf_hooks";
+import { after, before, describe, it, mock } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { UserService } from "@keel/gen/user/v1/user_pb";
@@ -39,4 +41,28 @@ describe("load reports", () => {
       assert.match(trailer?.get(loadReportTrailer) ?? "", /^[A-Za-z0-9+/]+=*$/);
     });
   }
+});
+
+describe("load sampling", () => {
+  it("runs one event-loop delay monitor for load reports and load shedding together", async () => {
+    // Counted where the samplers get it: the module's own export, which their imports follow.
+    const monitors = mock.method(perfHooks, "monitorEventLoopDelay");
+    syncBuiltinESMExports();
+    try {
+      const made = async (options: Parameters<typeof startTestServer>[0]) => {
+        const before = monitors.mock.callCount();
+        const s = await startTestServer(options);
+        await s.stop();
+        return monitors.mock.callCount() - before;
+      };
+      // Whatever else the server monitors (its metrics' own event-loop lag) is in every count.
+      const neither = await made({ loadReports: false });
+      assert.equal((await made({})) - neither, 1, "load reports alone");
+      assert.equal((await made({ loadReports: false, loadShedding: {} })) - neither, 1, "shedding");
+      assert.equal((await made({ loadShedding: {} })) - neither, 1, "load reports and shedding");
+    } finally {
+      monitors.mock.restore();
+      syncBuiltinESMExports();
+    }
+  });
 });

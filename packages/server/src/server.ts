@@ -207,10 +207,11 @@ export interface ServerOptions {
   refusalSummaryIntervalMs?: number;
   /**
    * Send an ORCA load report (`endpoint-load-metrics-bin`) with every response, for clients'
-   * `weighted_round_robin`; the load is measured every `intervalMs` (default 1000). false: none.
+   * `weighted_round_robin`; the report is rebuilt every `intervalMs` (default 1000), from the
+   * samples of load protection's sampler when shedding or memory limits are on. false: none.
    * Default: on.
    */
-  loadReports?: LoadReporterOptions | false;
+  loadReports?: Pick<LoadReporterOptions, "intervalMs"> | false;
   /**
    * Refuse new calls (RESOURCE_EXHAUSTED with a retry delay, before any work) while the event
    * loop is overloaded; health and admin calls still pass. Default: never for load.
@@ -396,8 +397,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const deadlines = { defaultTimeoutMs: options.defaultTimeoutMs ?? 30_000 };
   const defaultTimeoutFor = deadlineDefaults(deadlines);
+  // On load protection's sampler when there is one (every 100 ms by default, the report summing
+  // up each interval's samples), so that the process runs one sampling timer; else its own.
   const loadReporter =
-    options.loadReports === false ? undefined : createLoadReporter(options.loadReports);
+    options.loadReports === false
+      ? undefined
+      : createLoadReporter({
+          ...options.loadReports,
+          ...(protection === undefined ? {} : { sampler: protection.sampler }),
+        });
   // Error messages are bounded outside everything, whatever raised them and whatever they quote.
   const authentication = createAuthenticationInterceptor({
     secret: keyring,

@@ -9,6 +9,8 @@ export interface GetUserCall {
   protocol: "connect" | "grpc-web";
   userId: string;
   token?: string;
+  /** Sent as `x-api-key` (a header the preflight must allow). */
+  apiKey?: string;
 }
 
 export interface GetUserOutcome {
@@ -37,7 +39,10 @@ async function keelGetUser(call: GetUserCall): Promise<GetUserOutcome> {
     const res = await client.getUser(
       { userId: BigInt(call.userId) },
       {
-        headers: call.token ? { authorization: `Bearer ${call.token}` } : {},
+        headers: {
+          ...(call.token ? { authorization: `Bearer ${call.token}` } : {}),
+          ...(call.apiKey ? { "x-api-key": call.apiKey } : {}),
+        },
         onHeader: (header) => {
           requestId = header.get("x-request-id");
         },

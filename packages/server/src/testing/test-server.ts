@@ -55,6 +55,8 @@ export async function startTestServer(
       | "streamLimits"
       | "refusalSummaryIntervalMs"
       | "engine"
+      | "loadReports"
+      | "loadShedding"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
