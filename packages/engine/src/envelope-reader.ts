@@ -28,6 +28,8 @@ export interface BodyReader {
  */
 export class EnvelopeReader implements BodyReader {
   private readonly pending: Buffer[] = [];
+  /** Where the bytes not yet taken start in `pending[0]` (a view of the rest would cost one). */
+  private offset = 0;
   private held = 0;
   /** The payload length of the envelope whose prefix was read; -1 while waiting for a prefix. */
   private need = -1;
@@ -52,9 +54,18 @@ export class EnvelopeReader implements BodyReader {
     for (;;) {
       if (this.need < 0) {
         if (this.held < 5) return;
-        const prefix = this.take(5);
-        this.flags = prefix[0] as number;
-        const length = prefix.readUInt32BE(1);
+        const first = this.pending[0] as Buffer;
+        let length: number;
+        if (first.length - this.offset >= 5) {
+          // The prefix read where it lies: no view, no copy.
+          this.flags = first[this.offset] as number;
+          length = first.readUInt32BE(this.offset + 1);
+          this.skip(5);
+        } else {
+          const prefix = this.take(5);
+          this.flags = prefix[0] as number;
+          length = prefix.readUInt32BE(1);
+        }
         if (length > this.readMaxBytes) {
           throw new ConnectError(
             `message size ${length} is larger than configured readMaxBytes ${this.readMaxBytes}`,
@@ -74,25 +85,39 @@ export class EnvelopeReader implements BodyReader {
     return this.held === 0 && this.need < 0;
   }
 
+  /** Drops the first `n` bytes held, which lie in `pending[0]`. */
+  private skip(n: number): void {
+    this.held -= n;
+    this.offset += n;
+    if (this.offset === (this.pending[0] as Buffer).length) {
+      this.pending.shift();
+      this.offset = 0;
+    }
+  }
+
   /** The first `n` bytes held (n <= held), as a view when they lie in one chunk. */
   private take(n: number): Buffer {
     if (n === 0) return empty;
-    this.held -= n;
     const first = this.pending[0] as Buffer;
-    if (first.length >= n) {
-      if (first.length === n) this.pending.shift();
-      else this.pending[0] = first.subarray(n);
-      return first.subarray(0, n);
+    const start = this.offset;
+    if (first.length - start >= n) {
+      const view = first.subarray(start, start + n);
+      this.skip(n);
+      return view;
     }
+    this.held -= n;
     const out = Buffer.allocUnsafe(n);
     let at = 0;
     while (at < n) {
       const head = this.pending[0] as Buffer;
-      const part = Math.min(head.length, n - at);
-      head.copy(out, at, 0, part);
+      const part = Math.min(head.length - this.offset, n - at);
+      head.copy(out, at, this.offset, this.offset + part);
       at += part;
-      if (part === head.length) this.pending.shift();
-      else this.pending[0] = head.subarray(part);
+      this.offset += part;
+      if (this.offset === head.length) {
+        this.pending.shift();
+        this.offset = 0;
+      }
     }
     return out;
   }

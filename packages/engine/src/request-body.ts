@@ -121,14 +121,16 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
       this.options.budget.take(chunk.length);
       this.charged += chunk.length;
       const before = this.reader.byteLength;
-      const out: Envelope[] = [];
-      this.reader.push(chunk, out);
+      const queued = this.queue.length;
+      // Straight onto the queue (a failure empties it).
+      this.reader.push(chunk, this.queue);
       // Bytes of prefixes are done with at once; payloads when the consumer takes them.
       let payload = 0;
-      for (const envelope of out) payload += envelope.data.length;
+      for (let i = queued; i < this.queue.length; i++) {
+        payload += (this.queue[i] as Envelope).data.length;
+      }
       const consumed = before + chunk.length - this.reader.byteLength - payload;
       this.release(consumed);
-      for (const envelope of out) this.queue.push(envelope);
       if (this.queue.length > 4 && !this.paused && !this.collecting) {
         this.paused = true;
         this.source.pause();
