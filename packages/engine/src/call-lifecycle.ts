@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http2";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type UnaryRequest } from "@connectrpc/connect";
+import { Code, ConnectError, type UnaryRequest } from "@connectrpc/connect";
 import { Call, callKey } from "./call.ts";
+import { createCallValues } from "./context-values.ts";
 import type { EngineContext } from "./engine-context.ts";
 import { type AnyRequest, contextOf, type EngineMethod } from "./method-table.ts";
 import type { PlainHeaders } from "./plain-headers.ts";
@@ -70,7 +71,7 @@ export function startCall(
 ): StartedRequest {
   const contextValues =
     engine.contextValues?.({ headers: init.headers, socket: { remoteAddress: init.peer } }) ??
-    createContextValues();
+    createCallValues();
   contextValues.set(callKey, call);
   engine.onCallStart?.(contextValues, call);
   call.onAbort(engine.track(call));

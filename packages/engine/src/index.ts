@@ -1,4 +1,5 @@
 export type { CallState, DefaultDeadline } from "./call.ts";
+export { createCallValues } from "./context-values.ts";
 export type { Engine, EngineOptions } from "./engine.ts";
 export { createEngine } from "./engine.ts";
 export type { InProcessTransportOptions } from "./in-process-transport.ts";

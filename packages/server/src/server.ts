@@ -1,15 +1,10 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
-import {
-  type ConnectRouter,
-  createClient,
-  createContextValues,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { type ConnectRouter, createClient, type Interceptor } from "@connectrpc/connect";
 import { contentTypeRegExp as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { compressionBrotli, compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createUserClient } from "@keel/clients";
 import { createConsoleHandler, createCorsHandler } from "@keel/console";
-import { createEngine } from "@keel/engine";
+import { createCallValues, createEngine } from "@keel/engine";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -460,8 +455,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const contextValues = (req: {
     socket: { remoteAddress?: string | undefined };
     headers: IncomingHeaders;
-  }) =>
-    createContextValues().set(peerKey, clientAddress(req.socket.remoteAddress ?? "", req.headers));
+  }) => createCallValues().set(peerKey, clientAddress(req.socket.remoteAddress ?? "", req.headers));
   const routes = (router: ConnectRouter) => {
     for (const { service, impl } of services) router.service(service, impl);
     registerReflection(router, { services: [UserService, OrderService, Health] });
