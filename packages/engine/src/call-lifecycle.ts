@@ -57,6 +57,17 @@ export function createCall(
   );
 }
 
+/** The call a request started by `startCall` belongs to, for its `signal` getter. */
+const requestCall = Symbol("keel engine call");
+
+const lazySignal: PropertyDescriptor = {
+  get(this: { [requestCall]: Call }) {
+    return this[requestCall].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
 /**
  * Starts a call's state, the one way every kind of call does: its context values (the engine's
  * `contextValues`, the call under `callKey`, `onCallStart` told), counted in flight until
@@ -92,17 +103,6 @@ export function startCall(
   Object.defineProperty(request, "signal", lazySignal);
   return request as unknown as StartedRequest;
 }
-
-/** The call a request started by `startCall` belongs to, for its `signal` getter. */
-const requestCall = Symbol("keel engine call");
-
-const lazySignal: PropertyDescriptor = {
-  get(this: { [requestCall]: Call }) {
-    return this[requestCall].signal;
-  },
-  enumerable: true,
-  configurable: true,
-};
 
 /**
  * Runs the engine's request gate, if any, on the context a handler would get of the call as it
