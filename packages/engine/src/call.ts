@@ -34,7 +34,11 @@ export class Call implements CallState {
   private abortReason: unknown;
   private aborted = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly listeners: ((reason: unknown) => void)[] = [];
+  /**
+   * Told when the call is aborted: none, one, or a list made at the second (an empty array's
+   * first push would allocate room for 16).
+   */
+  private listeners: AbortListener | AbortListener[] | undefined;
 
   readonly protocolName: string;
 
@@ -107,16 +111,22 @@ export class Call implements CallState {
     this.abortReason = reason;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.controller?.abort(reason ?? completed);
-    for (const listener of this.listeners) listener(reason);
-    this.listeners.length = 0;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (typeof listeners === "function") listeners(reason);
+    else if (listeners !== undefined) for (const listener of listeners) listener(reason);
   }
 
   /** Calls `listener` once the call is aborted (at once if it is), without making a signal. */
   onAbort(listener: (reason: unknown) => void): void {
     if (this.aborted) listener(this.abortReason);
+    else if (this.listeners === undefined) this.listeners = listener;
+    else if (typeof this.listeners === "function") this.listeners = [this.listeners, listener];
     else this.listeners.push(listener);
   }
 }
+
+type AbortListener = (reason: unknown) => void;
 
 /** The deadline a method's calls get when their client sets none. */
 export interface DefaultDeadline {
