@@ -1,6 +1,7 @@
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { settled } from "./chain.ts";
 import { requestIdKey } from "./context.ts";
+import { mapError as mapStreamError } from "./streams.ts";
 
 /** The part of a logger the recovery interceptor needs; a pino logger fits. */
 export interface ErrorLogger {
@@ -60,7 +61,7 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
         res.stream
           ? {
               ...res,
-              message: recoverStream(res.message, (err) =>
+              message: mapStreamError(res.message, (err) =>
                 recover(err, req.method, req.contextValues),
               ),
             }
@@ -69,17 +70,6 @@ export function createRecoveryInterceptor(options: RecoveryOptions = {}): Interc
         throw recover(err, req.method, req.contextValues);
       },
     );
-}
-
-async function* recoverStream<T>(
-  stream: AsyncIterable<T>,
-  recover: (err: unknown) => ConnectError,
-): AsyncIterable<T> {
-  try {
-    yield* stream;
-  } catch (err) {
-    throw recover(err);
-  }
 }
 
 const consoleLogger: ErrorLogger = {
