@@ -116,9 +116,15 @@ export interface UnaryRequest {
 
 /**
  * Unary GetUser by h2load (or `request`), `connections × streams` in flight, for the plan's
- * duration.
+ * duration; with `rpsPerConnection`, each connection starts that many calls a second (h2load
+ * --rps, an open loop while a stream is free).
  */
-export function unary(connections: number, streams: number, request?: UnaryRequest) {
+export function unary(
+  connections: number,
+  streams: number,
+  request?: UnaryRequest,
+  rpsPerConnection?: number,
+) {
   return (ctx: LoadContext): Promise<LoadOutcome> => {
     const origin = `http://127.0.0.1:${ctx.target.port}`;
     const path = request?.path ?? `/${getUser}`;
@@ -133,6 +139,7 @@ export function unary(connections: number, streams: number, request?: UnaryReque
           }),
       connections,
       streamsPerConnection: streams,
+      ...(rpsPerConnection === undefined ? {} : { rpsPerConnection }),
     });
   };
 }
@@ -158,7 +165,13 @@ async function timedLoad(
   ctx: LoadContext,
   load: Pick<
     H2loadOptions,
-    "url" | "bodyFile" | "contentType" | "http1" | "connections" | "streamsPerConnection"
+    | "url"
+    | "bodyFile"
+    | "contentType"
+    | "http1"
+    | "connections"
+    | "streamsPerConnection"
+    | "rpsPerConnection"
   >,
 ): Promise<LoadOutcome> {
   const result = await runH2load({
@@ -209,34 +222,54 @@ async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
 
 const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
 
+/** What each call of a streaming load does (see `StreamLoadOptions`). */
+export type StreamCall = Pick<
+  StreamLoadOptions,
+  "path" | "bodyBase64" | "protocol" | "messagesPerStream" | "endsItself" | "messagesPerCall"
+>;
+
+/**
+ * Streaming calls by bench/src/stream-load.ts on the load CPU, `connections × streams` in flight,
+ * for the plan's streaming length (or its warm-up), authorized.
+ */
+export function streamLoad(call: StreamCall, connections: number, streams: number) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    const seconds = ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.streamSeconds;
+    const options: StreamLoadOptions = {
+      ...call,
+      origin: `http://127.0.0.1:${ctx.target.port}`,
+      headers: { authorization: ctx.authorization },
+      connections,
+      streamsPerConnection: streams,
+      durationSeconds: seconds,
+    };
+    const child = launch(
+      [process.execPath, "--conditions=source", streamLoadScript, JSON.stringify(options)],
+      { cpu: ctx.variant.loadCpu },
+    );
+    const done = await finish(child, (seconds + 30) * 1000);
+    if (done.code !== 0) throw new Error(`stream-load failed: ${done.stderr.trim()}`);
+    // JSON writes NaN (the latencies of no calls) as null.
+    const result = JSON.parse(done.stdout, (_, value) => value ?? Number.NaN) as StreamLoadResult;
+    return {
+      rate: result.messagesPerSecond,
+      completed: result.messages,
+      latencyMs: result.latencyMs,
+      errors: result.errors,
+      generatorCpuShare: result.clientCpuShare,
+      ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+    };
+  };
+}
+
 /** StreamUserActivities calls read to `streamMessages` messages, 4 connections × 8 calls. */
-async function streaming(ctx: LoadContext): Promise<LoadOutcome> {
-  const seconds = ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.streamSeconds;
-  const options: StreamLoadOptions = {
-    origin: `http://127.0.0.1:${ctx.target.port}`,
+function streaming(ctx: LoadContext): Promise<LoadOutcome> {
+  const call = {
     path: "/user.v1.UserService/StreamUserActivities",
     bodyBase64: ctx.streamBody.toString("base64"),
-    headers: { authorization: ctx.authorization },
-    connections: 4,
-    streamsPerConnection: 8,
     messagesPerStream: ctx.plan.streamMessages,
-    durationSeconds: seconds,
   };
-  const child = launch(
-    [process.execPath, "--conditions=source", streamLoadScript, JSON.stringify(options)],
-    { cpu: ctx.variant.loadCpu },
-  );
-  const done = await finish(child, (seconds + 30) * 1000);
-  if (done.code !== 0) throw new Error(`stream-load failed: ${done.stderr.trim()}`);
-  const result = JSON.parse(done.stdout) as StreamLoadResult;
-  return {
-    rate: result.messagesPerSecond,
-    completed: result.messages,
-    latencyMs: result.latencyMs,
-    errors: result.errors,
-    generatorCpuShare: result.clientCpuShare,
-    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
-  };
+  return streamLoad(call, 4, 8)(ctx);
 }
 
 /** Every scenario of a run, in the order they run. */
