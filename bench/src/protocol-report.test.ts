@@ -213,3 +213,27 @@ describe("renderOpenLoopTable", () => {
     ]);
   });
 });
+
+describe("disturbed rows", () => {
+  it("marks a row whose server's core was more than 10% busy with other processes", () => {
+    const quiet = sample({ foreignCpuShare: 0.02 });
+    const rows = cells(
+      renderUnaryTable([
+        {
+          title: "gRPC",
+          shape: "50 × 1",
+          samples: { engine: [quiet], connect: [sample({ foreignCpuShare: 0.35 })] },
+          reference: undefined,
+        },
+        {
+          title: "gRPC-Web",
+          shape: "50 × 1",
+          samples: { engine: [quiet], connect: [quiet] },
+          reference: undefined,
+        },
+      ]),
+    );
+    assert.equal(rows[2]?.[0], "gRPC (disturbed: others took 35% of the server's core)");
+    assert.equal(rows[3]?.[0], "gRPC-Web");
+  });
+});

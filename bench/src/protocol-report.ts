@@ -10,6 +10,8 @@ export type PerServer = Readonly<Record<ServerLabel, readonly Sample[]>>;
 
 /** A row above this share of its core may have been paced by its load generator. */
 const generatorBound = 0.8;
+/** A row whose server's core was this busy with other processes was disturbed. */
+const disturbed = 0.1;
 
 /** One GetUser row of the closed-loop table. */
 export interface UnaryLine {
@@ -57,8 +59,8 @@ export function renderUnaryTable(lines: readonly UnaryLine[]): string {
     [...header, "client CPU", "errors"],
     2,
     lines.map((line) => {
-      const generator = highestGeneratorShare(line.samples);
-      const cells = [flagged(line.title, generator), line.shape];
+      const medians = mediansOf(line.samples);
+      const cells = [flagged(line.title, medians), line.shape];
       for (const server of serverLabels) {
         const s = medianOf(line.samples[server]);
         const ref = line.reference === undefined ? undefined : medianOf(line.reference[server]);
@@ -69,7 +71,7 @@ export function renderUnaryTable(lines: readonly UnaryLine[]): string {
           fixed(s?.p99Ms, 1),
         );
       }
-      return [...cells, percent(generator), errors(line.samples)];
+      return [...cells, percent(highest(medians, (s) => s.generatorCpuShare)), errors(medians)];
     }),
   );
 }
@@ -94,8 +96,8 @@ export function renderStreamTable(lines: readonly StreamLine[]): string {
     [...header, "client CPU", "errors"],
     2,
     lines.map((line) => {
-      const generator = highestGeneratorShare(line.samples);
-      const cells = [flagged(line.rpc, generator), line.protocol, String(line.messagesPerCall)];
+      const medians = mediansOf(line.samples);
+      const cells = [flagged(line.rpc, medians), line.protocol, String(line.messagesPerCall)];
       for (const server of serverLabels) {
         const s = medianOf(line.samples[server]);
         const ref = line.reference === undefined ? undefined : medianOf(line.reference[server]);
@@ -108,7 +110,7 @@ export function renderStreamTable(lines: readonly StreamLine[]): string {
           fixed(s?.p99Ms, 1),
         );
       }
-      return [...cells, percent(generator), errors(line.samples)];
+      return [...cells, percent(highest(medians, (s) => s.generatorCpuShare)), errors(medians)];
     }),
   );
 }
@@ -136,7 +138,7 @@ export function renderOpenLoopTable(lines: readonly OpenLoopLine[], targetP99Ms:
     lines.map((line) => {
       const s = medianOf(line.samples);
       return [
-        flagged(line.title, s?.generatorCpuShare),
+        flagged(line.title, [s]),
         columnName[line.server],
         fixed(line.capacity, 0),
         fixed(line.offered, 0),
@@ -174,23 +176,39 @@ function percent(share: number | undefined): string {
   return share === undefined ? "–" : `${Math.round(share * 100)}%`;
 }
 
-/** The load generator's highest median CPU share over the servers. */
-function highestGeneratorShare(samples: PerServer): number | undefined {
-  const shares = serverLabels.flatMap((server) => {
-    const share = medianOf(samples[server])?.generatorCpuShare;
-    return share === undefined ? [] : [share];
+/** The highest of one figure over some medians; undefined when none has it. */
+function highest(
+  medians: readonly (Sample | undefined)[],
+  pick: (s: Sample) => number | undefined,
+): number | undefined {
+  const values = medians.flatMap((s) => {
+    const value = s === undefined ? undefined : pick(s);
+    return value === undefined ? [] : [value];
   });
-  return shares.length === 0 ? undefined : Math.max(...shares);
+  return values.length === 0 ? undefined : Math.max(...values);
 }
 
-function flagged(title: string, generatorShare: number | undefined): string {
-  return generatorShare !== undefined && generatorShare > generatorBound
-    ? `${title} (generator-bound)`
-    : title;
+function mediansOf(samples: PerServer): (Sample | undefined)[] {
+  return serverLabels.map((server) => medianOf(samples[server]));
 }
 
-function errors(samples: PerServer): string {
-  return String(
-    serverLabels.reduce((sum, server) => sum + (medianOf(samples[server])?.errors ?? 0), 0),
-  );
+/**
+ * The title, marked when, in any of the medians, the load generator used more than 80% of its
+ * core or other processes more than 10% of the server's (the machine may be shared).
+ */
+function flagged(title: string, medians: readonly (Sample | undefined)[]): string {
+  const generator = highest(medians, (s) => s.generatorCpuShare) ?? 0;
+  const others = highest(medians, (s) => s.foreignCpuShare) ?? 0;
+  const marks = [
+    ...(generator > generatorBound ? ["generator-bound"] : []),
+    ...(others > disturbed
+      ? [`disturbed: others took ${percent(others)} of the server's core`]
+      : []),
+  ];
+  return marks.length === 0 ? title : `${title} (${marks.join("; ")})`;
+}
+
+/** Every error of every round, on every server (`medianSample` sums them). */
+function errors(medians: readonly (Sample | undefined)[]): string {
+  return String(medians.reduce((sum, s) => sum + (s?.errors ?? 0), 0));
 }

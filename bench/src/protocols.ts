@@ -17,7 +17,9 @@
  *   largest shape; p50/p99 against the 10 ms target, and errors.
  *
  * Every row gives its load generator's CPU share; above 80% it is marked generator-bound: the
- * generator, not the server, may have set its pace.
+ * generator, not the server, may have set its pace. The machine may be shared: each load waits
+ * (at most 10 s) for other processes to leave the CPUs, and a row whose server's core was more
+ * than 10% busy with others is marked disturbed.
  *
  *   ./dev node --conditions=source bench/src/protocols.ts [--root .] [--rounds 3] [--seconds 6]
  *     [--warm-up 5] [--shapes 50x20,50x1] [--messages 100] [--only grpc,server-stream-grpc,...]
@@ -36,7 +38,7 @@ import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { GetUserRequestSchema } from "@keel/gen/user/v1/user_pb";
 import { checkBuilt, prepareKeel } from "./keel-setup.ts";
 import { killAll, pinThisProcess, preflight, stopAllOnSignals } from "./launch.ts";
-import { measure, medianSample, type Sample, settle } from "./measure.ts";
+import { measure, medianSample, type Sample, settle, waitForQuiet } from "./measure.ts";
 import {
   type LoadShape,
   loadCpu,
@@ -238,6 +240,15 @@ async function main(): Promise<void> {
         for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
           const scenario = m.scenario(server);
           await settle(server.context.target);
+          const others = await waitForQuiet(
+            servers.map((s) => s.context.target),
+            plan.quietWaitSeconds,
+          );
+          if (others !== undefined) {
+            log(
+              `other processes still use ${Math.round(others * 100)}% of a CPU; measuring anyway`,
+            );
+          }
           const { sample, firstError } = await measure(scenario, server.context);
           samples.add(m.key, server.label, sample);
           const unit = scenario.unit === "msg/s" ? "message" : "call";
@@ -352,7 +363,8 @@ function report(
   const sections = [
     `${run.rounds} rounds of ${run.seconds} s per row and server, alternating; server on CPU ` +
       `${serverCpu}, load generator on CPU ${loadCpu}. engine: keel's engine; connect-node: the ` +
-      `same build with KEEL_ENGINE=connect.`,
+      `same build with KEEL_ENGINE=connect. Marked rows: generator-bound, the load generator ` +
+      `used more than 80% of its core; disturbed, other processes more than 10% of the server's.`,
   ];
   if (selected.unary.length > 0) {
     sections.push(
