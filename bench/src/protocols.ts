@@ -100,7 +100,7 @@ interface RunShape {
 
 /** Each measurement's samples, one per round, by key and server. */
 class Samples {
-  private readonly byKey = new Map<string, PerServer & Record<ServerLabel, Sample[]>>();
+  private readonly byKey = new Map<string, Record<ServerLabel, Sample[]>>();
 
   add(key: string, server: ServerLabel, sample: Sample): void {
     const entry = this.byKey.get(key) ?? { engine: [], connect: [] };
