@@ -8,7 +8,6 @@ import {
   UserStatusUpdateSchema,
 } from "@keel/gen/user/v1/user_pb";
 import { grpcFrame, lengthPrefixed } from "./grpc-frame.ts";
-import type { LoadShape } from "./plan.ts";
 import { getUser, type StreamCall } from "./scenarios.ts";
 
 /** One way of calling GetUser. */
@@ -185,13 +184,9 @@ export function selectRows(only: readonly string[] | undefined) {
   return selected;
 }
 
-/**
- * h2load --rps per connection for half of `capacity` calls/s over `shape`'s connections (at
- * least 1), and the rate offered then.
- */
-export function openLoopRate(capacity: number, shape: LoadShape) {
-  const perConnection = Math.max(1, Math.round(capacity / 2 / shape.connections));
-  return { perConnection, offered: perConnection * shape.connections };
+/** The open loop's calls/s: half of `capacity` calls/s, at least 1. */
+export function openLoopRate(capacity: number): number {
+  return Math.max(1, Math.round(capacity / 2));
 }
 
 function repeated(frame: Buffer, times: number): string {

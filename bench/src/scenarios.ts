@@ -2,8 +2,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type H2loadOptions, runH2load } from "./h2load.ts";
 import { finish, launch } from "./launch.ts";
+import { runOpenLoop } from "./open-loop.ts";
 import { loadCpu, type Plan, serverCpu } from "./plan.ts";
-import type { LatencySummary } from "./stats.ts";
+import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 import type { StreamLoadOptions, StreamLoadResult } from "./stream-load.ts";
 import type { RunningTarget } from "./targets.ts";
 
@@ -116,15 +117,9 @@ export interface UnaryRequest {
 
 /**
  * Unary GetUser by h2load (or `request`), `connections × streams` in flight, for the plan's
- * duration; with `rpsPerConnection`, each connection starts that many calls a second (h2load
- * --rps, an open loop while a stream is free).
+ * duration.
  */
-export function unary(
-  connections: number,
-  streams: number,
-  request?: UnaryRequest,
-  rpsPerConnection?: number,
-) {
+export function unary(connections: number, streams: number, request?: UnaryRequest) {
   return (ctx: LoadContext): Promise<LoadOutcome> => {
     const origin = `http://127.0.0.1:${ctx.target.port}`;
     const path = request?.path ?? `/${getUser}`;
@@ -139,7 +134,6 @@ export function unary(
           }),
       connections,
       streamsPerConnection: streams,
-      ...(rpsPerConnection === undefined ? {} : { rpsPerConnection }),
     });
   };
 }
@@ -165,13 +159,7 @@ async function timedLoad(
   ctx: LoadContext,
   load: Pick<
     H2loadOptions,
-    | "url"
-    | "bodyFile"
-    | "contentType"
-    | "http1"
-    | "connections"
-    | "streamsPerConnection"
-    | "rpsPerConnection"
+    "url" | "bodyFile" | "contentType" | "http1" | "connections" | "streamsPerConnection"
   >,
 ): Promise<LoadOutcome> {
   const result = await runH2load({
@@ -189,6 +177,42 @@ async function timedLoad(
     latencyMs: result.latencyMs,
     errors: result.errors,
     ...(result.clientCpuShare === undefined ? {} : { generatorCpuShare: result.clientCpuShare }),
+  };
+}
+
+/**
+ * Unary calls of `path` (gRPC, or Connect by `contentType`) started at `rate` a second whatever
+ * the answers (bench/src/open-loop.ts, in this process: pin it to the load CPU), spread over
+ * `connections`, each with a 1 s deadline, for the plan's unary length after its opening second.
+ * Errors: calls that did not end OK by their deadline.
+ */
+export function openLoop(
+  request: { path: string; body: Buffer; contentType: string },
+  connections: number,
+  rate: number,
+) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    const result = await runOpenLoop({
+      baseUrl: `http://127.0.0.1:${ctx.target.port}`,
+      ...request,
+      headers: { authorization: ctx.authorization },
+      rate,
+      connections,
+      seconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+      warmUpSeconds: openingSeconds,
+      ...(ctx.startMeasuring === undefined ? {} : { onMeasuring: ctx.startMeasuring }),
+      timeoutMs: 1000,
+    });
+    const ok = result.byStatus.get("0") ?? 0;
+    const failed = [...result.byStatus].find(([status]) => status !== "0");
+    return {
+      rate: ok / result.seconds,
+      completed: ok,
+      latencyMs: summarizeLatencies(result.okLatenciesMs),
+      errors: result.started - ok,
+      generatorCpuShare: result.cpuShare,
+      ...(failed === undefined ? {} : { firstError: `${failed[1]} calls ended ${failed[0]}` }),
+    };
   };
 }
 
