@@ -14,7 +14,7 @@
  *   message and per call, the ratio to the same RPC over gRPC, messages/s, p99 of a call.
  * - Unary GetUser over gRPC and Connect JSON in an open loop (bench/src/open-loop.ts, from this
  *   process: calls started every millisecond whatever the answers; h2load --rps fires all its
- *   connections in step, bursts of 50 calls, which alone puts p99 past 10 ms) at half the
+ *   connections in step, and the last call of each burst of 50 waits for the 49 others) at half the
  *   capacity each server showed for that protocol in the closed-loop rounds (its best shape),
  *   over the largest shape's connections; p50/p99 against the 10 ms target, and errors.
  *
