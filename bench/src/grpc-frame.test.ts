@@ -33,3 +33,34 @@ describe("GrpcMessageCounter", () => {
     }
   });
 });
+
+describe("GrpcMessageCounter on a Connect stream", () => {
+  const status = Buffer.from(JSON.stringify({ error: { code: "not_found", message: "no user" } }));
+  const end = Buffer.alloc(5 + status.length);
+  end.writeUInt8(0x02, 0);
+  end.writeUInt32BE(status.length, 1);
+  end.set(status, 5);
+  const stream = Buffer.concat([
+    grpcFrame(GetUserRequestSchema, { userId: 1n }),
+    grpcFrame(GetUserRequestSchema, { userId: 2n }),
+    end,
+  ]);
+
+  it("counts the messages, not the end-of-stream message, and keeps its JSON", () => {
+    for (let size = 1; size <= stream.length; size++) {
+      const counter = new GrpcMessageCounter();
+      for (let at = 0; at < stream.length; at += size) counter.push(stream.subarray(at, at + size));
+      assert.equal(counter.count, 2, `chunks of ${size} bytes`);
+      assert.deepEqual(JSON.parse(String(counter.endOfStream)), {
+        error: { code: "not_found", message: "no user" },
+      });
+    }
+  });
+
+  it("has no end-of-stream message before it arrived whole", () => {
+    const counter = new GrpcMessageCounter();
+    counter.push(stream.subarray(0, stream.length - 1));
+    assert.equal(counter.count, 2);
+    assert.equal(counter.endOfStream, undefined);
+  });
+});

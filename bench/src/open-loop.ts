@@ -1,13 +1,18 @@
 import * as http2 from "node:http2";
 
-/** One open-loop run: unary gRPC calls started at a fixed rate, whatever the answers. */
+/** One open-loop run: unary gRPC (or Connect) calls started at a fixed rate, whatever the answers. */
 export interface OpenLoopOptions {
   /** `http://127.0.0.1:PORT` */
   baseUrl: string;
   /** `/package.Service/Method` */
   path: string;
-  /** The request body: one gRPC length-prefixed message (see `grpcFrame`). */
+  /** The request body: one gRPC length-prefixed message (see `grpcFrame`), or Connect's. */
   body: Buffer;
+  /**
+   * `application/grpc` (default), or a Connect unary call's (`application/proto`,
+   * `application/json`): its status is then the HTTP status, 200 counted as OK ("0").
+   */
+  contentType?: string;
   headers?: Record<string, string>;
   /** Calls started per second, spread evenly over `connections`. */
   rate: number;
@@ -17,6 +22,8 @@ export interface OpenLoopOptions {
   seconds: number;
   /** Calls started in this opening part are made but not counted, in seconds. Default 0. */
   warmUpSeconds?: number;
+  /** Called when the measured period begins (after the warm-up). */
+  onMeasuring?: () => void;
   /** The deadline sent with each call (`grpc-timeout`), in ms; the caller gives up then. */
   timeoutMs: number;
 }
@@ -25,12 +32,17 @@ export interface OpenLoopOptions {
 export interface OpenLoopResult {
   /** Calls started in the measured period. */
   started: number;
-  /** Calls by gRPC status (0 OK), "none" for those without an answer by their deadline. */
+  /**
+   * Calls by gRPC status (0 OK; Connect: "0" for HTTP 200, else "HTTP n"), "none" for those
+   * without an answer by their deadline.
+   */
   byStatus: Map<string, number>;
   /** Latency of each OK call, in ms, ascending. */
   okLatenciesMs: Float64Array;
   /** The measured period, in seconds. */
   seconds: number;
+  /** This process's CPU time over the measured period, as a share of one CPU. */
+  cpuShare: number;
 }
 
 /**
@@ -48,12 +60,21 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   await Promise.all(
     sessions.map((s) => new Promise((resolve) => s.once("connect", () => resolve(undefined)))),
   );
+  const grpc = (options.contentType ?? "application/grpc") === "application/grpc";
   const headers = {
     ":method": "POST",
     ":path": options.path,
-    "content-type": "application/grpc",
-    te: "trailers",
-    "grpc-timeout": `${options.timeoutMs}m`,
+    ...(grpc
+      ? {
+          "content-type": "application/grpc",
+          te: "trailers",
+          "grpc-timeout": `${options.timeoutMs}m`,
+        }
+      : {
+          "content-type": options.contentType,
+          "connect-protocol-version": "1",
+          "connect-timeout-ms": String(options.timeoutMs),
+        }),
     ...options.headers,
   };
   const warmUpMs = (options.warmUpSeconds ?? 0) * 1000;
@@ -64,6 +85,11 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
   let pending = 0;
   let sent = 0;
   const t0 = performance.now();
+  let cpuAtStart = process.cpuUsage();
+  const measuring = setTimeout(() => {
+    cpuAtStart = process.cpuUsage();
+    options.onMeasuring?.();
+  }, warmUpMs);
   const count = (status: string) => byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
   const call = (measured: boolean) => {
     const session = sessions[sent % sessions.length] as http2.ClientHttp2Session;
@@ -89,7 +115,8 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
     }, options.timeoutMs);
     const stream = session.request(headers);
     stream.on("response", (h) => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+      if (!grpc) status = h[":status"] === 200 ? "0" : `HTTP ${h[":status"]}`;
+      else if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
     });
     stream.on("trailers", (h) => {
       if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
@@ -106,10 +133,12 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
       while (sent < due) call(sent / (options.rate / 1000) >= warmUpMs);
       if (elapsed >= totalMs) {
         clearInterval(tick);
+        clearTimeout(measuring);
         resolve();
       }
     }, 1);
   });
+  const cpu = process.cpuUsage(cpuAtStart);
   const drainUntil = performance.now() + options.timeoutMs + 1000;
   while (pending > 0 && performance.now() < drainUntil) {
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -120,5 +149,6 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
     byStatus,
     okLatenciesMs: Float64Array.from(latencies).sort(),
     seconds: options.seconds,
+    cpuShare: (cpu.user + cpu.system) / 1e6 / options.seconds,
   };
 }

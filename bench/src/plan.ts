@@ -58,6 +58,14 @@ export const plans: Record<Plan["mode"], Plan> = {
 export const serverCpu = 1;
 export const loadCpu = 0;
 
+/** A whole number ≥ 1 given as option `--name`; throws, naming the option, otherwise. */
+export function wholeNumber(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name} must be a whole number ≥ 1`);
+  return value;
+}
+
 /** The options of a comparison's load (`--rounds`, `--seconds`, …), each a whole number ≥ 1. */
 export function loadOptions(values: {
   rounds: string;
@@ -66,17 +74,43 @@ export function loadOptions(values: {
   connections: string;
   streams: string;
 }) {
-  const number = (name: keyof typeof values) => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`--${name} must be a whole number ≥ 1`);
-    return value;
-  };
   return {
-    rounds: number("rounds"),
-    seconds: number("seconds"),
-    warmUp: number("warm-up"),
-    connections: number("connections"),
-    streams: number("streams"),
+    rounds: wholeNumber("rounds", values.rounds),
+    seconds: wholeNumber("seconds", values.seconds),
+    warmUp: wholeNumber("warm-up", values["warm-up"]),
+    connections: wholeNumber("connections", values.connections),
+    streams: wholeNumber("streams", values.streams),
   };
+}
+
+/** How an HTTP/2 load keeps its calls in flight: `connections × streams` (calls per connection). */
+export interface LoadShape {
+  connections: number;
+  streams: number;
+}
+
+/**
+ * The shapes of a `--shapes` option, `CONNECTIONSxSTREAMS` separated by commas (`50x20,50x1`),
+ * each once, in the order given.
+ */
+export function parseShapes(text: string): LoadShape[] {
+  const shapes = text.split(",").map((item) => {
+    const match = /^\s*(\d+)\s*[x×]\s*(\d+)\s*$/.exec(item);
+    if (match === null) {
+      throw new Error(`--shapes: "${item}" is not CONNECTIONSxSTREAMS, for example 50x20`);
+    }
+    return {
+      connections: wholeNumber("shapes connections", match[1] as string),
+      streams: wholeNumber("shapes streams", match[2] as string),
+    };
+  });
+  const names = shapes.map(shapeName);
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined) throw new Error(`--shapes: ${twice} is given twice`);
+  return shapes;
+}
+
+/** `50 × 20`: a shape as the reports write it. */
+export function shapeName(shape: LoadShape): string {
+  return `${shape.connections} × ${shape.streams}`;
 }

@@ -2,8 +2,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type H2loadOptions, runH2load } from "./h2load.ts";
 import { finish, launch } from "./launch.ts";
+import { runOpenLoop } from "./open-loop.ts";
 import { loadCpu, type Plan, serverCpu } from "./plan.ts";
-import type { LatencySummary } from "./stats.ts";
+import { type LatencySummary, summarizeLatencies } from "./stats.ts";
 import type { StreamLoadOptions, StreamLoadResult } from "./stream-load.ts";
 import type { RunningTarget } from "./targets.ts";
 
@@ -179,6 +180,42 @@ async function timedLoad(
   };
 }
 
+/**
+ * Unary calls of `path` (gRPC, or Connect by `contentType`) started at `rate` a second whatever
+ * the answers (bench/src/open-loop.ts, in this process: pin it to the load CPU), spread over
+ * `connections`, each with a 1 s deadline, for the plan's unary length after its opening second.
+ * Errors: calls that did not end OK by their deadline.
+ */
+export function openLoop(
+  request: { path: string; body: Buffer; contentType: string },
+  connections: number,
+  rate: number,
+) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    const result = await runOpenLoop({
+      baseUrl: `http://127.0.0.1:${ctx.target.port}`,
+      ...request,
+      headers: { authorization: ctx.authorization },
+      rate,
+      connections,
+      seconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
+      warmUpSeconds: openingSeconds,
+      ...(ctx.startMeasuring === undefined ? {} : { onMeasuring: ctx.startMeasuring }),
+      timeoutMs: 1000,
+    });
+    const ok = result.byStatus.get("0") ?? 0;
+    const failed = [...result.byStatus].find(([status]) => status !== "0");
+    return {
+      rate: ok / result.seconds,
+      completed: ok,
+      latencyMs: summarizeLatencies(result.okLatenciesMs),
+      errors: result.started - ok,
+      generatorCpuShare: result.cpuShare,
+      ...(failed === undefined ? {} : { firstError: `${failed[1]} calls ended ${failed[0]}` }),
+    };
+  };
+}
+
 /** 10,000 connections, opened 4,000 a second, each making one GetUser call a second. */
 async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
   if (ctx.warmup) return unary(10, 10)(ctx);
@@ -209,34 +246,54 @@ async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
 
 const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
 
+/** What each call of a streaming load does (see `StreamLoadOptions`). */
+export type StreamCall = Pick<
+  StreamLoadOptions,
+  "path" | "bodyBase64" | "protocol" | "messagesPerStream" | "endsItself" | "messagesPerCall"
+>;
+
+/**
+ * Streaming calls by bench/src/stream-load.ts on the load CPU, `connections × streams` in flight,
+ * for the plan's streaming length (or its warm-up), authorized.
+ */
+export function streamLoad(call: StreamCall, connections: number, streams: number) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    const seconds = ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.streamSeconds;
+    const options: StreamLoadOptions = {
+      ...call,
+      origin: `http://127.0.0.1:${ctx.target.port}`,
+      headers: { authorization: ctx.authorization },
+      connections,
+      streamsPerConnection: streams,
+      durationSeconds: seconds,
+    };
+    const child = launch(
+      [process.execPath, "--conditions=source", streamLoadScript, JSON.stringify(options)],
+      { cpu: ctx.variant.loadCpu },
+    );
+    const done = await finish(child, (seconds + 30) * 1000);
+    if (done.code !== 0) throw new Error(`stream-load failed: ${done.stderr.trim()}`);
+    // JSON writes NaN (the latencies of no calls) as null.
+    const result = JSON.parse(done.stdout, (_, value) => value ?? Number.NaN) as StreamLoadResult;
+    return {
+      rate: result.messagesPerSecond,
+      completed: result.messages,
+      latencyMs: result.latencyMs,
+      errors: result.errors,
+      generatorCpuShare: result.clientCpuShare,
+      ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+    };
+  };
+}
+
 /** StreamUserActivities calls read to `streamMessages` messages, 4 connections × 8 calls. */
-async function streaming(ctx: LoadContext): Promise<LoadOutcome> {
-  const seconds = ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.streamSeconds;
-  const options: StreamLoadOptions = {
-    origin: `http://127.0.0.1:${ctx.target.port}`,
+function streaming(ctx: LoadContext): Promise<LoadOutcome> {
+  const call = {
     path: "/user.v1.UserService/StreamUserActivities",
     bodyBase64: ctx.streamBody.toString("base64"),
-    headers: { authorization: ctx.authorization },
-    connections: 4,
-    streamsPerConnection: 8,
     messagesPerStream: ctx.plan.streamMessages,
-    durationSeconds: seconds,
   };
-  const child = launch(
-    [process.execPath, "--conditions=source", streamLoadScript, JSON.stringify(options)],
-    { cpu: ctx.variant.loadCpu },
-  );
-  const done = await finish(child, (seconds + 30) * 1000);
-  if (done.code !== 0) throw new Error(`stream-load failed: ${done.stderr.trim()}`);
-  const result = JSON.parse(done.stdout) as StreamLoadResult;
-  return {
-    rate: result.messagesPerSecond,
-    completed: result.messages,
-    latencyMs: result.latencyMs,
-    errors: result.errors,
-    generatorCpuShare: result.clientCpuShare,
-    ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
-  };
+  return streamLoad(call, 4, 8)(ctx);
 }
 
 /** Every scenario of a run, in the order they run. */

@@ -1,8 +1,9 @@
 /**
- * A load generator for server streaming, which h2load cannot measure: it counts messages, not
+ * A load generator for streaming calls, which h2load cannot measure: it counts messages, not
  * responses, and our server's StreamUserActivities never ends by itself (after the history it
- * waits for live activities). Keeps `connections × streamsPerConnection` calls open; each is read
- * until `messagesPerStream` messages arrived, then cancelled and replaced. Prints its result as
+ * waits for live activities). Keeps `connections × streamsPerConnection` calls open over gRPC or
+ * Connect; each sends its request messages, is read until `messagesPerStream` messages arrived,
+ * then cancelled (or, with `endsItself`, must end OK), and is replaced. Prints its result as
  * JSON. Run as a child process (pinned like h2load):
  *
  *   node --conditions=source bench/src/stream-load.ts '<StreamLoadOptions as JSON>'
@@ -16,22 +17,38 @@ export interface StreamLoadOptions {
   origin: string;
   /** `/package.Service/Method` */
   path: string;
-  /** The request: one gRPC length-prefixed message, base64. */
+  /** The request messages, each gRPC length-prefixed (as Connect's are), base64. */
   bodyBase64: string;
+  /** gRPC (default) or the Connect protocol (`application/connect+proto`). */
+  protocol?: "grpc" | "connect";
   headers: Record<string, string>;
   connections: number;
   streamsPerConnection: number;
+  /** Messages each call reads. */
   messagesPerStream: number;
+  /**
+   * The server ends each call, OK, after its messages (client and bidi streaming); default: it
+   * does not, and the call is cancelled once it read them.
+   */
+  endsItself?: boolean;
+  /**
+   * Messages a call streams, sent or received (client streaming: the messages sent); default
+   * `messagesPerStream`.
+   */
+  messagesPerCall?: number;
   durationSeconds: number;
 }
 
 export interface StreamLoadResult {
-  /** Messages received within the measured duration. */
+  /**
+   * Messages within the measured duration: those received as they arrive, and the rest of
+   * `messagesPerCall` (the messages sent beyond those answered) when their call is done.
+   */
   messages: number;
   messagesPerSecond: number;
   /** Calls that got all their messages. */
   streams: number;
-  /** Calls that ended early, failed, or ended with a grpc-status other than 0. */
+  /** Calls that ended early, failed, or ended with a status other than OK. */
   errors: number;
   /** Time from starting a call to its last wanted message, in milliseconds. */
   latencyMs: { p50: number; p99: number; max: number };
@@ -44,6 +61,9 @@ export interface StreamLoadResult {
 /** Runs the load for `durationSeconds`, then closes every connection. */
 export async function runStreamLoad(options: StreamLoadOptions): Promise<StreamLoadResult> {
   const body = Buffer.from(options.bodyBase64, "base64");
+  const overConnect = options.protocol === "connect";
+  const endsItself = options.endsItself === true;
+  const messagesPerCall = options.messagesPerCall ?? options.messagesPerStream;
   const cpuAtStart = process.cpuUsage();
   const deadline = performance.now() + options.durationSeconds * 1000;
   const latencies: number[] = [];
@@ -61,19 +81,30 @@ export async function runStreamLoad(options: StreamLoadOptions): Promise<StreamL
     new Promise<void>((resolve) => {
       const started = performance.now();
       const counter = new GrpcMessageCounter();
+      let endedOk = false;
       let done = false;
       const finish = (reason?: string) => {
         if (done) return;
         done = true;
         if (reason !== undefined) fail(reason);
+        else {
+          const now = performance.now();
+          if (now <= deadline) {
+            streams++;
+            // The messages sent beyond those answered count once the call is done.
+            messages += messagesPerCall - options.messagesPerStream;
+            latencies.push(now - started);
+          }
+        }
         if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
         resolve();
       };
       const stream = session.request({
         ":method": "POST",
         ":path": options.path,
-        "content-type": "application/grpc",
-        te: "trailers",
+        ...(overConnect
+          ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
+          : { "content-type": "application/grpc", te: "trailers" }),
         ...options.headers,
       });
       stream.on("response", (headers) => {
@@ -81,29 +112,37 @@ export async function runStreamLoad(options: StreamLoadOptions): Promise<StreamL
         if (headers[":status"] !== 200 || (status !== undefined && status !== "0")) {
           finish(`HTTP ${headers[":status"]}, grpc-status ${status}: ${headers["grpc-message"]}`);
         }
+        endedOk = status === "0";
       });
       stream.on("data", (chunk: Buffer) => {
-        const now = performance.now();
         const got = counter.push(chunk);
-        if (now <= deadline) messages += got;
-        if (counter.count >= options.messagesPerStream) {
-          if (now <= deadline) {
-            streams++;
-            latencies.push(now - started);
-          }
-          finish();
+        if (performance.now() <= deadline) messages += got;
+        if (counter.endOfStream !== undefined) {
+          const error = connectEndError(counter.endOfStream);
+          if (error !== undefined) finish(error);
+          endedOk = true;
+        }
+        if (counter.count < options.messagesPerStream) return;
+        // A call that is cancelled may have been sent more in the meantime; one that ends must
+        // not send more.
+        if (!endsItself) finish();
+        else if (counter.count > options.messagesPerStream) {
+          finish(`more than ${options.messagesPerStream} messages`);
         }
       });
       stream.on("trailers", (trailers) => {
         const status = trailers["grpc-status"];
         if (status !== "0") finish(`grpc-status ${status}: ${trailers["grpc-message"]}`);
+        endedOk = true;
       });
       stream.on("error", (err) => finish(err.message));
       stream.on("close", () =>
         finish(
           counter.count < options.messagesPerStream
             ? `stream ended after ${counter.count} of ${options.messagesPerStream} messages`
-            : undefined,
+            : endedOk
+              ? undefined
+              : "stream ended without an OK status",
         ),
       );
       stream.end(body);
@@ -160,6 +199,14 @@ export async function runStreamLoad(options: StreamLoadOptions): Promise<StreamL
     latencyMs: summarizeLatencies(latencies),
     ...(firstError === undefined ? {} : { firstError }),
   };
+}
+
+/** The error a Connect end-of-stream message carries, if any, as text. */
+function connectEndError(json: Buffer): string | undefined {
+  const end = JSON.parse(String(json)) as { error?: { code?: string; message?: string } };
+  return end.error === undefined
+    ? undefined
+    : `Connect error ${end.error.code}: ${end.error.message ?? ""}`;
 }
 
 if (import.meta.main) {
