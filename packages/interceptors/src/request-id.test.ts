@@ -4,7 +4,7 @@ import { type CallOptions, type Client, Code, ConnectError } from "@connectrpc/c
 import type { UserService } from "@keel/gen/user/v1/user_pb";
 import { requestIdKey } from "./context.ts";
 import { createRecoveryInterceptor } from "./recovery.ts";
-import { createRequestIdInterceptor } from "./request-id.ts";
+import { createRequestIdInterceptor, newRequestId } from "./request-id.ts";
 import { messages, protocols, startTestService } from "./testing/test-service.ts";
 
 type Kind = "unary" | "server_stream" | "client_stream" | "bidi_stream";
@@ -205,5 +205,25 @@ describe("request id interceptor options", () => {
     const ignored = await call(client, "server_stream", { "x-request-id": "not-this-one" });
     assert.equal(ignored.get("x-correlation-id"), "gen-1");
     assert.equal(svc.seen.at(-1)?.ctx.values.get(requestIdKey), "gen-1");
+  });
+});
+
+describe("newRequestId", () => {
+  it("makes random version 4 UUIDs, none twice, across refills of its random pool", () => {
+    const seen = new Set<string>();
+    // 256 ids per pool: this crosses it more than twenty times.
+    for (let i = 0; i < 6000; i++) {
+      const id = newRequestId();
+      assert.match(id, uuid);
+      seen.add(id);
+    }
+    assert.equal(seen.size, 6000);
+    // Every digit position varies (but the version's): not a counter, not a fixed part.
+    const ids = [...seen];
+    for (let at = 0; at < 36; at++) {
+      if ([8, 13, 14, 18, 23].includes(at)) continue;
+      const digits = new Set(ids.map((id) => id[at]));
+      assert.ok(digits.size >= (at === 19 ? 4 : 16), `position ${at}: ${[...digits].join("")}`);
+    }
   });
 });

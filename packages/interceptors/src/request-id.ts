@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { settled } from "./chain.ts";
 import { requestIdKey } from "./context.ts";
@@ -7,9 +7,40 @@ export interface RequestIdOptions {
   /** The header that carries the id, in requests and in responses. Default: "x-request-id". */
   header?: string;
   /**
-   * Creates the id of a call that arrives without a valid one. Default: `crypto.randomUUID`.
+   * Creates the id of a call that arrives without a valid one. Default: `newRequestId`, a random
+   * (version 4) UUID.
    */
   generate?: () => string;
+}
+
+const hexDigits = Buffer.from("0123456789abcdef");
+/** The random bytes of the next 256 ids, filled 4 KiB at a time. */
+const pool = Buffer.alloc(16 * 256);
+let poolAt = pool.length;
+/** Where each random byte's two digits go in "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx". */
+const digitAt = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const text = Buffer.from("00000000-0000-0000-0000-000000000000");
+
+/**
+ * A random version 4 UUID, as `crypto.randomUUID` makes one (16 bytes of the system's random
+ * source, the version and variant bits set), written into one flat string: randomUUID builds its
+ * text by concatenation, about 400 bytes of intermediate strings per id, and 60 ns more.
+ */
+export function newRequestId(): string {
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  pool[poolAt + 6] = ((pool[poolAt + 6] as number) & 0x0f) | 0x40;
+  pool[poolAt + 8] = ((pool[poolAt + 8] as number) & 0x3f) | 0x80;
+  for (let i = 0; i < 16; i++) {
+    const byte = pool[poolAt + i] as number;
+    const at = digitAt[i] as number;
+    text[at] = hexDigits[byte >> 4] as number;
+    text[at + 1] = hexDigits[byte & 15] as number;
+  }
+  poolAt += 16;
+  return text.toString("latin1", 0, 36);
 }
 
 /** What an incoming id may look like: short, and nothing that could forge a log line. */
@@ -26,7 +57,7 @@ const validId = /^[A-Za-z0-9._:/+=-]{1,128}$/;
  */
 export function createRequestIdInterceptor(options: RequestIdOptions = {}): Interceptor {
   const header = (options.header ?? "x-request-id").toLowerCase();
-  const generate = options.generate ?? randomUUID;
+  const generate = options.generate ?? newRequestId;
 
   return (next) => (req) => {
     const incoming = req.header.get(header);
