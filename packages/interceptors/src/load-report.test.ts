@@ -202,6 +202,34 @@ describe("createLoadReporter", () => {
     }
   });
 
+  it("counts a call that an interceptor after it throws at synchronously: answered, failed, reported", async () => {
+    const { sampler, feed } = handSampler(100);
+    const r = createLoadReporter({ intervalMs: 1000, sampler });
+    reporters.push(r);
+    const refuse = () => () => {
+      throw new ConnectError("refused at once", Code.PermissionDenied);
+    };
+    const service = await startTestService([r.interceptor, refuse]);
+    try {
+      const err = await service
+        .client("grpc")
+        .getUser({ userId: 1n })
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
+      assert.equal(err?.code, Code.PermissionDenied);
+      assert.ok(err?.metadata.get(loadReportTrailer), "the error carries the load report");
+      feed({}, 10, sampler.sampledAt + 1000);
+      const sample = r.sample();
+      assert.equal(sample.inFlight, 0);
+      assert.ok(Math.abs(sample.rpsFractional - 1) < 1e-9, `rps ${sample.rpsFractional}`);
+      assert.ok(Math.abs(sample.eps - 1) < 1e-9, `eps ${sample.eps}`);
+    } finally {
+      await service.close();
+    }
+  });
+
   it("counts a streaming call in flight until it ends", async () => {
     const r = reporter(100);
     let release = () => {};

@@ -23,6 +23,7 @@ const defaultMs = 150;
 const seen: { code: Code | "ok"; ms: number }[] = [];
 const logged: { code: string }[] = [];
 let handlerReadsSignal = false;
+let handled = 0;
 
 const record: Interceptor = (next) => async (req) => {
   const started = Date.now();
@@ -45,6 +46,7 @@ before(async () => {
       router.service(UserService, {
         // Takes userId ms and ignores its deadline (unless told to read its signal).
         async getUser(req, ctx) {
+          handled++;
           if (handlerReadsSignal) assert.equal(ctx.signal.aborted, false);
           await sleep(Number(req.userId));
           return { user: { userId: req.userId } };
@@ -66,6 +68,12 @@ before(async () => {
           error: (fields) => logged.push(fields as { code: string }),
         },
       }),
+      // Takes its time when asked to (x-delay-ms), whatever the call's deadline.
+      (next) => async (req) => {
+        const delay = Number(req.header.get("x-delay-ms") ?? 0);
+        if (delay > 0) await sleep(delay);
+        return next(req);
+      },
       createDeadlineInterceptor({ defaultTimeoutMs: defaultMs, defaultStreamTimeoutMs: defaultMs }),
     ],
     defaultDeadline: () => ({
@@ -157,6 +165,22 @@ describe("calls' progress told to the interceptors by the engine", () => {
       (err: unknown) => ConnectError.from(err).code === Code.DeadlineExceeded,
     );
     assert.deepEqual(got, [1n]);
+  });
+
+  it("refuses a call whose deadline passed before the deadline interceptor, without the handler", async () => {
+    seen.length = 0;
+    const before = handled;
+    // An interceptor ahead of the deadline one takes 100 ms; the deadline is 30.
+    await assert.rejects(
+      client.getUser({ userId: 1n }, { timeoutMs: 30, headers: { "x-delay-ms": "100" } }),
+    );
+    for (let waited = 0; seen.length === 0 && waited < 1000; waited += 10) await sleep(10);
+    assert.deepEqual(
+      seen.map((call) => call.code),
+      [Code.DeadlineExceeded],
+    );
+    await sleep(50);
+    assert.equal(handled, before, "the handler never ran");
   });
 
   it("answers a call that ends in time, and logs it OK", async () => {
