@@ -24,6 +24,8 @@ const noop = () => {};
  */
 export class RequestBody implements AsyncIterable<Envelope>, Watched {
   lastActivity = performance.now();
+  idlePrevious: Watched | null = null;
+  idleNext: Watched | null = null;
   private readonly reader: BodyReader;
   private readonly queue: Envelope[] = [];
   private charged = 0;
