@@ -1,10 +1,9 @@
-import type * as http2 from "node:http2";
 import type { Compression } from "@connectrpc/connect/protocol";
 import type { Call } from "./call.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse } from "./method-table.ts";
-import { copyHeaders } from "./plain-headers.ts";
+import { appendHeaders } from "./plain-headers.ts";
 
 /**
  * What the protocols that answer without HTTP trailers (gRPC-Web, Connect) share: the call, its
@@ -31,9 +30,7 @@ export abstract class BodyAnswer {
     const exchange = this.exchange;
     if (exchange.gone) return false;
     if (!exchange.headersSent) {
-      const out: http2.OutgoingHttpHeaders = {};
-      copyHeaders(response?.header ?? this.call.responseHeader, out);
-      exchange.respond(200, out, false);
+      exchange.respond(200, appendHeaders(response?.header ?? this.call.responseHeader, []), false);
     }
     return true;
   }

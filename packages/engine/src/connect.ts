@@ -1,4 +1,3 @@
-import type * as http2 from "node:http2";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -24,7 +23,7 @@ import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
 import type { Exchange } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
-import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
+import { appendHeaders, PlainHeaders } from "./plain-headers.ts";
 import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
 
 /** `application/[connect+](json|proto)`: [, connect+ (a stream), json]. */
@@ -180,9 +179,8 @@ class UnaryAnswer extends BodyAnswer implements Answer {
     }
     const exchange = this.exchange;
     if (exchange.gone) return;
-    const out: http2.OutgoingHttpHeaders = {};
-    copyHeaders(trailerMux(header, trailer), out);
-    out["content-length"] = String(body.byteLength);
+    const out = appendHeaders(trailerMux(header, trailer), []);
+    out.push("content-length", String(body.byteLength));
     exchange.respond(status, out, false);
     this.last(body);
   }

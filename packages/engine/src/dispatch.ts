@@ -1,8 +1,7 @@
-import type * as http2 from "node:http2";
 import { contentTypeRegExp as grpcContentType } from "@connectrpc/connect/protocol-grpc";
 import { connectContentType, serveConnect } from "./connect.ts";
 import type { EngineContext } from "./engine-context.ts";
-import type { Exchange } from "./exchange.ts";
+import type { Exchange, RawHeaders } from "./exchange.ts";
 import { serveGrpc } from "./grpc.ts";
 import { grpcWebContentType, serveGrpcWeb } from "./grpc-web.ts";
 import type { EngineMethod } from "./method-table.ts";
@@ -38,7 +37,7 @@ export function dispatch(
       );
       exchange.respond(
         404,
-        { "content-type": "application/json", "content-length": String(body.length) },
+        ["content-type", "application/json", "content-length", String(body.length)],
         false,
       );
       exchange.end(body);
@@ -51,13 +50,14 @@ export function dispatch(
   const kind = entry.method.methodKind;
   if (kind === "bidi_streaming" && exchange.httpVersion !== "2") {
     // A client expecting full duplex may hang on HTTP/1.1: it is told, and the connection closed.
-    return refuse(exchange, 505, { connection: "close" });
+    return refuse(exchange, 505, ["connection", "close"]);
   }
   const get = httpMethod === "GET" && kind === "unary" && entry.noSideEffects;
   if (httpMethod !== "POST" && !get) {
-    return refuse(exchange, 405, {
-      allow: kind === "unary" && entry.noSideEffects ? "POST, GET" : "POST",
-    });
+    return refuse(exchange, 405, [
+      "allow",
+      kind === "unary" && entry.noSideEffects ? "POST, GET" : "POST",
+    ]);
   }
   if (get) {
     if (contentType !== "" && (connect === null || connect[1] !== undefined)) {
@@ -95,7 +95,7 @@ export function dispatch(
   return true;
 }
 
-function refuse(exchange: Exchange, status: number, headers: http2.OutgoingHttpHeaders = {}): true {
+function refuse(exchange: Exchange, status: number, headers: RawHeaders = []): true {
   exchange.respond(status, headers, true);
   exchange.stopBody();
   return true;
@@ -111,10 +111,13 @@ function unknownMethodMessage(path: string): string {
     : `unknown method ${name} for service ${service}`;
 }
 
-function unknownMethodStatus(path: string, grpc: boolean): http2.OutgoingHttpHeaders {
-  return {
-    "content-type": grpc ? "application/grpc" : "application/grpc-web+proto",
-    "grpc-status": "12",
-    "grpc-message": encodeURIComponent(unknownMethodMessage(path)),
-  };
+function unknownMethodStatus(path: string, grpc: boolean): RawHeaders {
+  return [
+    "content-type",
+    grpc ? "application/grpc" : "application/grpc-web+proto",
+    "grpc-status",
+    "12",
+    "grpc-message",
+    encodeURIComponent(unknownMethodMessage(path)),
+  ];
 }

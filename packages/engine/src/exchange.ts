@@ -3,6 +3,26 @@ import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
 
 /**
+ * Response header fields in Node's raw form: name, value, name, value, ... (lower-case names; a
+ * name may repeat, as `set-cookie` does). Handed to a raw HTTP/2 stream as they are: Node keeps
+ * the headers a stream was answered with until the stream is gone (after its trailers), and an
+ * array of a few strings is a fraction of the null-prototype object it makes from a header object.
+ */
+export type RawHeaders = string[];
+
+/** The raw fields of a header object; each value of a list a field of its own. */
+export function rawFields(headers: http2.OutgoingHttpHeaders): RawHeaders {
+  const out: RawHeaders = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) out.push(name, item);
+    else out.push(name, String(value));
+  }
+  return out;
+}
+
+/**
  * One HTTP request and its answer, whichever way it arrived: a raw HTTP/2 stream, or a
  * `node:http` request (HTTP/1.1, or HTTP/2 through Node's compatibility layer). The protocols
  * write through it, so that each is written once for every transport.
@@ -24,12 +44,7 @@ export interface Exchange {
    * Sends the status and headers; with `end`, the answer is only them; with `trailers`, HTTP
    * trailers will follow the body (given to `end`).
    */
-  respond(
-    status: number,
-    headers: http2.OutgoingHttpHeaders,
-    end: boolean,
-    trailers?: boolean,
-  ): void;
+  respond(status: number, headers: RawHeaders, end: boolean, trailers?: boolean): void;
   /** Writes body bytes; false when the client reads slower than this writes (see `drained`). */
   write(chunk: Uint8Array): boolean;
   /** Resolves when more may be written, or the client has gone. */
@@ -44,6 +59,28 @@ export interface Exchange {
 }
 
 const noop = () => {};
+
+// Node only reads a stream's respond options.
+const endStream = Object.freeze({ endStream: true });
+const waitForTrailers = Object.freeze({ waitForTrailers: true });
+const noOptions = Object.freeze({});
+
+let dateSecond = -1;
+let dateText = "";
+
+/**
+ * The HTTP date now (RFC 9110), made once a second: sent with every answer on a stream as Node
+ * would add it (it adds none to raw headers that have one, and none grows the array).
+ */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
 
 /** A raw `node:http2` stream. */
 export class StreamExchange implements Exchange {
@@ -72,17 +109,9 @@ export class StreamExchange implements Exchange {
     return this.stream.destroyed || this.stream.closed;
   }
 
-  respond(
-    status: number,
-    headers: http2.OutgoingHttpHeaders,
-    end: boolean,
-    trailers = false,
-  ): void {
-    headers[":status"] = status;
-    this.stream.respond(
-      headers,
-      end ? { endStream: true } : trailers ? { waitForTrailers: true } : {},
-    );
+  respond(status: number, headers: RawHeaders, end: boolean, trailers = false): void {
+    headers.push(":status", String(status), "date", httpDate());
+    this.stream.respond(headers, end ? endStream : trailers ? waitForTrailers : noOptions);
   }
 
   write(chunk: Uint8Array): boolean {
@@ -151,13 +180,23 @@ export class RequestExchange implements Exchange {
     return this.ended || this.res.destroyed || this.res.writableEnded;
   }
 
-  respond(status: number, headers: http2.OutgoingHttpHeaders, end: boolean): void {
+  respond(status: number, headers: RawHeaders, end: boolean): void {
     const res = this.res as http.ServerResponse;
-    // Headers set before (CORS, a request id) stay; these are added to them.
-    for (const name in headers) {
-      const value = headers[name];
-      if (value !== undefined) res.setHeader(name, value as string | string[]);
+    // Headers set before (CORS, a request id) stay unless named here; a name repeated here (a
+    // cookie) keeps every value.
+    const fields: Record<string, string | string[]> = Object.create(null);
+    for (let i = 0; i + 1 < headers.length; i += 2) {
+      const name = headers[i] as string;
+      const value = headers[i + 1] as string;
+      const previous = fields[name];
+      fields[name] =
+        previous === undefined
+          ? value
+          : Array.isArray(previous)
+            ? [...previous, value]
+            : [previous, value];
     }
+    for (const name in fields) res.setHeader(name, fields[name] as string | string[]);
     res.writeHead(status);
     if (end) this.end();
     else if (this.httpVersion !== "2") res.flushHeaders();

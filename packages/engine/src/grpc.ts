@@ -10,9 +10,9 @@ import {
 import type { Call } from "./call.ts";
 import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
-import type { Exchange } from "./exchange.ts";
+import { type Exchange, rawFields } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
-import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
+import { appendHeaders, copyHeaders, PlainHeaders } from "./plain-headers.ts";
 import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
 
 /**
@@ -131,7 +131,8 @@ class GrpcAnswer implements Answer {
   private write(response: AnyResponse, frame: Uint8Array): void | Promise<void> {
     const exchange = this.exchange;
     if (exchange.gone) return;
-    if (!exchange.headersSent) exchange.respond(200, responseHeaders(response.header), false, true);
+    if (!exchange.headersSent)
+      exchange.respond(200, appendHeaders(response.header, []), false, true);
     if (!exchange.write(frame)) return exchange.drained();
   }
 
@@ -154,20 +155,15 @@ class GrpcAnswer implements Answer {
       if (frame === undefined && err !== undefined) {
         // Trailers-only: one HEADERS frame with the status, ending the stream; a client still
         // sending is told to stop.
-        const all = responseHeaders(header);
+        const all: http2.OutgoingHttpHeaders = {};
+        copyHeaders(header, all);
         Object.assign(all, trailers);
-        exchange.respond(200, all, true);
+        exchange.respond(200, rawFields(all), true);
         exchange.stopBody();
         return;
       }
-      exchange.respond(200, responseHeaders(header), false, true);
+      exchange.respond(200, appendHeaders(header, []), false, true);
     }
     exchange.end(frame, trailers);
   }
-}
-
-function responseHeaders(header: Headers): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  copyHeaders(header, out);
-  return out;
 }

@@ -42,6 +42,14 @@ export class PlainHeaders implements Headers {
     if (this.cookies !== undefined) out["set-cookie"] = [...this.cookies];
   }
 
+  /** Appends every header to raw header fields, in no particular order; each cookie a field. */
+  appendTo(out: string[]): void {
+    this.own();
+    for (const name in this.byName) out.push(name, this.byName[name] as string);
+    if (this.cookies !== undefined)
+      for (const cookie of this.cookies) out.push("set-cookie", cookie);
+  }
+
   /**
    * Sets a header the engine itself writes: `name` lower-case and valid, `value` valid and trimmed
    * (constants, as "content-type"), so not checked again on every call.
@@ -165,6 +173,22 @@ export function copyHeaders(headers: Headers, out: OutgoingHttpHeaders): void {
   });
   const cookies = headers.getSetCookie();
   if (cookies.length > 0) out["set-cookie"] = cookies;
+}
+
+/**
+ * Appends every header of `headers` to raw header fields (name, value, ...): a `PlainHeaders`
+ * directly, any other `Headers` through its iteration (each `set-cookie` value a field of its own).
+ */
+export function appendHeaders(headers: Headers, out: string[]): string[] {
+  if (headers instanceof PlainHeaders) {
+    headers.appendTo(out);
+    return out;
+  }
+  headers.forEach((value, name) => {
+    if (name !== "set-cookie") out.push(name, value);
+  });
+  for (const cookie of headers.getSetCookie()) out.push("set-cookie", cookie);
+  return out;
 }
 
 /** A request header as `get` answers it, read off the stream's headers (lower-case `key`). */

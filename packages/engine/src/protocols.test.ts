@@ -7,7 +7,13 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
-import { createFixtureClient, frame, rawRequest, startEngineServer } from "./testing/fixture.ts";
+import {
+  createFixtureClient,
+  frame,
+  rawCall,
+  rawRequest,
+  startEngineServer,
+} from "./testing/fixture.ts";
 
 // Real clients of every protocol, over HTTP/2 and HTTP/1.1, calling every call kind of the engine;
 // then what only the engine does (gRPC-Web text), and deadlines and cancellation per protocol.
@@ -169,6 +175,46 @@ describe("gRPC-Web text", () => {
     const trailer = untext(bad.body).toString("latin1");
     assert.match(trailer, new RegExp(`grpc-status: ${Code.InvalidArgument}`));
     assert.match(decodeURIComponent(trailer), /a grpc-web-text body must be base64/);
+  });
+});
+
+describe("response headers on the wire", () => {
+  // Raw HTTP/2 streams are answered with Node's raw header form, HTTP/1.1 through node:http: a
+  // name set twice keeps both values, alone or with a trailers-only error.
+  const json = Buffer.from('"cookies:v"'); // a StringValue in JSON
+  const cases: [string, "2" | "1.1", string, Buffer, string][] = [
+    ["gRPC", "2", "application/grpc", frame("cookies:v"), "application/grpc+proto"],
+    ["Connect JSON", "2", "application/json", json, "application/json"],
+    ["Connect JSON", "1.1", "application/json", json, "application/json"],
+    ["gRPC-Web", "1.1", "application/grpc-web", frame("cookies:v"), "application/grpc-web+proto"],
+  ];
+  for (const [name, version, contentType, body, answered] of cases) {
+    it(`${name} over HTTP/${version} sends every value of a repeated header, and a date`, async () => {
+      const answer = await rawRequest(version === "2" ? server.url : server.http1Url, {
+        httpVersion: version,
+        path: "/fixture.v1.FixtureService/Unary",
+        headers: { "content-type": contentType, te: "trailers" },
+        body,
+      });
+      assert.equal(answer.status, 200, answer.body.toString());
+      assert.equal(answer.fields["set-cookie"], "a=1, b=2");
+      assert.equal(answer.fields["x-fixture"], "v");
+      assert.equal(answer.fields["content-type"], answered);
+      assert.ok(Math.abs(Date.parse(answer.date ?? "") - Date.now()) < 5_000, answer.date);
+    });
+  }
+
+  it("a trailers-only gRPC error keeps the status once, after the handler's headers", async () => {
+    const answer = await rawCall(
+      server.url,
+      "/fixture.v1.FixtureService/Unary",
+      {},
+      frame("error:NotFound:gone"),
+    );
+    assert.equal(answer.status, 200);
+    assert.equal(answer.trailers["grpc-status"], String(Code.NotFound));
+    assert.equal(answer.trailers["grpc-message"], "gone");
+    assert.equal(answer.body.length, 0);
   });
 });
 

@@ -96,6 +96,11 @@ export function fixtureRoutes(seen: HandlerContext[] = []) {
       });
     }
     if (verb === "header") ctx.responseHeader.set("x-fixture", arg);
+    if (verb === "cookies") {
+      ctx.responseHeader.append("set-cookie", "a=1");
+      ctx.responseHeader.append("set-cookie", "b=2");
+      ctx.responseHeader.set("x-fixture", arg);
+    }
     if (verb === "trailer") ctx.responseTrailer.set("x-fixture", arg);
     return text;
   };
@@ -247,6 +252,8 @@ export interface RawAnswer {
   status: number;
   /** Headers and trailers together; pseudo-headers, `date` and HTTP/1.1's hop-by-hop ones left out. */
   fields: Record<string, string>;
+  /** The `date` header. */
+  date: string | undefined;
   body: Buffer;
 }
 
@@ -267,7 +274,9 @@ export function rawRequest(
   },
 ): Promise<RawAnswer> {
   const fields: Record<string, string> = {};
+  let date: string | undefined;
   const keep = (h: Record<string, string | string[] | undefined>) => {
+    if (typeof h.date === "string") date ??= h.date;
     for (const [k, v] of Object.entries(h)) {
       if (k.startsWith(":") || hopByHop.has(k) || v === undefined) continue;
       fields[k] = Array.isArray(v) ? v.join(", ") : v;
@@ -295,7 +304,7 @@ export function rawRequest(
       req.on("error", () => {});
       req.on("close", () => {
         session.close();
-        resolve({ status, fields, body: Buffer.concat(chunks) });
+        resolve({ status, fields, date, body: Buffer.concat(chunks) });
       });
       if (method === "GET") req.end();
       else req.end(body);
@@ -312,7 +321,7 @@ export function rawRequest(
       res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("end", () => {
         keep(res.trailers);
-        resolve({ status: res.statusCode ?? 0, fields, body: Buffer.concat(chunks) });
+        resolve({ status: res.statusCode ?? 0, fields, date, body: Buffer.concat(chunks) });
       });
       res.on("error", reject);
     });
