@@ -85,7 +85,7 @@ export function startCall(
     createCallValues();
   contextValues.set(callKey, call);
   engine.onCallStart?.(contextValues, call);
-  call.onAbort(engine.track(call));
+  engine.track(call);
   const request = {
     stream: entry.method.methodKind !== "unary",
     service: entry.service,

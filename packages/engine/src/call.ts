@@ -1,4 +1,5 @@
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
+import type { Linked, LinkedList } from "./linked-list.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 
 /**
@@ -21,7 +22,7 @@ export interface CallState {
   onAbort(listener: (reason: unknown) => void): void;
 }
 
-export class Call implements CallState {
+export class Call implements CallState, Linked {
   readonly responseHeader: PlainHeaders;
   readonly responseTrailer: PlainHeaders;
   /** The absolute deadline from the client's timeout (ms since the epoch); 0: none. */
@@ -39,6 +40,10 @@ export class Call implements CallState {
    * first push would allocate room for 16).
    */
   private listeners: AbortListener | AbortListener[] | undefined;
+  /** The engine's calls in flight, which this one is in until it ends. */
+  private inFlight: LinkedList<Call> | undefined;
+  linkPrevious: Linked | null = null;
+  linkNext: Linked | null = null;
 
   readonly protocolName: string;
 
@@ -110,11 +115,19 @@ export class Call implements CallState {
     this.aborted = true;
     this.abortReason = reason;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.inFlight?.delete(this);
     this.controller?.abort(reason ?? completed);
     const listeners = this.listeners;
     this.listeners = undefined;
     if (typeof listeners === "function") listeners(reason);
     else if (listeners !== undefined) for (const listener of listeners) listener(reason);
+  }
+
+  /** Counts the call in `calls` until it ends (not at all when it has). */
+  trackIn(calls: LinkedList<Call>): void {
+    if (this.aborted) return;
+    this.inFlight = calls;
+    calls.add(this);
   }
 
   /** Calls `listener` once the call is aborted (at once if it is), without making a signal. */

@@ -9,6 +9,7 @@ import {
 import { ByteBudget } from "./byte-budget.ts";
 import type { Call, CallState, DefaultDeadline } from "./call.ts";
 import { IdleWatch } from "./idle-watch.ts";
+import { LinkedList } from "./linked-list.ts";
 import type { EngineMethod } from "./method-table.ts";
 import type { RequestBodyOptions } from "./request-body.ts";
 
@@ -37,7 +38,7 @@ export interface EngineContext {
   /** The limits a request body on `connection` is read within. */
   bodyOptions(connection: object | undefined): RequestBodyOptions;
   /** Counts the call as in flight until it ends; the shutdown signal aborts the calls in flight. */
-  track(call: Call): () => void;
+  track(call: Call): void;
   /** The deadline of the method's calls whose client sets none; worked out once per method. */
   deadlineFor(entry: EngineMethod): DefaultDeadline | undefined;
   /** Tells of each call as it starts, with its context values (see `EngineOptions`). */
@@ -87,12 +88,13 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
     budget: new ByteBudget("this connection", limits.bufferedBytesPerConnection, process),
     idle,
   };
-  const inFlight = new Set<Call>();
+  const inFlight = new LinkedList<Call>();
   shutdownSignal?.addEventListener(
     "abort",
-    () => {
-      for (const call of inFlight) call.abort(shutdownSignal.reason);
-    },
+    () =>
+      inFlight.forEach((call) => {
+        call.abort(shutdownSignal.reason);
+      }),
     { once: true },
   );
   return {
@@ -140,8 +142,7 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
     },
     track(call) {
       if (shutdownSignal?.aborted) call.abort(shutdownSignal.reason);
-      inFlight.add(call);
-      return () => inFlight.delete(call);
+      else call.trackIn(inFlight);
     },
   };
 }

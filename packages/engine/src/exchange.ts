@@ -110,8 +110,16 @@ export class StreamExchange implements Exchange {
   }
 
   respond(status: number, headers: RawHeaders, end: boolean, trailers = false): void {
-    headers.push(":status", String(status), "date", httpDate());
-    this.stream.respond(headers, end ? endStream : trailers ? waitForTrailers : noOptions);
+    // Copied into an array of its exact length: Node keeps it as long as the stream, and one
+    // grown by pushes holds room for 16 and more.
+    const n = headers.length;
+    const raw: RawHeaders = new Array(n + 4);
+    for (let i = 0; i < n; i++) raw[i] = headers[i] as string;
+    raw[n] = ":status";
+    raw[n + 1] = String(status);
+    raw[n + 2] = "date";
+    raw[n + 3] = httpDate();
+    this.stream.respond(raw, end ? endStream : trailers ? waitForTrailers : noOptions);
   }
 
   write(chunk: Uint8Array): boolean {

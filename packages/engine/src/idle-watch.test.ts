@@ -1,18 +1,19 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { IdleWatch, type Watched } from "./idle-watch.ts";
+import type { Linked } from "./linked-list.ts";
 
 class Item implements Watched {
   lastActivity = performance.now();
-  idlePrevious: Watched | null = null;
-  idleNext: Watched | null = null;
+  linkPrevious: Linked | null = null;
+  linkNext: Linked | null = null;
   stalled: number[] = [];
   stall(ms: number): void {
     this.stalled.push(ms);
   }
 }
 
-describe("IdleWatch", () => {
+describe("IdleWatch (and the linked list under it)", () => {
   it("keeps count as items enter and leave from the front, the middle and the back, once each", () => {
     const watch = new IdleWatch(1000);
     const [a, b, c, d] = [new Item(), new Item(), new Item(), new Item()];
@@ -24,8 +25,8 @@ describe("IdleWatch", () => {
     watch.unwatch(a); // the back
     watch.unwatch(a); // again: nothing
     assert.equal(watch.size, 1);
-    assert.equal(b.idlePrevious, null);
-    assert.equal(b.idleNext, null);
+    assert.equal(b.linkPrevious, null);
+    assert.equal(b.linkNext, null);
     watch.unwatch(b);
     assert.equal(watch.size, 0);
     // Watched again after leaving.

@@ -269,9 +269,16 @@ describe("Engine.invoke", () => {
 
     const shutdown = new AbortController();
     const { engine: stopping, seen: stoppingSeen } = setup({ shutdownSignal: shutdown.signal });
-    const inFlight = stopping.invoke("/fixture.v1.FixtureService/Unary", callOf("sleep:60000"));
-    while (stoppingSeen.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // A call that ended before, and three in flight: each of those is stopped, once.
+    assert.equal(
+      (await stopping.invoke("/fixture.v1.FixtureService/Unary", callOf("x"))).error,
+      undefined,
+    );
+    const inFlight = [1, 2, 3].map(() =>
+      stopping.invoke("/fixture.v1.FixtureService/Unary", callOf("sleep:60000")),
+    );
+    while (stoppingSeen.length < 4) await new Promise((resolve) => setImmediate(resolve));
     shutdown.abort(new ConnectError("the server is stopping", Code.Unavailable));
-    assert.equal((await inFlight).error?.code, Code.Unavailable);
+    for (const call of inFlight) assert.equal((await call).error?.code, Code.Unavailable);
   });
 });

@@ -4,6 +4,7 @@ import type { ByteBudget } from "./byte-budget.ts";
 import type { Call } from "./call.ts";
 import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
 import type { IdleWatch, Watched } from "./idle-watch.ts";
+import type { Linked } from "./linked-list.ts";
 
 export interface RequestBodyOptions {
   readMaxBytes: number;
@@ -24,8 +25,8 @@ const noop = () => {};
  */
 export class RequestBody implements AsyncIterable<Envelope>, Watched {
   lastActivity = performance.now();
-  idlePrevious: Watched | null = null;
-  idleNext: Watched | null = null;
+  linkPrevious: Linked | null = null;
+  linkNext: Linked | null = null;
   private readonly reader: BodyReader;
   private readonly queue: Envelope[] = [];
   private charged = 0;
