@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import fc from "fast-check";
 import { type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { envelope as writeEnvelope } from "./serve-call.ts";
 import { chunks } from "./testing/chunks.ts";
 
 function encode(envelopes: Envelope[]): Buffer {
@@ -19,6 +21,22 @@ function encode(envelopes: Envelope[]): Buffer {
 const envelope = fc.record({
   flags: fc.integer({ min: 0, max: 255 }),
   data: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
+});
+
+describe("envelope writer", () => {
+  it("writes what connect's encodeEnvelope writes, for any flags and message up to past the pool's size", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 255 }),
+        fc.uint8Array({ maxLength: 9000 }),
+        (flags, data) => {
+          const ours = writeEnvelope(data, null, 0, flags) as Uint8Array;
+          assert.deepEqual(Buffer.from(ours), Buffer.from(encodeEnvelope(flags, data)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
 
 describe("envelope reader", () => {

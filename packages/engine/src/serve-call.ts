@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
+import { type Compression, compressedFlag } from "@connectrpc/connect/protocol";
 import type { Call } from "./call.ts";
 import {
   asConnectError,
@@ -252,6 +252,19 @@ export function envelope(
     return compress.compress(data).then((zipped) => encodeEnvelope(flags | compressedFlag, zipped));
   }
   return encodeEnvelope(flags, data);
+}
+
+/**
+ * A message with its 5-byte prefix (flags, big-endian length), as connect's `encodeEnvelope`
+ * writes it, in bytes from Node's pool: connect's makes each answer an `ArrayBuffer` of its own,
+ * about a microsecond per call (a third of the engine's own time on a small unary answer).
+ */
+function encodeEnvelope(flags: number, data: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(data.byteLength + 5);
+  out[0] = flags;
+  out.writeUInt32BE(data.byteLength, 1);
+  out.set(data, 5);
+  return out;
 }
 
 function withoutSkipped(envelopes: Envelope[], skipFlag: number | undefined): Envelope[] {
