@@ -133,12 +133,9 @@ export class StreamExchange implements Exchange {
   end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
     const stream = this.stream;
     if (trailers !== undefined) {
-      // Emitted once per stream; taken off by hand, which is cheaper than a `once` wrapper.
-      const send = () => {
-        stream.off("wantTrailers", send);
-        stream.sendTrailers(trailers);
-      };
-      stream.on("wantTrailers", send);
+      // Node asks for them once, when the body has gone out (after this turn of the event loop).
+      (stream as TrailersHolder)[trailersKey] = trailers;
+      stream.on("wantTrailers", sendHeldTrailers);
     }
     if (chunk === undefined) stream.end();
     else stream.end(chunk);
@@ -160,6 +157,22 @@ export class StreamExchange implements Exchange {
 
 type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+const trailersKey = Symbol("keel trailers");
+
+type TrailersHolder = http2.ServerHttp2Stream & { [trailersKey]?: http2.OutgoingHttpHeaders };
+
+/**
+ * Sends the trailers held on the stream Node asks for them (one function for every stream, left
+ * on it: Node asks once). A closure per call would live, with its context, until Node asks, which
+ * is after the turn of the event loop that answered: long enough to be copied to the old
+ * generation with every call.
+ */
+function sendHeldTrailers(this: TrailersHolder): void {
+  const trailers = this[trailersKey];
+  this[trailersKey] = undefined;
+  if (trailers !== undefined) this.sendTrailers(trailers);
+}
 
 /** A `node:http` request: HTTP/1.1, or HTTP/2 through Node's compatibility layer. */
 export class RequestExchange implements Exchange {
