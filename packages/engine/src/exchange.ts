@@ -113,12 +113,17 @@ export class StreamExchange implements Exchange {
     // Copied into an array of its exact length: Node keeps it as long as the stream, and one
     // grown by pushes holds room for 16 and more.
     const n = headers.length;
-    const raw: RawHeaders = new Array(n + 4);
+    let dated = false;
+    for (let i = 0; i < n; i += 2) if (headers[i] === "date") dated = true;
+    const raw: RawHeaders = new Array(dated ? n + 2 : n + 4);
     for (let i = 0; i < n; i++) raw[i] = headers[i] as string;
     raw[n] = ":status";
     raw[n + 1] = String(status);
-    raw[n + 2] = "date";
-    raw[n + 3] = httpDate();
+    // A date the handler set is the one sent.
+    if (!dated) {
+      raw[n + 2] = "date";
+      raw[n + 3] = httpDate();
+    }
     this.stream.respond(raw, end ? endStream : trailers ? waitForTrailers : noOptions);
   }
 
@@ -163,7 +168,7 @@ const trailersKey = Symbol("keel trailers");
 type TrailersHolder = http2.ServerHttp2Stream & { [trailersKey]?: http2.OutgoingHttpHeaders };
 
 /**
- * Sends the trailers held on the stream Node asks for them (one function for every stream, left
+ * Sends the trailers held on the stream when Node asks for them (one function for every stream, left
  * on it: Node asks once). A closure per call would live, with its context, until Node asks, which
  * is after the turn of the event loop that answered: long enough to be copied to the old
  * generation with every call.

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, type HandlerContext, type Transport } from "@connectrpc/connect";
 import {
@@ -203,6 +204,43 @@ describe("response headers on the wire", () => {
       assert.ok(Math.abs(Date.parse(answer.date ?? "") - Date.now()) < 5_000, answer.date);
     });
   }
+
+  // Node refuses a second date (a single-value field): the call would never be answered.
+  it("sends one date over HTTP/2: the handler's when it set one, else the engine's", {
+    timeout: 10_000,
+  }, async () => {
+    const dates = (text: string) =>
+      new Promise<string[]>((resolve, reject) => {
+        const session = http2.connect(server.url);
+        session.on("error", reject);
+        const req = session.request({
+          ":method": "POST",
+          ":path": "/fixture.v1.FixtureService/Unary",
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        // Not answered: the session is let go, so that the server can close.
+        const timer = setTimeout(() => {
+          session.destroy();
+          reject(new Error("no answer in 5 s"));
+        }, 5_000);
+        req.on("response", (_headers, _flags, raw: string[]) => {
+          clearTimeout(timer);
+          resolve(raw.filter((_, i) => i % 2 === 1 && raw[i - 1] === "date"));
+          req.resume();
+        });
+        req.on("error", () => {});
+        req.on("close", () => {
+          session.close();
+          reject(new Error(`no answer: stream closed with code ${req.rstCode}`));
+        });
+        req.end(frame(text));
+      });
+    assert.deepEqual(await dates("dated"), ["Tue, 01 Jan 2030 00:00:00 GMT"]);
+    const [own, ...more] = await dates("plain");
+    assert.deepEqual(more, []);
+    assert.ok(Math.abs(Date.parse(own ?? "") - Date.now()) < 5_000, own);
+  });
 
   it("a trailers-only gRPC error keeps the status once, after the handler's headers", async () => {
     const answer = await rawCall(

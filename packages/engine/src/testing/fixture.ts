@@ -96,6 +96,7 @@ export function fixtureRoutes(seen: HandlerContext[] = []) {
       });
     }
     if (verb === "header") ctx.responseHeader.set("x-fixture", arg);
+    if (verb === "dated") ctx.responseHeader.set("date", "Tue, 01 Jan 2030 00:00:00 GMT");
     if (verb === "cookies") {
       ctx.responseHeader.append("set-cookie", "a=1");
       ctx.responseHeader.append("set-cookie", "b=2");
