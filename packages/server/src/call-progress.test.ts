@@ -175,9 +175,12 @@ describe("calls' progress told to the interceptors by the engine", () => {
       client.getUser({ userId: 1n }, { timeoutMs: 30, headers: { "x-delay-ms": "100" } }),
     );
     for (let waited = 0; seen.length === 0 && waited < 1000; waited += 10) await sleep(10);
-    assert.deepEqual(
-      seen.map((call) => call.code),
-      [Code.DeadlineExceeded],
+    // The client gives up at its deadline too: its reset can reach the server before the
+    // server's own timer fires (a loaded machine), and the call ends cancelled instead.
+    assert.equal(seen.length, 1);
+    assert.ok(
+      [Code.DeadlineExceeded, Code.Canceled].includes(seen[0]?.code as Code),
+      `ended with ${seen[0]?.code}`,
     );
     await sleep(50);
     assert.equal(handled, before, "the handler never ran");
