@@ -124,7 +124,19 @@ export class StreamExchange implements Exchange {
       raw[n + 2] = "date";
       raw[n + 3] = httpDate();
     }
-    this.stream.respond(raw, end ? endStream : trailers ? waitForTrailers : noOptions);
+    const options = end ? endStream : trailers ? waitForTrailers : noOptions;
+    try {
+      this.stream.respond(raw, options);
+    } catch {
+      // Node refuses what HTTP/2 forbids: fields such as `connection` a handler set (HTTP/1.1's,
+      // which Node's compatibility layer drops too) are left out; anything else resets the
+      // stream (INTERNAL_ERROR) rather than leave the call unanswered.
+      try {
+        this.stream.respond(withoutConnectionFields(raw), options);
+      } catch {
+        this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    }
   }
 
   write(chunk: Uint8Array): boolean {
@@ -137,6 +149,8 @@ export class StreamExchange implements Exchange {
 
   end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void {
     const stream = this.stream;
+    // Reset already (headers HTTP/2 refuses, see `respond`): nothing more goes out.
+    if (stream.closed) return;
     if (trailers !== undefined) {
       // Node asks for them once, when the body has gone out (after this turn of the event loop).
       (stream as TrailersHolder)[trailersKey] = trailers;
@@ -176,7 +190,51 @@ type TrailersHolder = http2.ServerHttp2Stream & { [trailersKey]?: http2.Outgoing
 function sendHeldTrailers(this: TrailersHolder): void {
   const trailers = this[trailersKey];
   this[trailersKey] = undefined;
-  if (trailers !== undefined) this.sendTrailers(trailers);
+  if (trailers === undefined) return;
+  try {
+    this.sendTrailers(trailers);
+  } catch {
+    // As for the headers (see `respond`).
+    try {
+      this.sendTrailers(
+        Object.fromEntries(
+          Object.entries(trailers).filter(([name, value]) => allowedField(name, value)),
+        ),
+      );
+    } catch {
+      this.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+}
+
+/**
+ * Whether HTTP/2 allows a field (RFC 9113, 8.2.2): none of HTTP/1.1's connection-specific ones,
+ * and `te` only as "trailers".
+ */
+function allowedField(name: string, value: unknown): boolean {
+  switch (name) {
+    case "connection":
+    case "keep-alive":
+    case "proxy-connection":
+    case "transfer-encoding":
+    case "upgrade":
+    case "http2-settings":
+      return false;
+    case "te":
+      return value === "trailers";
+    default:
+      return true;
+  }
+}
+
+function withoutConnectionFields(raw: RawHeaders): RawHeaders {
+  const out: RawHeaders = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    if (allowedField(name, value)) out.push(name, value);
+  }
+  return out;
 }
 
 /** A `node:http` request: HTTP/1.1, or HTTP/2 through Node's compatibility layer. */

@@ -242,6 +242,39 @@ describe("response headers on the wire", () => {
     assert.ok(Math.abs(Date.parse(own ?? "") - Date.now()) < 5_000, own);
   });
 
+  it("leaves out over HTTP/2 the connection-specific fields a handler set, and answers", async () => {
+    const grpc = await rawCall(
+      server.url,
+      "/fixture.v1.FixtureService/Unary",
+      {},
+      frame("hop-by-hop:v"),
+    );
+    assert.equal(grpc.trailers["grpc-status"], "0");
+    assert.equal(grpc.fields["x-fixture"], "v");
+    assert.equal(grpc.fields["x-fixture-trailer"], "v");
+    for (const name of ["connection", "keep-alive", "transfer-encoding"]) {
+      assert.equal(grpc.fields[name], undefined, name);
+    }
+    const connect = await rawRequest(server.url, {
+      httpVersion: "2",
+      path: "/fixture.v1.FixtureService/Unary",
+      headers: { "content-type": "application/json" },
+      body: Buffer.from('"hop-by-hop:v"'),
+    });
+    assert.equal(connect.status, 200, connect.body.toString());
+    assert.equal(connect.fields["x-fixture"], "v");
+    assert.equal(connect.fields.connection, undefined);
+    // Over HTTP/1.1 they are the connection's business, and go out as set.
+    const http1 = await rawRequest(server.http1Url, {
+      httpVersion: "1.1",
+      path: "/fixture.v1.FixtureService/Unary",
+      headers: { "content-type": "application/json" },
+      body: Buffer.from('"hop-by-hop:v"'),
+    });
+    assert.equal(http1.status, 200);
+    assert.equal(http1.fields["x-fixture"], "v");
+  });
+
   it("a trailers-only gRPC error keeps the status once, after the handler's headers", async () => {
     const answer = await rawCall(
       server.url,

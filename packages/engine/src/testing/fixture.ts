@@ -96,6 +96,14 @@ export function fixtureRoutes(seen: HandlerContext[] = []) {
       });
     }
     if (verb === "header") ctx.responseHeader.set("x-fixture", arg);
+    if (verb === "hop-by-hop") {
+      // HTTP/1.1's connection-specific fields, which HTTP/2 forbids.
+      ctx.responseHeader.set("connection", "close");
+      ctx.responseHeader.set("keep-alive", "timeout=5");
+      ctx.responseHeader.set("x-fixture", arg);
+      ctx.responseTrailer.set("transfer-encoding", "chunked");
+      ctx.responseTrailer.set("x-fixture-trailer", arg);
+    }
     if (verb === "dated") ctx.responseHeader.set("date", "Tue, 01 Jan 2030 00:00:00 GMT");
     if (verb === "cookies") {
       ctx.responseHeader.append("set-cookie", "a=1");
@@ -189,7 +197,7 @@ export function rawCall(
   path: string,
   headers: Record<string, string>,
   body: Buffer,
-  opts: { delayBodyMs?: number; keepOpen?: boolean } = {},
+  opts: { delayBodyMs?: number; keepOpen?: boolean; giveUpMs?: number } = {},
 ): Promise<{
   status: number;
   headers: http2.IncomingHttpHeaders;
@@ -223,7 +231,10 @@ export function rawCall(
       trailers = t;
     });
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    // A call never answered ends the test's wait (and its session) instead of hanging the file.
+    const unanswered = setTimeout(() => session.destroy(), opts.giveUpMs ?? 10_000);
     req.on("close", () => {
+      clearTimeout(unanswered);
       session.close();
       const fields: Record<string, string> = {};
       for (const h of [responseHeaders, trailers]) {
@@ -303,7 +314,10 @@ export function rawRequest(
       req.on("trailers", (t) => keep(t));
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
       req.on("error", () => {});
+      // A request never answered ends the test's wait (and its session) instead of hanging it.
+      const unanswered = setTimeout(() => session.destroy(), 10_000);
       req.on("close", () => {
+        clearTimeout(unanswered);
         session.close();
         resolve({ status, fields, date, body: Buffer.concat(chunks) });
       });
