@@ -36,7 +36,7 @@ export class Call implements CallState, Linked {
   private aborted = false;
   private timer: NodeJS.Timeout | undefined;
   /** Told when the call is aborted: none, one, or a list made at the second. */
-  private listeners: AbortListener | AbortListener[] | undefined;
+  private listeners: EndListener | EndListener[] | undefined;
   /** The engine's calls in flight, which this one is in until it ends. */
   private inFlight: LinkedList<Call> | undefined;
   linkPrevious: Linked | null = null;
@@ -116,8 +116,9 @@ export class Call implements CallState, Linked {
     this.controller?.abort(reason ?? completed);
     const listeners = this.listeners;
     this.listeners = undefined;
-    if (typeof listeners === "function") listeners(reason);
-    else if (listeners !== undefined) for (const listener of listeners) listener(reason);
+    if (listeners === undefined) return;
+    if (!Array.isArray(listeners)) tell(listeners, reason);
+    else for (const listener of listeners) tell(listener, reason);
   }
 
   /** Counts the call in `calls` until it ends (not at all when it has). */
@@ -127,17 +128,26 @@ export class Call implements CallState, Linked {
     calls.add(this);
   }
 
-  /** Calls `listener` once the call is aborted (at once if it is), without making a signal. */
-  onAbort(listener: (reason: unknown) => void): void {
-    if (this.aborted) listener(this.abortReason);
+  /**
+   * Calls `listener` once the call is aborted (at once if it is), without making a signal; an
+   * object's `callEnded` (the engine's own parts: no closure per call).
+   */
+  onAbort(listener: EndListener): void {
+    if (this.aborted) tell(listener, this.abortReason);
     else if (this.listeners === undefined) this.listeners = listener;
-    else if (typeof this.listeners === "function") this.listeners = [this.listeners, listener];
+    else if (!Array.isArray(this.listeners)) this.listeners = [this.listeners, listener];
     // A copy one longer: a push would grow the list's room to 19 (a call has three or four).
     else this.listeners = [...this.listeners, listener];
   }
 }
 
-type AbortListener = (reason: unknown) => void;
+/** What is told that a call ended: a function, or an object of the engine's. */
+export type EndListener = ((reason: unknown) => void) | { callEnded(reason: unknown): void };
+
+function tell(listener: EndListener, reason: unknown): void {
+  if (typeof listener === "function") listener(reason);
+  else listener.callEnded(reason);
+}
 
 /** The deadline a method's calls get when their client sets none. */
 export interface DefaultDeadline {

@@ -1,6 +1,9 @@
+import * as diagnosticsChannel from "node:diagnostics_channel";
 import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { Readable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Call } from "./call.ts";
 
 /**
  * Response header fields in Node's raw form: name, value, name, value, ... (lower-case names; a
@@ -51,9 +54,8 @@ export interface Exchange {
   drained(): Promise<void>;
   /** Ends the answer: `chunk` last, then `trailers` (sent as HTTP trailers). */
   end(chunk?: Uint8Array, trailers?: http2.OutgoingHttpHeaders): void;
-  /** Calls `listener` when the client goes away before the answer has ended. */
-  onGone(listener: () => void): void;
-  offGone(listener: () => void): void;
+  /** Cancels `call` (CANCELED) should the client go away before it ends. */
+  cancelWhenGone(call: Call): void;
   /** The answer is complete: a client still sending is told to stop, nothing more is read. */
   stopBody(): void;
 }
@@ -160,12 +162,18 @@ export class StreamExchange implements Exchange {
     else stream.end(chunk);
   }
 
-  onGone(listener: () => void): void {
-    this.stream.on("close", listener);
+  cancelWhenGone(call: Call): void {
+    // Held on the stream while the call runs, for Node's stream-close channel (see
+    // `onStreamClosed`), and let go when it ends: a `close` listener would be a closure, an entry
+    // in the stream's listeners and another closure to take it off, per call.
+    subscribeStreamClosed();
+    (this.stream as CallHolder)[runningCall] = call;
+    call.onAbort(this);
   }
 
-  offGone(listener: () => void): void {
-    this.stream.off("close", listener);
+  /** The call ended: the stream, which lives on until the client has the trailers, lets it go. */
+  callEnded(): void {
+    (this.stream as CallHolder)[runningCall] = undefined;
   }
 
   stopBody(): void {
@@ -178,6 +186,41 @@ type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const trailersKey = Symbol("keel trailers");
+
+/** The call a raw stream is serving, until the call ends (see `cancelWhenGone`). */
+const runningCall = Symbol("keel call");
+
+type CallHolder = http2.ServerHttp2Stream & { [runningCall]?: Call | undefined };
+
+/** What a call whose client went away ends with. */
+const cancelled = () => new ConnectError("the client cancelled the call", Code.Canceled);
+
+let streamsWatched = false;
+
+/** Node's diagnostics channel for a server stream that closes (Node 24; see `onStreamClosed`). */
+function subscribeStreamClosed(): void {
+  if (streamsWatched) return;
+  streamsWatched = true;
+  diagnosticsChannel.subscribe("http2.server.stream.close", onStreamClosed);
+}
+
+/**
+ * A server stream closed: the call it still serves is cancelled. Node publishes this as it closes
+ * the stream (a reset, the connection gone, or the engine's own reset), before its `close` event:
+ * the cancellation waits for the next tick, as the event would, so that a call the engine is
+ * ending there and then ends as it meant to.
+ */
+function onStreamClosed(message: unknown): void {
+  const stream = (message as { stream: CallHolder }).stream;
+  const call = stream[runningCall];
+  if (call === undefined) return;
+  stream[runningCall] = undefined;
+  process.nextTick(cancelIfRunning, call);
+}
+
+function cancelIfRunning(call: Call): void {
+  if (!call.isAborted) call.abort(cancelled());
+}
 
 type TrailersHolder = http2.ServerHttp2Stream & { [trailersKey]?: http2.OutgoingHttpHeaders };
 
@@ -302,12 +345,11 @@ export class RequestExchange implements Exchange {
     else res.end(chunk);
   }
 
-  onGone(listener: () => void): void {
-    this.res.on("close", listener);
-  }
-
-  offGone(listener: () => void): void {
-    this.res.off("close", listener);
+  cancelWhenGone(call: Call): void {
+    const res = this.res;
+    const onGone = () => call.abort(cancelled());
+    res.on("close", onGone);
+    call.onAbort(() => res.off("close", onGone));
   }
 
   stopBody(): void {

@@ -211,6 +211,33 @@ describe("engine, gRPC over HTTP/2", () => {
       await new Promise((r) => setTimeout(r, 10));
     assert.equal(ctx?.signal.aborted, true);
   });
+
+  for (const how of ["resets the stream", "drops the connection"] as const) {
+    it(`cancels a unary call whose client ${how} while it runs`, async () => {
+      const session = http2.connect(server.url);
+      session.on("error", () => {});
+      const before = seen.length;
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/fixture.v1.FixtureService/Unary",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      req.on("error", () => {});
+      req.end(frame("sleep:10000"));
+      for (let i = 0; i < 200 && seen.length === before; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const ctx = seen[before];
+      assert.equal(ctx?.signal.aborted, false);
+      if (how === "resets the stream") req.close(http2.constants.NGHTTP2_CANCEL);
+      else session.destroy();
+      for (let i = 0; i < 200 && !ctx?.signal.aborted; i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.equal(ctx?.signal.aborted, true);
+      assert.equal(ConnectError.from(ctx?.signal.reason).code, Code.Canceled);
+      session.destroy();
+    });
+  }
 });
 
 describe("engine, request bytes buffered per connection", () => {

@@ -16,6 +16,21 @@ export interface RequestBodyOptions {
 
 const noop = () => {};
 
+/** The body a source is being read into, for the listeners every body shares (see below). */
+const bodyOf = Symbol("keel request body");
+
+type BodySource = Readable & { [bodyOf]?: RequestBody | undefined };
+
+// One function of each for every body, finding its body on the source they are called on: a
+// body's own closures would be three per call.
+function onSourceData(this: BodySource, chunk: Buffer): void {
+  this[bodyOf]?.received(chunk);
+}
+
+function onSourceEnd(this: BodySource): void {
+  this[bodyOf]?.sourceEnded();
+}
+
 /**
  * A request body read as envelopes, as its chunks arrive, within the limits: the message size at
  * each prefix, the connection's and the process's buffered bytes, an idle timeout, and the call
@@ -33,6 +48,9 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   private ended = false;
   private failure: unknown;
   private wake: (() => void) | undefined;
+  /** Settle what `all()` answered, while it waits. */
+  private resolveAll: ((envelopes: Envelope[]) => void) | undefined;
+  private rejectAll: ((reason: unknown) => void) | undefined;
   private paused = false;
   /** Read whole by `all()`: never paused, since nothing takes envelopes before the end. */
   private collecting = false;
@@ -50,9 +68,10 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     this.source = source;
     this.options = options;
     this.reader = reader;
-    source.on("data", this.onData);
-    source.on("end", this.onEnd);
-    call.onAbort(this.onAbort);
+    (source as BodySource)[bodyOf] = this;
+    source.on("data", onSourceData);
+    source.on("end", onSourceEnd);
+    call.onAbort(this);
     // A failed body (its call may have ended before it was made) waits for nothing more.
     if (this.failure === undefined) options.idle.watch(this);
   }
@@ -70,20 +89,19 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
    */
   all(): Promise<Envelope[]> {
     this.collecting = true;
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.ended) return Promise.resolve(this.takeAll());
     return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.failure !== undefined) {
-          reject(this.failure);
-        } else if (this.ended) {
-          const out = this.queue.splice(0);
-          for (const envelope of out) this.release(envelope.data.length);
-          resolve(out);
-        } else {
-          this.wake = check;
-        }
-      };
-      check();
+      this.resolveAll = resolve;
+      this.rejectAll = reject;
     });
+  }
+
+  /** Every envelope queued, given back to the budget. */
+  private takeAll(): Envelope[] {
+    const out = this.queue.splice(0);
+    for (const envelope of out) this.release(envelope.data.length);
+    return out;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Envelope> {
@@ -111,15 +129,24 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
 
   /** Stops reading: taken off the source, what is held given back. */
   stop(): void {
-    this.source.off("data", this.onData);
-    this.source.off("end", this.onEnd);
+    this.detach();
     this.options.idle.unwatch(this);
     this.options.budget.give(this.charged);
     this.charged = 0;
     this.queue.length = 0;
   }
 
-  private readonly onData = (chunk: Buffer) => {
+  /** Takes the body off its source: its listeners, and the source's reference to it. */
+  private detach(): void {
+    const source = this.source as BodySource;
+    if (source[bodyOf] !== this) return;
+    source[bodyOf] = undefined;
+    source.off("data", onSourceData);
+    source.off("end", onSourceEnd);
+  }
+
+  /** A chunk of the body (see `onSourceData`). */
+  received(chunk: Buffer): void {
     try {
       this.options.budget.take(chunk.length);
       this.charged += chunk.length;
@@ -143,14 +170,14 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     } catch (err) {
       this.fail(err);
     }
-  };
+  }
 
-  private readonly onEnd = () => {
+  /** The end of the body (see `onSourceEnd`). */
+  sourceEnded(): void {
     this.options.idle.unwatch(this);
     // Nothing of the call may stay on the stream, which outlives it until the client has its
-    // trailers: a listener would keep the call's state alive with it.
-    this.source.off("data", this.onData);
-    this.source.off("end", this.onEnd);
+    // trailers: the call's state would be kept alive with it.
+    this.detach();
     if (!this.reader.complete) {
       this.fail(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
       return;
@@ -165,14 +192,15 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     }
     this.ended = true;
     this.signal();
-  };
+  }
 
-  private readonly onAbort = (reason: unknown) => {
+  /** The call ended (see `Call.onAbort`): a body still being read fails with why. */
+  callEnded(reason: unknown): void {
     if (this.ended) return;
     this.fail(
       reason ?? new ConnectError("the call ended before its request was read", Code.Canceled),
     );
-  };
+  }
 
   private release(n: number): void {
     if (n <= 0) return;
@@ -195,6 +223,15 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   }
 
   private signal(): void {
+    const resolve = this.resolveAll;
+    if (resolve !== undefined) {
+      if (this.failure !== undefined) this.rejectAll?.(this.failure);
+      else if (this.ended) resolve(this.takeAll());
+      else return;
+      this.resolveAll = undefined;
+      this.rejectAll = undefined;
+      return;
+    }
     const wake = this.wake;
     this.wake = undefined;
     wake?.();

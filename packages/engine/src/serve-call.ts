@@ -91,10 +91,7 @@ export function serveCall(
     requestMethod: start.requestMethod,
     header: PlainHeaders.fromHttp2(exchange.headers),
   });
-  // The client going away before the answer cancels the call.
-  const onGone = () => call.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-  exchange.onGone(onGone);
-  call.onAbort(() => exchange.offGone(onGone));
+  exchange.cancelWhenGone(call);
   run(engine, entry, exchange, call, start, out, request).catch(noop);
 }
 
