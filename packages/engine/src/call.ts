@@ -1,4 +1,5 @@
 import { Code, ConnectError, createContextKey } from "@connectrpc/connect";
+import type { DeadlineQueue, Expiring } from "./deadline-queue.ts";
 import type { Linked, LinkedList } from "./linked-list.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 
@@ -22,7 +23,7 @@ export interface CallState {
   onAbort(listener: (reason: unknown) => void): void;
 }
 
-export class Call implements CallState, Linked {
+export class Call implements CallState, Linked, Expiring {
   readonly responseHeader: PlainHeaders;
   readonly responseTrailer: PlainHeaders;
   /** The absolute deadline from the client's timeout (ms since the epoch); 0: none. */
@@ -41,20 +42,27 @@ export class Call implements CallState, Linked {
   private inFlight: LinkedList<Call> | undefined;
   linkPrevious: Linked | null = null;
   linkNext: Linked | null = null;
+  /** When the default deadline passes (`performance.now()`); 0: none. */
+  readonly expiresAt: number = 0;
+  /** The default deadline's calls, which this one is in until it ends (see `DeadlineQueue`). */
+  private readonly expiry: DeadlineQueue | undefined;
+  queuePrevious: Expiring | null = null;
+  queueNext: Expiring | null = null;
 
   readonly protocolName: string;
 
   /**
    * @param protocolName what `HandlerContext.protocolName` says: "grpc", "grpc-web", "connect".
    * @param timeoutMs the client's timeout, from its headers; undefined: none.
-   * @param fallback the deadline of a call whose client set none (see `EngineOptions`).
+   * @param fallback the calls of the deadline a call whose client sets none gets (see
+   *   `EngineOptions`), which this one joins when its client set none.
    */
   constructor(
     protocolName: string,
     timeoutMs: number | undefined,
     responseHeader: PlainHeaders = new PlainHeaders(),
     responseTrailer: PlainHeaders = new PlainHeaders(),
-    fallback?: DefaultDeadline,
+    fallback?: DeadlineQueue,
   ) {
     this.protocolName = protocolName;
     this.responseHeader = responseHeader;
@@ -63,7 +71,9 @@ export class Call implements CallState, Linked {
       this.deadline = 0;
       if (fallback !== undefined && fallback.ms > 0) {
         this.defaultDeadline = Date.now() + fallback.ms;
-        this.timer = setTimeout(() => this.abort(fallback.error()), fallback.ms);
+        this.expiresAt = performance.now() + fallback.ms;
+        this.expiry = fallback;
+        fallback.add(this);
       }
     } else {
       this.deadline = Date.now() + timeoutMs;
@@ -112,6 +122,7 @@ export class Call implements CallState, Linked {
     this.aborted = true;
     this.abortReason = reason;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    this.expiry?.delete(this);
     this.inFlight?.delete(this);
     this.controller?.abort(reason ?? completed);
     const listeners = this.listeners;
@@ -119,6 +130,11 @@ export class Call implements CallState, Linked {
     if (listeners === undefined) return;
     if (!Array.isArray(listeners)) tell(listeners, reason);
     else for (const listener of listeners) tell(listener, reason);
+  }
+
+  /** Its default deadline passed (see `DeadlineQueue`). */
+  expire(reason: unknown): void {
+    this.abort(reason);
   }
 
   /** Counts the call in `calls` until it ends (not at all when it has). */

@@ -8,6 +8,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { ByteBudget } from "./byte-budget.ts";
 import type { Call, CallState, DefaultDeadline } from "./call.ts";
+import { DeadlineQueue } from "./deadline-queue.ts";
 import { IdleWatch } from "./idle-watch.ts";
 import { LinkedList } from "./linked-list.ts";
 import type { EngineMethod } from "./method-table.ts";
@@ -39,8 +40,8 @@ export interface EngineContext {
   bodyOptions(connection: object | undefined): RequestBodyOptions;
   /** Counts the call as in flight until it ends; the shutdown signal aborts the calls in flight. */
   track(call: Call): void;
-  /** The deadline of the method's calls whose client sets none; worked out once per method. */
-  deadlineFor(entry: EngineMethod): DefaultDeadline | undefined;
+  /** The calls of the deadline the method's calls get when their client sets none; one queue per method. */
+  deadlineFor(entry: EngineMethod): DeadlineQueue | undefined;
   /** Tells of each call as it starts, with its context values (see `EngineOptions`). */
   readonly onCallStart: ((values: ContextValues, call: CallState) => void) | undefined;
 }
@@ -78,7 +79,7 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
     admit,
     onRefusal,
   } = hooks;
-  const deadlines = new WeakMap<EngineMethod, DefaultDeadline | null>();
+  const deadlines = new WeakMap<EngineMethod, DeadlineQueue | null>();
   const serializations = new WeakMap<EngineMethod, MethodSerializationLookup<never, never>>();
   const process = new ByteBudget("the server", limits.bufferedBytesPerProcess);
   const connections = new WeakMap<object, RequestBodyOptions>();
@@ -135,7 +136,8 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
       if (defaultDeadline === undefined) return undefined;
       let deadline = deadlines.get(entry);
       if (deadline === undefined) {
-        deadline = defaultDeadline(entry.method) ?? null;
+        const fallback = defaultDeadline(entry.method);
+        deadline = fallback === undefined ? null : new DeadlineQueue(fallback);
         deadlines.set(entry, deadline);
       }
       return deadline ?? undefined;
