@@ -62,8 +62,7 @@ export function grpcCallStart(
   const headers = exchange.headers;
   const responseHeader = new PlainHeaders();
   responseHeader.setTrusted("content-type", contentType);
-  const responseTrailer = new PlainHeaders();
-  responseTrailer.setTrusted("grpc-status", grpcStatusOk);
+  const responseTrailer = new PlainHeaders(okTrailer);
   const compression = compressionNegotiate(
     engine.acceptCompression,
     (headers["grpc-encoding"] as string | undefined) ?? null,
@@ -93,6 +92,9 @@ export function grpcCallStart(
     responseTrailer,
   };
 }
+
+/** The trailer a call's context starts with, as connect's: OK until an error says otherwise. */
+const okTrailer = Object.freeze({ "grpc-status": grpcStatusOk });
 
 class GrpcAnswer implements Answer {
   private readonly engine: EngineContext;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { OutgoingHttpHeaders } from "node:http2";
 import { describe, it } from "node:test";
-import { copyHeaders, PlainHeaders } from "./plain-headers.ts";
+import { appendHeaders, copyHeaders, PlainHeaders } from "./plain-headers.ts";
 
 /** Runs the same steps on undici's Headers and on PlainHeaders; both must end up alike. */
 function both(steps: (h: Headers) => void): [Headers, Headers] {
@@ -143,5 +143,38 @@ describe("copyHeaders", () => {
     copyHeaders(new PlainHeaders(), out);
     assert.deepEqual(out, { ":status": 200, "content-type": "application/grpc", "x-one": "1" });
     assert.deepEqual([...plain], [["x-one", "1"]]);
+  });
+
+  it("copies headers still read where they are as it copies them once changed", () => {
+    const preset = Object.freeze({
+      ":status": "200",
+      "grpc-status": "0",
+      "x-tag": ["a", "b"],
+      "set-cookie": ["c=1", "d=2"],
+    });
+    const untouched = new PlainHeaders(preset);
+    const changed = new PlainHeaders(preset);
+    changed.set("x-new", "1");
+    changed.delete("x-new");
+    const fields = (h: PlainHeaders) => {
+      const out: OutgoingHttpHeaders = {};
+      copyHeaders(h, out);
+      return { object: { ...out }, raw: appendHeaders(h, []) };
+    };
+    const expected = {
+      object: { "grpc-status": "0", "x-tag": "a, b", "set-cookie": ["c=1", "d=2"] },
+      raw: ["grpc-status", "0", "x-tag", "a, b", "set-cookie", "c=1", "set-cookie", "d=2"],
+    };
+    assert.deepEqual(fields(untouched), expected);
+    assert.deepEqual(fields(changed), expected);
+    // A copy's cookies are its own, and the shared fields are never written.
+    const out: OutgoingHttpHeaders = {};
+    copyHeaders(untouched, out);
+    (out["set-cookie"] as string[]).push("e=3");
+    untouched.set("grpc-status", "13");
+    assert.deepEqual(preset["set-cookie"], ["c=1", "d=2"]);
+    assert.equal(preset["grpc-status"], "0");
+    assert.equal(untouched.get("grpc-status"), "13");
+    assert.deepEqual(fields(new PlainHeaders()), { object: {}, raw: [] });
   });
 });

@@ -3,6 +3,9 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 /** What `byName` is until request headers are copied (never read or written: see `own`). */
 const none: Map<string, string> = new Map();
 
+/** The source of headers made empty. */
+const noFields: IncomingHttpHeaders = Object.freeze({});
+
 // Fetch's header name token and the characters a value may not hold (after trimming).
 const nameToken = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const forbiddenInValue = /[\0\r\n]/;
@@ -26,9 +29,13 @@ export class PlainHeaders implements Headers {
    */
   private source: IncomingHttpHeaders | undefined;
 
-  constructor(source?: IncomingHttpHeaders) {
+  /**
+   * @param source the request headers, or fields the answer starts with (shared constants, such
+   *   as gRPC's OK status): read where they are until the first change. None: empty.
+   */
+  constructor(source: IncomingHttpHeaders = noFields) {
     this.source = source;
-    this.byName = source === undefined ? new Map() : none;
+    this.byName = none;
   }
 
   /** The request headers of an HTTP/2 stream, pseudo-headers (":path") left out. */
@@ -38,7 +45,16 @@ export class PlainHeaders implements Headers {
 
   /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
   copyTo(out: OutgoingHttpHeaders): void {
-    this.own();
+    const source = this.source;
+    if (source !== undefined) {
+      for (const name in source) {
+        const value = source[name];
+        if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
+        if (name === "set-cookie") out[name] = Array.isArray(value) ? [...value] : [value];
+        else out[name] = Array.isArray(value) ? value.join(", ") : value;
+      }
+      return;
+    }
     this.byName.forEach((value, name) => {
       out[name] = value;
     });
@@ -47,7 +63,17 @@ export class PlainHeaders implements Headers {
 
   /** Appends every header to raw header fields, in no particular order; each cookie a field. */
   appendTo(out: string[]): void {
-    this.own();
+    const source = this.source;
+    if (source !== undefined) {
+      for (const name in source) {
+        const value = source[name];
+        if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
+        if (!Array.isArray(value)) out.push(name, value);
+        else if (name === "set-cookie") for (const cookie of value) out.push(name, cookie);
+        else out.push(name, value.join(", "));
+      }
+      return;
+    }
     this.byName.forEach((value, name) => {
       out.push(name, value);
     });
