@@ -20,5 +20,6 @@ export type { Tracing, TracingInterceptorOptions, TracingOptions } from "./traci
 export {
   createClientTracingInterceptor,
   createTracingInterceptor,
+  serveInUnsampledTraces,
   startTracing,
 } from "./tracing.ts";

@@ -20,6 +20,7 @@ import {
 import {
   createClientTracingInterceptor,
   createTracingInterceptor,
+  serveInUnsampledTraces,
   startTracing,
   type Tracing,
 } from "./tracing.ts";
@@ -28,6 +29,9 @@ const exporter = new InMemorySpanExporter();
 let tracing: Tracing;
 let server: http2.Http2Server;
 let url: string;
+/** A server listening in an unsampled new trace's context (see `serveInUnsampledTraces`). */
+let framed: http2.Http2Server;
+let framedUrl: string;
 const baggageSeen: (string | undefined)[] = [];
 const activeSpans: (boolean | undefined)[] = [];
 /** The user whose activity stream never ends by itself, and whether its handler cleaned up. */
@@ -56,46 +60,52 @@ before(async () => {
     spanProcessors: [new SimpleSpanProcessor({ exporter })],
   });
   // GetUser of user 1 calls GetUser of user 2 on the same server, like OrderService asks UserService.
-  server = http2.createServer(
-    connectNodeAdapter({
-      interceptors: [createTracingInterceptor()],
-      routes: (router) =>
-        router.service(UserService, {
-          async getUser(req) {
-            baggageSeen.push(propagation.getBaggage(context.active())?.getEntry("tenant")?.value);
-            // Whether the call has a span, and whether that one records.
-            activeSpans.push(trace.getActiveSpan()?.isRecording());
-            if (req.userId === 1n)
-              await client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 2n });
-            if (req.userId === 13n) throw new ConnectError("database exploded", Code.Internal);
-            if (req.userId === 14n) throw new ConnectError("no such user", Code.NotFound);
-            return { user: { userId: req.userId } };
-          },
-          async *streamUserActivities(req, ctx) {
-            yield { activityId: 1n };
-            if (req.userId === failing) throw new ConnectError("feed broke", Code.Internal);
-            if (req.userId !== endless) {
-              yield { activityId: 2n };
-              return;
+  const handler = connectNodeAdapter({
+    interceptors: [createTracingInterceptor()],
+    routes: (router) =>
+      router.service(UserService, {
+        async getUser(req) {
+          baggageSeen.push(propagation.getBaggage(context.active())?.getEntry("tenant")?.value);
+          // Whether the call has a span, and whether that one records.
+          activeSpans.push(trace.getActiveSpan()?.isRecording());
+          if (req.userId === 1n)
+            await client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 2n });
+          if (req.userId === 13n) throw new ConnectError("database exploded", Code.Internal);
+          if (req.userId === 14n) throw new ConnectError("no such user", Code.NotFound);
+          return { user: { userId: req.userId } };
+        },
+        async *streamUserActivities(req, ctx) {
+          yield { activityId: 1n };
+          if (req.userId === failing) throw new ConnectError("feed broke", Code.Internal);
+          if (req.userId !== endless) {
+            yield { activityId: 2n };
+            return;
+          }
+          // A live feed, until the client goes away.
+          try {
+            for (let id = 2n; !ctx.signal.aborted; id++) {
+              yield { activityId: id };
+              await new Promise((resolve) => setTimeout(resolve, 5));
             }
-            // A live feed, until the client goes away.
-            try {
-              for (let id = 2n; !ctx.signal.aborted; id++) {
-                yield { activityId: id };
-                await new Promise((resolve) => setTimeout(resolve, 5));
-              }
-            } finally {
-              endlessCleanedUp = true;
-            }
-          },
-        }),
-    }),
+          } finally {
+            endlessCleanedUp = true;
+          }
+        },
+      }),
+  });
+  server = http2.createServer(handler);
+  // The same, its listener started as keel's server starts its own.
+  framed = http2.createServer(handler);
+  await serveInUnsampledTraces(
+    () => new Promise<void>((resolve) => framed.listen(0, "127.0.0.1", resolve)),
   );
+  framedUrl = `http://127.0.0.1:${(framed.address() as AddressInfo).port}`;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 after(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => framed.close(() => resolve()));
   await tracing.shutdown();
 });
 
@@ -270,28 +280,41 @@ describe("tracing", () => {
     assert.equal(exporter.getFinishedSpans().length, 1);
   });
 
-  it("makes no span for a new trace it does not sample, nor samples what that call calls", async () => {
-    exporter.reset();
-    activeSpans.length = 0;
-    tracing.setSamplingRatio(0);
-    // User 1's GetUser calls GetUser of user 2 with the client tracing interceptor.
-    await client("grpc", []).getUser({ userId: 1n });
-    assert.deepEqual(
-      activeSpans,
-      [undefined, false],
-      "no span for the new trace; an unsampled child",
-    );
-    assert.equal(exporter.getFinishedSpans().length, 0);
-    // A caller's sampled trace is followed whatever the ratio: the call has its span.
-    activeSpans.length = 0;
-    tracing.setSamplingRatio(1);
-    const root = trace.getTracer("test").startSpan("test-root");
-    tracing.setSamplingRatio(0);
-    await context.with(trace.setSpan(context.active(), root), () =>
-      client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 5n }),
-    );
-    root.end();
-    assert.deepEqual(activeSpans, [true]);
-    tracing.setSamplingRatio(1);
-  });
+  for (const listening of ["plainly", "in an unsampled trace's context"] as const) {
+    it(`makes no span for a new trace it does not sample, nor samples what that call calls (listening ${listening})`, async () => {
+      const plainUrl = url;
+      if (listening !== "plainly") url = framedUrl;
+      try {
+        exporter.reset();
+        activeSpans.length = 0;
+        tracing.setSamplingRatio(0);
+        // User 1's GetUser calls GetUser of user 2 with the client tracing interceptor.
+        await client("grpc", []).getUser({ userId: 1n });
+        assert.deepEqual(
+          activeSpans,
+          [undefined, false],
+          "no span for the new trace; an unsampled child",
+        );
+        assert.equal(exporter.getFinishedSpans().length, 0);
+        // A caller's sampled trace is followed whatever the ratio: the call has its span.
+        activeSpans.length = 0;
+        tracing.setSamplingRatio(1);
+        const root = trace.getTracer("test").startSpan("test-root");
+        tracing.setSamplingRatio(0);
+        await context.with(trace.setSpan(context.active(), root), () =>
+          client("grpc", [createClientTracingInterceptor()]).getUser({ userId: 5n }),
+        );
+        root.end();
+        assert.deepEqual(activeSpans, [true]);
+        // A new trace it samples has its spans, its child's too.
+        activeSpans.length = 0;
+        tracing.setSamplingRatio(1);
+        await client("grpc", []).getUser({ userId: 1n });
+        assert.deepEqual(activeSpans, [true, true]);
+      } finally {
+        url = plainUrl;
+        tracing.setSamplingRatio(1);
+      }
+    });
+  }
 });

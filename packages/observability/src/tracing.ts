@@ -209,7 +209,12 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
     // objects), only a context in which what it calls out is not sampled either.
     const sampler = own ? newTraces : undefined;
     if (sampler !== undefined && !req.header.has("traceparent") && !req.header.has("baggage")) {
-      if (!sampler.sampleNew()) return context.with(unsampledNewTrace, next, undefined, req);
+      if (!sampler.sampleNew()) {
+        // A listener started by `serveInUnsampledTraces` runs every call there already.
+        return context.active() === unsampledNewTrace
+          ? next(req)
+          : context.with(unsampledNewTrace, next, undefined, req);
+      }
       parent = sampledNewTrace;
     } else {
       parent = propagation.extract(ROOT_CONTEXT, req.header, headerGetter);
@@ -217,6 +222,18 @@ export function createTracingInterceptor(options: TracingInterceptorOptions = {}
     const span = startRpcSpan(tracer, serverSpan, req, parent);
     return finishWith(span, trace.setSpan(parent, span), isServerError, next, req);
   };
+}
+
+/**
+ * Runs `start` — a server's `listen` — in the context of a new trace that is not sampled, which
+ * every call that server serves then starts in (Node carries it from the listening socket to its
+ * connections, streams and what they await): the tracing interceptor gives an unsampled call no
+ * context of its own, where it would otherwise enter one per call (an `AsyncLocalStorage` frame
+ * and a copy of a `Map` per call). A sampled call, or one whose caller sent its trace,
+ * gets its own context as before. Start tracing (`startTracing`) first.
+ */
+export function serveInUnsampledTraces<T>(start: () => T): T {
+  return context.with(unsampledNewTrace, start);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import * as diagnosticsChannel from "node:diagnostics_channel";
 import * as http from "node:http";
 import * as http2 from "node:http2";
@@ -376,6 +377,10 @@ function route(socket: net.Socket, timeoutMs: number, h1: http.Server, h2: http2
   let received: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onError = () => socket.destroy();
+  // The connection is handed on in the async context the listener was started in, as it arrived:
+  // a socket's data events have none of their own, and the calls it carries start in it (see
+  // `serveInUnsampledTraces`).
+  const inListenerContext = AsyncLocalStorage.snapshot();
   const onData = (chunk: Buffer) => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
     const n = Math.min(received.length, preface.length);
@@ -386,7 +391,7 @@ function route(socket: net.Socket, timeoutMs: number, h1: http.Server, h2: http2
     socket.off("error", onError);
     socket.pause();
     socket.unshift(received);
-    (isHttp2 ? h2 : h1).emit("connection", socket);
+    inListenerContext(() => (isHttp2 ? h2 : h1).emit("connection", socket));
     process.nextTick(() => socket.resume());
   };
   socket.on("data", onData);

@@ -61,6 +61,7 @@ import {
   createShedMetrics,
   createTracingInterceptor,
   registerReflection,
+  serveInUnsampledTraces,
   takeProfile,
 } from "@keel/observability";
 import { createRestHandler, readOpenApiDocument } from "@keel/rest";
@@ -525,22 +526,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     else if (!engine.handleRequest(req, res)) void rest(req, res);
   };
   const host = options.host ?? "0.0.0.0";
-  const listener: Listener = await listen({
-    host,
-    port: options.port ?? 9090,
-    handler,
-    // HTTP/2 streams go to the engine as they are, but a browser's (an `origin` header), which is
-    // answered on the request path, where CORS is; gRPC has no browsers.
-    ...(onEngine
-      ? {
-          streamHandler: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-            (headers.origin === undefined || grpcContentType.test(headers["content-type"] ?? "")) &&
-            engine.handleStream(stream, headers),
-        }
-      : {}),
-    ...(options.http2 === undefined ? {} : { http2: options.http2 }),
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
-  });
+  // Every call starts in an unsampled new trace's context, which the tracing interceptor then
+  // need not enter per call (see `serveInUnsampledTraces`).
+  const listener: Listener = await serveInUnsampledTraces(() =>
+    listen({
+      host,
+      port: options.port ?? 9090,
+      handler,
+      // HTTP/2 streams go to the engine as they are, but a browser's (an `origin` header), which is
+      // answered on the request path, where CORS is; gRPC has no browsers.
+      ...(onEngine
+        ? {
+            streamHandler: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+              (headers.origin === undefined ||
+                grpcContentType.test(headers["content-type"] ?? "")) &&
+              engine.handleStream(stream, headers),
+          }
+        : {}),
+      ...(options.http2 === undefined ? {} : { http2: options.http2 }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+    }),
+  );
   const monitor = monitorStore(store, conditions, logger, options.healthCheckIntervalMs ?? 5000);
   oidc?.warm().then(
     () => logger.info({ issuer: oidc.issuer }, "OpenID Connect issuer ready: its keys are loaded"),
