@@ -14,6 +14,7 @@ export type {
   NodeResponse,
   RestHandler,
   RestHandlerOptions,
+  RestRequest,
   RestRoute,
 } from "./rest-handler.ts";
 export { createRestHandler } from "./rest-handler.ts";

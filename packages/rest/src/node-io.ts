@@ -9,6 +9,20 @@ import { withHttpStatus } from "./error-mapping.ts";
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
 /**
+ * What the REST handler reads of a request: a `NodeRequest`, or a raw HTTP/2 stream's (see
+ * `StreamRequest`).
+ */
+export interface RestRequest extends AsyncIterable<Buffer> {
+  readonly url?: string | undefined;
+  readonly method?: string | undefined;
+  readonly headers: http2.IncomingHttpHeaders;
+  /** The connection's socket: its peer's address, and `encrypted` when it is TLS. */
+  readonly socket?: { remoteAddress?: string | undefined; encrypted?: boolean } | undefined;
+  /** HTTP/2's `:authority`; HTTP/1.1 has the `host` header instead. */
+  readonly authority?: string | undefined;
+}
+
+/**
  * A response of Node's http, https or http2 server (compatibility API): the parts used here, which
  * `http.ServerResponse`, `http2.Http2ServerResponse` and connect-node's handlers' have in common.
  */
@@ -29,7 +43,7 @@ const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
  * → 415; larger than `readMaxBytes` → 413; malformed → 400.
  */
 export async function readJsonBody(
-  req: NodeRequest,
+  req: RestRequest,
   readMaxBytes: number,
 ): Promise<JsonValue | undefined> {
   const type = req.headers["content-type"];
@@ -44,7 +58,7 @@ export async function readJsonBody(
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of req) {
     size += chunk.byteLength;
     if (size > readMaxBytes) {
       const message = `the request body is larger than ${readMaxBytes} bytes`;
@@ -94,9 +108,9 @@ export function writeChunk(res: NodeResponse, chunk: string): Promise<void> {
  * The request's origin, `http://host:port`, for the URL interceptors see; worked out once per
  * scheme and authority, remembered in `known` (up to 16 of them).
  */
-export function originOf(req: NodeRequest, known: Map<string, string>): string {
-  const encrypted = "encrypted" in req.socket && req.socket.encrypted === true;
-  const authority = ("authority" in req ? req.authority : req.headers.host) ?? "localhost";
+export function originOf(req: RestRequest, known: Map<string, string>): string {
+  const encrypted = req.socket?.encrypted === true;
+  const authority = req.authority ?? req.headers.host ?? "localhost";
   const scheme = encrypted ? "https" : "http";
   const key = `${scheme}://${authority}`;
   let origin = known.get(key);

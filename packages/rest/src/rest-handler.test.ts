@@ -19,8 +19,10 @@ interface Request {
   body?: unknown;
 }
 
+type Version = "HTTP/1.1" | "HTTP/2" | "HTTP/2, raw streams";
+
 /** Makes requests over one HTTP version: fetch for HTTP/1.1, a node:http2 session for HTTP/2. */
-function client(version: "HTTP/1.1" | "HTTP/2", baseUrl: string) {
+function client(version: Version, baseUrl: string) {
   let session: http2.ClientHttp2Session | undefined;
   const headersOf = ({ header = {}, body }: Request) => ({
     ...(body === undefined ? {} : { "content-type": "application/json" }),
@@ -93,11 +95,18 @@ describe("createRestHandler", () => {
   after(() => server.close());
   const auth = { authorization: `Bearer ${accessToken("7", ["admin"])}` };
 
-  for (const version of ["HTTP/1.1", "HTTP/2"] as const) {
+  for (const version of ["HTTP/1.1", "HTTP/2", "HTTP/2, raw streams"] as const) {
     describe(version, () => {
       let c: ReturnType<typeof client>;
       before(() => {
-        c = client(version, version === "HTTP/1.1" ? server.h1Url : server.h2Url);
+        c = client(
+          version,
+          version === "HTTP/1.1"
+            ? server.h1Url
+            : version === "HTTP/2"
+              ? server.h2Url
+              : server.h2RawUrl,
+        );
       });
       after(() => c.close());
 
@@ -327,14 +336,17 @@ describe("createRestHandler", () => {
   });
 
   it("cancels a stream when the client goes away", async () => {
+    let left = 0;
     for (const [version, url] of [
       ["HTTP/1.1", server.h1Url],
       ["HTTP/2", server.h2Url],
+      ["HTTP/2, raw streams", server.h2RawUrl],
     ] as const) {
       const c = client(version, url);
       const first = await c.firstChunkThenLeave("/api/v1/users/99/activities", { header: auth });
       assert.equal(JSON.parse(first).activityId, "1");
-      await server.aborted;
+      // This client's stream, not an earlier one's.
+      await server.aborted(++left);
       c.close();
     }
   });

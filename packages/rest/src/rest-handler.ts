@@ -1,3 +1,4 @@
+import type * as http2 from "node:http2";
 import { type DescMessage, type DescService, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
@@ -7,9 +8,9 @@ import { asConnectError, httpStatusOf, restErrorBody, withHttpStatus } from "./e
 import { callRequestHeader, restResponseHeaders } from "./headers.ts";
 import { collectHttpBindings, type HttpBinding } from "./http-rule.ts";
 import {
-  type NodeRequest,
   type NodeResponse,
   originOf,
+  type RestRequest,
   readJsonBody,
   writeChunk,
   writeJson,
@@ -20,8 +21,9 @@ import { openApiPath } from "./path-template.ts";
 import { requestMessage } from "./request-mapping.ts";
 import { type ResponseBody, responseBodyOf } from "./response-mapping.ts";
 import { createRouteTable } from "./route-table.ts";
+import { StreamRequest, StreamResponse } from "./stream-io.ts";
 
-export type { NodeRequest, NodeResponse } from "./node-io.ts";
+export type { NodeRequest, NodeResponse, RestRequest } from "./node-io.ts";
 
 export interface RestHandlerOptions {
   /**
@@ -57,7 +59,12 @@ export interface RestRoute {
 
 /** A Node request handler for HTTP/1.1 and HTTP/2 that serves the REST routes. */
 export interface RestHandler {
-  (req: NodeRequest, res: NodeResponse): Promise<void>;
+  (req: RestRequest, res: NodeResponse): Promise<void>;
+  /**
+   * Serves a raw HTTP/2 stream whose path is this handler's (see `matches`) and answers true, or
+   * leaves it and answers false: no request and response objects of Node's compatibility layer.
+   */
+  serveStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
   /**
    * Whether a request URL (`req.url`) is this handler's: the OpenAPI document, a route, or any path
    * under a route's first segment (`/api/…`), which gets a JSON 404 when nothing matches. Send the
@@ -106,7 +113,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
         );
   const origins = new Map<string, string>();
 
-  const serve = async (req: NodeRequest, res: NodeResponse, signal: AbortSignal) => {
+  const serve = async (req: RestRequest, res: NodeResponse, signal: AbortSignal) => {
     const url = req.url ?? "/";
     const queryAt = url.indexOf("?");
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
@@ -163,7 +170,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     return serveStream(res, route, result, signal);
   };
 
-  const handle = async (req: NodeRequest, res: NodeResponse): Promise<void> => {
+  const handle = async (req: RestRequest, res: NodeResponse): Promise<void> => {
     const abort = new AbortController();
     // A response closes when it is done, too: only a close before the call ended cancels it (an
     // error made per request cost 7% of a REST call's CPU, for nothing).
@@ -192,7 +199,12 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     procedure: b.procedure,
     streaming: b.method.methodKind === "server_streaming",
   }));
-  return Object.assign(handle, { matches, routes });
+  const serveRawStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    if (!matches(headers[":path"] ?? "/")) return false;
+    void handle(new StreamRequest(stream, headers), new StreamResponse(stream, headers));
+    return true;
+  };
+  return Object.assign(handle, { matches, routes, serveStream: serveRawStream });
 }
 
 /**

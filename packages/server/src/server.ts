@@ -533,14 +533,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       host,
       port: options.port ?? 9090,
       handler,
-      // HTTP/2 streams go to the engine as they are, but a browser's (an `origin` header), which is
-      // answered on the request path, where CORS is; gRPC has no browsers.
+      // HTTP/2 streams go to the engine, or to REST, as they are, but a browser's (an `origin`
+      // header), which is answered on the request path, where CORS is; gRPC has no browsers.
       ...(onEngine
         ? {
             streamHandler: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-              (headers.origin === undefined ||
-                grpcContentType.test(headers["content-type"] ?? "")) &&
-              engine.handleStream(stream, headers),
+              headers.origin === undefined
+                ? engine.handleStream(stream, headers) || rest.serveStream(stream, headers)
+                : grpcContentType.test(headers["content-type"] ?? "") &&
+                  engine.handleStream(stream, headers),
           }
         : {}),
       ...(options.http2 === undefined ? {} : { http2: options.http2 }),

@@ -59,8 +59,8 @@ export interface SeenCall {
 /**
  * A real server on a free port, HTTP/1.1 and HTTP/2 (two listeners), serving UserService over
  * Connect, gRPC and gRPC-Web (connectNodeAdapter) and over REST (the engine, with the same routes,
- * interceptors and context values), as keel's server wires it: the REST handler is the adapter's
- * fallback.
+ * interceptors and context values): the REST handler is the adapter's fallback; and a third
+ * listener serving REST on raw HTTP/2 streams (`serveStream`), as keel's server serves HTTP/2.
  * Interceptors: request id, authentication (HS256, see `accessToken`), and one that records each
  * call. Behaviour by user id:
  * - GetUser: 7 → ada; 404 → NOT_FOUND; 429 → RESOURCE_EXHAUSTED with `retry-after: 3`.
@@ -71,10 +71,24 @@ export interface SeenCall {
  */
 export async function startRestServer() {
   const seen: SeenCall[] = [];
-  let resolveAborted: () => void = () => {};
-  const aborted = new Promise<void>((resolve) => {
-    resolveAborted = resolve;
-  });
+  // Each StreamUserActivities of user 99 whose client went away, counted.
+  let abortedCount = 0;
+  const onAborted = new Set<() => void>();
+  const resolveAborted = () => {
+    abortedCount++;
+    for (const wake of onAborted) wake();
+  };
+  /** Resolves once `count` such streams have seen their client go away. */
+  const aborted = (count = 1) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (abortedCount < count) return;
+        onAborted.delete(check);
+        resolve();
+      };
+      onAborted.add(check);
+      check();
+    });
   const recorder: Interceptor = (next) => async (req) => {
     seen.push({
       procedure: `${req.service.typeName}/${req.method.name}`,
@@ -158,23 +172,35 @@ export async function startRestServer() {
 
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
-  const sessions = new Set<http2.ServerHttp2Session>();
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+  // REST on raw HTTP/2 streams, as keel's server serves it (no compatibility layer); every other
+  // stream goes on to the compatibility layer's request handler.
+  const h2Raw = http2.createServer(handler);
+  const [toRequest] = h2Raw.listeners("stream") as ((...args: unknown[]) => void)[];
+  h2Raw.removeAllListeners("stream");
+  h2Raw.on("stream", (stream, headers, flags, rawHeaders) => {
+    if (!rest.serveStream(stream, headers))
+      toRequest?.call(h2Raw, stream, headers, flags, rawHeaders);
   });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  for (const server of [h2, h2Raw]) {
+    server.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+  }
   const listen = (server: http.Server | http2.Http2Server) =>
     new Promise<string>((resolve) =>
       server.listen(0, "127.0.0.1", () => {
         resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
       }),
     );
-  const [h1Url, h2Url] = await Promise.all([listen(h1), listen(h2)]);
+  const [h1Url, h2Url, h2RawUrl] = await Promise.all([listen(h1), listen(h2), listen(h2Raw)]);
   return {
     h1Url,
     h2Url,
+    h2RawUrl,
     seen,
-    /** Resolves once StreamUserActivities of user 99 saw its client go away. */
+    /** Resolves once `count` (default 1) StreamUserActivities of user 99 saw their client go away. */
     aborted,
     close: () =>
       Promise.all([
@@ -182,10 +208,13 @@ export async function startRestServer() {
           h1.close(() => resolve());
           h1.closeAllConnections();
         }),
-        new Promise<void>((resolve) => {
-          h2.close(() => resolve());
-          for (const session of sessions) session.destroy();
-        }),
+        ...[h2, h2Raw].map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              for (const session of sessions) session.destroy();
+            }),
+        ),
       ]),
   };
 }
