@@ -284,6 +284,14 @@ describe("createRestHandler", () => {
         assert.equal(anonymous.status, 401);
       });
 
+      it("answers HEAD with the headers a GET's error would have, and no body", async () => {
+        const head = await c.send("/api/v1/users/7", { method: "HEAD", header: auth });
+        assert.equal(head.status, 405);
+        assert.equal(head.header.get("allow"), "GET");
+        assert.match(head.header.get("content-type") ?? "", /^application\/json/);
+        assert.equal(head.text, "");
+      });
+
       it("answers unknown routes with a JSON 404 and wrong methods with 405", async () => {
         for (const path of ["/api/v1/nope", "/api/v1/users/7/nope", "/elsewhere"]) {
           const res = await c.send(path);
@@ -333,6 +341,23 @@ describe("createRestHandler", () => {
     );
     assert.equal(answer.status, 504, answer.text);
     assert.equal(JSON.parse(answer.text).error.status, "DEADLINE_EXCEEDED");
+  });
+
+  it("ends a HEAD answer on raw HTTP/2 streams with its headers, as the compatibility layer does", async () => {
+    for (const url of [server.h2Url, server.h2RawUrl]) {
+      const session = http2.connect(url);
+      try {
+        const stream = session.request({ ":method": "HEAD", ":path": "/api/v1/users/7", ...auth });
+        stream.end();
+        const [headers, flags] = (await new Promise((resolve) =>
+          stream.once("response", (h, f) => resolve([h, f])),
+        )) as [http2.IncomingHttpHeaders, number];
+        assert.equal(headers[":status"], 405, url);
+        assert.equal(flags & http2.constants.NGHTTP2_FLAG_END_STREAM, 1, url);
+      } finally {
+        session.close();
+      }
+    }
   });
 
   it("cancels a stream when the client goes away", async () => {

@@ -43,10 +43,14 @@ export class StreamRequest implements RestRequest {
 export class StreamResponse implements NodeResponse {
   private readonly stream: http2.ServerHttp2Stream;
   private readonly exchange: StreamExchange;
+  /** A HEAD request's answer is its headers only, as Node's compatibility layer sends it. */
+  private readonly headersOnly: boolean;
+  private ended = false;
 
   constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
     this.stream = stream;
     this.exchange = new StreamExchange(stream, headers);
+    this.headersOnly = headers[":method"] === "HEAD";
   }
 
   get headersSent(): boolean {
@@ -54,17 +58,19 @@ export class StreamResponse implements NodeResponse {
   }
 
   writeHead(status: number, headers: http.OutgoingHttpHeaders): void {
-    if (this.exchange.gone) return;
-    this.exchange.respond(status, rawFields(headers), false);
+    if (this.exchange.gone || this.exchange.headersSent) return;
+    this.ended = this.headersOnly;
+    this.exchange.respond(status, rawFields(headers), this.headersOnly);
   }
 
   write(chunk: string): boolean {
-    if (this.exchange.gone) return true;
+    if (this.ended || this.exchange.gone) return true;
     return this.exchange.write(Buffer.from(chunk));
   }
 
   end(chunk?: string): void {
-    if (this.exchange.gone) return;
+    if (this.ended || this.exchange.gone) return;
+    this.ended = true;
     this.exchange.end(chunk === undefined ? undefined : Buffer.from(chunk));
   }
 
