@@ -146,11 +146,15 @@ describe("calls' progress told to the interceptors by the engine", () => {
   it("ends it at the client's shorter deadline too", async () => {
     seen.length = 0;
     await assert.rejects(client.getUser({ userId: 1500n }, { timeoutMs: 60 }));
-    // The client gives up on its own timer; the server's ends the call about when it does.
+    // The client gives up on its own timer; the server's ends the call about when it does, or
+    // the client's reset reaches the server first (a loaded machine) and the call ends cancelled.
     for (let waited = 0; seen.length === 0 && waited < 1000; waited += 10) await sleep(10);
     const [call] = seen;
-    assert.equal(call?.code, Code.DeadlineExceeded);
-    assert.ok(call.ms < 1000, `ended after ${call.ms} ms`);
+    assert.ok(
+      [Code.DeadlineExceeded, Code.Canceled].includes(call?.code as Code),
+      `ended with ${call?.code}`,
+    );
+    assert.ok(call !== undefined && call.ms < 1000, `ended after ${call?.ms} ms`);
   });
 
   it("ends a stream whose handler ignores it at its deadline, after what was sent", async () => {
