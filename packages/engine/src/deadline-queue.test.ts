@@ -79,4 +79,25 @@ describe("DeadlineQueue", () => {
     assert.ok((late[0] as number) > -1, "not before its time");
     assert.ok(performance.now() - joined >= 29);
   });
+
+  it("expires every due call even when making the deadline's error throws", async () => {
+    const failure = new Error("no error for you");
+    const queue = new DeadlineQueue({
+      ms: 20,
+      error: () => {
+        throw failure;
+      },
+    });
+    const reasons: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      queue.add({
+        expiresAt: performance.now() + queue.ms,
+        queuePrevious: null,
+        queueNext: null,
+        expire: (reason) => reasons.push(reason),
+      });
+    }
+    await until(() => reasons.length === 2);
+    assert.deepEqual(reasons, [failure, failure]);
+  });
 });

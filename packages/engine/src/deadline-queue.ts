@@ -69,11 +69,20 @@ export class DeadlineQueue {
     let item = this.first;
     while (item !== null && item.expiresAt <= now) {
       this.delete(item);
-      item.expire(this.deadline.error());
+      item.expire(this.reason());
       item = this.first;
     }
     if (item !== null) this.arm(item.expiresAt);
   };
+
+  /** Why a call expired: the deadline's error, or what making it threw (the others still expire). */
+  private reason(): unknown {
+    try {
+      return this.deadline.error();
+    } catch (err) {
+      return err;
+    }
+  }
 
   /** Whether `item` is queued. */
   has(item: Expiring): boolean {

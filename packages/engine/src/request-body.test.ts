@@ -25,6 +25,24 @@ describe("RequestBody", () => {
     await assert.rejects(body.all(), /the operation timed out/);
   });
 
+  it("refuses a second body on a stream whose body is being read, and allows one after it ended", async () => {
+    const source = new PassThrough();
+    const idle = new IdleWatch(30_000);
+    const first = new RequestBody(source, new Call("grpc", undefined), options(idle));
+    assert.throws(
+      () => new RequestBody(source, new Call("grpc", undefined), options(idle)),
+      /already being read/,
+    );
+    source.write(Buffer.from([0, 0, 0, 0, 1, 7]));
+    source.end();
+    assert.deepEqual(
+      (await first.all()).map((e) => [...e.data]),
+      [[7]],
+    );
+    new RequestBody(source, new Call("grpc", undefined), options(idle)).stop();
+    assert.equal(idle.size, 0);
+  });
+
   it("is watched while incomplete, and no more once it ends", async () => {
     const source = new PassThrough();
     const idle = new IdleWatch(30_000);

@@ -68,6 +68,10 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     this.source = source;
     this.options = options;
     this.reader = reader;
+    // The listeners below are shared: a second body on one source would get every chunk twice.
+    if ((source as BodySource)[bodyOf] !== undefined) {
+      throw new Error("a request body is already being read from this stream");
+    }
     (source as BodySource)[bodyOf] = this;
     source.on("data", onSourceData);
     source.on("end", onSourceEnd);
