@@ -15,13 +15,12 @@ import {
   endStreamFlag,
   errorToJsonBytes,
   parseTimeout,
-  trailerMux,
 } from "@connectrpc/connect/protocol-connect";
 import { BodyAnswer } from "./body-answer.ts";
 import { WholeBodyReader } from "./body-readers.ts";
 import { asConnectError } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
-import type { Exchange } from "./exchange.ts";
+import type { Exchange, RawHeaders } from "./exchange.ts";
 import type { AnyResponse, EngineMethod } from "./method-table.ts";
 import { appendHeaders, PlainHeaders } from "./plain-headers.ts";
 import { type Answer, type CallStart, envelope, serveCall } from "./serve-call.ts";
@@ -145,7 +144,7 @@ function queryMessage(query: URLSearchParams): Uint8Array {
 
 /** A unary answer: the message as the body, or the error as JSON with its HTTP status. */
 class UnaryAnswer extends BodyAnswer implements Answer {
-  unary(response: AnyResponse, data: Uint8Array): Promise<void> {
+  unary(response: AnyResponse, data: Uint8Array): void | Promise<void> {
     return this.send(200, response.header, response.trailer, data);
   }
 
@@ -158,32 +157,53 @@ class UnaryAnswer extends BodyAnswer implements Answer {
     const header = response?.header ?? this.call.responseHeader;
     header.set("content-type", contentTypeUnaryJson);
     if (!error.isWireError) mergeNonProtocolHeaders(header, error.metadata);
-    this.send(
+    const sent = this.send(
       codeToHttpStatus(error.code),
       header,
       response?.trailer ?? this.call.responseTrailer,
       errorToJsonBytes(error, {}),
-    ).catch(() => {});
+    );
+    if (sent !== undefined) sent.catch(() => {});
   }
 
-  private async send(
+  /** The answer (compressed when it should be: a promise only then); see `muxed` for headers. */
+  private send(
     status: number,
     header: Headers,
     trailer: Headers,
     data: Uint8Array,
-  ): Promise<void> {
-    let body = data;
-    if (this.compress !== null && body.byteLength >= this.engine.compressMinBytes) {
-      body = await this.compress.compress(body);
-      header.set("content-encoding", this.compress.name);
+  ): void | Promise<void> {
+    const compress = this.compress;
+    if (compress !== null && data.byteLength >= this.engine.compressMinBytes) {
+      return compress.compress(data).then((body) => {
+        header.set("content-encoding", compress.name);
+        this.write(status, header, trailer, body);
+      });
     }
+    this.write(status, header, trailer, data);
+  }
+
+  private write(status: number, header: Headers, trailer: Headers, body: Uint8Array): void {
     const exchange = this.exchange;
     if (exchange.gone) return;
-    const out = appendHeaders(trailerMux(header, trailer), []);
+    const out = muxed(header, trailer);
     out.push("content-length", String(body.byteLength));
     exchange.respond(status, out, false);
     this.last(body);
   }
+}
+
+/**
+ * connect's `trailerMux` written straight into raw fields: the headers, then each trailer as a
+ * `trailer-` header (connect's copies the headers into a new Fetch `Headers` per answer).
+ */
+function muxed(header: Headers, trailer: Headers): RawHeaders {
+  const out = appendHeaders(header, []);
+  const trailers = appendHeaders(trailer, []);
+  for (let i = 0; i + 1 < trailers.length; i += 2) {
+    out.push(`trailer-${trailers[i] as string}`, trailers[i + 1] as string);
+  }
+  return out;
 }
 
 /** A streamed answer: enveloped messages, then the status and trailers as an end-of-stream one. */
