@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseVariant, renderComparison } from "./compare.ts";
+import { parseHeader, parseVariant, renderComparison } from "./compare.ts";
 import type { Sample } from "./measure.ts";
 
 describe("compare's variants", () => {
@@ -31,6 +31,15 @@ describe("compare's variants", () => {
       () => parseVariant("a=.:single-threaded-gc"),
       /"single-threaded-gc" is not a node flag/,
     );
+  });
+});
+
+describe("compare's --header", () => {
+  it("reads name: value, the name lower-case, and refuses what is no header", () => {
+    assert.deepEqual(parseHeader("Grpc-Timeout: 5S"), ["grpc-timeout", "5S"]);
+    assert.deepEqual(parseHeader("x-tag:a:b"), ["x-tag", "a:b"]);
+    assert.throws(() => parseHeader("grpc-timeout 5S"), /expected name: value/);
+    assert.throws(() => parseHeader("bad name: 1"), /expected name: value/);
   });
 });
 

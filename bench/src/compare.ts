@@ -10,11 +10,11 @@
  *   ./dev node --conditions=source bench/src/compare.ts \
  *     --variant 'before=/tmp/before' --variant 'after=.' --variant 'flag=.:--single-threaded-gc' \
  *     [--rounds 6] [--seconds 8] [--warm-up 10] [--connections 50] [--streams 20] [--keep]
- *     [--load grpc|rest-h1]
+ *     [--load grpc|rest-h1] [--header 'grpc-timeout: 5S' ...]
  *
  * `--load grpc` (the default) calls GetUser over gRPC (HTTP/2, `connections × streams`);
  * `--load rest-h1` calls it over REST, `GET /api/v1/users/{id}` on HTTP/1.1 (`connections` in
- * flight, `--streams` unused).
+ * flight, `--streams` unused). `--header` adds a header to every call (a client's deadline, say).
  *
  * A variant is `label=ROOT`, or `label=ROOT:FLAGS` with node flags (space-separated) added after
  * those of the server's start script, and settings of its server as `KEEL_X=value` among them
@@ -82,6 +82,16 @@ export function parseVariant(text: string): Variant {
   return { label, root, flags, env };
 }
 
+/** `name: value` as a header, its name lower-case; throws saying what is wrong. */
+export function parseHeader(text: string): [string, string] {
+  const colon = text.indexOf(":");
+  const name = colon < 0 ? "" : text.slice(0, colon).trim().toLowerCase();
+  if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(name)) {
+    throw new Error(`--header "${text}": expected name: value`);
+  }
+  return [name, text.slice(colon + 1).trim()];
+}
+
 /** `label: /abs/root with FLAGS; …`, for a report's heading. */
 export function describeVariants(variants: readonly Variant[]): string {
   return variants
@@ -123,8 +133,10 @@ async function main(): Promise<void> {
       streams: { type: "string", default: "20" },
       keep: { type: "boolean", default: false },
       load: { type: "string", default: "grpc" },
+      header: { type: "string", multiple: true, default: [] },
     },
   });
+  const headers = Object.fromEntries(values.header.map(parseHeader));
   if (values.load !== "grpc" && values.load !== "rest-h1") {
     throw new Error(`--load ${values.load}: expected grpc or rest-h1`);
   }
@@ -189,6 +201,7 @@ async function main(): Promise<void> {
           userId: setup.userId,
           streamBody: Buffer.alloc(0),
           warmup: false,
+          headers,
         },
         samples: [],
       });

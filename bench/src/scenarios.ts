@@ -42,6 +42,8 @@ export interface LoadContext {
    * when the measured part begins, so that CPU time is counted from there.
    */
   startMeasuring?: () => void;
+  /** Headers every request carries besides its authorization (`grpc-timeout`, say). */
+  headers?: Record<string, string>;
 }
 
 /** What one load reports; CPU and memory are measured around it by the runner. */
@@ -164,7 +166,7 @@ async function timedLoad(
 ): Promise<LoadOutcome> {
   const result = await runH2load({
     ...load,
-    headers: { authorization: ctx.authorization },
+    headers: { ...ctx.headers, authorization: ctx.authorization },
     durationSeconds: ctx.warmup ? ctx.plan.warmupSeconds : ctx.plan.unarySeconds,
     ...(ctx.warmup ? {} : { warmUpSeconds: openingSeconds, onMeasuring: ctx.startMeasuring }),
     cpu: ctx.variant.loadCpu,

@@ -33,7 +33,7 @@ export type StartedRequest = Omit<UnaryRequest, "stream" | "message"> & {
 /** The parts of the engine a call's start needs. */
 export type CallEngine = Pick<
   EngineContext,
-  "contextValues" | "track" | "deadlineFor" | "onCallStart"
+  "contextValues" | "track" | "deadlineFor" | "clientDeadlines" | "onCallStart"
 >;
 
 /**
@@ -54,6 +54,7 @@ export function createCall(
     responseHeader,
     responseTrailer,
     engine.deadlineFor(entry),
+    engine.clientDeadlines,
   );
 }
 

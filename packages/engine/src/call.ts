@@ -42,9 +42,9 @@ export class Call implements CallState, Linked, Expiring {
   private inFlight: LinkedList<Call> | undefined;
   linkPrevious: Linked | null = null;
   linkNext: Linked | null = null;
-  /** When the default deadline passes (`performance.now()`); 0: none. */
+  /** When the deadline passes (`performance.now()`); 0: none. */
   readonly expiresAt: number = 0;
-  /** The default deadline's calls, which this one is in until it ends (see `DeadlineQueue`). */
+  /** The calls of its deadline, which this one is in until it ends (see `DeadlineQueue`). */
   private readonly expiry: DeadlineQueue | undefined;
   queuePrevious: Expiring | null = null;
   queueNext: Expiring | null = null;
@@ -56,6 +56,8 @@ export class Call implements CallState, Linked, Expiring {
    * @param timeoutMs the client's timeout, from its headers; undefined: none.
    * @param fallback the calls of the deadline a call whose client sets none gets (see
    *   `EngineOptions`), which this one joins when its client set none.
+   * @param clientDeadlines the calls of clients' deadlines, which this one joins when its client
+   *   set one (or it gets a timer of its own: see `DeadlineQueue`).
    */
   constructor(
     protocolName: string,
@@ -63,6 +65,7 @@ export class Call implements CallState, Linked, Expiring {
     responseHeader: PlainHeaders = new PlainHeaders(),
     responseTrailer: PlainHeaders = new PlainHeaders(),
     fallback?: DeadlineQueue,
+    clientDeadlines?: DeadlineQueue,
   ) {
     this.protocolName = protocolName;
     this.responseHeader = responseHeader;
@@ -77,11 +80,14 @@ export class Call implements CallState, Linked, Expiring {
       }
     } else {
       this.deadline = Date.now() + timeoutMs;
-      const expire = () =>
-        this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
       // Below a millisecond a timer cannot wait: the deadline has passed ("1n" included).
-      if (timeoutMs < 1) expire();
-      else this.timer = setTimeout(expire, timeoutMs);
+      if (timeoutMs < 1) {
+        this.abort(timedOut());
+      } else {
+        this.expiresAt = performance.now() + timeoutMs;
+        if (clientDeadlines?.add(this) === true) this.expiry = clientDeadlines;
+        else this.timer = setTimeout(() => this.abort(timedOut()), timeoutMs);
+      }
     }
   }
 
@@ -132,7 +138,7 @@ export class Call implements CallState, Linked, Expiring {
     else for (const listener of listeners) tell(listener, reason);
   }
 
-  /** Its default deadline passed (see `DeadlineQueue`). */
+  /** Its deadline passed (see `DeadlineQueue`). */
   expire(reason: unknown): void {
     this.abort(reason);
   }
@@ -172,6 +178,9 @@ export interface DefaultDeadline {
   /** What the call's signal aborts with when it passes. */
   error: () => unknown;
 }
+
+/** What a call whose client's deadline passed ends with, as connect's. */
+export const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 /** The reason a completed call's signal aborts with: connect's AbortError, made once. */
 const completed = new DOMException("This operation was aborted", "AbortError");

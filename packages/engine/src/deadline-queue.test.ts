@@ -32,7 +32,7 @@ async function until(done: () => boolean): Promise<void> {
 describe("DeadlineQueue", () => {
   it("expires its calls in the order they started, each once, none before its time", async () => {
     let made = 0;
-    const queue = new DeadlineQueue({ ms: 40, error: () => `late ${++made}` });
+    const queue = new DeadlineQueue(() => `late ${++made}`, 40);
     const expired: string[] = [];
     const late: number[] = [];
     call(queue, "a", expired, late);
@@ -48,7 +48,7 @@ describe("DeadlineQueue", () => {
   });
 
   it("never expires a call that ended: first, middle or last, and re-arms for the next", async () => {
-    const queue = new DeadlineQueue({ ms: 30, error: () => "late" });
+    const queue = new DeadlineQueue(() => "late", 30);
     const expired: string[] = [];
     const a = call(queue, "a", expired);
     await sleep(10);
@@ -67,7 +67,7 @@ describe("DeadlineQueue", () => {
   });
 
   it("expires a call that joins after the queue emptied, at its own time", async () => {
-    const queue = new DeadlineQueue({ ms: 30, error: () => "late" });
+    const queue = new DeadlineQueue(() => "late", 30);
     const expired: string[] = [];
     queue.delete(call(queue, "a", expired));
     await sleep(20);
@@ -82,12 +82,9 @@ describe("DeadlineQueue", () => {
 
   it("expires every due call even when making the deadline's error throws", async () => {
     const failure = new Error("no error for you");
-    const queue = new DeadlineQueue({
-      ms: 20,
-      error: () => {
-        throw failure;
-      },
-    });
+    const queue = new DeadlineQueue(() => {
+      throw failure;
+    }, 20);
     const reasons: unknown[] = [];
     for (let i = 0; i < 2; i++) {
       queue.add({
@@ -99,5 +96,56 @@ describe("DeadlineQueue", () => {
     }
     await until(() => reasons.length === 2);
     assert.deepEqual(reasons, [failure, failure]);
+  });
+
+  it("keeps calls of different lengths in the order they expire, armed again for a sooner one", async () => {
+    const queue = new DeadlineQueue(() => "late");
+    const expired: string[] = [];
+    const late: number[] = [];
+    const join = (label: string, ms: number) => {
+      const item: Expiring = {
+        expiresAt: performance.now() + ms,
+        queuePrevious: null,
+        queueNext: null,
+        expire: () => {
+          expired.push(label);
+          late.push(performance.now() - item.expiresAt);
+        },
+      };
+      assert.equal(queue.add(item), true);
+      return item;
+    };
+    join("300", 300);
+    join("60", 60);
+    const gone = join("40", 40);
+    join("120", 120);
+    // The first now, sooner than the timer armed for 300: it must not wait for it.
+    join("20", 20);
+    queue.delete(gone);
+    await until(() => expired.length === 4);
+    assert.deepEqual(expired, ["20", "60", "120", "300"]);
+    for (const ms of late) assert.ok(ms > -1, `expired ${-ms} ms early`);
+    assert.ok((late[0] as number) < 200, `the 20 ms call waited ${late[0]} ms past its time`);
+  });
+
+  it("refuses a call that would step over more than its bound, and takes one within it", () => {
+    const queue = new DeadlineQueue(() => "late", 0, 2);
+    const at = performance.now() + 60_000;
+    const item = (expiresAt: number): Expiring => ({
+      expiresAt,
+      queuePrevious: null,
+      queueNext: null,
+      expire: () => {},
+    });
+    const long = [item(at), item(at + 1), item(at + 2)];
+    for (const one of long) assert.equal(queue.add(one), true);
+    // Sooner than all three: three steps, over the bound of two.
+    const short = item(at - 1);
+    assert.equal(queue.add(short), false);
+    assert.equal(queue.has(short), false);
+    // Sooner than the last two only: within it.
+    const between = item(at + 0.5);
+    assert.equal(queue.add(between), true);
+    for (const one of [...long, between]) queue.delete(one);
   });
 });

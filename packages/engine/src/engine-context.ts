@@ -7,7 +7,7 @@ import {
   type MethodSerializationLookup,
 } from "@connectrpc/connect/protocol";
 import { ByteBudget } from "./byte-budget.ts";
-import type { Call, CallState, DefaultDeadline } from "./call.ts";
+import { type Call, type CallState, type DefaultDeadline, timedOut } from "./call.ts";
 import { DeadlineQueue } from "./deadline-queue.ts";
 import { IdleWatch } from "./idle-watch.ts";
 import { LinkedList } from "./linked-list.ts";
@@ -42,6 +42,8 @@ export interface EngineContext {
   track(call: Call): void;
   /** The calls of the deadline the method's calls get when their client sets none; one queue per method. */
   deadlineFor(entry: EngineMethod): DeadlineQueue | undefined;
+  /** The calls whose clients set a deadline, under one timer (see `DeadlineQueue`). */
+  readonly clientDeadlines: DeadlineQueue;
   /** Tells of each call as it starts, with its context values (see `EngineOptions`). */
   readonly onCallStart: ((values: ContextValues, call: CallState) => void) | undefined;
 }
@@ -132,12 +134,14 @@ export function createEngineContext(limits: EngineLimits, hooks: EngineHooks): E
       return options;
     },
     onCallStart,
+    clientDeadlines: new DeadlineQueue(timedOut),
     deadlineFor(entry) {
       if (defaultDeadline === undefined) return undefined;
       let deadline = deadlines.get(entry);
       if (deadline === undefined) {
         const fallback = defaultDeadline(entry.method);
-        deadline = fallback === undefined ? null : new DeadlineQueue(fallback);
+        deadline =
+          fallback === undefined ? null : new DeadlineQueue(() => fallback.error(), fallback.ms);
         deadlines.set(entry, deadline);
       }
       return deadline ?? undefined;
