@@ -20,6 +20,10 @@ export interface RestRequest extends AsyncIterable<Buffer> {
   readonly socket?: { remoteAddress?: string | undefined; encrypted?: boolean } | undefined;
   /** HTTP/2's `:authority`; HTTP/1.1 has the `host` header instead. */
   readonly authority?: string | undefined;
+  /** Node's stream iteration, when the request is a Node stream (see `readJsonBody`). */
+  iterator?(options: { destroyOnReturn: boolean }): AsyncIterable<Buffer>;
+  /** Reads on without anyone reading: what is left of the body is dropped. */
+  resume?(): unknown;
 }
 
 /**
@@ -58,9 +62,15 @@ export async function readJsonBody(
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
+  // Stopping early leaves the request as it is (Node's iteration would destroy it, and with it
+  // the answer and, on HTTP/1.1, the connection a client goes on to use).
+  const body = req.iterator?.({ destroyOnReturn: false }) ?? req;
+  for await (const chunk of body) {
     size += chunk.byteLength;
     if (size > readMaxBytes) {
+      // What is left is read and dropped, never held: the answer reaches the client and an
+      // HTTP/1.1 connection stays usable (a raw HTTP/2 stream is also reset once it is answered).
+      req.resume?.();
       const message = `the request body is larger than ${readMaxBytes} bytes`;
       throw withHttpStatus(new ConnectError(message, Code.ResourceExhausted), 413);
     }

@@ -54,6 +54,8 @@ function client(version: Version, baseUrl: string) {
       const [head] = (await new Promise((resolve, reject) => {
         stream.once("response", (h) => resolve([h]));
         stream.once("error", reject);
+        // Reset without an answer: fail now rather than wait for the test's timeout.
+        stream.once("close", () => reject(new Error(`${path}: the stream closed unanswered`)));
       })) as [http2.IncomingHttpHeaders];
       const header = new Headers();
       for (const [name, value] of Object.entries(head)) {
@@ -290,6 +292,16 @@ describe("createRestHandler", () => {
         assert.equal(head.header.get("allow"), "GET");
         assert.match(head.header.get("content-type") ?? "", /^application\/json/);
         assert.equal(head.text, "");
+      });
+
+      it("refuses a body larger than the limit with 413, saying the limit", async () => {
+        const res = await c.send("/api/v1/users", {
+          method: "POST",
+          header: auth,
+          body: JSON.stringify({ username: "x".repeat(5 * 1024 * 1024) }),
+        });
+        assert.equal(res.status, 413, res.text);
+        assert.match(JSON.parse(res.text).error.message, /larger than 4194304 bytes/);
       });
 
       it("answers unknown routes with a JSON 404 and wrong methods with 405", async () => {

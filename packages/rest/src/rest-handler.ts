@@ -248,7 +248,11 @@ async function serveStream(
 function writeError(res: NodeResponse, error: ConnectError, ...headers: Headers[]): void {
   const status = httpStatusOf(error);
   const body = JSON.stringify(restErrorBody(error, status));
-  writeJson(res, status, restResponseHeaders(...headers, error.metadata), body);
+  const fields = restResponseHeaders(...headers, error.metadata);
+  // A body too large is left unread: an HTTP/1.1 client is told not to send another request on
+  // this connection, which closes after the answer (HTTP/2 leaves the field out).
+  if (status === 413) fields.connection = "close";
+  writeJson(res, status, fields, body);
 }
 
 function notAllowed(httpMethod: string, path: string, allowed: string[]): ConnectError {

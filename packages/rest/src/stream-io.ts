@@ -33,6 +33,14 @@ export class StreamRequest implements RestRequest {
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     return this.stream[Symbol.asyncIterator]();
   }
+
+  iterator(options: { destroyOnReturn: boolean }): AsyncIterable<Buffer> {
+    return this.stream.iterator(options);
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
 }
 
 /**
@@ -72,6 +80,9 @@ export class StreamResponse implements NodeResponse {
     if (this.ended || this.exchange.gone) return;
     this.ended = true;
     this.exchange.end(chunk === undefined ? undefined : Buffer.from(chunk));
+    // A body left unread (one over the size limit, say): once the answer is out, the client is
+    // told to stop sending it (RST_STREAM NO_ERROR, as the engine does), not left blocked.
+    if (!this.stream.endAfterHeaders) this.exchange.stopBody();
   }
 
   once(event: "close" | "drain", listener: () => void): void {
