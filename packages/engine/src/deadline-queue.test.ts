@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeadlineQueue, type Expiring } from "./deadline-queue.ts";
+import { until } from "./testing/fixture.ts";
 
 /** A call of the queue's length, started now, that records why it expired, and when it should have. */
 function call(
@@ -21,12 +22,6 @@ function call(
   };
   queue.add(item);
   return item;
-}
-
-/** Waits until `done()`, for 2 s at most (timers run late on a loaded machine). */
-async function until(done: () => boolean): Promise<void> {
-  const started = performance.now();
-  while (!done() && performance.now() - started < 2000) await sleep(5);
 }
 
 describe("DeadlineQueue", () => {

@@ -12,6 +12,7 @@ import {
   frame,
   rawCall,
   startEngineServer,
+  until,
 } from "./testing/fixture.ts";
 
 let server: Awaited<ReturnType<typeof startEngineServer>>;
@@ -207,8 +208,7 @@ describe("engine, gRPC over HTTP/2", () => {
     const ctx = seen.at(-1);
     controller.abort();
     await assert.rejects(it.next());
-    for (let i = 0; i < 100 && !ctx?.signal.aborted; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await until(() => ctx?.signal.aborted === true);
     assert.equal(ctx?.signal.aborted, true);
   });
 
@@ -225,14 +225,12 @@ describe("engine, gRPC over HTTP/2", () => {
       });
       req.on("error", () => {});
       req.end(frame("sleep:10000"));
-      for (let i = 0; i < 200 && seen.length === before; i++)
-        await new Promise((r) => setTimeout(r, 10));
+      await until(() => seen.length > before);
       const ctx = seen[before];
       assert.equal(ctx?.signal.aborted, false);
       if (how === "resets the stream") req.close(http2.constants.NGHTTP2_CANCEL);
       else session.destroy();
-      for (let i = 0; i < 200 && !ctx?.signal.aborted; i++)
-        await new Promise((r) => setTimeout(r, 10));
+      await until(() => ctx?.signal.aborted === true);
       assert.equal(ctx?.signal.aborted, true);
       assert.equal(ConnectError.from(ctx?.signal.reason).code, Code.Canceled);
       session.destroy();

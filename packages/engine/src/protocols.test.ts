@@ -14,6 +14,7 @@ import {
   rawCall,
   rawRequest,
   startEngineServer,
+  until,
 } from "./testing/fixture.ts";
 
 // Real clients of every protocol, over HTTP/2 and HTTP/1.1, calling every call kind of the engine;
@@ -313,11 +314,6 @@ describe("deadlines and cancellation on every protocol", () => {
     assert.equal(seen[before]?.signal.reason?.code, Code.Canceled);
   });
 });
-
-/** Waits (up to 2 s) until `done()`. */
-async function until(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-}
 
 /** A Connect unary POST over HTTP/1.1 whose body comes only after `delayMs`. */
 async function rawRequestSlowBody(

@@ -344,3 +344,11 @@ export function rawRequest(
     else req.end(body);
   });
 }
+
+/** Waits until `done()` holds, for `ms` at most (timers run late on a loaded machine). */
+export async function until(done: () => boolean, ms = 2000): Promise<void> {
+  const started = performance.now();
+  while (!done() && performance.now() - started < ms) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
