@@ -45,14 +45,8 @@ export class PlainHeaders implements Headers {
 
   /** Adds every header to `out`, in no particular order; the `set-cookie` values as one list. */
   copyTo(out: OutgoingHttpHeaders): void {
-    const source = this.source;
-    if (source !== undefined) {
-      for (const name in source) {
-        const value = source[name];
-        if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
-        if (name === "set-cookie") out[name] = Array.isArray(value) ? [...value] : [value];
-        else out[name] = Array.isArray(value) ? value.join(", ") : value;
-      }
+    if (this.source !== undefined) {
+      eachField(this.source, out, setField);
       return;
     }
     this.byName.forEach((value, name) => {
@@ -63,15 +57,8 @@ export class PlainHeaders implements Headers {
 
   /** Appends every header to raw header fields, in no particular order; each cookie a field. */
   appendTo(out: string[]): void {
-    const source = this.source;
-    if (source !== undefined) {
-      for (const name in source) {
-        const value = source[name];
-        if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
-        if (!Array.isArray(value)) out.push(name, value);
-        else if (name === "set-cookie") for (const cookie of value) out.push(name, cookie);
-        else out.push(name, value.join(", "));
-      }
+    if (this.source !== undefined) {
+      eachField(this.source, out, appendField);
       return;
     }
     this.byName.forEach((value, name) => {
@@ -90,19 +77,18 @@ export class PlainHeaders implements Headers {
     this.byName.set(name, value);
   }
 
-  /** Copies the request headers still read where they are (see `source`). */
+  /** Copies the headers still read where they are (see `source`). */
   private own(): void {
     const headers = this.source;
     if (headers === undefined) return;
     this.source = undefined;
-    const byName = new Map<string, string>();
-    this.byName = byName;
-    for (const name in headers) {
-      const value = headers[name];
-      if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
-      if (name === "set-cookie") this.cookies = Array.isArray(value) ? [...value] : [value];
-      else byName.set(name, Array.isArray(value) ? value.join(", ") : value);
-    }
+    this.byName = new Map<string, string>();
+    eachField(headers, this, PlainHeaders.ownField);
+  }
+
+  private static ownField(self: PlainHeaders, name: string, value: string | readonly string[]) {
+    if (typeof value === "string") self.byName.set(name, value);
+    else self.cookies = [...value];
   }
 
   append(name: string, value: string): void {
@@ -218,6 +204,33 @@ export function appendHeaders(headers: Headers, out: string[]): string[] {
   });
   for (const cookie of headers.getSetCookie()) out.push("set-cookie", cookie);
   return out;
+}
+
+/**
+ * Each field of headers read where they are, as `Headers` has it: pseudo-headers left out, the
+ * values of a repeated field joined with ", ", but `set-cookie`'s, which come as a list. One loop
+ * for copying, appending and owning; `visit` is one function for every call, not a closure.
+ */
+function eachField<T>(
+  source: IncomingHttpHeaders,
+  target: T,
+  visit: (target: T, name: string, value: string | readonly string[]) => void,
+): void {
+  for (const name in source) {
+    const value = source[name];
+    if (name.charCodeAt(0) === 58 /* ":" */ || value === undefined) continue;
+    if (name === "set-cookie") visit(target, name, Array.isArray(value) ? value : [value]);
+    else visit(target, name, Array.isArray(value) ? value.join(", ") : value);
+  }
+}
+
+function setField(out: OutgoingHttpHeaders, name: string, value: string | readonly string[]) {
+  out[name] = typeof value === "string" ? value : [...value];
+}
+
+function appendField(out: string[], name: string, value: string | readonly string[]) {
+  if (typeof value === "string") out.push(name, value);
+  else for (const item of value) out.push(name, item);
 }
 
 /** A request header as `get` answers it, read off the stream's headers (lower-case `key`). */
