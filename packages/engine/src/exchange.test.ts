@@ -8,7 +8,9 @@ import { StreamExchange } from "./exchange.ts";
  * Answers one request on a raw HTTP/2 stream with `answer`, and tells what the client got: the
  * response headers, the trailers, or the code of the reset that ended the stream.
  */
-async function exchangeOnce(answer: (exchange: StreamExchange) => void): Promise<{
+async function exchangeOnce(
+  answer: (exchange: StreamExchange, stream: http2.ServerHttp2Stream) => void,
+): Promise<{
   headers: http2.IncomingHttpHeaders | undefined;
   trailers: http2.IncomingHttpHeaders | undefined;
   rstCode: number;
@@ -16,7 +18,7 @@ async function exchangeOnce(answer: (exchange: StreamExchange) => void): Promise
   const server = http2.createServer();
   server.on("stream", (stream, headers) => {
     stream.resume();
-    stream.on("end", () => answer(new StreamExchange(stream, headers)));
+    stream.on("end", () => answer(new StreamExchange(stream, headers), stream));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -75,5 +77,16 @@ describe("a raw HTTP/2 stream's answer", () => {
     assert.equal(got.headers?.["x-kept"], "1");
     assert.equal(got.trailers, undefined);
     assert.equal(got.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR);
+  });
+
+  it("takes one error listener, however many exchanges look at the stream", async () => {
+    let listeners = -1;
+    const got = await exchangeOnce((_exchange, stream) => {
+      const again = new StreamExchange(stream, {});
+      listeners = stream.listenerCount("error");
+      again.respond(204, [], true);
+    });
+    assert.equal(got.headers?.[":status"], 204);
+    assert.equal(listeners, 1);
   });
 });

@@ -95,8 +95,9 @@ export class StreamExchange implements Exchange {
     this.stream = stream;
     this.body = stream;
     this.headers = headers;
-    // Without a listener, a stream error (a reset with an error code) would be thrown.
-    stream.on("error", noop);
+    // Without a listener, a stream error (a reset with an error code) would be thrown. One is
+    // enough, however many exchanges a stream is looked at through (the engine's, then REST's).
+    if (stream.listenerCount("error") === 0) stream.on("error", noop);
   }
 
   get connection(): object | undefined {
@@ -166,7 +167,6 @@ export class StreamExchange implements Exchange {
     // Held on the stream while the call runs, for Node's stream-close channel (see
     // `onStreamClosed`), and let go when it ends: a `close` listener would be a closure, an entry
     // in the stream's listeners and another closure to take it off, per call.
-    subscribeStreamClosed();
     (this.stream as CallHolder)[runningCall] = call;
     call.onAbort(this);
   }
@@ -195,15 +195,6 @@ type CallHolder = http2.ServerHttp2Stream & { [runningCall]?: Call | undefined }
 /** What a call whose client went away ends with. */
 const cancelled = () => new ConnectError("the client cancelled the call", Code.Canceled);
 
-let streamsWatched = false;
-
-/** Node's diagnostics channel for a server stream that closes (Node 24; see `onStreamClosed`). */
-function subscribeStreamClosed(): void {
-  if (streamsWatched) return;
-  streamsWatched = true;
-  diagnosticsChannel.subscribe("http2.server.stream.close", onStreamClosed);
-}
-
 /**
  * A server stream closed: the call it still serves is cancelled. Node publishes this as it closes
  * the stream (a reset, the connection gone, or the engine's own reset), before its `close` event:
@@ -221,6 +212,10 @@ function onStreamClosed(message: unknown): void {
 function cancelIfRunning(call: Call): void {
   if (!call.isAborted) call.abort(cancelled());
 }
+
+// Node's diagnostics channel for a server stream that closes (Node 24), one subscriber for the
+// process; a stream that serves no call costs a property read.
+diagnosticsChannel.subscribe("http2.server.stream.close", onStreamClosed);
 
 type TrailersHolder = http2.ServerHttp2Stream & { [trailersKey]?: http2.OutgoingHttpHeaders };
 
