@@ -3,9 +3,12 @@
  * one connection, each declaring a 4 MiB message and sending it slowly, took the server from 470
  * to 1,258 MiB of RSS. This opens such streams against our server (pinned to one core), without a
  * token and then with a valid one, and prints the server's RSS before, at the peak and after, with
- * what the streams were answered.
+ * what the streams were answered. With `--rest`, the streams are REST sign-ups instead
+ * (`POST /api/v1/users`, public: JSON whose username never ends), which the engine reads within
+ * the same budgets.
  *
- *   ./dev node --conditions=source bench/src/parked-bodies.ts [--streams 250] [--connections 1]
+ *   ./dev node --conditions=source bench/src/parked-bodies.ts [--streams 250] [--connections 1] [--rest]
+ *     [--env KEEL_REQUEST_BUFFER_PER_PROCESS_BYTES=67108864 …]
  *
  * Needs `./dev build` first.
  */
@@ -22,9 +25,43 @@ import { startKeel } from "./targets.ts";
 
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 
-/** Opens `streams` streams on each of `connections` connections, each sending 4 MiB slowly. */
+/** What each parked stream asks for, and what it sends first. */
+interface Parking {
+  headers: http2.OutgoingHttpHeaders;
+  first: Buffer;
+  /** Sent every 100 ms after it. */
+  chunk: Buffer;
+}
+
+function grpcParking(): Parking {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(4 * 1024 * 1024, 1);
+  const chunk = Buffer.alloc(64 * 1024, 0x0a);
+  return {
+    headers: {
+      ":method": "POST",
+      ":path": "/user.v1.UserService/GetUser",
+      "content-type": "application/grpc",
+      te: "trailers",
+    },
+    first: Buffer.concat([prefix, chunk]),
+    chunk,
+  };
+}
+
+function restParking(): Parking {
+  const chunk = Buffer.alloc(64 * 1024, 0x78);
+  return {
+    headers: { ":method": "POST", ":path": "/api/v1/users", "content-type": "application/json" },
+    first: Buffer.concat([Buffer.from('{"username": "'), chunk]),
+    chunk,
+  };
+}
+
+/** Opens `streams` streams on each of `connections` connections, each sending its body slowly. */
 async function park(
   url: string,
+  parking: Parking,
   connections: number,
   streams: number,
   authorization: string | undefined,
@@ -33,18 +70,13 @@ async function park(
   const answers = new Map<string, number>();
   let peak = rss();
   const sessions = Array.from({ length: connections }, () => http2.connect(url));
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(4 * 1024 * 1024, 1);
-  const chunk = Buffer.alloc(64 * 1024, 0x0a);
+  const { chunk } = parking;
   const done: Promise<void>[] = [];
   for (const session of sessions) {
     session.on("error", () => {});
     for (let i = 0; i < streams; i++) {
       const stream = session.request({
-        ":method": "POST",
-        ":path": "/user.v1.UserService/GetUser",
-        "content-type": "application/grpc",
-        te: "trailers",
+        ...parking.headers,
         ...(authorization === undefined ? {} : { authorization }),
       });
       stream.on("error", () => {});
@@ -58,14 +90,18 @@ async function park(
             resolve();
           };
           stream.on("response", (h) =>
-            note(`grpc-status ${String(h["grpc-status"] ?? "(in trailers)")}`),
+            note(
+              h["content-type"]?.startsWith("application/grpc")
+                ? `grpc-status ${String(h["grpc-status"] ?? "(in trailers)")}`
+                : `HTTP ${String(h[":status"])}`,
+            ),
           );
           stream.on("trailers", (t) => note(`grpc-status ${String(t["grpc-status"])}`));
           stream.on("close", () => note(`closed (${stream.rstCode})`));
         }),
       );
       // The prefix and a first 64 KiB, then 64 KiB more every 100 ms, as long as it is taken.
-      stream.write(Buffer.concat([prefix, chunk]));
+      stream.write(parking.first);
       const more = setInterval(() => {
         if (stream.closed || stream.destroyed) clearInterval(more);
         else stream.write(chunk);
@@ -88,6 +124,9 @@ async function main(): Promise<void> {
       streams: { type: "string", default: "250" },
       connections: { type: "string", default: "1" },
       root: { type: "string", default: "." },
+      rest: { type: "boolean", default: false },
+      /** NAME=VALUE for the server's environment, such as its request buffer settings. */
+      env: { type: "string", multiple: true, default: [] },
     },
   });
   const streams = Number(values.streams);
@@ -100,16 +139,21 @@ async function main(): Promise<void> {
     logFile: join(workDir, "setup.log"),
     updates: 0,
   });
+  const extra = Object.fromEntries(
+    values.env.map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+  );
   const target = await startKeel({
     main,
-    env: setup.env,
+    env: { ...setup.env, ...extra },
     cpu: serverCpu,
     logFile: join(workDir, "server.log"),
   });
   const rss = () => Number(mib(rssBytes(processTree(target.pid))));
   const url = `http://127.0.0.1:${target.port}`;
   const lines = [
-    `${connections} connection(s) × ${streams} streams, each declaring a 4 MiB GetUser request and sending 64 KiB every 100 ms`,
+    values.rest
+      ? `${connections} connection(s) × ${streams} streams, each a REST sign-up (POST /api/v1/users) whose JSON never ends, 64 KiB more every 100 ms`
+      : `${connections} connection(s) × ${streams} streams, each declaring a 4 MiB GetUser request and sending 64 KiB every 100 ms`,
     "",
     "| caller | RSS before MiB | peak MiB | 5 s after MiB | answers |",
     "| --- | --: | --: | --: | --- |",
@@ -120,7 +164,15 @@ async function main(): Promise<void> {
       ["valid token", setup.authorization],
     ] as const) {
       const before = rss();
-      const { answers, peakMiB } = await park(url, connections, streams, authorization, rss);
+      const parking = values.rest ? restParking() : grpcParking();
+      const { answers, peakMiB } = await park(
+        url,
+        parking,
+        connections,
+        streams,
+        authorization,
+        rss,
+      );
       await new Promise((r) => setTimeout(r, 5000));
       lines.push(
         `| ${label} | ${before} | ${peakMiB} | ${rss()} | ${[...answers].map(([k, n]) => `${n}× ${k}`).join(", ")} |`,

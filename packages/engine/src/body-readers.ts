@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { type BodyReader, type Envelope, EnvelopeReader, ownTail } from "./envelope-reader.ts";
 
 /**
  * A body that is one message, not enveloped (a Connect unary request): held until the body ends,
@@ -12,20 +12,37 @@ export class WholeBodyReader implements BodyReader {
   private readonly readMaxBytes: number;
   private readonly promised: number | undefined;
   private readonly flags: number;
+  private readonly tooLarge: ((readMaxBytes: number) => ConnectError) | undefined;
   readonly complete = true;
 
-  /** @param flags what the message's envelope flags say (compressed: the body is). */
-  constructor(readMaxBytes: number, contentLength: string | undefined, flags: number) {
+  /**
+   * @param flags what the message's envelope flags say (compressed: the body is).
+   * @param tooLarge the error for a body over `readMaxBytes`; default connect's.
+   */
+  constructor(
+    readMaxBytes: number,
+    contentLength: string | undefined,
+    flags: number,
+    tooLarge?: (readMaxBytes: number) => ConnectError,
+  ) {
     this.readMaxBytes = readMaxBytes;
     this.flags = flags;
+    this.tooLarge = tooLarge;
     const n = contentLength === undefined ? Number.NaN : Number.parseInt(contentLength, 10);
     this.promised = Number.isSafeInteger(n) && n >= 0 ? n : undefined;
     if (this.promised !== undefined && this.promised > readMaxBytes) {
-      throw new ConnectError(
-        `message size ${this.promised} is larger than configured readMaxBytes ${readMaxBytes}`,
-        Code.ResourceExhausted,
-      );
+      throw this.exceeded(`message size ${this.promised} is larger`);
     }
+  }
+
+  private exceeded(what: string): ConnectError {
+    return (
+      this.tooLarge?.(this.readMaxBytes) ??
+      new ConnectError(
+        `${what} than configured readMaxBytes ${this.readMaxBytes}`,
+        Code.ResourceExhausted,
+      )
+    );
   }
 
   get byteLength(): number {
@@ -40,13 +57,12 @@ export class WholeBodyReader implements BodyReader {
         Code.InvalidArgument,
       );
     }
-    if (this.held > this.readMaxBytes) {
-      throw new ConnectError(
-        `message size is larger than configured readMaxBytes ${this.readMaxBytes}`,
-        Code.ResourceExhausted,
-      );
-    }
+    if (this.held > this.readMaxBytes) throw this.exceeded("message size is larger");
     this.chunks.push(chunk);
+  }
+
+  own(): void {
+    ownTail(this.chunks, 0);
   }
 
   end(out: Envelope[]): void {
@@ -85,6 +101,10 @@ export class Base64EnvelopeReader implements BodyReader {
 
   get complete(): boolean {
     return this.rest.length === 0 && this.inner.complete;
+  }
+
+  own(): void {
+    this.inner.own();
   }
 
   push(chunk: Buffer, out: Envelope[]): void {

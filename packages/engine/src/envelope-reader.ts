@@ -18,6 +18,50 @@ export interface BodyReader {
   readonly complete: boolean;
   /** The body has ended: appends what only its end completes to `out`. */
   end?(out: Envelope[]): void;
+  /** Copies what it holds out of larger buffers (see `ownTail`). */
+  own(): void;
+}
+
+/** Whether `bytes` is all of its memory: keeping it keeps no more than it shows. */
+export function isWhole(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+}
+
+/**
+ * Node's HTTP/2 hands each DATA frame as a view of the whole socket read it came in (up to
+ * 64 KiB): a chunk kept for later keeps all of it, whatever the budget counted — 16 KiB kept 64,
+ * a 1-byte frame kept 64 KiB. So what a body still holds after the read that brought it is
+ * copied into memory of its own: the chunks at the end of `chunks` that are views (those before
+ * them were copied already), `offset` bytes of the first left out, as one buffer. Returns the
+ * first chunk's offset afterwards.
+ */
+export function ownTail(chunks: Buffer[], offset: number): number {
+  let first = chunks.length;
+  while (first > 0 && !isWhole(chunks[first - 1] as Buffer)) first--;
+  if (first === chunks.length) return offset;
+  const skip = first === 0 ? offset : 0;
+  let n = -skip;
+  for (let i = first; i < chunks.length; i++) n += (chunks[i] as Buffer).length;
+  // Not from Buffer's shared pool: a small copy would be a view of its 8 KiB.
+  const out = Buffer.allocUnsafeSlow(n);
+  let at = 0;
+  for (let i = first; i < chunks.length; i++) {
+    const chunk = chunks[i] as Buffer;
+    const from = i === first ? skip : 0;
+    chunk.copy(out, at, from);
+    at += chunk.length - from;
+  }
+  chunks.length = first;
+  chunks.push(out);
+  return first === 0 ? 0 : offset;
+}
+
+/** `bytes`, or a copy in memory of its own when it is a view of more (see `ownTail`). */
+export function owned(bytes: Uint8Array): Uint8Array {
+  if (isWhole(bytes)) return bytes;
+  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
+  out.set(bytes);
+  return out;
 }
 
 /**
@@ -78,6 +122,10 @@ export class EnvelopeReader implements BodyReader {
       out.push({ flags: this.flags, data: this.take(this.need) });
       this.need = -1;
     }
+  }
+
+  own(): void {
+    this.offset = ownTail(this.pending, this.offset);
   }
 
   /** Whether the body may end here: no envelope is half received. */

@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http2";
+import type { Readable } from "node:stream";
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { WholeBodyReader } from "./body-readers.ts";
 import type { Call } from "./call.ts";
 import {
   abortWith,
@@ -15,6 +17,19 @@ import {
 import type { EngineContext } from "./engine-context.ts";
 import type { AnyRequest, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
+import { RequestBody } from "./request-body.ts";
+
+/** An HTTP request's body, for a call's `message` function to read (see `InvokeOptions`). */
+export interface InvokeBody {
+  /** The body as it arrives: the request (`node:http`, HTTP/2's compatibility layer) or the stream. */
+  source: Readable;
+  /** What buffered bytes are counted per: the HTTP/2 session, or the HTTP/1.1 socket. */
+  connection: object | undefined;
+  /** The request's `content-length`: a body declaring more than `readMaxBytes` is refused unread. */
+  contentLength: string | undefined;
+  /** The error for a body larger than the engine's `readMaxBytes` (default connect's). */
+  tooLarge?: (readMaxBytes: number) => ConnectError;
+}
 
 /** A call made on behalf of another protocol (REST), whose request message is already decoded. */
 export interface InvokeOptions {
@@ -42,10 +57,18 @@ export interface InvokeOptions {
    * The request message (of a unary or server-streaming method; of a client or bidi streaming
    * one, its messages as an AsyncIterable), or a function that reads and decodes it, called once
    * the request gate has let the call through: a call refused on its headers is never read.
+   * The function is given `read`, which reads `body` whole (when there is one) within the
+   * engine's limits — `readMaxBytes`, the buffered bytes per connection and per process, the idle
+   * timeout — and the call's (its deadline, its cancellation), as a body off the wire is read.
    * Whatever it throws is the call's error, as thrown.
    */
   message: unknown;
+  /** The HTTP request's body, for `message` to read (see above). */
+  body?: InvokeBody;
 }
+
+/** Reads an invoked call's body whole; an empty buffer when it has none. */
+export type ReadBody = () => Promise<Uint8Array>;
 
 /** How a call invoked with `Engine.invoke` went. */
 export type InvokeResult =
@@ -125,7 +148,12 @@ export async function invokeMethod(
     let message = options.message;
     if (typeof message === "function") {
       if (call.isAborted) throw abortReason(call);
-      message = await untilAborted(call, message());
+      const body = options.body;
+      const read: ReadBody =
+        body === undefined
+          ? () => Promise.resolve(new Uint8Array(0))
+          : () => readWhole(engine, call, body);
+      message = await untilAborted(call, message(read));
     }
     if (call.isAborted) throw abortReason(call);
     request.message = entry.method.methodKind === "server_streaming" ? one(message) : message;
@@ -161,6 +189,21 @@ export function unknownMethod(path: string): InvokeResult {
   const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
   const error = new ConnectError(`unknown method ${shown}`, Code.Unimplemented);
   return failed(error, new PlainHeaders(), new PlainHeaders());
+}
+
+/** A body read whole, within the engine's limits and the call's (see `RequestBody`). */
+async function readWhole(engine: EngineContext, call: Call, body: InvokeBody): Promise<Uint8Array> {
+  const options = engine.bodyOptions(body.connection);
+  let reader: WholeBodyReader;
+  try {
+    reader = new WholeBodyReader(options.readMaxBytes, body.contentLength, 0, body.tooLarge);
+  } catch (err) {
+    // Declared too large: refused unread, and what the client sends anyway is read and dropped.
+    body.source.resume();
+    throw err;
+  }
+  const [whole] = await new RequestBody(body.source, call, options, reader).all();
+  return whole?.data ?? new Uint8Array(0);
 }
 
 /** Why an aborted call ended. */

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Base64EnvelopeReader, WholeBodyReader } from "./body-readers.ts";
 import { ByteBudget } from "./byte-budget.ts";
 import { Call } from "./call.ts";
+import type { BodyReader } from "./envelope-reader.ts";
 import { IdleWatch } from "./idle-watch.ts";
 import { RequestBody } from "./request-body.ts";
 
@@ -77,5 +79,67 @@ describe("RequestBody", () => {
     const got = await alive.all();
     assert.deepEqual([...(got[0]?.data ?? [])], [1, 2, 3]);
     assert.equal(idle.size, 0);
+  });
+
+  describe("holds no view of a larger buffer past the read that brought it", () => {
+    // Node's HTTP/2 hands DATA frames as views of the socket read they came in (up to 64 KiB),
+    // which it reuses or keeps: a body keeping the view would keep the whole read.
+    const afterReads = () => new Promise((resolve) => setImmediate(resolve));
+    const start = (reader?: BodyReader) => {
+      const source = new PassThrough();
+      const body = new RequestBody(
+        source,
+        new Call("grpc", undefined),
+        options(new IdleWatch(30_000)),
+        reader,
+      );
+      return { source, body };
+    };
+    /** A 64 KiB "socket read" holding `bytes` at offset 100, and the view of them. */
+    const inRead = (bytes: number[]) => {
+      const read = Buffer.alloc(64 * 1024);
+      read.set(bytes, 100);
+      return { read, view: read.subarray(100, 100 + bytes.length) };
+    };
+
+    it("an envelope half received", async () => {
+      const { source, body } = start();
+      const { read, view } = inRead([0, 0, 0, 0, 4, 1, 2]);
+      source.write(view);
+      await afterReads();
+      read.fill(0xff);
+      source.end(Buffer.from([3, 4]));
+      assert.deepEqual([...((await body.all())[0]?.data ?? [])], [1, 2, 3, 4]);
+    });
+
+    it("a message no consumer has taken yet", async () => {
+      const { source, body } = start();
+      const { read, view } = inRead([0, 0, 0, 0, 2, 5, 6]);
+      source.write(view);
+      await afterReads();
+      read.fill(0xff);
+      const first = await body[Symbol.asyncIterator]().next();
+      assert.deepEqual([...(first.value?.data ?? [])], [5, 6]);
+      body.stop();
+    });
+
+    it("a body that is one message (Connect unary, REST), and a grpc-web-text one", async () => {
+      const whole = start(new WholeBodyReader(1024, undefined, 0));
+      const json = inRead([...Buffer.from('{"a":')]);
+      whole.source.write(json.view);
+      await afterReads();
+      json.read.fill(0x20);
+      whole.source.end(Buffer.from("1}"));
+      assert.equal(Buffer.from((await whole.body.all())[0]?.data ?? []).toString(), '{"a":1}');
+
+      const text = start(new Base64EnvelopeReader(1024));
+      // AAAAAAMBAgM= is the envelope [0, 0,0,0,3, 1,2,3]: half of it now, half later.
+      const b64 = inRead([...Buffer.from("AAAAAAMB")]);
+      text.source.write(b64.view);
+      await afterReads();
+      b64.read.fill(0x41);
+      text.source.end(Buffer.from("AgM="));
+      assert.deepEqual([...((await text.body.all())[0]?.data ?? [])], [1, 2, 3]);
+    });
   });
 });

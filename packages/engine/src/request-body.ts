@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteBudget } from "./byte-budget.ts";
 import type { Call } from "./call.ts";
-import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { type BodyReader, type Envelope, EnvelopeReader, owned } from "./envelope-reader.ts";
 import type { IdleWatch, Watched } from "./idle-watch.ts";
 import type { Linked } from "./linked-list.ts";
 
@@ -29,6 +29,20 @@ function onSourceData(this: BodySource, chunk: Buffer): void {
 
 function onSourceEnd(this: BodySource): void {
   this[bodyOf]?.sourceEnded();
+}
+
+/** Bodies holding bytes past the read that brought them, made to own them (see `ownTail`). */
+const keeping = new Set<RequestBody>();
+let owning = false;
+
+/**
+ * Once the reads of this turn of the event loop are done (bodies whose last chunk came with them
+ * have ended and been handed on), whatever bodies still hold is copied into memory of its own.
+ */
+function ownKept(): void {
+  owning = false;
+  for (const body of keeping) body.own();
+  keeping.clear();
 }
 
 /**
@@ -133,6 +147,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
 
   /** Stops reading: taken off the source, what is held given back. */
   stop(): void {
+    keeping.delete(this);
     this.detach();
     this.options.idle.unwatch(this);
     this.options.budget.give(this.charged);
@@ -171,8 +186,26 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
       }
       this.lastActivity = performance.now();
       this.signal();
+      if (this.reader.byteLength > 0 || this.queue.length > 0) {
+        keeping.add(this);
+        if (!owning) {
+          owning = true;
+          setImmediate(ownKept);
+        }
+      }
     } catch (err) {
       this.fail(err);
+    }
+  }
+
+  /** Copies what it holds out of the larger buffers its chunks are views of (see `ownTail`). */
+  own(): void {
+    if (this.failure !== undefined) return;
+    this.reader.own();
+    const queue = this.queue;
+    for (let i = 0; i < queue.length; i++) {
+      const envelope = queue[i] as Envelope;
+      envelope.data = owned(envelope.data);
     }
   }
 

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ReadBody } from "@keel/engine";
 import { bounded, quote } from "@keel/interceptors";
 import { withHttpStatus } from "./error-mapping.ts";
 
@@ -10,9 +11,9 @@ export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 
 /**
  * What the REST handler reads of a request: a `NodeRequest`, or a raw HTTP/2 stream's (see
- * `StreamRequest`).
+ * `StreamRequest`). Its body is read by the engine (see `bodyOf`).
  */
-export interface RestRequest extends AsyncIterable<Buffer> {
+export interface RestRequest {
   readonly url?: string | undefined;
   readonly method?: string | undefined;
   readonly headers: http2.IncomingHttpHeaders;
@@ -20,10 +21,6 @@ export interface RestRequest extends AsyncIterable<Buffer> {
   readonly socket?: { remoteAddress?: string | undefined; encrypted?: boolean } | undefined;
   /** HTTP/2's `:authority`; HTTP/1.1 has the `host` header instead. */
   readonly authority?: string | undefined;
-  /** Node's stream iteration, when the request is a Node stream (see `readJsonBody`). */
-  iterator?(options: { destroyOnReturn: boolean }): AsyncIterable<Buffer>;
-  /** Reads on without anyone reading: what is left of the body is dropped. */
-  resume?(): unknown;
 }
 
 /**
@@ -43,46 +40,40 @@ export interface NodeResponse {
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**
- * Reads the request body as JSON; undefined when empty. Not JSON (by content-type) or compressed
- * → 415; larger than `readMaxBytes` → 413; malformed → 400.
+ * The request body as JSON, read with `read` (the engine's, within its limits: see
+ * `InvokeOptions.message`); undefined when empty. Not JSON (by content-type) or compressed → 415,
+ * before a byte is read; malformed → 400.
  */
 export async function readJsonBody(
-  req: RestRequest,
-  readMaxBytes: number,
+  headers: http2.IncomingHttpHeaders,
+  read: ReadBody,
 ): Promise<JsonValue | undefined> {
-  const type = req.headers["content-type"];
+  const type = headers["content-type"];
   if (type !== undefined && !jsonType.test(type)) {
     const message = `unsupported content-type ${quote(type)}; send JSON (content-type: application/json)`;
     throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
   }
-  const encoding = req.headers["content-encoding"];
+  const encoding = headers["content-encoding"];
   if (encoding !== undefined && encoding !== "identity") {
     const message = `unsupported content-encoding ${quote(encoding)}; send the body uncompressed`;
     throw withHttpStatus(new ConnectError(message, Code.InvalidArgument), 415);
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Stopping early leaves the request as it is (Node's iteration would destroy it, and with it
-  // the answer and, on HTTP/1.1, the connection a client goes on to use).
-  const body = req.iterator?.({ destroyOnReturn: false }) ?? req;
-  for await (const chunk of body) {
-    size += chunk.byteLength;
-    if (size > readMaxBytes) {
-      // What is left is read and dropped, never held: the answer reaches the client and an
-      // HTTP/1.1 connection stays usable (a raw HTTP/2 stream is also reset once it is answered).
-      req.resume?.();
-      const message = `the request body is larger than ${readMaxBytes} bytes`;
-      throw withHttpStatus(new ConnectError(message, Code.ResourceExhausted), 413);
-    }
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
+  const bytes = await read();
+  if (bytes.byteLength === 0) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as JsonValue;
+    return JSON.parse(
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"),
+    ) as JsonValue;
   } catch (err) {
     const reason = err instanceof Error ? `: ${bounded(err.message, 256)}` : "";
     throw new ConnectError(`the request body is not valid JSON${reason}`, Code.InvalidArgument);
   }
+}
+
+/** A request body over the engine's `readMaxBytes`: 413. */
+export function bodyTooLarge(readMaxBytes: number): ConnectError {
+  const message = `the request body is larger than ${readMaxBytes} bytes`;
+  return withHttpStatus(new ConnectError(message, Code.ResourceExhausted), 413);
 }
 
 /** Sends a whole JSON response. */

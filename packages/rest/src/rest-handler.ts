@@ -2,12 +2,14 @@ import type * as http2 from "node:http2";
 import { type DescMessage, type DescService, type Message, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-connect";
-import type { Engine, EngineMethod, InvokeResult } from "@keel/engine";
+import type { Engine, EngineMethod, InvokeBody, InvokeResult, ReadBody } from "@keel/engine";
 import { bounded, quote } from "@keel/interceptors";
 import { asConnectError, httpStatusOf, restErrorBody, withHttpStatus } from "./error-mapping.ts";
 import { callRequestHeader, restResponseHeaders } from "./headers.ts";
 import { collectHttpBindings, type HttpBinding } from "./http-rule.ts";
 import {
+  bodyTooLarge,
+  type NodeRequest,
   type NodeResponse,
   originOf,
   type RestRequest,
@@ -45,8 +47,6 @@ export interface RestHandlerOptions {
    * comments); `readOpenApiDocument()` returns the one written at build time, with them.
    */
   openapi?: object | false;
-  /** The largest request body accepted, in bytes; a larger one gets 413. Default 4 MiB. */
-  readMaxBytes?: number;
 }
 
 /** A route served: `GET /api/v1/users/{user_id}` → `user.v1.UserService/GetUser`. */
@@ -96,7 +96,6 @@ interface Route {
 export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const { engine } = options;
   const prefix = (options.pathPrefix ?? "").replace(/\/+$/, "");
-  const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
   const table = createRouteTable(collectHttpBindings(options.services), prefix);
   const routeOf = routesByBinding(table.bindings, engine.methods);
   const openapiPath = `${prefix}/openapi.json`;
@@ -151,12 +150,15 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       requestMethod: httpMethod,
       signal,
       ...(timeout.timeoutMs === undefined ? {} : { timeoutMs: timeout.timeoutMs }),
-      // Read once the request gate has let the call through.
-      message:
-        binding.body === ""
-          ? () => requestMessage(input, "", parts(undefined))
-          : async () =>
-              requestMessage(input, binding.body, parts(await readJsonBody(req, readMaxBytes))),
+      // Read once the request gate has let the call through, by the engine: within its limits
+      // on size, on bytes held per connection and per process, on a stalled body, and the call's.
+      ...(binding.body === ""
+        ? { message: () => requestMessage(input, "", parts(undefined)) }
+        : {
+            body: bodyOf(req),
+            message: async (read: ReadBody) =>
+              requestMessage(input, binding.body, parts(await readJsonBody(req.headers, read))),
+          }),
     });
     // The client went away: the call ended with it.
     if (signal.aborted) return;
@@ -262,6 +264,27 @@ function notAllowed(httpMethod: string, path: string, allowed: string[]): Connec
     { allow: allowed.join(", ") },
   );
   return withHttpStatus(error, 405);
+}
+
+/** A request's body for the engine to read, and the connection it came on. */
+function bodyOf(req: RestRequest): InvokeBody {
+  const contentLength = req.headers["content-length"];
+  if (req instanceof StreamRequest) {
+    return {
+      source: req.stream,
+      connection: req.stream.session,
+      contentLength,
+      tooLarge: bodyTooLarge,
+    };
+  }
+  // Through Node's http or HTTP/2 compatibility layer: the request is the body.
+  const node = req as NodeRequest;
+  return {
+    source: node,
+    connection: "stream" in node ? node.stream.session : node.socket,
+    contentLength,
+    tooLarge: bodyTooLarge,
+  };
 }
 
 /** The engine's method of each binding, and its response body; throws when one is missing. */

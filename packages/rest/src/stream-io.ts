@@ -14,7 +14,8 @@ export class StreamRequest implements RestRequest {
   readonly method: string;
   readonly headers: http2.IncomingHttpHeaders;
   readonly authority: string | undefined;
-  private readonly stream: http2.ServerHttp2Stream;
+  /** The stream, whose data is the request body. */
+  readonly stream: http2.ServerHttp2Stream;
 
   constructor(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
     this.stream = stream;
@@ -28,18 +29,6 @@ export class StreamRequest implements RestRequest {
   get socket(): { remoteAddress?: string | undefined; encrypted?: boolean } {
     const socket = this.stream.session?.socket as Partial<TLSSocket> | undefined;
     return { remoteAddress: socket?.remoteAddress, encrypted: socket?.encrypted === true };
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    return this.stream[Symbol.asyncIterator]();
-  }
-
-  iterator(options: { destroyOnReturn: boolean }): AsyncIterable<Buffer> {
-    return this.stream.iterator(options);
-  }
-
-  resume(): void {
-    this.stream.resume();
   }
 }
 

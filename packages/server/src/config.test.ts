@@ -507,6 +507,38 @@ memoryLimits: { rssSoftBytes: 800000000, rssHardBytes: 900000000 }
   });
 });
 
+describe("request bodies", () => {
+  it("holds 16 MiB per connection, 256 MiB per process, 30 s idle by default; each can be set", () => {
+    assert.deepEqual(readSettings({}).settings.requestBodies, {
+      bufferedBytesPerConnection: 16 * 1024 * 1024,
+      bufferedBytesPerProcess: 256 * 1024 * 1024,
+      idleTimeoutMs: 30_000,
+    });
+    const { settings } = readSettings({
+      KEEL_REQUEST_BUFFER_PER_CONNECTION_BYTES: "1048576",
+      KEEL_REQUEST_BUFFER_PER_PROCESS_BYTES: "67108864",
+      KEEL_REQUEST_BODY_IDLE_TIMEOUT_MS: "5000",
+    });
+    assert.deepEqual(settings.requestBodies, {
+      bufferedBytesPerConnection: 1048576,
+      bufferedBytesPerProcess: 67108864,
+      idleTimeoutMs: 5000,
+    });
+    assert.throws(
+      () =>
+        readSettings({
+          KEEL_REQUEST_BUFFER_PER_CONNECTION_BYTES: "2000000",
+          KEEL_REQUEST_BUFFER_PER_PROCESS_BYTES: "1000000",
+        }),
+      /requestBodies: bufferedBytesPerConnection must not be larger than bufferedBytesPerProcess/,
+    );
+    assert.throws(
+      () => readSettings({ KEEL_REQUEST_BODY_IDLE_TIMEOUT_MS: "0" }),
+      /KEEL_REQUEST_BODY_IDLE_TIMEOUT_MS/,
+    );
+  });
+});
+
 describe("load reports and the UserService address", () => {
   it("sends load reports every second by default; both can be set", () => {
     assert.deepEqual(readSettings({}).settings.loadReports, { enabled: true, intervalMs: 1000 });

@@ -267,6 +267,25 @@ export const settingsSchema = z.strictObject({
       maxConnectionAgeMs: 0,
     }),
   maxMessageBytes: bytes.min(1024).default(mebibytes(4)),
+  /**
+   * Request bodies held in memory while they are read, on every protocol and REST: the bytes one
+   * connection, and all of them together, may hold at once, and how long a body may go without a
+   * byte.
+   */
+  requestBodies: z
+    .strictObject({
+      bufferedBytesPerConnection: bytes.min(1024).default(mebibytes(16)),
+      bufferedBytesPerProcess: bytes.min(1024).default(mebibytes(256)),
+      idleTimeoutMs: milliseconds.min(100).default(30_000),
+    })
+    .refine((b) => b.bufferedBytesPerConnection <= b.bufferedBytesPerProcess, {
+      message: "bufferedBytesPerConnection must not be larger than bufferedBytesPerProcess",
+    })
+    .default({
+      bufferedBytesPerConnection: mebibytes(16),
+      bufferedBytesPerProcess: mebibytes(256),
+      idleTimeoutMs: 30_000,
+    }),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /**
@@ -458,6 +477,9 @@ export const environment: Record<string, readonly string[]> = {
   KEEL_HTTP2_IDLE_TIMEOUT_MS: ["http2", "idleTimeoutMs"],
   KEEL_HTTP2_MAX_CONNECTION_AGE_MS: ["http2", "maxConnectionAgeMs"],
   KEEL_MAX_MESSAGE_BYTES: ["maxMessageBytes"],
+  KEEL_REQUEST_BUFFER_PER_CONNECTION_BYTES: ["requestBodies", "bufferedBytesPerConnection"],
+  KEEL_REQUEST_BUFFER_PER_PROCESS_BYTES: ["requestBodies", "bufferedBytesPerProcess"],
+  KEEL_REQUEST_BODY_IDLE_TIMEOUT_MS: ["requestBodies", "idleTimeoutMs"],
   KEEL_WORKERS: ["workers"],
   KEEL_CONSOLE: ["console", "enabled"],
   KEEL_ENGINE: ["engine"],

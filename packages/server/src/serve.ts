@@ -121,6 +121,7 @@ export async function serve(config: ServerConfig): Promise<void> {
     engine: config.engine,
     corsAllowedOrigins: config.cors.allowedOrigins,
     maxMessageBytes: config.maxMessageBytes,
+    requestBodies: config.requestBodies,
     http2: config.http2,
     ...(tls === undefined ? {} : { tls }),
     auditLog,

@@ -178,6 +178,15 @@ export interface ServerOptions {
   healthCheckIntervalMs?: number;
   /** Largest message accepted or sent, in bytes; default 4 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Request bytes held while bodies are read, per connection and per process, and how long a body
+   * may stall; default the engine's (16 MiB, 256 MiB, 30 s).
+   */
+  requestBodies?: {
+    bufferedBytesPerConnection: number;
+    bufferedBytesPerProcess: number;
+    idleTimeoutMs: number;
+  };
   /** Where calls that change state are recorded (see `(policy.v1.method).audit`). Default: nowhere. */
   auditLog?: Pick<AuditLog, "write">;
   /**
@@ -469,6 +478,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     contextValues,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
+    ...(options.requestBodies === undefined
+      ? {}
+      : {
+          bufferedBytesPerConnection: options.requestBodies.bufferedBytesPerConnection,
+          bufferedBytesPerProcess: options.requestBodies.bufferedBytesPerProcess,
+          bodyIdleTimeoutMs: options.requestBodies.idleTimeoutMs,
+        }),
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdown.signal,
     // What the interceptors never see is counted apart (keel_server_refused_total).
@@ -501,7 +517,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     engine,
     services: [UserService, OrderService],
     openapi: readOpenApiDocument(),
-    readMaxBytes: maxMessageBytes,
   });
   // With KEEL_ENGINE=connect: what connect-node's adapter does not route (REST, /openapi.json) it
   // hands to the REST handler, on the same port.

@@ -13,7 +13,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createEngine } from "@keel/engine";
+import { createEngine, type EngineOptions } from "@keel/engine";
 import { UserService, UserStatus } from "@keel/gen/user/v1/user_pb";
 import {
   createAuthenticationInterceptor,
@@ -68,8 +68,15 @@ export interface SeenCall {
  * - ListUsers: `page_size` users with the `status` asked for.
  * - StreamUserActivities: 7 → three activities; 13 → two, then UNAVAILABLE; 403 →
  *   PERMISSION_DENIED before any; 99 → one, then waits until the client goes away (`aborted`).
+ *
+ * `limits`: the engine's limits on request bodies, when not its defaults.
  */
-export async function startRestServer() {
+export async function startRestServer(
+  limits: Pick<
+    EngineOptions,
+    "readMaxBytes" | "bufferedBytesPerConnection" | "bufferedBytesPerProcess" | "bodyIdleTimeoutMs"
+  > = {},
+) {
   const seen: SeenCall[] = [];
   // Each StreamUserActivities of user 99 whose client went away, counted.
   let abortedCount = 0;
@@ -161,7 +168,7 @@ export async function startRestServer() {
   ];
   const contextValues = (req: { socket: { remoteAddress?: string | undefined } }) =>
     createContextValues().set(peerKey, req.socket.remoteAddress ?? "");
-  const engine = createEngine({ routes, interceptors, contextValues });
+  const engine = createEngine({ routes, interceptors, contextValues, ...limits });
   const rest = createRestHandler({ engine, services: [UserService] });
   const handler = connectNodeAdapter({
     routes,

@@ -57,6 +57,7 @@ export async function startTestServer(
       | "engine"
       | "loadReports"
       | "loadShedding"
+      | "requestBodies"
     >
   > & {
     /** Wraps the store, for example to make it fail on purpose. */
