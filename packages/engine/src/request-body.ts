@@ -32,17 +32,15 @@ function onSourceEnd(this: BodySource): void {
 }
 
 /** Bodies holding bytes past the read that brought them, made to own them (see `ownTail`). */
-const keeping = new Set<RequestBody>();
-let owning = false;
+const keeping: RequestBody[] = [];
 
 /**
  * Once the reads of this turn of the event loop are done (bodies whose last chunk came with them
  * have ended and been handed on), whatever bodies still hold is copied into memory of its own.
  */
 function ownKept(): void {
-  owning = false;
-  for (const body of keeping) body.own();
-  keeping.clear();
+  for (let i = 0; i < keeping.length; i++) (keeping[i] as RequestBody).own();
+  keeping.length = 0;
 }
 
 /**
@@ -66,6 +64,8 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   private resolveAll: ((envelopes: Envelope[]) => void) | undefined;
   private rejectAll: ((reason: unknown) => void) | undefined;
   private paused = false;
+  /** Waiting among `keeping` to own what it holds. */
+  private kept = false;
   /** Read whole by `all()`: never paused, since nothing takes envelopes before the end. */
   private collecting = false;
 
@@ -147,7 +147,6 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
 
   /** Stops reading: taken off the source, what is held given back. */
   stop(): void {
-    keeping.delete(this);
     this.detach();
     this.options.idle.unwatch(this);
     this.options.budget.give(this.charged);
@@ -186,12 +185,9 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
       }
       this.lastActivity = performance.now();
       this.signal();
-      if (this.reader.byteLength > 0 || this.queue.length > 0) {
-        keeping.add(this);
-        if (!owning) {
-          owning = true;
-          setImmediate(ownKept);
-        }
+      if (!this.kept && (this.reader.byteLength > 0 || this.queue.length > 0)) {
+        this.kept = true;
+        if (keeping.push(this) === 1) setImmediate(ownKept);
       }
     } catch (err) {
       this.fail(err);
@@ -200,6 +196,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
 
   /** Copies what it holds out of the larger buffers its chunks are views of (see `ownTail`). */
   own(): void {
+    this.kept = false;
     if (this.failure !== undefined) return;
     this.reader.own();
     const queue = this.queue;
