@@ -246,6 +246,38 @@ async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
   };
 }
 
+/**
+ * 10,000 connections held open at once by one process: opened 500 every 250 ms (5 s), each making
+ * `heldCalls` GetUser calls, one every 4 s (2,500 calls a second once all are open, well within
+ * one core), so every connection stays open from the end of the ramp until its last call.
+ */
+const heldCalls = 5;
+async function heldConnections(ctx: LoadContext): Promise<LoadOutcome> {
+  if (ctx.warmup) return unary(10, 10)(ctx);
+  const connections = 10_000;
+  const result = await runH2load({
+    url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
+    bodyFile: ctx.getUserBody,
+    headers: { authorization: ctx.authorization },
+    connections,
+    streamsPerConnection: 1,
+    requests: connections * heldCalls,
+    rpsPerConnection: 0.25,
+    connectionRate: { count: 500, periodMs: 250 },
+    cpu: ctx.variant.loadCpu,
+    logFile: join(ctx.workDir, "h2load-requests.tsv"),
+    // The ramp (5 s), the calls (16 s after each connection's first), then time to catch up.
+    timeoutSeconds: 5 + 4 * (heldCalls - 1) + ctx.plan.catchUpSeconds,
+  });
+  return {
+    rate: result.requestsPerSecond,
+    completed: result.succeeded,
+    latencyMs: result.latencyMs,
+    errors: result.errors,
+    ...(result.stopped === undefined ? {} : { firstError: result.stopped }),
+  };
+}
+
 const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
 
 /** What each call of a streaming load does (see `StreamLoadOptions`). */
@@ -360,6 +392,21 @@ export function scenarios(plan: Plan): Scenario[] {
       verifiedMethod: getUser,
       countConnections: true,
       load: manyConnections,
+    },
+    {
+      id: "connections-held",
+      title: "10,000 connections held at once, one call every 4 s each",
+      description:
+        `h2load, 10,000 connections opened 500 every 250 ms, each making ${heldCalls} GetUser ` +
+        `calls, one every 4 s (--rps 0.25), then closing: all 10,000 are open together from the ` +
+        `end of the ramp (5 s) until the calls end, at 2,500 calls a second; ${pinned}. ` +
+        `Connections held = peak open descriptors of the server above idle; calls unanswered ` +
+        `${plan.catchUpSeconds} s after the last was due count as errors.`,
+      unit: "req/s",
+      variants: peers,
+      verifiedMethod: getUser,
+      countConnections: true,
+      load: heldConnections,
     },
     {
       id: "cluster",

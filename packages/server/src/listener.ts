@@ -154,9 +154,14 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     if (idleMs > 0) plain.keepAliveTimeout = Math.min(plain.keepAliveTimeout, idleMs);
     h1 = plain;
     const prefaceTimeoutMs = options.prefaceTimeoutMs ?? 10_000;
+    // Each connection is handed on in the async context the listener was started in, this one: a
+    // socket's data events have none of their own, and the calls it carries start in it (see
+    // `serveInUnsampledTraces`). One snapshot for all of them (one per connection cost 3% of a
+    // connection's CPU).
+    const inListenerContext = AsyncLocalStorage.snapshot();
     server = net.createServer({ noDelay: true }, (socket) => {
       track(socket);
-      route(socket, prefaceTimeoutMs, plain, h2);
+      route(socket, prefaceTimeoutMs, plain, h2, inListenerContext);
     });
   } else {
     server = h2;
@@ -373,14 +378,16 @@ class IdleClock {
 const streamClosedChannel = "http2.server.stream.close";
 let subscribed = false;
 
-function route(socket: net.Socket, timeoutMs: number, h1: http.Server, h2: http2.Http2Server) {
+function route(
+  socket: net.Socket,
+  timeoutMs: number,
+  h1: http.Server,
+  h2: http2.Http2Server,
+  inListenerContext: <R>(fn: () => R) => R,
+) {
   let received: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onError = () => socket.destroy();
-  // The connection is handed on in the async context the listener was started in, as it arrived:
-  // a socket's data events have none of their own, and the calls it carries start in it (see
-  // `serveInUnsampledTraces`).
-  const inListenerContext = AsyncLocalStorage.snapshot();
   const onData = (chunk: Buffer) => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
     const n = Math.min(received.length, preface.length);
