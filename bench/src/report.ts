@@ -120,6 +120,16 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
       : notMeasured("connections-10k"),
     met: many ? held(many.median) || held(manyCluster?.median) : undefined,
   });
+  const heldOne = find(results, "connections-held", "keel");
+  checks.push({
+    goal: "10,000 connections held at once by one process, zero errors (one call every 4 s each)",
+    measured: heldOne
+      ? `${int(heldOne.median.connectionsHeld ?? Number.NaN)} held (median peak), ` +
+        `${heldOne.median.errors} errors, ${int(heldOne.median.cpuMicrosPer)} µs CPU per call, ` +
+        `p99 ${dec(heldOne.median.p99Ms)} ms`
+      : notMeasured("connections-held"),
+    met: heldOne ? held(heldOne.median) : undefined,
+  });
   return checks;
 }
 
