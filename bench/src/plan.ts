@@ -24,7 +24,7 @@ export interface Plan {
   quietWaitSeconds: number;
 }
 
-/** The default run takes about 13 minutes on 2 cores; --quick about 2. */
+/** The default run takes about 20 minutes on 2 cores; --quick about 5. */
 export const plans: Record<Plan["mode"], Plan> = {
   full: {
     mode: "full",
