@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type BodyReader, type Envelope, EnvelopeReader, ownTail } from "./envelope-reader.ts";
+import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
+import { ownTail } from "./owned-bytes.ts";
 
 /**
  * A body that is one message, not enveloped (a Connect unary request): held until the body ends,
@@ -13,6 +14,8 @@ export class WholeBodyReader implements BodyReader {
   private readonly promised: number | undefined;
   private readonly flags: number;
   private readonly tooLarge: ((readMaxBytes: number) => ConnectError) | undefined;
+  /** How many of `chunks`' first are in memory of their own (see `own`). */
+  private ownedCount = 0;
   readonly complete = true;
 
   /**
@@ -61,8 +64,19 @@ export class WholeBodyReader implements BodyReader {
     this.chunks.push(chunk);
   }
 
+  get pieces(): number {
+    return this.chunks.length;
+  }
+
   own(): void {
-    ownTail(this.chunks, 0);
+    ownTail(this.chunks, 0, this.ownedCount);
+    this.ownedCount = this.chunks.length;
+  }
+
+  clear(): void {
+    this.chunks.length = 0;
+    this.held = 0;
+    this.ownedCount = 0;
   }
 
   end(out: Envelope[]): void {
@@ -73,8 +87,7 @@ export class WholeBodyReader implements BodyReader {
       );
     }
     const data = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
-    this.chunks.length = 0;
-    this.held = 0;
+    this.clear();
     out.push({ flags: this.flags, data });
   }
 }
@@ -103,8 +116,17 @@ export class Base64EnvelopeReader implements BodyReader {
     return this.rest.length === 0 && this.inner.complete;
   }
 
+  get pieces(): number {
+    return this.inner.pieces;
+  }
+
   own(): void {
     this.inner.own();
+  }
+
+  clear(): void {
+    this.inner.clear();
+    this.rest = "";
   }
 
   push(chunk: Buffer, out: Envelope[]): void {

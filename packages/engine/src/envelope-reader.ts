@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ownTail } from "./owned-bytes.ts";
 
 const empty = Buffer.alloc(0);
 
@@ -18,50 +19,12 @@ export interface BodyReader {
   readonly complete: boolean;
   /** The body has ended: appends what only its end completes to `out`. */
   end?(out: Envelope[]): void;
-  /** Copies what it holds out of larger buffers (see `ownTail`). */
+  /** The pieces (chunks) it holds, each counted at a fixed cost besides its bytes. */
+  readonly pieces: number;
+  /** Copies what it holds out of larger buffers (see `owned-bytes.ts`). */
   own(): void;
-}
-
-/** Whether `bytes` is all of its memory: keeping it keeps no more than it shows. */
-export function isWhole(bytes: Uint8Array): boolean {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-}
-
-/**
- * Node's HTTP/2 hands each DATA frame as a view of the whole socket read it came in (up to
- * 64 KiB): a chunk kept for later keeps all of it, whatever the budget counted — 16 KiB kept 64,
- * a 1-byte frame kept 64 KiB. So what a body still holds after the read that brought it is
- * copied into memory of its own: the chunks at the end of `chunks` that are views (those before
- * them were copied already), `offset` bytes of the first left out, as one buffer. Returns the
- * first chunk's offset afterwards.
- */
-export function ownTail(chunks: Buffer[], offset: number): number {
-  let first = chunks.length;
-  while (first > 0 && !isWhole(chunks[first - 1] as Buffer)) first--;
-  if (first === chunks.length) return offset;
-  const skip = first === 0 ? offset : 0;
-  let n = -skip;
-  for (let i = first; i < chunks.length; i++) n += (chunks[i] as Buffer).length;
-  // Not from Buffer's shared pool: a small copy would be a view of its 8 KiB.
-  const out = Buffer.allocUnsafeSlow(n);
-  let at = 0;
-  for (let i = first; i < chunks.length; i++) {
-    const chunk = chunks[i] as Buffer;
-    const from = i === first ? skip : 0;
-    chunk.copy(out, at, from);
-    at += chunk.length - from;
-  }
-  chunks.length = first;
-  chunks.push(out);
-  return first === 0 ? 0 : offset;
-}
-
-/** `bytes`, or a copy in memory of its own when it is a view of more (see `ownTail`). */
-export function owned(bytes: Uint8Array): Uint8Array {
-  if (isWhole(bytes)) return bytes;
-  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
-  out.set(bytes);
-  return out;
+  /** Drops everything it holds (the body was stopped or failed). */
+  clear(): void;
 }
 
 /**
@@ -78,6 +41,8 @@ export class EnvelopeReader implements BodyReader {
   /** The payload length of the envelope whose prefix was read; -1 while waiting for a prefix. */
   private need = -1;
   private flags = 0;
+  /** How many of `pending`'s first chunks are in memory of their own (see `own`). */
+  private ownedCount = 0;
 
   private readonly readMaxBytes: number;
 
@@ -124,8 +89,28 @@ export class EnvelopeReader implements BodyReader {
     }
   }
 
+  get pieces(): number {
+    return this.pending.length;
+  }
+
   own(): void {
-    this.offset = ownTail(this.pending, this.offset);
+    this.offset = ownTail(this.pending, this.offset, this.ownedCount);
+    this.ownedCount = this.pending.length;
+  }
+
+  clear(): void {
+    this.pending.length = 0;
+    this.offset = 0;
+    this.held = 0;
+    this.need = -1;
+    this.ownedCount = 0;
+  }
+
+  /** Drops `pending[0]`, done with. */
+  private shift(): void {
+    this.pending.shift();
+    this.offset = 0;
+    if (this.ownedCount > 0) this.ownedCount--;
   }
 
   /** Whether the body may end here: no envelope is half received. */
@@ -137,10 +122,7 @@ export class EnvelopeReader implements BodyReader {
   private skip(n: number): void {
     this.held -= n;
     this.offset += n;
-    if (this.offset === (this.pending[0] as Buffer).length) {
-      this.pending.shift();
-      this.offset = 0;
-    }
+    if (this.offset === (this.pending[0] as Buffer).length) this.shift();
   }
 
   /** The first `n` bytes held (n <= held), as a view when they lie in one chunk. */
@@ -162,10 +144,7 @@ export class EnvelopeReader implements BodyReader {
       head.copy(out, at, this.offset, this.offset + part);
       at += part;
       this.offset += part;
-      if (this.offset === head.length) {
-        this.pending.shift();
-        this.offset = 0;
-      }
+      if (this.offset === head.length) this.shift();
     }
     return out;
   }

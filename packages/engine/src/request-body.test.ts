@@ -123,7 +123,7 @@ describe("RequestBody", () => {
       body.stop();
     });
 
-    it("a body that is one message (Connect unary, REST), and a grpc-web-text one", async () => {
+    it("a body that is one message (Connect unary, REST)", async () => {
       const whole = start(new WholeBodyReader(1024, undefined, 0));
       const json = inRead([...Buffer.from('{"a":')]);
       whole.source.write(json.view);
@@ -131,15 +131,50 @@ describe("RequestBody", () => {
       json.read.fill(0x20);
       whole.source.end(Buffer.from("1}"));
       assert.equal(Buffer.from((await whole.body.all())[0]?.data ?? []).toString(), '{"a":1}');
-
-      const text = start(new Base64EnvelopeReader(1024));
-      // AAAAAAMBAgM= is the envelope [0, 0,0,0,3, 1,2,3]: half of it now, half later.
-      const b64 = inRead([...Buffer.from("AAAAAAMB")]);
-      text.source.write(b64.view);
-      await afterReads();
-      b64.read.fill(0x41);
-      text.source.end(Buffer.from("AgM="));
-      assert.deepEqual([...((await text.body.all())[0]?.data ?? [])], [1, 2, 3]);
     });
+
+    it("a grpc-web-text body's decoded bytes (small ones are views of Buffer's shared pool)", async () => {
+      const reader = new Base64EnvelopeReader(1024);
+      const { source } = start(reader);
+      // AAAAAAMB is the start of the envelope [0, 0,0,0,3, 1,2,3]: it waits for the rest.
+      source.write(Buffer.from("AAAAAAMB"));
+      const pending = (reader as unknown as { inner: { pending: Buffer[] } }).inner.pending;
+      assert.equal(pending.length, 1);
+      assert.notEqual((pending[0] as Buffer).buffer.byteLength, (pending[0] as Buffer).length);
+      await afterReads();
+      assert.equal((pending[0] as Buffer).buffer.byteLength, (pending[0] as Buffer).length);
+    });
+  });
+
+  /** A body read from a PassThrough against a connection budget of `limit` bytes. */
+  const withBudget = (limit: number) => {
+    const budget = new ByteBudget("this connection", limit);
+    const source = new PassThrough();
+    const body = new RequestBody(source, new Call("grpc", undefined), {
+      readMaxBytes: 1024,
+      budget,
+      idle: new IdleWatch(30_000),
+    });
+    return { budget, source, body };
+  };
+
+  it("counts each piece it holds besides its bytes: a body of tiny messages is refused", async () => {
+    // 500 empty messages are 2,500 bytes, far under the 64 KiB budget, but 500 pieces.
+    const { budget, source, body } = withBudget(64 * 1024);
+    for (let i = 0; i < 500; i++) source.write(Buffer.from([0, 0, 0, 0, 0]));
+    source.end();
+    await assert.rejects(body.all(), /this connection is holding its limit of 65536 bytes/);
+    assert.equal(budget.held, 0);
+  });
+
+  it("drops what it holds when stopped, and gives it all back", async () => {
+    const { budget, source, body } = withBudget(64 * 1024);
+    source.write(Buffer.from([0, 0, 0, 0, 100, 1, 2, 3]));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(budget.held, 3 + 384);
+    body.stop();
+    assert.equal(budget.held, 0);
+    const reader = (body as unknown as { reader: { byteLength: number; pieces: number } }).reader;
+    assert.deepEqual([reader.byteLength, reader.pieces], [0, 0]);
   });
 });

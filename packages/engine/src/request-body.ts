@@ -2,9 +2,10 @@ import type { Readable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ByteBudget } from "./byte-budget.ts";
 import type { Call } from "./call.ts";
-import { type BodyReader, type Envelope, EnvelopeReader, owned } from "./envelope-reader.ts";
+import { type BodyReader, type Envelope, EnvelopeReader } from "./envelope-reader.ts";
 import type { IdleWatch, Watched } from "./idle-watch.ts";
 import type { Linked } from "./linked-list.ts";
+import { owned } from "./owned-bytes.ts";
 
 export interface RequestBodyOptions {
   readMaxBytes: number;
@@ -31,7 +32,14 @@ function onSourceEnd(this: BodySource): void {
   this[bodyOf]?.sourceEnded();
 }
 
-/** Bodies holding bytes past the read that brought them, made to own them (see `ownTail`). */
+/**
+ * What the budget is charged for each piece a body holds (a chunk, a message), besides its bytes:
+ * about what a piece's own memory costs (its object, its allocation; measured 340 bytes for a
+ * 1-byte one), so that a body of many tiny pieces is counted at what it takes.
+ */
+const pieceCost = 384;
+
+/** Bodies holding bytes past the read that brought them, made to own them (see `owned-bytes.ts`). */
 const keeping: RequestBody[] = [];
 
 /**
@@ -56,6 +64,9 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   linkNext: Linked | null = null;
   private readonly reader: BodyReader;
   private readonly queue: Envelope[] = [];
+  /** The payload bytes of `queue`. */
+  private queuedBytes = 0;
+  /** What the budget was charged for (see `settle`). */
   private charged = 0;
   private ended = false;
   private failure: unknown;
@@ -107,6 +118,11 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
    */
   all(): Promise<Envelope[]> {
     this.collecting = true;
+    // Paused by messages that came before anyone asked: nothing will take them before the end.
+    if (this.paused) {
+      this.paused = false;
+      this.source.resume();
+    }
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.ended) return Promise.resolve(this.takeAll());
     return new Promise((resolve, reject) => {
@@ -118,7 +134,8 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   /** Every envelope queued, given back to the budget. */
   private takeAll(): Envelope[] {
     const out = this.queue.splice(0);
-    for (const envelope of out) this.release(envelope.data.length);
+    this.queuedBytes = 0;
+    this.settle();
     return out;
   }
 
@@ -128,7 +145,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
         for (;;) {
           const envelope = this.queue.shift();
           if (envelope !== undefined) {
-            this.release(envelope.data.length);
+            this.taken(envelope);
             return { done: false, value: envelope };
           }
           if (this.failure !== undefined) throw this.failure;
@@ -152,6 +169,8 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     this.options.budget.give(this.charged);
     this.charged = 0;
     this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.reader.clear();
   }
 
   /** Takes the body off its source: its listeners, and the source's reference to it. */
@@ -166,19 +185,14 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
   /** A chunk of the body (see `onSourceData`). */
   received(chunk: Buffer): void {
     try {
-      this.options.budget.take(chunk.length);
-      this.charged += chunk.length;
-      const before = this.reader.byteLength;
       const queued = this.queue.length;
       // Straight onto the queue (a failure empties it).
       this.reader.push(chunk, this.queue);
-      // Bytes of prefixes are done with at once; payloads when the consumer takes them.
-      let payload = 0;
       for (let i = queued; i < this.queue.length; i++) {
-        payload += (this.queue[i] as Envelope).data.length;
+        this.queuedBytes += (this.queue[i] as Envelope).data.length;
       }
-      const consumed = before + chunk.length - this.reader.byteLength - payload;
-      this.release(consumed);
+      // Over the budget: the call fails, and what the body holds is dropped.
+      this.settle();
       if (this.queue.length > 4 && !this.paused && !this.collecting) {
         this.paused = true;
         this.source.pause();
@@ -194,7 +208,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     }
   }
 
-  /** Copies what it holds out of the larger buffers its chunks are views of (see `ownTail`). */
+  /** Copies what it holds out of the larger buffers its chunks are views of (see `owned-bytes.ts`). */
   own(): void {
     this.kept = false;
     if (this.failure !== undefined) return;
@@ -218,7 +232,12 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     }
     if (this.reader.end !== undefined) {
       try {
+        const queued = this.queue.length;
         this.reader.end(this.queue);
+        for (let i = queued; i < this.queue.length; i++) {
+          this.queuedBytes += (this.queue[i] as Envelope).data.length;
+        }
+        this.settle();
       } catch (err) {
         this.fail(err);
         return;
@@ -236,10 +255,26 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     );
   }
 
-  private release(n: number): void {
-    if (n <= 0) return;
-    this.charged -= n;
-    this.options.budget.give(n);
+  /**
+   * Charges the budget for what the body holds now — the reader's bytes, the queued messages', and
+   * `pieceCost` for each of their pieces — taking or giving back the difference; throws
+   * RESOURCE_EXHAUSTED (nothing taken) when that would pass the connection's or the process's.
+   */
+  private settle(): void {
+    const holding =
+      this.reader.byteLength +
+      this.queuedBytes +
+      pieceCost * (this.reader.pieces + this.queue.length);
+    const more = holding - this.charged;
+    if (more > 0) this.options.budget.take(more);
+    else if (more < 0) this.options.budget.give(-more);
+    this.charged = holding;
+  }
+
+  /** The consumer took `envelope`: its bytes given back, the source resumed once it keeps up. */
+  private taken(envelope: Envelope): void {
+    this.queuedBytes -= envelope.data.length;
+    this.settle();
     if (this.paused && this.queue.length <= 1) {
       this.paused = false;
       this.source.resume();

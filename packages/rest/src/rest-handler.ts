@@ -31,7 +31,9 @@ export interface RestHandlerOptions {
   /**
    * The engine that serves the services: every REST call is a call of its method, with the
    * message decoded here, through the engine's interceptors, context values (from the HTTP
-   * request's headers and peer), deadlines and request gate.
+   * request's headers and peer), deadlines and request gate. The engine reads the JSON body,
+   * within its limits: its `readMaxBytes` (413), its budgets of bytes held (429), its idle
+   * timeout (504).
    */
   engine: Pick<Engine, "methods" | "invoke">;
   /**

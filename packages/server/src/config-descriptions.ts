@@ -171,15 +171,15 @@ export const settingDescriptions: Record<string, SettingDescription> = {
   },
   KEEL_REQUEST_BUFFER_PER_CONNECTION_BYTES: {
     meaning:
-      "request bytes one connection may hold in memory at once, every protocol and REST (more → `RESOURCE_EXHAUSTED`, REST 429)",
+      "request bytes one connection may hold in memory at once, every protocol and REST (with `KEEL_ENGINE=connect`, REST only; more → `RESOURCE_EXHAUSTED`, REST 429)",
   },
   KEEL_REQUEST_BUFFER_PER_PROCESS_BYTES: {
     meaning:
-      "request bytes all connections together may hold in memory at once (more → `RESOURCE_EXHAUSTED`, REST 429); keep it well under the memory limit",
+      "request bytes all connections together may hold in memory at once (with `KEEL_ENGINE=connect`, REST only; more → `RESOURCE_EXHAUSTED`, REST 429); keep it well under the memory limit",
   },
   KEEL_REQUEST_BODY_IDLE_TIMEOUT_MS: {
     meaning:
-      "a request body that goes this long without a byte fails its call (`DEADLINE_EXCEEDED`, REST 504)",
+      "a request body that goes this long without a byte fails its call (`DEADLINE_EXCEEDED`, REST 504; with `KEEL_ENGINE=connect`, REST only)",
   },
   KEEL_WORKERS: {
     meaning: "worker processes sharing the API port (1: none, 0: one per core)",
