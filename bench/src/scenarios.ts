@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type H2loadOptions, runH2load } from "./h2load.ts";
+import { type H2loadOptions, type H2loadResult, runH2load } from "./h2load.ts";
 import { finish, launch } from "./launch.ts";
 import { runOpenLoop } from "./open-loop.ts";
 import { loadCpu, type Plan, serverCpu } from "./plan.ts";
@@ -173,12 +173,18 @@ async function timedLoad(
     logFile: join(ctx.workDir, "h2load-requests.tsv"),
     timeoutSeconds: 120,
   });
+  return outcomeOf(result);
+}
+
+/** What an h2load run measured: its rate, latencies, errors, its CPU and why it was stopped. */
+function outcomeOf(result: H2loadResult): LoadOutcome {
   return {
     rate: result.requestsPerSecond,
     completed: result.succeeded,
     latencyMs: result.latencyMs,
     errors: result.errors,
     ...(result.clientCpuShare === undefined ? {} : { generatorCpuShare: result.clientCpuShare }),
+    ...(result.stopped === undefined ? {} : { firstError: result.stopped }),
   };
 }
 
@@ -218,33 +224,54 @@ export function openLoop(
   };
 }
 
-/** 10,000 connections, opened 4,000 a second, each making one GetUser call a second. */
-async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
-  if (ctx.warmup) return unary(10, 10)(ctx);
-  const connections = 10_000;
-  const result = await runH2load({
-    url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
-    bodyFile: ctx.getUserBody,
-    headers: { authorization: ctx.authorization },
-    connections,
-    streamsPerConnection: 1,
-    requests: connections * ctx.plan.callsPerConnection,
-    rpsPerConnection: 1,
-    // Small batches, so a burst of handshakes does not overflow the listen backlog.
-    connectionRate: { count: 100, periodMs: 25 },
-    cpu: ctx.variant.loadCpu,
-    logFile: join(ctx.workDir, "h2load-requests.tsv"),
-    // The ramp (2.5 s) and the calls, then time for a slow server to catch up.
-    timeoutSeconds: 3 + ctx.plan.callsPerConnection + ctx.plan.catchUpSeconds,
-  });
-  return {
-    rate: result.requestsPerSecond,
-    completed: result.succeeded,
-    latencyMs: result.latencyMs,
-    errors: result.errors,
-    ...(result.stopped === undefined ? {} : { firstError: result.stopped }),
+/** How a load of 10,000 connections opens them and calls on each (see `tenThousandConnections`). */
+interface ConnectionsShape {
+  /** Calls each connection makes, then closes. */
+  callsPerConnection: number;
+  /** Calls per second of each connection (h2load --rps). */
+  rpsPerConnection: number;
+  /** Opened `count` every `periodMs`. */
+  connectionRate: { count: number; periodMs: number };
+}
+
+/**
+ * 10,000 connections, each making GetUser calls at its own pace; h2load is stopped once the ramp
+ * and the calls are over and the plan's catch-up time has passed.
+ */
+function tenThousandConnections(shape: (plan: Plan) => ConnectionsShape) {
+  return async (ctx: LoadContext): Promise<LoadOutcome> => {
+    if (ctx.warmup) return unary(10, 10)(ctx);
+    const connections = 10_000;
+    const { callsPerConnection, rpsPerConnection, connectionRate } = shape(ctx.plan);
+    const rampSeconds = (connections / connectionRate.count) * (connectionRate.periodMs / 1000);
+    const result = await runH2load({
+      url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
+      bodyFile: ctx.getUserBody,
+      headers: { authorization: ctx.authorization },
+      connections,
+      streamsPerConnection: 1,
+      requests: connections * callsPerConnection,
+      rpsPerConnection,
+      connectionRate,
+      cpu: ctx.variant.loadCpu,
+      logFile: join(ctx.workDir, "h2load-requests.tsv"),
+      timeoutSeconds: Math.ceil(
+        rampSeconds + (callsPerConnection - 1) / rpsPerConnection + 1 + ctx.plan.catchUpSeconds,
+      ),
+    });
+    return outcomeOf(result);
   };
 }
+
+/**
+ * 10,000 connections opened 4,000 a second, each making one GetUser call a second: 10,000 calls a
+ * second. Small batches, so a burst of handshakes does not overflow the listen backlog.
+ */
+const manyConnections = tenThousandConnections((plan) => ({
+  callsPerConnection: plan.callsPerConnection,
+  rpsPerConnection: 1,
+  connectionRate: { count: 100, periodMs: 25 },
+}));
 
 /**
  * 10,000 connections held open at once by one process: opened 500 every 250 ms (5 s), each making
@@ -252,31 +279,11 @@ async function manyConnections(ctx: LoadContext): Promise<LoadOutcome> {
  * one core), so every connection stays open from the end of the ramp until its last call.
  */
 const heldCalls = 5;
-async function heldConnections(ctx: LoadContext): Promise<LoadOutcome> {
-  if (ctx.warmup) return unary(10, 10)(ctx);
-  const connections = 10_000;
-  const result = await runH2load({
-    url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
-    bodyFile: ctx.getUserBody,
-    headers: { authorization: ctx.authorization },
-    connections,
-    streamsPerConnection: 1,
-    requests: connections * heldCalls,
-    rpsPerConnection: 0.25,
-    connectionRate: { count: 500, periodMs: 250 },
-    cpu: ctx.variant.loadCpu,
-    logFile: join(ctx.workDir, "h2load-requests.tsv"),
-    // The ramp (5 s), the calls (16 s after each connection's first), then time to catch up.
-    timeoutSeconds: 5 + 4 * (heldCalls - 1) + ctx.plan.catchUpSeconds,
-  });
-  return {
-    rate: result.requestsPerSecond,
-    completed: result.succeeded,
-    latencyMs: result.latencyMs,
-    errors: result.errors,
-    ...(result.stopped === undefined ? {} : { firstError: result.stopped }),
-  };
-}
+const heldConnections = tenThousandConnections(() => ({
+  callsPerConnection: heldCalls,
+  rpsPerConnection: 0.25,
+  connectionRate: { count: 500, periodMs: 250 },
+}));
 
 const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
 

@@ -15,6 +15,22 @@ const options = (idle: IdleWatch) => ({
   idle,
 });
 
+/** The end of this turn of the event loop, when bodies copy what they keep (see `owned-bytes.ts`). */
+const afterReads = () => new Promise((resolve) => setImmediate(resolve));
+
+/** A body read from a PassThrough, by `reader` (default gRPC's), against a budget of `limit`. */
+const bodyOn = (reader?: BodyReader, limit = 1024) => {
+  const budget = new ByteBudget("this connection", limit);
+  const source = new PassThrough();
+  const body = new RequestBody(
+    source,
+    new Call("grpc", undefined),
+    { readMaxBytes: 1024, budget, idle: new IdleWatch(30_000) },
+    reader,
+  );
+  return { budget, source, body };
+};
+
 describe("RequestBody", () => {
   // A call can end before its body is read: a deadline below a millisecond ("1n"), a client gone
   // during the request gate, a shutdown. Watched for stalls, it would be held until the timeout.
@@ -84,58 +100,43 @@ describe("RequestBody", () => {
   describe("holds no view of a larger buffer past the read that brought it", () => {
     // Node's HTTP/2 hands DATA frames as views of the socket read they came in (up to 64 KiB),
     // which it reuses or keeps: a body keeping the view would keep the whole read.
-    const afterReads = () => new Promise((resolve) => setImmediate(resolve));
-    const start = (reader?: BodyReader) => {
-      const source = new PassThrough();
-      const body = new RequestBody(
-        source,
-        new Call("grpc", undefined),
-        options(new IdleWatch(30_000)),
-        reader,
-      );
-      return { source, body };
-    };
-    /** A 64 KiB "socket read" holding `bytes` at offset 100, and the view of them. */
-    const inRead = (bytes: number[]) => {
+    /**
+     * Writes `bytes` as a view of a 64 KiB "socket read", lets the turn end, then reuses the read
+     * (fills it with `reuse`), as Node does with its buffers.
+     */
+    const sendFromRead = async (source: PassThrough, bytes: number[], reuse: number) => {
       const read = Buffer.alloc(64 * 1024);
       read.set(bytes, 100);
-      return { read, view: read.subarray(100, 100 + bytes.length) };
+      source.write(read.subarray(100, 100 + bytes.length));
+      await afterReads();
+      read.fill(reuse);
     };
 
     it("an envelope half received", async () => {
-      const { source, body } = start();
-      const { read, view } = inRead([0, 0, 0, 0, 4, 1, 2]);
-      source.write(view);
-      await afterReads();
-      read.fill(0xff);
+      const { source, body } = bodyOn();
+      await sendFromRead(source, [0, 0, 0, 0, 4, 1, 2], 0xff);
       source.end(Buffer.from([3, 4]));
       assert.deepEqual([...((await body.all())[0]?.data ?? [])], [1, 2, 3, 4]);
     });
 
     it("a message no consumer has taken yet", async () => {
-      const { source, body } = start();
-      const { read, view } = inRead([0, 0, 0, 0, 2, 5, 6]);
-      source.write(view);
-      await afterReads();
-      read.fill(0xff);
+      const { source, body } = bodyOn();
+      await sendFromRead(source, [0, 0, 0, 0, 2, 5, 6], 0xff);
       const first = await body[Symbol.asyncIterator]().next();
       assert.deepEqual([...(first.value?.data ?? [])], [5, 6]);
       body.stop();
     });
 
     it("a body that is one message (Connect unary, REST)", async () => {
-      const whole = start(new WholeBodyReader(1024, undefined, 0));
-      const json = inRead([...Buffer.from('{"a":')]);
-      whole.source.write(json.view);
-      await afterReads();
-      json.read.fill(0x20);
-      whole.source.end(Buffer.from("1}"));
-      assert.equal(Buffer.from((await whole.body.all())[0]?.data ?? []).toString(), '{"a":1}');
+      const { source, body } = bodyOn(new WholeBodyReader(1024, undefined, 0));
+      await sendFromRead(source, [...Buffer.from('{"a":')], 0x20);
+      source.end(Buffer.from("1}"));
+      assert.equal(Buffer.from((await body.all())[0]?.data ?? []).toString(), '{"a":1}');
     });
 
     it("a grpc-web-text body's decoded bytes (small ones are views of Buffer's shared pool)", async () => {
       const reader = new Base64EnvelopeReader(1024);
-      const { source } = start(reader);
+      const { source } = bodyOn(reader);
       // AAAAAAMB is the start of the envelope [0, 0,0,0,3, 1,2,3]: it waits for the rest.
       source.write(Buffer.from("AAAAAAMB"));
       const pending = (reader as unknown as { inner: { pending: Buffer[] } }).inner.pending;
@@ -146,21 +147,9 @@ describe("RequestBody", () => {
     });
   });
 
-  /** A body read from a PassThrough against a connection budget of `limit` bytes. */
-  const withBudget = (limit: number) => {
-    const budget = new ByteBudget("this connection", limit);
-    const source = new PassThrough();
-    const body = new RequestBody(source, new Call("grpc", undefined), {
-      readMaxBytes: 1024,
-      budget,
-      idle: new IdleWatch(30_000),
-    });
-    return { budget, source, body };
-  };
-
   it("counts each piece it holds besides its bytes: a body of tiny messages is refused", async () => {
     // 500 empty messages are 2,500 bytes, far under the 64 KiB budget, but 500 pieces.
-    const { budget, source, body } = withBudget(64 * 1024);
+    const { budget, source, body } = bodyOn(undefined, 64 * 1024);
     for (let i = 0; i < 500; i++) source.write(Buffer.from([0, 0, 0, 0, 0]));
     source.end();
     await assert.rejects(body.all(), /this connection is holding its limit of 65536 bytes/);
@@ -168,9 +157,9 @@ describe("RequestBody", () => {
   });
 
   it("drops what it holds when stopped, and gives it all back", async () => {
-    const { budget, source, body } = withBudget(64 * 1024);
+    const { budget, source, body } = bodyOn(undefined, 64 * 1024);
     source.write(Buffer.from([0, 0, 0, 0, 100, 1, 2, 3]));
-    await new Promise((resolve) => setImmediate(resolve));
+    await afterReads();
     assert.equal(budget.held, 3 + 384);
     body.stop();
     assert.equal(budget.held, 0);
