@@ -183,6 +183,16 @@ export class StreamExchange implements Exchange {
 }
 
 type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+
+/**
+ * What a request's buffered bytes are counted per (see `EngineContext.bodyOptions`): the HTTP/2
+ * session of a raw stream or of a compatibility-layer request (whose socket is one per stream),
+ * else the HTTP/1.1 socket.
+ */
+export function connectionOf(source: http2.ServerHttp2Stream | AnyRequest): object | undefined {
+  if ("session" in source) return source.session ?? undefined;
+  return "stream" in source ? (source.stream.session ?? undefined) : (source.socket ?? undefined);
+}
 type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const trailersKey = Symbol("keel trailers");
@@ -289,8 +299,7 @@ export class RequestExchange implements Exchange {
     this.headers = req.headers;
     this.body = req as Readable;
     this.res = res;
-    this.connection =
-      "stream" in req ? (req.stream.session ?? undefined) : (req.socket ?? undefined);
+    this.connection = connectionOf(req);
     res.on("error", noop);
   }
 

@@ -1,5 +1,5 @@
-import type { IncomingHttpHeaders } from "node:http2";
-import type { Readable } from "node:stream";
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
 import type { Message } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { WholeBodyReader } from "./body-readers.ts";
@@ -15,16 +15,18 @@ import {
   startCall,
 } from "./call-lifecycle.ts";
 import type { EngineContext } from "./engine-context.ts";
+import { connectionOf } from "./exchange.ts";
 import type { AnyRequest, EngineMethod } from "./method-table.ts";
 import { PlainHeaders } from "./plain-headers.ts";
 import { RequestBody } from "./request-body.ts";
 
 /** An HTTP request's body, for a call's `message` function to read (see `InvokeOptions`). */
 export interface InvokeBody {
-  /** The body as it arrives: the request (`node:http`, HTTP/2's compatibility layer) or the stream. */
-  source: Readable;
-  /** What buffered bytes are counted per: the HTTP/2 session, or the HTTP/1.1 socket. */
-  connection: object | undefined;
+  /**
+   * The body as it arrives: the request (`node:http`, HTTP/2's compatibility layer) or the raw
+   * stream; its bytes count against its connection's budget (see `connectionOf`).
+   */
+  source: http.IncomingMessage | http2.Http2ServerRequest | http2.ServerHttp2Stream;
   /** The request's `content-length`: a body declaring more than `readMaxBytes` is refused unread. */
   contentLength: string | undefined;
   /** The error for a body larger than the engine's `readMaxBytes` (default connect's). */
@@ -38,7 +40,7 @@ export interface InvokeOptions {
   /** The request headers interceptors and the handler see (`req.header`). */
   header: Headers;
   /** The HTTP request's headers as they arrived, for the engine's `contextValues`. */
-  headers: IncomingHttpHeaders;
+  headers: http2.IncomingHttpHeaders;
   /** The HTTP client's address, for the engine's `contextValues`. */
   peer: string;
   /** What interceptors see as `req.url`: the HTTP request's URL. */
@@ -149,10 +151,7 @@ export async function invokeMethod(
     if (typeof message === "function") {
       if (call.isAborted) throw abortReason(call);
       const body = options.body;
-      const read: ReadBody =
-        body === undefined
-          ? () => Promise.resolve(new Uint8Array(0))
-          : () => readWhole(engine, call, body);
+      const read: ReadBody = body === undefined ? readNothing : () => readWhole(engine, call, body);
       message = await untilAborted(call, message(read));
     }
     if (call.isAborted) throw abortReason(call);
@@ -191,9 +190,12 @@ export function unknownMethod(path: string): InvokeResult {
   return failed(error, new PlainHeaders(), new PlainHeaders());
 }
 
+/** What `read` gives a call invoked without a body. */
+const readNothing: ReadBody = () => Promise.resolve(new Uint8Array(0));
+
 /** A body read whole, within the engine's limits and the call's (see `RequestBody`). */
 async function readWhole(engine: EngineContext, call: Call, body: InvokeBody): Promise<Uint8Array> {
-  const options = engine.bodyOptions(body.connection);
+  const options = engine.bodyOptions(connectionOf(body.source));
   let reader: WholeBodyReader;
   try {
     reader = new WholeBodyReader(options.readMaxBytes, body.contentLength, 0, body.tooLarge);

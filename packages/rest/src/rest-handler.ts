@@ -268,23 +268,11 @@ function notAllowed(httpMethod: string, path: string, allowed: string[]): Connec
   return withHttpStatus(error, 405);
 }
 
-/** A request's body for the engine to read, and the connection it came on. */
+/** A request's body for the engine to read: the raw stream's, or the request's own. */
 function bodyOf(req: RestRequest): InvokeBody {
-  const contentLength = req.headers["content-length"];
-  if (req instanceof StreamRequest) {
-    return {
-      source: req.stream,
-      connection: req.stream.session,
-      contentLength,
-      tooLarge: bodyTooLarge,
-    };
-  }
-  // Through Node's http or HTTP/2 compatibility layer: the request is the body.
-  const node = req as NodeRequest;
   return {
-    source: node,
-    connection: "stream" in node ? node.stream.session : node.socket,
-    contentLength,
+    source: req instanceof StreamRequest ? req.stream : (req as NodeRequest),
+    contentLength: req.headers["content-length"],
     tooLarge: bodyTooLarge,
   };
 }
