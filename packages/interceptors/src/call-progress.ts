@@ -15,6 +15,11 @@ export interface CallProgress {
   readonly hasDeadline: boolean;
   /** Calls `listener` once when the call ends (at once if it has), with why. */
   onAbort(listener: (reason: unknown) => void): void;
+  /**
+   * The call's protocol, as `HandlerContext.protocolName` says it: "grpc", "grpc-web",
+   * "connect", "rest" (a REST call, JSON over HTTP, that no content type tells from Connect's).
+   */
+  readonly protocolName?: string;
 }
 
 /** The call's progress, when its transport tracks it (keel's engine does); undefined otherwise. */

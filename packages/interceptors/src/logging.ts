@@ -1,7 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamRequest } from "@connectrpc/connect";
 import { bounded, subjectOf } from "./bounded-text.ts";
-import { abortReason, callAborted } from "./call-progress.ts";
+import { abortReason, callAborted, callProgressKey } from "./call-progress.ts";
 import { type Next, type Request, type Response, settled } from "./chain.ts";
 import { peerKey, principalKey, requestIdKey } from "./context.ts";
 import { perMethod } from "./per-method.ts";
@@ -163,7 +163,9 @@ export function createLoggingInterceptor(options: LoggingOptions): Interceptor {
 
     const fields: Record<string, unknown> = {
       method: method.method,
-      protocol: protocolOf(req.header.get("content-type")),
+      protocol:
+        req.contextValues.get(callProgressKey)?.protocolName ??
+        protocolOf(req.header.get("content-type")),
       grpc_type: method.grpcType,
       code,
       duration_ms: Math.round((performance.now() - start) * 1000) / 1000,

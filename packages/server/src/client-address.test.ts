@@ -106,8 +106,12 @@ describe("the client's address behind a trusted proxy", () => {
       });
       assert.equal(rest.status, 200, rest.body);
     }
+    // Each line also names the call's protocol: REST's too, which no content type tells apart.
+    const protocols = ["grpc", "grpc", "grpc", "grpc", "connect", "grpc-web", "rest", "rest"];
     for (let n = 1; n <= 8; n++) {
       assert.equal(await loggedPeer(`call-${n}`), `198.51.100.${n}`, `call ${n}`);
+      const line = logs.find((l) => l.request_id === `call-${n}`);
+      assert.equal(line?.protocol, protocols[n - 1], `call ${n}`);
     }
   });
 
