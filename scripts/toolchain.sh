@@ -38,7 +38,7 @@ keel_toolchain_install() {
   esac
   echo "toolchain: installing Node.js $(cat "$keel_root/.nvmrc") and pnpm from the npm registry" >&2
   # On stderr: stdout is what the command run afterwards writes (./dev start's log, keel token's token).
-  (cd "$keel_tc" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
+  (cd "$keel_tc" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2) ||
     keel_toolchain_fail "npm ci in toolchain/ failed" || return 1
   echo "$want" >"$stamp"
 }

@@ -310,6 +310,16 @@ describe("the docs' code blocks", () => {
 // with ./dev itself (the pinned toolchain it installs), against the one server ./dev start runs.
 const walkthrough = process.env.CI === "true" || process.env.KEEL_TEST_WALKTHROUGH === "1";
 
+/** The variables of this environment that say how to reach a registry: a CA, a proxy. */
+function networkSettings(): Record<string, string> {
+  const names = /^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|(HTTPS?|NO|ALL)_PROXY)$/i;
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => names.test(entry[0]) && entry[1] !== undefined,
+    ),
+  );
+}
+
 describe("a newcomer's walkthrough on a fresh clone", {
   skip: walkthrough
     ? false
@@ -324,7 +334,13 @@ describe("a newcomer's walkthrough on a fresh clone", {
     const env = {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? dir,
+      // How this machine reaches the npm registry (its CA, a proxy), as a newcomer's shell would
+      // have it; without, npm retries for minutes before it uses its cache.
+      ...networkSettings(),
       KEEL_HOST: "127.0.0.1",
+      // The build this checkout has cached: CI checks a build from nothing on its own fresh clone,
+      // so here the clone replays it instead of compiling every package again.
+      TURBO_CACHE_DIR: join(root, ".turbo", "cache"),
     };
     const start = spawn(join(clone, "dev"), ["start"], {
       cwd: clone,
