@@ -96,5 +96,6 @@ export type {
 export { createSharedBuckets } from "./shared-buckets.ts";
 export type { StreamLimitOptions } from "./stream-limit.ts";
 export { createStreamLimitInterceptor, streamLimitDefaults } from "./stream-limit.ts";
+export { mapError } from "./streams.ts";
 export type { ValidationOptions } from "./validation.ts";
 export { createValidationInterceptor, validateMessage } from "./validation.ts";

@@ -47,9 +47,14 @@ export function storeErrorToConnect(err: unknown): ConnectError | undefined {
   }
 }
 
+/** A store error as its ConnectError, anything else unchanged. */
+export function asConnect(err: unknown): unknown {
+  return storeErrorToConnect(err) ?? err;
+}
+
 /** Rethrows a store error as its ConnectError and anything else unchanged; for `.catch`. */
 export function rethrowAsConnect(err: unknown): never {
-  throw storeErrorToConnect(err) ?? err;
+  throw asConnect(err);
 }
 
 /** How live streams end when the server stops under them. */

@@ -1,6 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { rethrowAsConnect } from "./errors.ts";
+import { mapError } from "@keel/interceptors";
+import { asConnect, rethrowAsConnect } from "./errors.ts";
 
 type Handler = (this: unknown, ...args: unknown[]) => unknown;
 
@@ -33,16 +34,8 @@ export function mapStoreErrors<S extends DescService>(
             return result instanceof Promise ? result.catch(rethrowAsConnect) : result;
           }
         : function (this: unknown, ...args) {
-            return mapStream(handler.apply(this, args) as AsyncIterable<unknown>);
+            return mapError(handler.apply(this, args) as AsyncIterable<unknown>, asConnect);
           };
   }
   return mapped as unknown as ServiceImpl<S>;
-}
-
-async function* mapStream<T>(stream: AsyncIterable<T>): AsyncIterable<T> {
-  try {
-    yield* stream;
-  } catch (err) {
-    rethrowAsConnect(err);
-  }
 }
