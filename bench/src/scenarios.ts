@@ -234,6 +234,11 @@ interface ConnectionsShape {
   connectionRate: { count: number; periodMs: number };
 }
 
+/** Seconds to open 10,000 connections `count` every `periodMs`. */
+function rampOf(rate: ConnectionsShape["connectionRate"]): number {
+  return (10_000 / rate.count) * (rate.periodMs / 1000);
+}
+
 /**
  * 10,000 connections, each making GetUser calls at its own pace; h2load is stopped once the ramp
  * and the calls are over and the plan's catch-up time has passed.
@@ -243,7 +248,7 @@ function tenThousandConnections(shape: (plan: Plan) => ConnectionsShape) {
     if (ctx.warmup) return unary(10, 10)(ctx);
     const connections = 10_000;
     const { callsPerConnection, rpsPerConnection, connectionRate } = shape(ctx.plan);
-    const rampSeconds = (connections / connectionRate.count) * (connectionRate.periodMs / 1000);
+    const rampSeconds = rampOf(connectionRate);
     const result = await runH2load({
       url: `http://127.0.0.1:${ctx.target.port}/${getUser}`,
       bodyFile: ctx.getUserBody,
@@ -274,15 +279,17 @@ const manyConnections = tenThousandConnections((plan) => ({
 }));
 
 /**
- * 10,000 connections held open at once by one process: opened 500 every 250 ms (5 s), each making
- * `heldCalls` GetUser calls, one every 4 s (2,500 calls a second once all are open, well within
- * one core), so every connection stays open from the end of the ramp until its last call.
+ * 10,000 connections held open at once by one process: opened 500 every 500 ms (10 s: a rate one
+ * core accepts beside the calls, a new HTTP/2 connection costing it about 0.3 ms), each making
+ * `held.calls` GetUser calls, one every `1 / held.rps` s, so every connection stays open from the
+ * end of the ramp until its last call, at 1,000 calls a second once all are open. Each call comes
+ * alone on its connection, the costliest way to serve one (no batching of reads or writes).
  */
-const heldCalls = 5;
+const held = { calls: 4, rps: 0.1, connectionRate: { count: 500, periodMs: 500 } };
 const heldConnections = tenThousandConnections(() => ({
-  callsPerConnection: heldCalls,
-  rpsPerConnection: 0.25,
-  connectionRate: { count: 500, periodMs: 250 },
+  callsPerConnection: held.calls,
+  rpsPerConnection: held.rps,
+  connectionRate: held.connectionRate,
 }));
 
 const streamLoadScript = fileURLToPath(new URL("./stream-load.ts", import.meta.url));
@@ -402,11 +409,13 @@ export function scenarios(plan: Plan): Scenario[] {
     },
     {
       id: "connections-held",
-      title: "10,000 connections held at once, one call every 4 s each",
+      title: `10,000 connections held at once, one call every ${1 / held.rps} s each`,
       description:
-        `h2load, 10,000 connections opened 500 every 250 ms, each making ${heldCalls} GetUser ` +
-        `calls, one every 4 s (--rps 0.25), then closing: all 10,000 are open together from the ` +
-        `end of the ramp (5 s) until the calls end, at 2,500 calls a second; ${pinned}. ` +
+        `h2load, 10,000 connections opened ${held.connectionRate.count} every ` +
+        `${held.connectionRate.periodMs} ms, each making ${held.calls} GetUser calls, one every ` +
+        `${1 / held.rps} s (--rps ${held.rps}), then closing: all 10,000 are open together from ` +
+        `the end of the ramp (${rampOf(held.connectionRate)} s) ` +
+        `until the calls end, at ${10_000 * held.rps} calls a second; ${pinned}. ` +
         `Connections held = peak open descriptors of the server above idle; calls unanswered ` +
         `${plan.catchUpSeconds} s after the last was due count as errors.`,
       unit: "req/s",
