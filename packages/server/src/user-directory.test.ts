@@ -27,6 +27,9 @@ before(async () => {
             });
             if (req.userId === 2n) throw new ConnectError("user 2 not found", Code.NotFound);
             if (req.userId === 3n) throw new ConnectError("overloaded", Code.Unavailable);
+            if (req.userId === 5n) {
+              throw new ConnectError("rate limit of GetUser reached", Code.ResourceExhausted);
+            }
             if (req.userId === 4n)
               await sleep(2000, undefined, { signal: ctx.signal }).catch(() => {});
             return { user: { userId: req.userId } };
@@ -62,7 +65,7 @@ describe("OrderService asking UserService", () => {
     );
   });
 
-  it("maps the answers: unknown user, unavailable, deadline exceeded", async () => {
+  it("maps the answers: unknown user, unavailable, rate limited, deadline exceeded", async () => {
     const orders = createOrderClient({ baseUrl: server.url, token: server.adminToken });
     await rejectsWith(
       orders.createOrder({ userId: 2n, items }),
@@ -73,6 +76,13 @@ describe("OrderService asking UserService", () => {
       orders.createOrder({ userId: 3n, items }),
       Code.Unavailable,
       /cannot reach UserService to check the user; retry later/,
+    );
+    // The caller's own rate limit on the check: the caller is told to slow down, not that
+    // UserService is down.
+    await rejectsWith(
+      orders.createOrder({ userId: 5n, items }),
+      Code.ResourceExhausted,
+      /rate limit of GetUser reached/,
     );
     const started = Date.now();
     await rejectsWith(

@@ -5,7 +5,11 @@ import type { Logger } from "pino";
 
 /** How OrderService learns whether a user exists. */
 export interface UserDirectory {
-  /** Resolves when the user exists; throws FAILED_PRECONDITION when not, UNAVAILABLE when unsure. */
+  /**
+   * Resolves when the user exists; throws FAILED_PRECONDITION when not, the caller's own error when
+   * the check failed on the caller's account (deadline, cancellation, credentials, rate limit),
+   * UNAVAILABLE when unsure.
+   */
   requireUser(userId: bigint, ctx: HandlerContext): Promise<void>;
 }
 
@@ -57,10 +61,14 @@ export function createUserDirectory(options: {
               undefined,
               e,
             );
+          // The caller's own outcome, passed on as it came: its deadline, its cancellation, its
+          // credentials, and its rate limit (the check is made with the caller's credentials, so
+          // it counts against the caller's GetUser limit; the error's RetryInfo says when to retry).
           case Code.DeadlineExceeded:
           case Code.Canceled:
           case Code.Unauthenticated:
           case Code.PermissionDenied:
+          case Code.ResourceExhausted:
             throw e;
           default:
             options.logger.warn(
