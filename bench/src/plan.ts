@@ -24,7 +24,7 @@ export interface Plan {
   quietWaitSeconds: number;
 }
 
-/** The default run takes about 20 minutes on 2 cores; --quick about 5. */
+/** The default run takes about 25 minutes on 2 cores; --quick about 6. */
 export const plans: Record<Plan["mode"], Plan> = {
   full: {
     mode: "full",

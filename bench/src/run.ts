@@ -7,7 +7,7 @@
  *   ./dev node --conditions=source bench/src/run.ts [--quick] [--only=ID,ID] [--no-profile]
  *     [--server-root=DIR [--server-note=TEXT]] [--out=DIR] [--keep]
  *
- * --quick: one repetition of shorter loads (about five minutes); --only: these scenarios (unary-1,
+ * --quick: one repetition of shorter loads (about six minutes); --only: these scenarios (unary-1,
  * unary-50, unary-1000, stream, connections-10k, connections-held, cluster); --server-root: measure the
  * packages/server/dist/main.js of another checkout (a build of another commit, say) instead of
  * this one's, described in the report by --server-note (default: its git commit); --out: write
