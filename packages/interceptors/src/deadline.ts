@@ -171,31 +171,76 @@ function onSignal(signal: AbortSignal, expire: (reason: unknown) => void): () =>
 
 /**
  * Ends a response stream with the deadline's error as soon as the call ends: `watch` calls its
- * argument with why, and answers what stops watching.
+ * argument with why, and answers what stops watching. An iterator of its own: racing each step
+ * against one promise of the deadline (`Promise.race`) would leave a reaction on that promise for
+ * every message until the call ends, about 300 bytes each, unbounded on a long stream.
  */
-async function* raceStream<T>(
+function raceStream<T>(
   stream: AsyncIterable<T>,
   watch: (expire: (reason: unknown) => void) => () => void,
   done: () => void = () => {},
-) {
-  const iterator = stream[Symbol.asyncIterator]();
-  let expire: (reason: unknown) => void = () => {};
-  const expired = new Promise<never>((_, reject) => {
-    expire = (reason) => reject(abortError(reason));
-  });
-  expired.catch(() => {});
-  const unwatch = watch(expire);
-  try {
-    for (;;) {
-      const next = await Promise.race([iterator.next(), expired]);
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    unwatch();
-    done();
-    // Not awaited: a generator's return() waits for its pending step, which may never come; the
-    // handler sees its signal abort and ends on its own.
-    iterator.return?.()?.catch(() => {});
-  }
+): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const iterator = stream[Symbol.asyncIterator]();
+      let failure: ConnectError | undefined;
+      let closed = false;
+      // The step the consumer awaits, failed at once when the call ends.
+      let pending: ((err: unknown) => void) | undefined;
+      let unwatch = () => {};
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        unwatch();
+        done();
+        // Not awaited: a generator's return() waits for its pending step, which may never come;
+        // the handler sees its signal abort and ends on its own.
+        iterator.return?.()?.catch(() => {});
+      };
+      unwatch = watch((reason) => {
+        if (closed || failure !== undefined) return;
+        failure = abortError(reason);
+        const fail = pending;
+        pending = undefined;
+        if (fail === undefined) return;
+        close();
+        fail(failure);
+      });
+      const finished = { done: true, value: undefined } as IteratorReturnResult<undefined>;
+      return {
+        next() {
+          if (closed) return Promise.resolve(finished);
+          if (failure !== undefined) {
+            close();
+            return Promise.reject(failure);
+          }
+          return new Promise<IteratorResult<T>>((resolve, reject) => {
+            pending = reject;
+            iterator.next().then(
+              (step) => {
+                if (pending !== reject) return;
+                pending = undefined;
+                if (step.done === true) close();
+                resolve(step);
+              },
+              (err: unknown) => {
+                if (pending !== reject) return;
+                pending = undefined;
+                close();
+                reject(err);
+              },
+            );
+          });
+        },
+        return(value?: unknown) {
+          close();
+          return Promise.resolve({ done: true, value: value as T });
+        },
+        throw(err?: unknown) {
+          close();
+          return Promise.reject(err);
+        },
+      };
+    },
+  };
 }
