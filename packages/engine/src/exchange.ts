@@ -183,6 +183,7 @@ export class StreamExchange implements Exchange {
 }
 
 type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 /**
  * What a request's buffered bytes are counted per (see `EngineContext.bodyOptions`): the HTTP/2
@@ -193,7 +194,6 @@ export function connectionOf(source: http2.ServerHttp2Stream | AnyRequest): obje
   if ("session" in source) return source.session ?? undefined;
   return "stream" in source ? (source.stream.session ?? undefined) : (source.socket ?? undefined);
 }
-type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const trailersKey = Symbol("keel trailers");
 

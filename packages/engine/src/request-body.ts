@@ -188,9 +188,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
       const queued = this.queue.length;
       // Straight onto the queue (a failure empties it).
       this.reader.push(chunk, this.queue);
-      for (let i = queued; i < this.queue.length; i++) {
-        this.queuedBytes += (this.queue[i] as Envelope).data.length;
-      }
+      this.countQueued(queued);
       // Over the budget: the call fails, and what the body holds is dropped.
       this.settle();
       if (this.queue.length > 4 && !this.paused && !this.collecting) {
@@ -234,9 +232,7 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
       try {
         const queued = this.queue.length;
         this.reader.end(this.queue);
-        for (let i = queued; i < this.queue.length; i++) {
-          this.queuedBytes += (this.queue[i] as Envelope).data.length;
-        }
+        this.countQueued(queued);
         this.settle();
       } catch (err) {
         this.fail(err);
@@ -253,6 +249,13 @@ export class RequestBody implements AsyncIterable<Envelope>, Watched {
     this.fail(
       reason ?? new ConnectError("the call ended before its request was read", Code.Canceled),
     );
+  }
+
+  /** Adds the payload bytes of the envelopes queued from `from` on to `queuedBytes`. */
+  private countQueued(from: number): void {
+    for (let i = from; i < this.queue.length; i++) {
+      this.queuedBytes += (this.queue[i] as Envelope).data.length;
+    }
   }
 
   /**

@@ -281,11 +281,7 @@ export const settingsSchema = z.strictObject({
     .refine((b) => b.bufferedBytesPerConnection <= b.bufferedBytesPerProcess, {
       message: "bufferedBytesPerConnection must not be larger than bufferedBytesPerProcess",
     })
-    .default({
-      bufferedBytesPerConnection: mebibytes(16),
-      bufferedBytesPerProcess: mebibytes(256),
-      idleTimeoutMs: 30_000,
-    }),
+    .prefault({}),
   /** Worker processes sharing the port: 1 is none (one process), 0 is one per CPU core. */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /**
