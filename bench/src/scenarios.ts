@@ -234,9 +234,12 @@ interface ConnectionsShape {
   connectionRate: { count: number; periodMs: number };
 }
 
-/** Seconds to open 10,000 connections `count` every `periodMs`. */
+/** The connections of a `tenThousandConnections` load. */
+const tenThousand = 10_000;
+
+/** Seconds to open them, `count` every `periodMs`. */
 function rampOf(rate: ConnectionsShape["connectionRate"]): number {
-  return (10_000 / rate.count) * (rate.periodMs / 1000);
+  return (tenThousand / rate.count) * (rate.periodMs / 1000);
 }
 
 /**
@@ -246,7 +249,7 @@ function rampOf(rate: ConnectionsShape["connectionRate"]): number {
 function tenThousandConnections(shape: (plan: Plan) => ConnectionsShape) {
   return async (ctx: LoadContext): Promise<LoadOutcome> => {
     if (ctx.warmup) return unary(10, 10)(ctx);
-    const connections = 10_000;
+    const connections = tenThousand;
     const { callsPerConnection, rpsPerConnection, connectionRate } = shape(ctx.plan);
     const rampSeconds = rampOf(connectionRate);
     const result = await runH2load({
@@ -415,7 +418,7 @@ export function scenarios(plan: Plan): Scenario[] {
         `${held.connectionRate.periodMs} ms, each making ${held.calls} GetUser calls, one every ` +
         `${1 / held.rps} s (--rps ${held.rps}), then closing: all 10,000 are open together from ` +
         `the end of the ramp (${rampOf(held.connectionRate)} s) ` +
-        `until the calls end, at ${10_000 * held.rps} calls a second; ${pinned}. ` +
+        `until the calls end, at ${tenThousand * held.rps} calls a second; ${pinned}. ` +
         `Connections held = peak open descriptors of the server above idle; calls unanswered ` +
         `${plan.catchUpSeconds} s after the last was due count as errors.`,
       unit: "req/s",
